@@ -1,0 +1,33 @@
+"""normkit: SIMD normalization kernels for NumPy.
+
+Softmax (two-pass, three-pass and online algorithms) and log-softmax,
+chosen at run time for AVX-512, AVX2 or plain scalar code. Functions
+follow NumPy conventions: any array-like, ``axis``, ``out=``.
+"""
+
+from __future__ import annotations
+
+from . import _native
+from ._native import get_num_threads, set_num_threads
+from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS
+from .softmax import log_softmax, softmax
+
+__version__ = "0.1.0"
+
+
+def cpu_info() -> dict:
+    """What the CPU supports and which kernels run: ``detected`` (best
+    level), ``available`` (every level), ``active`` (in use, lowered by
+    ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch`` and
+    ``num_threads``."""
+    return _native.cpu_info()
+
+
+__all__ = [
+    "SOFTMAX_ALGORITHMS",
+    "cpu_info",
+    "get_num_threads",
+    "log_softmax",
+    "set_num_threads",
+    "softmax",
+]

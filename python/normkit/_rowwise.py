@@ -1,0 +1,206 @@
+"""The NumPy contract shared by every row-wise kernel.
+
+A row-wise kernel reduces along one axis and writes a result of the input's
+shape. This module turns any array-like, ``axis`` and ``out=`` into 2-d
+views with contiguous rows that the native kernels take, checking every
+argument before a single element is written:
+
+* dtypes: float32 and float64 are computed natively. Other real dtypes get
+  the result dtype a NumPy ufunc such as ``np.exp`` would give (bool, int8,
+  uint8 -> float16; int16 -> float32; wider ints -> float64), computed in
+  float32 (float16 results) or float64 and cast. Complex, object, string and
+  other dtypes raise ``TypeError`` naming the dtype.
+* ``axis``: any valid axis (``numpy.exceptions.AxisError`` otherwise).
+* layouts: input whose rows are contiguous is read in place; other layouts
+  are copied first.
+* ``out=``: an ndarray of the input's shape and the result dtype, writeable.
+  It may be the input itself (in place); an ``out`` that partially overlaps
+  the input, or whose rows are not contiguous, is computed into a temporary
+  and copied at the end.
+"""
+
+from __future__ import annotations
+
+import operator
+
+import numpy as np
+
+try:
+    from numpy.exceptions import AxisError
+except ImportError:  # NumPy < 1.25
+    from numpy import AxisError  # type: ignore[attr-defined,no-redef]
+
+_NATIVE = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def result_dtype(name: str, dtype: np.dtype) -> np.dtype:
+    """The dtype a row-wise float kernel returns for input of ``dtype``."""
+    if dtype in _NATIVE:
+        return dtype
+    if dtype.kind in "biuf":
+        # The ufunc rule: the smallest float that holds the input exactly.
+        return np.result_type(dtype, np.float16)
+    raise TypeError(f"{name}: unsupported dtype {dtype}; expected a real (bool, integer or float) dtype")
+
+
+def compute_dtype(result: np.dtype) -> np.dtype:
+    """The native dtype a result dtype is computed in."""
+    if result in _NATIVE:
+        return result
+    return np.dtype(np.float32) if result.itemsize <= 4 else np.dtype(np.float64)
+
+
+def normalize_axis(axis, ndim: int) -> int:
+    try:
+        axis = operator.index(axis)
+    except TypeError:
+        raise TypeError(f"axis must be an integer, got {type(axis).__name__}") from None
+    if not -ndim <= axis < ndim:
+        raise AxisError(axis, ndim)
+    return axis % ndim
+
+
+def as_input_array(name: str, x) -> np.ndarray:
+    """``x`` as an ndarray, with a clear error for what NumPy cannot convert."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except (ValueError, TypeError) as exc:
+        raise TypeError(f"{name}: cannot convert input to an array: {exc}") from exc
+
+
+def check_out(name: str, out, shape: tuple, dtype: np.dtype, label: str = "out") -> np.ndarray:
+    """Validates a caller-supplied output array (nothing is written)."""
+    if not isinstance(out, np.ndarray):
+        raise TypeError(f"{name}: {label} must be a numpy.ndarray, got {type(out).__name__}")
+    if out.shape != shape:
+        raise ValueError(f"{name}: {label} has shape {out.shape}, expected {shape}")
+    if out.dtype != dtype:
+        raise TypeError(f"{name}: {label} has dtype {out.dtype}, expected {dtype}")
+    if not out.flags.writeable:
+        raise ValueError(f"{name}: {label} is read-only")
+    return out
+
+
+def _rows_view(a: np.ndarray, axis: int, n: int) -> np.ndarray | None:
+    """``a`` with ``axis`` moved last as a 2-d view with contiguous rows, or
+    None if that needs a copy."""
+    moved = np.moveaxis(a, axis, -1) if axis != a.ndim - 1 else a
+    try:
+        rows = moved.reshape(-1, n, copy=False)
+    except TypeError:  # NumPy < 2.1 has no copy= on reshape
+        rows = moved.view()
+        try:
+            rows.shape = (-1, n)
+        except AttributeError:
+            return None
+    except ValueError:
+        return None
+    if n > 1 and rows.strides[1] != rows.itemsize:
+        return None
+    if not rows.flags.aligned:
+        return None
+    return rows
+
+
+def input_rows(x: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
+    """The rows of ``x`` along ``axis`` as a 2-d array of ``dtype`` with
+    contiguous rows: a view when the layout allows, else a copy."""
+    n = x.shape[axis]
+    if x.dtype != dtype:
+        x = x.astype(dtype)
+    rows = _rows_view(x, axis, n)
+    if rows is None:
+        moved = np.moveaxis(x, axis, -1)
+        rows = np.ascontiguousarray(moved).reshape(-1, n)
+    return rows
+
+
+class Output:
+    """Where a row-wise result goes: 2-d ``rows`` for the kernel to write,
+    and ``finish()`` that returns the caller's array (copying from a
+    temporary when the kernel could not write the caller's memory)."""
+
+    def __init__(self, target: np.ndarray, axis: int, compute: np.dtype, *inputs: np.ndarray):
+        self.target = target
+        self.axis = axis
+        n = target.shape[axis]
+        direct = target.dtype == compute
+        rows = _rows_view(target, axis, n) if direct else None
+        if rows is not None and any(_overlaps_differently(rows, x) for x in inputs):
+            rows = None
+        self.direct = rows is not None
+        if rows is None:
+            moved_shape = target.shape[:axis] + target.shape[axis + 1 :] + (n,)
+            rows = np.empty(moved_shape, dtype=compute).reshape(-1, n)
+        self.rows = rows
+
+    def finish(self) -> np.ndarray:
+        if not self.direct:
+            moved = np.moveaxis(self.target, self.axis, -1)
+            np.copyto(moved, self.rows.reshape(moved.shape), casting="unsafe")
+        return self.target
+
+
+def _overlaps_differently(out_rows: np.ndarray, x_rows: np.ndarray) -> bool:
+    """True when the kernel must not write ``out_rows`` while reading
+    ``x_rows``: they share memory but are not the very same elements (exact
+    aliasing is fine: every kernel reads an element before writing it)."""
+    if not np.may_share_memory(out_rows, x_rows):
+        return False
+    same = (
+        out_rows.__array_interface__["data"][0] == x_rows.__array_interface__["data"][0]
+        and out_rows.strides == x_rows.strides
+        and out_rows.shape == x_rows.shape
+        and out_rows.dtype == x_rows.dtype
+    )
+    return not same
+
+
+def fast_rows(x, axis, out):
+    """(x_rows, out_rows, result) for the common case: a C-contiguous
+    float32/float64 ndarray along its last axis, ``out`` absent or a matching
+    C-contiguous array that is ``x`` itself or does not overlap it. None
+    otherwise (then ``rowwise`` does the full checks)."""
+    if type(x) is not np.ndarray or x.dtype not in _NATIVE or not x.ndim:
+        return None
+    if axis != -1 and axis != x.ndim - 1 or not x.flags.c_contiguous or not x.size:
+        return None
+    n = x.shape[-1]
+    if out is None:
+        out = np.empty_like(x)
+    elif not (
+        type(out) is np.ndarray
+        and out.shape == x.shape
+        and out.dtype == x.dtype
+        and out.flags.c_contiguous
+        and out.flags.writeable
+        and (out is x or not np.may_share_memory(out, x))
+    ):
+        return None
+    return x.reshape(-1, n), out.reshape(-1, n), out
+
+
+def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
+    """Applies ``native(x_rows, out_rows, *args)`` along ``axis``."""
+    fast = fast_rows(x, axis, out)
+    if fast is not None:
+        x_rows, out_rows, result = fast
+        native(x_rows, out_rows, *args)
+        return result
+    x = as_input_array(name, x)
+    result = result_dtype(name, x.dtype)
+    if x.ndim == 0:
+        raise AxisError(axis if isinstance(axis, int) else -1, 0, f"{name}: a 0-d array has no axis to normalize along")
+    axis = normalize_axis(axis, x.ndim)
+    if out is not None:
+        check_out(name, out, x.shape, result)
+    compute = compute_dtype(result)
+    target = out if out is not None else np.empty(x.shape, dtype=result)
+    if x.size == 0:
+        return target
+    x_rows = input_rows(x, axis, compute)
+    dest = Output(target, axis, compute, x_rows)
+    native(x_rows, dest.rows, *args)
+    return dest.finish()

@@ -1,0 +1,162 @@
+//! Run-time choice of the instruction set.
+//!
+//! The CPU is probed once; the active level is the best one it has, or the
+//! lower one forced through the `NORMKIT_ISA` environment variable. Nothing
+//! is compiled with `target-cpu=native`: the AVX2 and AVX-512 kernels are
+//! compiled with `#[target_feature]` and only ever called after this module
+//! has confirmed the CPU supports them.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+/// An instruction-set level, ordered from lowest to highest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Isa {
+    /// Portable Rust, no intrinsics: every target.
+    Scalar,
+    /// AVX2 + FMA (Haswell, Zen 1 and later).
+    Avx2,
+    /// AVX-512 F + BW + DQ + VL (Skylake-SP, Zen 4 and later), plus AVX2 + FMA.
+    Avx512,
+}
+
+impl Isa {
+    /// All levels, lowest first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Isa> {
+        Isa::ALL.into_iter().find(|isa| isa.name() == name.trim().to_ascii_lowercase())
+    }
+
+    /// True when this CPU can run kernels of this level.
+    pub fn is_supported(self) -> bool {
+        self <= detected()
+    }
+}
+
+impl fmt::Display for Isa {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The best level this CPU supports (probed once).
+pub fn detected() -> Isa {
+    static DETECTED: OnceLock<Isa> = OnceLock::new();
+    *DETECTED.get_or_init(probe)
+}
+
+#[cfg(target_arch = "x86_64")]
+fn probe() -> Isa {
+    let avx512 = is_x86_feature_detected!("avx512f")
+        && is_x86_feature_detected!("avx512bw")
+        && is_x86_feature_detected!("avx512dq")
+        && is_x86_feature_detected!("avx512vl");
+    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+    match (avx512 && avx2, avx2) {
+        (true, _) => Isa::Avx512,
+        (false, true) => Isa::Avx2,
+        _ => Isa::Scalar,
+    }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn probe() -> Isa {
+    Isa::Scalar
+}
+
+/// Every level this CPU supports, lowest first.
+pub fn available() -> Vec<Isa> {
+    Isa::ALL.into_iter().filter(|isa| isa.is_supported()).collect()
+}
+
+/// Why the level requested through `NORMKIT_ISA` cannot be used.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IsaError {
+    Unknown(String),
+    Unsupported { requested: Isa, detected: Isa },
+}
+
+impl fmt::Display for IsaError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IsaError::Unknown(name) => write!(
+                f,
+                "NORMKIT_ISA={name:?} is not a level; expected one of \"scalar\", \"avx2\", \"avx512\""
+            ),
+            IsaError::Unsupported { requested, detected } => write!(
+                f,
+                "NORMKIT_ISA={requested} is not supported by this CPU (best available: {detected})"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IsaError {}
+
+/// Parses a requested level against what the CPU has.
+pub fn resolve(request: Option<&str>) -> Result<Isa, IsaError> {
+    let Some(name) = request.filter(|s| !s.trim().is_empty()) else {
+        return Ok(detected());
+    };
+    let requested = Isa::from_name(name).ok_or_else(|| IsaError::Unknown(name.to_string()))?;
+    if requested.is_supported() {
+        Ok(requested)
+    } else {
+        Err(IsaError::Unsupported { requested, detected: detected() })
+    }
+}
+
+/// The level kernels run at: `NORMKIT_ISA` if set (read once), else [`detected`].
+pub fn active() -> Result<Isa, IsaError> {
+    static ACTIVE: OnceLock<Result<Isa, IsaError>> = OnceLock::new();
+    ACTIVE
+        .get_or_init(|| resolve(std::env::var("NORMKIT_ISA").ok().as_deref()))
+        .clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_are_ordered_and_named() {
+        assert!(Isa::Scalar < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
+        for isa in Isa::ALL {
+            assert_eq!(Isa::from_name(isa.name()), Some(isa));
+        }
+        assert_eq!(Isa::from_name(" AVX2 "), Some(Isa::Avx2));
+        assert_eq!(Isa::from_name("sse"), None);
+    }
+
+    #[test]
+    fn resolve_accepts_supported_and_rejects_the_rest() {
+        assert_eq!(resolve(None), Ok(detected()));
+        assert_eq!(resolve(Some("")), Ok(detected()));
+        assert_eq!(resolve(Some("scalar")), Ok(Isa::Scalar));
+        assert!(matches!(resolve(Some("neon")), Err(IsaError::Unknown(_))));
+        for isa in Isa::ALL {
+            let got = resolve(Some(isa.name()));
+            if isa <= detected() {
+                assert_eq!(got, Ok(isa));
+            } else {
+                assert!(matches!(got, Err(IsaError::Unsupported { .. })), "{got:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn available_starts_with_scalar_and_ends_with_detected() {
+        let levels = available();
+        assert_eq!(levels.first(), Some(&Isa::Scalar));
+        assert_eq!(levels.last(), Some(&detected()));
+    }
+}

@@ -1,0 +1,244 @@
+//! The exponential, as a (mantissa, exponent) pair and as a value.
+//!
+//! exp(x) = 2^n * exp(t) with n = round(x * log2 e) and t = x - n ln2, so
+//! |t| <= ln2/2. t is computed with two fused multiply-adds against ln2 split
+//! in a high and a low part (Cody-Waite), exp(t) by the minimax polynomial
+//! `Real::EXP_POLY`. Keeping n as a float separately from p = exp(t) is what
+//! lets the two-pass softmax sum exponentials of any size without overflow
+//! (Dukhan & Ablavatski 2020, section 3).
+
+use super::{Real, Vector};
+
+/// exp(t) for |t| <= ln2/2 by Horner's rule on `Real::EXP_POLY`.
+#[inline(always)]
+pub unsafe fn poly<V: Vector>(t: V) -> V {
+    let c = V::Elem::EXP_POLY;
+    let mut acc = V::splat(c[c.len() - 1]);
+    for &ck in c[..c.len() - 1].iter().rev() {
+        acc = acc.mul_add(t, V::splat(ck));
+    }
+    acc
+}
+
+/// (p, n) with exp(x) = p * 2^n, p in [~0.7, ~1.42], n integral.
+/// Accurate for |x| up to ~2^21 (f32); NaN in, NaN p out. Callers bound x.
+#[inline(always)]
+pub unsafe fn exp_parts<V: Vector>(x: V) -> (V, V) {
+    let n = x.mul(V::splat(V::Elem::LOG2E)).round();
+    let t = n.mul_add(V::splat(-V::Elem::LN2_HI), x);
+    let t = n.mul_add(V::splat(-V::Elem::LN2_LO), t);
+    (poly(t), n)
+}
+
+/// exp(x) for every x: +inf above the range, 0 below, NaN for NaN.
+#[inline(always)]
+pub unsafe fn exp<V: Vector>(x: V) -> V {
+    // max/min return their second operand for NaN, so NaN passes through.
+    let x = V::splat(V::Elem::EXP_X_MAX).min(V::splat(V::Elem::EXP_X_MIN).max(x));
+    let (p, n) = exp_parts(x);
+    p.scale_pow2(n)
+}
+
+// The scalar path runs on any target, where a fused multiply-add may be a
+// slow library call, so it computes in f64 with plain operations: ln2 split
+// as in fdlibm, whose 32-bit high part makes n * LN2_HI exact for |n| < 2^21.
+const LN2_HI_F64: f64 = 6.931_471_803_691_238_164_9e-1;
+const LN2_LO_F64: f64 = 1.908_214_929_270_587_700_02e-10;
+/// Adding and subtracting 1.5 * 2^52 rounds an f64 below 2^51 to the
+/// nearest integer, ties to even, without a library call.
+const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;
+
+/// 2^k for integer k in [-1022, 1023].
+#[inline]
+fn pow2i(k: i64) -> f64 {
+    f64::from_bits(((k + 1023) as u64) << 52)
+}
+
+/// p * 2^n for p in [0.5, 2] and integer n in [-2044, 2046]: one rounding.
+#[inline]
+pub(crate) fn ldexp_f64(p: f64, n: i64) -> f64 {
+    let a = n / 2;
+    p * pow2i(a) * pow2i(n - a)
+}
+
+/// Scalar (p, n) pair with exp(x) = p * 2^n, computed in f64 for both
+/// element types; valid for |x| <= 2^20.
+#[inline]
+pub fn exp_parts_scalar<T: Real>(x: T) -> (T, T) {
+    let (p, n) = exp_parts_f64(x.to_f64());
+    (T::from_f64(p), T::from_f64(n))
+}
+
+#[inline]
+fn exp_parts_f64(x: f64) -> (f64, f64) {
+    let n = (x * std::f64::consts::LOG2_E + ROUND_MAGIC) - ROUND_MAGIC;
+    let t = (x - n * LN2_HI_F64) - n * LN2_LO_F64;
+    let c = f64::EXP_POLY;
+    let mut p = c[c.len() - 1];
+    for &ck in c[..c.len() - 1].iter().rev() {
+        p = p * t + ck;
+    }
+    (p, n)
+}
+
+/// Scalar exp(x) for every x: +inf above the range, 0 below, NaN for NaN.
+#[inline]
+pub fn exp_scalar<T: Real>(x: T) -> T {
+    if x.is_nan() {
+        return x;
+    }
+    T::from_f64(exp_f64(x.to_f64().max(T::EXP_X_MIN.to_f64()).min(T::EXP_X_MAX.to_f64())))
+}
+
+/// exp in f64 for x in [-746, 710] (NaN passes through).
+#[inline]
+pub(crate) fn exp_f64(x: f64) -> f64 {
+    if x.is_nan() {
+        return x;
+    }
+    let x = x.clamp(f64::EXP_X_MIN, f64::EXP_X_MAX);
+    let (p, n) = exp_parts_f64(x);
+    ldexp_f64(p, n as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::Isa;
+    use crate::simd::Element;
+
+    /// Applies the vector exp of `isa` to a slice, tail included.
+    fn exp_slice<T: Element>(isa: Isa, x: &[T]) -> Vec<T> {
+        let mut y = vec![T::ZERO; x.len()];
+        match isa {
+            Isa::Scalar => y.iter_mut().zip(x).for_each(|(y, &x)| *y = exp_scalar(x)),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => unsafe { apply_avx2::<T>(x, &mut y) },
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => unsafe { apply_avx512::<T>(x, &mut y) },
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => unreachable!(),
+        }
+        y
+    }
+
+    #[inline(always)]
+    unsafe fn apply<V: Vector>(x: &[V::Elem], y: &mut [V::Elem]) {
+        let mut i = 0;
+        while i + V::LANES <= x.len() {
+            exp(V::load(x.as_ptr().add(i))).store(y.as_mut_ptr().add(i));
+            i += V::LANES;
+        }
+        if i < x.len() {
+            let v = V::load_partial(x.as_ptr().add(i), x.len() - i, V::Elem::ZERO);
+            exp(v).store_partial(y.as_mut_ptr().add(i), x.len() - i);
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn apply_avx2<T: Element>(x: &[T], y: &mut [T]) {
+        apply::<T::Avx2>(x, y)
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    unsafe fn apply_avx512<T: Element>(x: &[T], y: &mut [T]) {
+        apply::<T::Avx512>(x, y)
+    }
+
+    /// Error of `got` against a reference, in units in the last place of the
+    /// reference rounded to f32 (subnormal spacing below the normal range).
+    fn ulps_f32(got: f32, want: f64) -> f64 {
+        if got as f64 == want || (got.is_infinite() && want > f32::MAX as f64) {
+            return 0.0;
+        }
+        let w = want as f32;
+        let ulp = if w.abs() < f32::MIN_POSITIVE { f32::from_bits(1) as f64 } else {
+            (f32::from_bits(w.abs().to_bits() + 1) - w.abs()) as f64
+        };
+        (got as f64 - want).abs() / ulp
+    }
+
+    /// Max ulp error of the f32 exp of `isa` on `count` points spread over
+    /// [lo, hi], against f64 `exp` (correct to far below an f32 ulp).
+    fn max_ulps_f32(isa: Isa, lo: f32, hi: f32, count: usize) -> f64 {
+        let x: Vec<f32> = (0..count).map(|i| lo + (hi - lo) * (i as f32 / (count - 1) as f32)).collect();
+        let y = exp_slice(isa, &x);
+        x.iter().zip(&y).map(|(&x, &y)| ulps_f32(y, (x as f64).exp())).fold(0.0, f64::max)
+    }
+
+    #[test]
+    fn f32_exp_within_two_ulp_over_the_finite_range_on_every_isa() {
+        for isa in crate::dispatch::available() {
+            let err = max_ulps_f32(isa, -104.0, 89.0, 2_000_003);
+            assert!(err <= 2.0, "{isa}: {err} ulp");
+            let err = max_ulps_f32(isa, -1.0, 1.0, 1_000_001);
+            assert!(err <= 2.0, "{isa} near 0: {err} ulp");
+        }
+    }
+
+    #[test]
+    fn f64_exp_matches_std_on_every_isa() {
+        for isa in crate::dispatch::available() {
+            let x: Vec<f64> = (0..200_001).map(|i| -745.0 + 1454.0 * i as f64 / 200_000.0).collect();
+            let y = exp_slice(isa, &x);
+            for (&x, &y) in x.iter().zip(&y) {
+                let want = x.exp();
+                let tol = 4.0 * f64::EPSILON * want.abs() + f64::from_bits(2);
+                assert!((y - want).abs() <= tol || (want.is_infinite() && y == want), "{isa} x={x}: {y} vs {want}");
+            }
+        }
+    }
+
+    #[test]
+    fn exp_special_values_on_every_isa() {
+        for isa in crate::dispatch::available() {
+            let x = [f32::NEG_INFINITY, f32::INFINITY, f32::NAN, 0.0, -0.0, 100.0, -200.0, f32::MAX, f32::MIN];
+            let y = exp_slice(isa, &x);
+            assert_eq!(y[0], 0.0, "{isa}");
+            assert_eq!(y[1], f32::INFINITY, "{isa}");
+            assert!(y[2].is_nan(), "{isa}");
+            assert_eq!(y[3], 1.0, "{isa}");
+            assert_eq!(y[4], 1.0, "{isa}");
+            assert_eq!(y[5], f32::INFINITY, "{isa}");
+            assert_eq!(y[6], 0.0, "{isa}");
+            assert_eq!(y[7], f32::INFINITY, "{isa}");
+            assert_eq!(y[8], 0.0, "{isa}");
+        }
+    }
+
+    /// Exhaustive check over every f32 in [-104, 89] (~1.1e9 values, about
+    /// a minute per ISA in release mode):
+    /// `cargo test --release exhaustive -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn exhaustive_f32_exp_ulp_report() {
+        for isa in crate::dispatch::available() {
+            let mut worst = (0.0f64, 0.0f32);
+            let mut batch = Vec::with_capacity(1 << 20);
+            let flush = |batch: &mut Vec<f32>, worst: &mut (f64, f32)| {
+                let y = exp_slice(isa, batch);
+                for (&x, &y) in batch.iter().zip(&y) {
+                    let e = ulps_f32(y, (x as f64).exp());
+                    if e > worst.0 {
+                        *worst = (e, x);
+                    }
+                }
+                batch.clear();
+            };
+            for bits in (0u32..=(-104.0f32).to_bits()).rev().chain(0u32..=89.0f32.to_bits()) {
+                let x = f32::from_bits(bits);
+                if x >= -104.0 && x <= 89.0 {
+                    batch.push(x);
+                }
+                if batch.len() == batch.capacity() {
+                    flush(&mut batch, &mut worst);
+                }
+            }
+            flush(&mut batch, &mut worst);
+            println!("{isa}: max {:.3} ulp at x = {:e}", worst.0, worst.1);
+            assert!(worst.0 <= 2.0);
+        }
+    }
+}

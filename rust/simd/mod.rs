@@ -1,0 +1,282 @@
+//! Vector math shared by the kernels.
+//!
+//! [`Real`] is the scalar element (f32 or f64) with the constants the
+//! kernels need. [`Vector`] is one SIMD register of `Real`s; it is
+//! implemented for AVX2 and AVX-512 registers in [`avx2`] and [`avx512`].
+//! Kernels are written once, generic over `V: Vector`, marked
+//! `#[inline(always)]`, and instantiated inside a `#[target_feature]` entry
+//! point so that every intrinsic inlines into straight-line code.
+//!
+//! [`exp`] holds the exponential shared by the softmax kernels.
+
+pub mod exp;
+
+#[cfg(target_arch = "x86_64")]
+pub mod avx2;
+#[cfg(target_arch = "x86_64")]
+pub mod avx512;
+
+use std::fmt::Debug;
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+/// A floating-point element type the kernels run on: `f32` or `f64`.
+pub trait Real:
+    Copy
+    + Send
+    + Sync
+    + Debug
+    + Default
+    + PartialOrd
+    + 'static
+    + Add<Output = Self>
+    + Sub<Output = Self>
+    + Mul<Output = Self>
+    + Div<Output = Self>
+    + Neg<Output = Self>
+{
+    const ZERO: Self;
+    const ONE: Self;
+    const INFINITY: Self;
+    const NEG_INFINITY: Self;
+    const NAN: Self;
+    /// Mantissa bits including the implicit one (24 or 53).
+    const MANTISSA_DIGITS: u32;
+
+    /// log2(e), and ln(2) split in a high part and a low correction so that
+    /// `x - n*ln2` is accurate for the `n` that occur (Cody & Waite).
+    const LOG2E: Self;
+    const LN2_HI: Self;
+    const LN2_LO: Self;
+    /// Coefficients c0..=ck of the polynomial that approximates exp(t) on
+    /// [-ln2/2, ln2/2] with minimal relative error; c0 = 1.
+    const EXP_POLY: &'static [Self];
+    /// Clamp bounds for exp: exp(EXP_X_MAX) rounds to +inf and exp(EXP_X_MIN)
+    /// rounds to 0, so clamping the input changes no result.
+    const EXP_X_MAX: Self;
+    const EXP_X_MIN: Self;
+
+    fn from_f64(x: f64) -> Self;
+    fn to_f64(self) -> f64;
+    fn from_usize(n: usize) -> Self;
+    fn mul_add(self, a: Self, b: Self) -> Self;
+    fn round_even(self) -> Self;
+    fn sqrt(self) -> Self;
+    fn abs(self) -> Self;
+    fn is_nan(self) -> bool;
+    fn is_finite(self) -> bool;
+    /// IEEE maximum that ignores NaN (`f32::max` semantics).
+    fn max(self, other: Self) -> Self;
+    fn min(self, other: Self) -> Self;
+    /// self * 2^n for an integral n of any size: exact where representable,
+    /// a single rounding into the subnormal range, 0 or inf beyond.
+    fn scale_pow2(self, n: Self) -> Self;
+}
+
+macro_rules! impl_real {
+    ($t:ident, $bits:ident, $digits:expr, $ln2_hi:expr, $ln2_lo:expr, $poly:expr, $xmax:expr, $xmin:expr, $max_exp:expr) => {
+        impl Real for $t {
+            const ZERO: Self = 0.0;
+            const ONE: Self = 1.0;
+            const INFINITY: Self = $t::INFINITY;
+            const NEG_INFINITY: Self = $t::NEG_INFINITY;
+            const NAN: Self = $t::NAN;
+            const MANTISSA_DIGITS: u32 = $digits;
+            const LOG2E: Self = std::$t::consts::LOG2_E;
+            const LN2_HI: Self = $ln2_hi;
+            const LN2_LO: Self = $ln2_lo;
+            const EXP_POLY: &'static [Self] = &$poly;
+            const EXP_X_MAX: Self = $xmax;
+            const EXP_X_MIN: Self = $xmin;
+
+            #[inline(always)]
+            fn from_f64(x: f64) -> Self {
+                x as $t
+            }
+            #[inline(always)]
+            fn to_f64(self) -> f64 {
+                self as f64
+            }
+            #[inline(always)]
+            fn from_usize(n: usize) -> Self {
+                n as $t
+            }
+            #[inline(always)]
+            fn mul_add(self, a: Self, b: Self) -> Self {
+                $t::mul_add(self, a, b)
+            }
+            #[inline(always)]
+            fn round_even(self) -> Self {
+                $t::round_ties_even(self)
+            }
+            #[inline(always)]
+            fn sqrt(self) -> Self {
+                $t::sqrt(self)
+            }
+            #[inline(always)]
+            fn abs(self) -> Self {
+                $t::abs(self)
+            }
+            #[inline(always)]
+            fn is_nan(self) -> bool {
+                $t::is_nan(self)
+            }
+            #[inline(always)]
+            fn is_finite(self) -> bool {
+                $t::is_finite(self)
+            }
+            #[inline(always)]
+            fn max(self, other: Self) -> Self {
+                $t::max(self, other)
+            }
+            #[inline(always)]
+            fn min(self, other: Self) -> Self {
+                $t::min(self, other)
+            }
+            fn scale_pow2(self, n: Self) -> Self {
+                if n.is_nan() {
+                    return $t::NAN;
+                }
+                // Three factors 2^a 2^b 2^c of one sign, each in
+                // [2 - max_exp, max_exp - 1], so only the last multiply can
+                // round; the clamp already sends every finite value to 0 or inf.
+                let k = n.max(-3.0 * ($max_exp - 2) as $t).min(3.0 * ($max_exp - 1) as $t) as i64;
+                let a = k / 3;
+                let b = (k - a) / 2;
+                let c = k - a - b;
+                let pow2 = |e: i64| $t::from_bits(((e + $max_exp - 1) as $bits) << ($digits - 1));
+                self * pow2(a) * pow2(b) * pow2(c)
+            }
+        }
+    };
+}
+
+// ln2_hi is ln 2 rounded to the type; ln2_lo is the rounded remainder.
+// Polynomials: minimax relative error on [-ln2/2, ln2/2] (Lawson-weighted
+// least squares at 50 digits): degree 6 for f32 (0.03 ulp), 11 for f64.
+impl_real!(
+    f32,
+    u32,
+    24,
+    0.693_147_2,
+    -1.904_654_3e-9,
+    [1.0, 1.0, 0.499_999_94, 0.166_664_32, 0.041_668, 0.008_374_155_5, 0.001_384_365_3],
+    89.0,
+    -104.0,
+    128
+);
+impl_real!(
+    f64,
+    u64,
+    53,
+    0.693_147_180_559_945_3,
+    2.319_046_813_846_299_6e-17,
+    [
+        1.0,
+        1.0,
+        0.500_000_000_000_001_2,
+        0.166_666_666_666_662_16,
+        0.041_666_666_666_517_825,
+        0.008_333_333_333_549_697,
+        0.001_388_888_894_635_319_6,
+        0.000_198_412_694_367_867_94,
+        2.480_149_063_605_64e-5,
+        2.755_762_670_580_133e-6,
+        2.763_103_417_799_931e-7,
+        2.499_143_010_626_16e-8
+    ],
+    710.0,
+    -746.0,
+    1024
+);
+
+/// An element type together with its SIMD register types, so a kernel can
+/// be written once over `T: Element` and instantiated per instruction set.
+pub trait Element: Real {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2: Vector<Elem = Self>;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512: Vector<Elem = Self>;
+}
+
+impl Element for f32 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = avx2::F32x8;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = avx512::F32x16;
+}
+
+impl Element for f64 {
+    #[cfg(target_arch = "x86_64")]
+    type Avx2 = avx2::F64x4;
+    #[cfg(target_arch = "x86_64")]
+    type Avx512 = avx512::F64x8;
+}
+
+/// One SIMD register of `LANES` elements of `Self::Elem`.
+///
+/// # Safety
+/// Every method needs the CPU feature of the implementing type; callers must
+/// have checked it (see [`crate::dispatch`]). Pointer arguments must be valid
+/// for the number of elements read or written.
+pub unsafe trait Vector: Copy {
+    type Elem: Real;
+    const LANES: usize;
+
+    unsafe fn splat(x: Self::Elem) -> Self;
+    /// Unaligned load of `LANES` elements.
+    unsafe fn load(p: *const Self::Elem) -> Self;
+    /// Loads `n < LANES` elements; the other lanes hold `fill`.
+    unsafe fn load_partial(p: *const Self::Elem, n: usize, fill: Self::Elem) -> Self;
+    unsafe fn store(self, p: *mut Self::Elem);
+    /// Stores the first `n < LANES` lanes; memory past them is not touched.
+    unsafe fn store_partial(self, p: *mut Self::Elem, n: usize);
+
+    unsafe fn add(self, b: Self) -> Self;
+    unsafe fn sub(self, b: Self) -> Self;
+    unsafe fn mul(self, b: Self) -> Self;
+    unsafe fn div(self, b: Self) -> Self;
+    /// self * a + b with one rounding.
+    unsafe fn mul_add(self, a: Self, b: Self) -> Self;
+    /// x86 `max`: returns `b` when either operand is NaN. Put the value that
+    /// must propagate NaN second.
+    unsafe fn max(self, b: Self) -> Self;
+    /// x86 `min`: returns `b` when either operand is NaN.
+    unsafe fn min(self, b: Self) -> Self;
+    unsafe fn abs(self) -> Self;
+    unsafe fn sqrt(self) -> Self;
+    /// Round to the nearest integer, ties to even.
+    unsafe fn round(self) -> Self;
+    /// self * 2^n for integral `n`: exact where representable, one rounding
+    /// into the subnormal range, 0 / inf beyond. `n` is clamped to a range
+    /// wide enough that the clamp never changes the result.
+    unsafe fn scale_pow2(self, n: Self) -> Self;
+
+    unsafe fn reduce_add(self) -> Self::Elem;
+    unsafe fn reduce_max(self) -> Self::Elem;
+    unsafe fn reduce_min(self) -> Self::Elem;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ln2_split_is_accurate() {
+        let f32_split = f32::LN2_HI as f64 + f32::LN2_LO as f64;
+        assert!((f32_split - std::f64::consts::LN_2).abs() < 1e-15);
+        assert_eq!(f64::LN2_HI, std::f64::consts::LN_2);
+    }
+
+    #[test]
+    fn scalar_scale_pow2_matches_powi_and_handles_extremes() {
+        for n in -160..=140 {
+            let want = 1.5f64 * 2f64.powi(n);
+            assert_eq!(1.5f32.scale_pow2(n as f32) as f64, want as f32 as f64, "n={n}");
+        }
+        assert_eq!(1.0f32.scale_pow2(-1e30), 0.0);
+        assert_eq!(1.0f32.scale_pow2(1e30), f32::INFINITY);
+        assert_eq!(1.0f64.scale_pow2(-1074.0), f64::from_bits(1));
+        assert_eq!(1.0f64.scale_pow2(1023.0), 2f64.powi(1023));
+        assert_eq!(0.75f64.scale_pow2(1025.0), f64::INFINITY);
+    }
+}

@@ -1,0 +1,159 @@
+//! Scalar reference of each softmax algorithm: plain loops, f64 sums, the
+//! same special-value rules as the vector kernels. Also the portable path.
+
+use super::Algorithm;
+use crate::simd::exp::{exp_parts_scalar, exp_scalar};
+use crate::simd::Real;
+
+/// Inputs are clamped to at least `-TWO_PASS_X_LIMIT` in the two-pass
+/// kernels, and rows whose largest exponent is beyond the accurate range of
+/// `exp_parts` fall back to three-pass (see `two_pass_sum`).
+pub(crate) const TWO_PASS_X_LIMIT: f64 = 1_048_576.0;
+
+/// Exponent margin: a term 2^-MARGIN below the largest is below every
+/// rounding of the sum, in f32 and f64 alike.
+pub(crate) const TWO_PASS_EXP_MARGIN: f64 = 1_100.0;
+
+/// The outcome of the two-pass first pass: the row sum is `sum * 2^exp`.
+/// `None` when the row needs the three-pass path (NaN, inf, huge values).
+pub(crate) fn two_pass_accept(sum: f64, exp: f64) -> Option<(f64, f64)> {
+    let limit = TWO_PASS_X_LIMIT * std::f64::consts::LOG2_E;
+    let ok = sum.is_finite() && sum > 0.0 && exp <= limit - 2.0 && exp >= -limit + TWO_PASS_EXP_MARGIN;
+    ok.then_some((sum, exp))
+}
+
+/// Adds the pair (v, e) to the running pair (sum, exp) = sum * 2^exp.
+#[inline]
+pub(crate) fn merge_pair(sum: f64, exp: f64, v: f64, e: f64) -> (f64, f64) {
+    let m = exp.max(e);
+    if m == f64::NEG_INFINITY {
+        return (sum + v, m);
+    }
+    (sum * exp2_int(exp - m) + v * exp2_int(e - m), m)
+}
+
+/// 2^d for an integral d <= 0 (or -inf: 0; NaN: NaN), without libm.
+#[inline]
+fn exp2_int(d: f64) -> f64 {
+    if d.is_nan() {
+        d
+    } else if d < -1074.0 {
+        0.0
+    } else {
+        crate::simd::exp::ldexp_f64(1.0, d as i64)
+    }
+}
+
+unsafe fn row_max<T: Real>(x: *const T, n: usize) -> T {
+    let mut m = T::NEG_INFINITY;
+    for i in 0..n {
+        let v = *x.add(i);
+        if v.is_nan() {
+            return v;
+        }
+        m = m.max(v);
+    }
+    m
+}
+
+unsafe fn fill<T: Real>(y: *mut T, n: usize, value: T) {
+    for i in 0..n {
+        *y.add(i) = value;
+    }
+}
+
+pub(crate) unsafe fn softmax<T: Real>(algorithm: Algorithm, x: *const T, y: *mut T, n: usize) {
+    match algorithm {
+        Algorithm::ThreePassReload => three_pass::<T, true>(x, y, n),
+        Algorithm::ThreePassRecompute => three_pass::<T, false>(x, y, n),
+        Algorithm::TwoPass => two_pass(x, y, n),
+        Algorithm::Online => online(x, y, n),
+    }
+}
+
+/// Three-pass softmax; `RELOAD` stores exp(x - max) in pass 2 and rescales
+/// it in pass 3, otherwise pass 3 recomputes it.
+unsafe fn three_pass<T: Real, const RELOAD: bool>(x: *const T, y: *mut T, n: usize) {
+    let m = row_max(x, n);
+    if !m.is_finite() {
+        return fill(y, n, T::NAN);
+    }
+    // x - m in f64 is exact for f32 rows; the vector kernels get the same
+    // accuracy from (mantissa, exponent) pairs (see vector::ShiftedExp).
+    let shifted = |i: usize| exp_scalar((*x.add(i)).to_f64() - m.to_f64());
+    let mut sum = 0.0f64;
+    for i in 0..n {
+        let e = shifted(i);
+        if RELOAD {
+            *y.add(i) = T::from_f64(e);
+        }
+        sum += e;
+    }
+    let r = 1.0 / sum;
+    for i in 0..n {
+        let e = if RELOAD { (*y.add(i)).to_f64() } else { shifted(i) };
+        *y.add(i) = T::from_f64(e * r);
+    }
+}
+
+/// Dukhan & Ablavatski two-pass softmax (Algorithm 2 of the paper).
+unsafe fn two_pass<T: Real>(x: *const T, y: *mut T, n: usize) {
+    let lo = T::from_f64(-TWO_PASS_X_LIMIT);
+    let (mut sum, mut exp) = (0.0f64, f64::NEG_INFINITY);
+    for i in 0..n {
+        // max(lo) maps -inf to a finite value whose term vanishes; NaN
+        // stays NaN (f32::max would drop it, so test first).
+        let xi = *x.add(i);
+        let (p, e) = exp_parts_scalar(if xi.is_nan() { xi } else { xi.max(lo) });
+        (sum, exp) = merge_pair(sum, exp, p.to_f64(), e.to_f64());
+    }
+    let Some((sum, exp)) = two_pass_accept(sum, exp) else {
+        return three_pass::<T, false>(x, y, n);
+    };
+    let r = T::from_f64(1.0 / sum);
+    let exp = T::from_f64(exp);
+    for i in 0..n {
+        let (p, e) = exp_parts_scalar((*x.add(i)).max(lo));
+        *y.add(i) = (p * r).scale_pow2(e - exp);
+    }
+}
+
+/// Online softmax: one pass of running (max, sum rescaled to max).
+unsafe fn online<T: Real>(x: *const T, y: *mut T, n: usize) {
+    let (mut m, mut d) = (f64::NEG_INFINITY, 0.0f64);
+    for i in 0..n {
+        let v = (*x.add(i)).to_f64();
+        if v.is_nan() {
+            return fill(y, n, T::NAN);
+        }
+        if v == f64::NEG_INFINITY {
+            continue; // contributes exp(-inf) = 0
+        }
+        if v > m {
+            d = d * exp_scalar(m - v) + 1.0;
+            m = v;
+        } else {
+            d += exp_scalar(v - m);
+        }
+    }
+    if !m.is_finite() {
+        return fill(y, n, T::NAN);
+    }
+    let r = 1.0 / d;
+    for i in 0..n {
+        *y.add(i) = T::from_f64(exp_scalar((*x.add(i)).to_f64() - m) * r);
+    }
+}
+
+pub(crate) unsafe fn log_softmax<T: Real>(x: *const T, y: *mut T, n: usize) {
+    let m = row_max(x, n);
+    let m = if m.is_finite() { m } else { T::ZERO };
+    let mut sum = 0.0f64;
+    for i in 0..n {
+        sum += exp_scalar(*x.add(i) - m).to_f64();
+    }
+    let ln_sum = T::from_f64(sum.ln());
+    for i in 0..n {
+        *y.add(i) = (*x.add(i) - m) - ln_sum;
+    }
+}
