@@ -148,6 +148,24 @@ fn special_values_follow_scipy_on_every_isa_and_algorithm() {
     }
 }
 
+/// Rows drawn mostly from special values, of lengths that cross register
+/// boundaries: the NaN pattern and values must match the f64 reference.
+#[test]
+fn random_special_heavy_rows() {
+    let pool = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY, 0.0, 1.0, -1.0, 3e38, -3e38, 100.0, -100.0, 2e6, -2e6];
+    let mut rng = SmallRng::seed_from_u64(11);
+    for _ in 0..3000 {
+        let n = rng.random_range(1..48);
+        let row: Vec<f32> = (0..n).map(|_| pool[rng.random_range(0..pool.len())]).collect();
+        for isa in dispatch::available() {
+            for algorithm in Algorithm::ALL {
+                let y = run(isa, algorithm, &row);
+                assert_close(&format!("{isa} {}", algorithm.name()), &row, &y, 2e-6);
+            }
+        }
+    }
+}
+
 #[test]
 fn in_place_equals_out_of_place() {
     let mut rng = SmallRng::seed_from_u64(7);

@@ -165,7 +165,9 @@ def fast_rows(x, axis, out):
     otherwise (then ``rowwise`` does the full checks)."""
     if type(x) is not np.ndarray or x.dtype not in _NATIVE or not x.ndim:
         return None
-    if axis != -1 and axis != x.ndim - 1 or not x.flags.c_contiguous or not x.size:
+    if type(axis) is not int or axis != -1 and axis != x.ndim - 1:
+        return None
+    if not x.flags.c_contiguous or not x.size:
         return None
     n = x.shape[-1]
     if out is None:

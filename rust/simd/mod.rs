@@ -247,8 +247,8 @@ pub unsafe trait Vector: Copy {
     /// Round to the nearest integer, ties to even.
     unsafe fn round(self) -> Self;
     /// self * 2^n for integral `n`: exact where representable, one rounding
-    /// into the subnormal range, 0 / inf beyond. `n` is clamped to a range
-    /// wide enough that the clamp never changes the result.
+    /// into the subnormal range, 0 / inf beyond. `n` must be finite when
+    /// `self` may be NaN: AVX-512's vscalefps(NaN, +inf) returns +inf.
     unsafe fn scale_pow2(self, n: Self) -> Self;
 
     unsafe fn reduce_add(self) -> Self::Elem;

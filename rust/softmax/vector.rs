@@ -56,6 +56,7 @@ unsafe fn row_max<V: Vector>(x: *const V::Elem, n: usize) -> V::Elem {
 struct ShiftedExp<V> {
     pairs: bool,
     lo: V,
+    hi: V,
     m: V,
     /// factor / p(m) in pair form, factor otherwise.
     scale: V,
@@ -72,6 +73,7 @@ impl<V: Vector> ShiftedExp<V> {
         ShiftedExp {
             pairs,
             lo: V::splat(V::Elem::from_f64(-limit)),
+            hi: V::splat(V::Elem::from_f64(limit)),
             m: V::splat(m),
             scale: V::splat(if pairs { factor / p_m } else { factor }),
             n_m: V::splat(n_m),
@@ -87,7 +89,9 @@ impl<V: Vector> ShiftedExp<V> {
     #[inline(always)]
     unsafe fn eval(&self, x: V) -> V {
         if self.pairs {
-            let (p, n) = exp_parts(self.lo.max(x));
+            // Clamping keeps n finite (x = +inf would give n = +inf, and
+            // vscalefps(NaN, +inf) is +inf); NaN passes through both.
+            let (p, n) = exp_parts(self.hi.min(self.lo.max(x)));
             p.mul(self.scale).scale_pow2(n.sub(self.n_m))
         } else {
             exp(x.sub(self.m)).mul(self.scale)

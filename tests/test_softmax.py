@@ -1,0 +1,324 @@
+"""normkit.softmax / log_softmax: accuracy against SciPy in float64, the
+special-value rules, and the NumPy contract (dtypes, axis, out=, layouts)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import scipy.special as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from numpy.exceptions import AxisError
+
+import normkit
+from normkit import _native
+
+ALGORITHMS = normkit.SOFTMAX_ALGORITHMS
+RTOL = {np.float32: 2e-6, np.float64: 1e-12}
+
+
+def reference(x, axis=-1):
+    return sp.softmax(np.asarray(x, dtype=np.float64), axis=axis)
+
+
+def assert_softmax_close(got, x, axis=-1):
+    want = reference(x, axis)
+    rtol = RTOL[got.dtype.type]
+    bad = np.argwhere(np.isnan(got) != np.isnan(want))
+    if bad.size:
+        where = tuple(bad[0])
+        line = np.moveaxis(np.asarray(x), axis, -1)[tuple(np.delete(bad[0], axis % x.ndim))]
+        raise AssertionError(f"NaN pattern differs at {where}: row {line!r} gives {np.moveaxis(got, axis, -1)[tuple(np.delete(bad[0], axis % x.ndim))]!r}")
+    finite = ~np.isnan(want)
+    err = np.abs(got[finite] - want[finite])
+    # Below the normal range of the result type only absolute error counts.
+    tiny = np.finfo(got.dtype).tiny
+    assert np.all(err <= rtol * want[finite] + tiny), f"max rel err {np.max(err / np.maximum(want[finite], tiny))}"
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("shape", [(1,), (7,), (3, 17), (64, 128), (2, 3, 300), (5, 4099)])
+def test_matches_scipy(algorithm, dtype, shape):
+    rng = np.random.default_rng(sum(shape))
+    x = (rng.standard_normal(shape) * 8).astype(dtype)
+    y = normkit.softmax(x, algorithm=algorithm)
+    assert y.dtype == dtype and y.shape == x.shape
+    assert_softmax_close(y, x)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_special_values_follow_scipy(algorithm):
+    inf, nan = np.inf, np.nan
+    rows = [
+        [-inf, 0.0, 1.0, 2.0],
+        [-inf, -inf, -inf, -inf],
+        [1.0, inf, 2.0, 3.0],
+        [nan, 1.0, 2.0, 3.0],
+        [3e38, -3e38, 3e38, 0.0],
+        [-3.4e38, -3.3e38, -3.2e38, -3.1e38],
+        [1e4, 1e4 + 1, 1e4 - 1, 1e4],
+        [5.0, 5.0, 5.0, 5.0],
+    ]
+    for dtype in (np.float32, np.float64):
+        x = np.array(rows, dtype=dtype)
+        with np.errstate(invalid="ignore", over="ignore"):
+            assert_softmax_close(normkit.softmax(x, algorithm=algorithm), x)
+
+
+def test_log_softmax_matches_scipy():
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal((33, 301)) * 20).astype(np.float32)
+    x[0, 5] = -np.inf
+    x[1, :] = -np.inf
+    x[2, 7] = np.inf
+    x[3, 9] = np.nan
+    got = normkit.log_softmax(x)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        want = sp.log_softmax(x.astype(np.float64), axis=-1)
+    assert np.array_equal(np.isnan(got), np.isnan(want))
+    assert np.array_equal(np.isinf(got), np.isinf(want))
+    ok = np.isfinite(want)
+    assert np.max(np.abs(got[ok] - want[ok])) <= 1e-5
+
+
+@pytest.mark.parametrize("axis", [0, 1, 2, -1, -2, -3])
+def test_every_axis(axis):
+    x = np.random.default_rng(1).standard_normal((4, 5, 6)).astype(np.float32)
+    y = normkit.softmax(x, axis=axis)
+    assert y.flags.c_contiguous
+    assert_softmax_close(y, x, axis)
+    np.testing.assert_allclose(normkit.log_softmax(x, axis=axis), sp.log_softmax(x.astype(np.float64), axis=axis), atol=1e-5)
+
+
+@pytest.mark.parametrize(
+    "dtype, result",
+    [(np.int8, np.float16), (np.uint8, np.float16), (np.bool_, np.float16), (np.int16, np.float32),
+     (np.int32, np.float64), (np.int64, np.float64), (np.float16, np.float16), (np.float32, np.float32)],
+)
+def test_dtype_rules_follow_numpy_ufuncs(dtype, result):
+    x = np.arange(12).reshape(3, 4).astype(dtype)
+    y = normkit.softmax(x)
+    assert y.dtype == np.result_type(np.exp(x).dtype) == result
+    np.testing.assert_allclose(y.astype(np.float64), reference(x), rtol=2e-3 if result == np.float16 else 1e-6)
+
+
+def test_array_likes():
+    np.testing.assert_allclose(normkit.softmax([[1, 2, 3]]), reference([[1, 2, 3]]), rtol=1e-12)
+    np.testing.assert_allclose(normkit.softmax((0.5, 1.5)), reference([0.5, 1.5]), rtol=1e-12)
+
+
+@pytest.mark.parametrize("bad", [np.array([1 + 2j]), np.array(["a", "b"]), np.array([object(), 1], dtype=object),
+                                 np.array(["2020-01-01"], dtype="datetime64[D]")])
+def test_unsupported_dtypes_raise_type_error(bad):
+    with pytest.raises(TypeError, match="dtype"):
+        normkit.softmax(bad)
+
+
+def test_axis_errors():
+    x = np.ones((2, 3), np.float32)
+    with pytest.raises(AxisError):
+        normkit.softmax(x, axis=2)
+    with pytest.raises(AxisError):
+        normkit.softmax(x, axis=-3)
+    with pytest.raises(TypeError, match="axis"):
+        normkit.softmax(x, axis=1.0)
+    with pytest.raises(AxisError):
+        normkit.softmax(np.float32(3.0))
+
+
+def test_bad_algorithm():
+    with pytest.raises(ValueError, match="algorithm"):
+        normkit.softmax(np.ones(3), algorithm="fast")
+
+
+def test_empty_arrays():
+    for shape in [(0,), (0, 5), (5, 0), (2, 0, 3)]:
+        x = np.ones(shape, np.float32)
+        y = normkit.softmax(x)
+        assert y.shape == shape and y.dtype == np.float32
+        assert normkit.log_softmax(x, axis=0).shape == shape
+
+
+class TestOut:
+    def setup_method(self):
+        self.x = np.random.default_rng(2).standard_normal((6, 40)).astype(np.float32)
+
+    def test_out_is_filled_and_returned(self):
+        out = np.empty_like(self.x)
+        assert normkit.softmax(self.x, out=out) is out
+        assert_softmax_close(out, self.x)
+
+    def test_in_place(self):
+        x = self.x.copy()
+        assert normkit.softmax(x, out=x) is x
+        assert_softmax_close(x, self.x)
+
+    def test_in_place_along_first_axis(self):
+        x = self.x.copy()
+        normkit.softmax(x, axis=0, out=x)
+        assert_softmax_close(x, self.x, axis=0)
+
+    def test_non_contiguous_out(self):
+        buf = np.full((6, 80), -7.0, np.float32)
+        out = buf[:, ::2]
+        normkit.softmax(self.x, out=out)
+        assert_softmax_close(out, self.x)
+        assert np.all(buf[:, 1::2] == -7.0)
+
+    def test_partially_overlapping_out(self):
+        buf = np.random.default_rng(3).standard_normal(41 * 6).astype(np.float32)
+        x = buf[:-6].reshape(5, 48)
+        out = buf[6:].reshape(5, 48)
+        want = reference(x.copy())
+        normkit.softmax(x, out=out)
+        np.testing.assert_allclose(out, want, rtol=2e-6)
+
+    @pytest.mark.parametrize(
+        "out, error",
+        [
+            (np.zeros((6, 41), np.float32), ValueError),
+            (np.zeros((6, 40), np.float64), TypeError),
+            ([[0.0] * 40] * 6, TypeError),
+        ],
+    )
+    def test_bad_out_raises_and_writes_nothing(self, out, error):
+        before = np.array(out, copy=True)
+        with pytest.raises(error, match="out"):
+            normkit.softmax(self.x, out=out)
+        assert np.array_equal(np.asarray(out), before)
+
+    def test_read_only_out(self):
+        out = np.zeros_like(self.x)
+        out.flags.writeable = False
+        with pytest.raises(ValueError, match="read-only"):
+            normkit.softmax(self.x, out=out)
+        assert not out.any()
+
+    def test_half_precision_out(self):
+        x = np.arange(6, dtype=np.int8).reshape(2, 3)
+        out = np.empty((2, 3), np.float16)
+        normkit.softmax(x, out=out)
+        np.testing.assert_allclose(out, reference(x), rtol=2e-3)
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda a: a.T,
+        lambda a: a[:, ::3],
+        lambda a: a[::-1, ::-1],
+        lambda a: a[1:, 2:],
+        lambda a: np.broadcast_to(a[:1], a.shape),
+        lambda a: np.asfortranarray(a),
+    ],
+)
+def test_non_contiguous_inputs(make):
+    a = np.random.default_rng(4).standard_normal((30, 30)).astype(np.float32)
+    x = make(a)
+    assert_softmax_close(normkit.softmax(x), x)
+    assert_softmax_close(normkit.softmax(x, axis=0), x, axis=0)
+
+
+def test_contiguous_rows_are_read_in_place(monkeypatch):
+    seen = []
+    native = _native.softmax
+
+    def spy(x_rows, out_rows, algorithm):
+        seen.append(x_rows)
+        native(x_rows, out_rows, algorithm)
+
+    monkeypatch.setattr(_native, "softmax", spy)
+    monkeypatch.setattr(normkit.softmax.__globals__["_native"], "softmax", spy)
+    base = np.random.default_rng(5).standard_normal((8, 64)).astype(np.float32)
+    for x in (base, base[2:6], base[:, :32], base.reshape(2, 4, 64)):
+        seen.clear()
+        normkit.softmax(x)
+        assert np.shares_memory(seen[0], x), x.shape
+
+
+def test_threads_give_the_same_result():
+    x = np.random.default_rng(6).standard_normal((512, 1000)).astype(np.float32)
+    before = normkit.get_num_threads()
+    try:
+        normkit.set_num_threads(1)
+        one = normkit.softmax(x)
+        normkit.set_num_threads(2)
+        assert normkit.get_num_threads() == 2
+        two = normkit.softmax(x)
+    finally:
+        normkit.set_num_threads(before)
+    assert np.array_equal(one, two)
+
+
+def test_cpu_info_reports_levels():
+    info = normkit.cpu_info()
+    assert info["active"] in info["available"]
+    assert info["detected"] == info["available"][-1]
+    assert info["available"][0] == "scalar"
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import numpy as np, scipy.special as sp, normkit
+    assert normkit.cpu_info()["active"] == "{isa}", normkit.cpu_info()
+    rng = np.random.default_rng(7)
+    worst = 0.0
+    for n in list(range(1, 70)) + [255, 256, 257, 4099]:
+        for dtype in (np.float32, np.float64):
+            x = (rng.standard_normal((3, n)) * 10).astype(dtype)
+            x[0, : n // 3] = -np.inf
+            want = sp.softmax(x.astype(np.float64), axis=-1)
+            for algorithm in normkit.SOFTMAX_ALGORITHMS:
+                got = normkit.softmax(x, algorithm=algorithm)
+                err = np.max(np.abs(got - want) / np.maximum(want, 1e-30), initial=0.0)
+                worst = max(worst, err) if dtype == np.float32 else worst
+                assert err <= (2e-6 if dtype == np.float32 else 1e-12), (algorithm, n, dtype, err)
+    print("ok", worst)
+    """
+)
+
+
+def run_with_isa(isa: str, code: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, NORMKIT_ISA=isa)
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
+def test_every_isa_through_the_python_api(isa):
+    proc = run_with_isa(isa, SCRIPT.format(isa=isa))
+    if isa in normkit.cpu_info()["available"]:
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.startswith("ok")
+    else:
+        # Forcing a level the CPU lacks is an import error, not a fallback.
+        assert proc.returncode != 0 and "not supported by this CPU" in proc.stderr
+
+
+def test_unknown_isa_is_a_clear_error():
+    proc = run_with_isa("sse9", "import normkit")
+    assert proc.returncode != 0 and "NORMKIT_ISA" in proc.stderr and "sse9" in proc.stderr
+
+
+finite_or_special = st.one_of(
+    st.floats(-1e4, 1e4, width=32),
+    st.sampled_from([-np.inf, np.inf, np.nan, 0.0, -3e38, 3e38]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=40), elements=finite_or_special),
+    data=st.data(),
+)
+def test_hypothesis_against_scipy(x, data):
+    axis = data.draw(st.integers(-x.ndim, x.ndim - 1))
+    algorithm = data.draw(st.sampled_from(ALGORITHMS))
+    with np.errstate(invalid="ignore", over="ignore"):
+        assert_softmax_close(normkit.softmax(x, axis=axis, algorithm=algorithm), x, axis)
