@@ -47,7 +47,7 @@ fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorit
     let chosen = parse_algorithm(algorithm)?;
     fn go<T: Element + numpy::Element>(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, chosen: Option<Algorithm>) -> PyResult<()> {
         run::<T>(py, x, out, move |isa, x, y, n| {
-            let algorithm = chosen.unwrap_or_else(|| Algorithm::auto(n, std::mem::size_of::<T>()));
+            let algorithm = chosen.unwrap_or_else(|| Algorithm::auto(n, std::mem::size_of::<T>(), isa));
             unsafe { kernels::softmax_raw(isa, algorithm, x, y, n) }
         })
     }
@@ -66,10 +66,11 @@ fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> 
     }
 }
 
-/// The algorithm "auto" picks for rows of `n` elements of `itemsize` bytes.
+/// The algorithm "auto" picks for rows of `n` elements of `itemsize` bytes
+/// at the active instruction set.
 #[pyfunction]
-fn auto_algorithm(n: usize, itemsize: usize) -> &'static str {
-    Algorithm::auto(n, itemsize).name()
+fn auto_algorithm(n: usize, itemsize: usize) -> PyResult<&'static str> {
+    Ok(Algorithm::auto(n, itemsize, active_isa()?).name())
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -27,14 +27,14 @@ unsafe fn first_lanes_64(n: usize) -> __m256i {
     _mm256_cmpgt_epi64(_mm256_set1_epi64x(n as i64), _mm256_setr_epi64x(0, 1, 2, 3))
 }
 
-/// 2^k as f32 for integer k in [-126, 127], from the exponent bits.
+/// 2^k as f32 for integer k in [-127, 127] (-127 gives +0), from the exponent bits.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pow2_f32(k: __m256i) -> __m256 {
     _mm256_castsi256_ps(_mm256_slli_epi32::<23>(_mm256_add_epi32(k, _mm256_set1_epi32(127))))
 }
 
-/// 2^k as f64 for four integer k in [-1022, 1023], from the exponent bits.
+/// 2^k as f64 for four integer k in [-1023, 1023] (-1023 gives +0), from the exponent bits.
 #[inline]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn pow2_f64(k: __m128i) -> __m256d {
@@ -135,6 +135,13 @@ unsafe impl Vector for F32x8 {
         let a = _mm256_srai_epi32::<1>(k);
         let b = _mm256_sub_epi32(k, a);
         Self(_mm256_mul_ps(_mm256_mul_ps(self.0, pow2_f32(a)), pow2_f32(b)))
+    }
+    /// k = max(n, -127): 2^-127 built from exponent bits is +0.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn scale_down_pow2(self, n: Self) -> Self {
+        let k = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_set1_ps(-127.0), n.0));
+        Self(_mm256_mul_ps(self.0, pow2_f32(k)))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]
@@ -253,6 +260,13 @@ unsafe impl Vector for F64x4 {
         let a = _mm_srai_epi32::<1>(k);
         let b = _mm_sub_epi32(k, a);
         Self(_mm256_mul_pd(_mm256_mul_pd(self.0, pow2_f64(a)), pow2_f64(b)))
+    }
+    /// k = max(n, -1023): 2^-1023 built from exponent bits is +0.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn scale_down_pow2(self, n: Self) -> Self {
+        let k = _mm256_cvtpd_epi32(_mm256_max_pd(_mm256_set1_pd(-1023.0), n.0));
+        Self(_mm256_mul_pd(self.0, pow2_f64(k)))
     }
     #[inline]
     #[target_feature(enable = "avx2,fma")]

@@ -104,6 +104,11 @@ unsafe impl Vector for F32x16 {
     }
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    unsafe fn scale_down_pow2(self, n: Self) -> Self {
+        Self(_mm512_scalef_ps(self.0, n.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     unsafe fn reduce_add(self) -> f32 {
         _mm512_reduce_add_ps(self.0)
     }
@@ -203,6 +208,11 @@ unsafe impl Vector for F64x8 {
     #[inline]
     #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
     unsafe fn scale_pow2(self, n: Self) -> Self {
+        Self(_mm512_scalef_pd(self.0, n.0))
+    }
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    unsafe fn scale_down_pow2(self, n: Self) -> Self {
         Self(_mm512_scalef_pd(self.0, n.0))
     }
     #[inline]

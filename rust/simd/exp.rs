@@ -9,10 +9,9 @@
 
 use super::{Real, Vector};
 
-/// exp(t) for |t| <= ln2/2 by Horner's rule on `Real::EXP_POLY`.
+/// exp(t) for |t| <= ln2/2 by Horner's rule on the coefficients `c`.
 #[inline(always)]
-pub unsafe fn poly<V: Vector>(t: V) -> V {
-    let c = V::Elem::EXP_POLY;
+pub unsafe fn poly<V: Vector>(t: V, c: &[V::Elem]) -> V {
     let mut acc = V::splat(c[c.len() - 1]);
     for &ck in c[..c.len() - 1].iter().rev() {
         acc = acc.mul_add(t, V::splat(ck));
@@ -24,19 +23,42 @@ pub unsafe fn poly<V: Vector>(t: V) -> V {
 /// Accurate for |x| up to ~2^21 (f32); NaN in, NaN p out. Callers bound x.
 #[inline(always)]
 pub unsafe fn exp_parts<V: Vector>(x: V) -> (V, V) {
+    exp_parts_with(x, V::Elem::EXP_POLY)
+}
+
+/// [`exp_parts`] with the polynomial `Real::EXP_POLY_FAST` (~1.5 ulp).
+#[inline(always)]
+pub unsafe fn exp_parts_fast<V: Vector>(x: V) -> (V, V) {
+    exp_parts_with(x, V::Elem::EXP_POLY_FAST)
+}
+
+#[inline(always)]
+unsafe fn exp_parts_with<V: Vector>(x: V, c: &[V::Elem]) -> (V, V) {
     let n = x.mul(V::splat(V::Elem::LOG2E)).round();
     let t = n.mul_add(V::splat(-V::Elem::LN2_HI), x);
     let t = n.mul_add(V::splat(-V::Elem::LN2_LO), t);
-    (poly(t), n)
+    (poly(t, c), n)
 }
 
 /// exp(x) for every x: +inf above the range, 0 below, NaN for NaN.
 #[inline(always)]
 pub unsafe fn exp<V: Vector>(x: V) -> V {
-    // max/min return their second operand for NaN, so NaN passes through.
-    let x = V::splat(V::Elem::EXP_X_MAX).min(V::splat(V::Elem::EXP_X_MIN).max(x));
-    let (p, n) = exp_parts(x);
+    let (p, n) = exp_parts(clamp_exp_arg(x));
     p.scale_pow2(n)
+}
+
+/// [`exp`] with the ~1.5 ulp polynomial.
+#[inline(always)]
+pub unsafe fn exp_fast<V: Vector>(x: V) -> V {
+    let (p, n) = exp_parts_fast(clamp_exp_arg(x));
+    p.scale_pow2(n)
+}
+
+/// Clamps to [EXP_X_MIN, EXP_X_MAX], which changes no result of exp.
+/// max/min return their second operand for NaN, so NaN passes through.
+#[inline(always)]
+unsafe fn clamp_exp_arg<V: Vector>(x: V) -> V {
+    V::splat(V::Elem::EXP_X_MAX).min(V::splat(V::Elem::EXP_X_MIN).max(x))
 }
 
 // The scalar path runs on any target, where a fused multiply-add may be a

@@ -50,6 +50,10 @@ pub trait Real:
     /// Coefficients c0..=ck of the polynomial that approximates exp(t) on
     /// [-ln2/2, ln2/2] with minimal relative error; c0 = 1.
     const EXP_POLY: &'static [Self];
+    /// A cheaper polynomial for kernels that tolerate ~1.5 ulp (softmax:
+    /// its own tolerance is 2e-6): degree 5 for f32, the same as
+    /// `EXP_POLY` for f64.
+    const EXP_POLY_FAST: &'static [Self];
     /// Clamp bounds for exp: exp(EXP_X_MAX) rounds to +inf and exp(EXP_X_MIN)
     /// rounds to 0, so clamping the input changes no result.
     const EXP_X_MAX: Self;
@@ -73,7 +77,7 @@ pub trait Real:
 }
 
 macro_rules! impl_real {
-    ($t:ident, $bits:ident, $digits:expr, $ln2_hi:expr, $ln2_lo:expr, $poly:expr, $xmax:expr, $xmin:expr, $max_exp:expr) => {
+    ($t:ident, $bits:ident, $digits:expr, $ln2_hi:expr, $ln2_lo:expr, $poly:expr, $poly_fast:expr, $xmax:expr, $xmin:expr, $max_exp:expr) => {
         impl Real for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -85,6 +89,7 @@ macro_rules! impl_real {
             const LN2_HI: Self = $ln2_hi;
             const LN2_LO: Self = $ln2_lo;
             const EXP_POLY: &'static [Self] = &$poly;
+            const EXP_POLY_FAST: &'static [Self] = &$poly_fast;
             const EXP_X_MAX: Self = $xmax;
             const EXP_X_MIN: Self = $xmin;
 
@@ -152,7 +157,8 @@ macro_rules! impl_real {
 
 // ln2_hi is ln 2 rounded to the type; ln2_lo is the rounded remainder.
 // Polynomials: minimax relative error on [-ln2/2, ln2/2] (Lawson-weighted
-// least squares at 50 digits): degree 6 for f32 (0.03 ulp), 11 for f64.
+// least squares at 50 digits): degree 6 for f32 (0.03 ulp; the fast one,
+// degree 5, 0.77 ulp), 11 for f64 (0.03 ulp).
 impl_real!(
     f32,
     u32,
@@ -160,6 +166,7 @@ impl_real!(
     0.693_147_2,
     -1.904_654_3e-9,
     [1.0, 1.0, 0.499_999_94, 0.166_664_32, 0.041_668, 0.008_374_155_5, 0.001_384_365_3],
+    [1.0, 0.999_999_7, 0.499_991_5, 0.166_676_36, 0.041_897_93, 0.008_290_312],
     89.0,
     -104.0,
     128
@@ -170,6 +177,20 @@ impl_real!(
     53,
     0.693_147_180_559_945_3,
     2.319_046_813_846_299_6e-17,
+    [
+        1.0,
+        1.0,
+        0.500_000_000_000_001_2,
+        0.166_666_666_666_662_16,
+        0.041_666_666_666_517_825,
+        0.008_333_333_333_549_697,
+        0.001_388_888_894_635_319_6,
+        0.000_198_412_694_367_867_94,
+        2.480_149_063_605_64e-5,
+        2.755_762_670_580_133e-6,
+        2.763_103_417_799_931e-7,
+        2.499_143_010_626_16e-8
+    ],
     [
         1.0,
         1.0,
@@ -250,6 +271,11 @@ pub unsafe trait Vector: Copy {
     /// into the subnormal range, 0 / inf beyond. `n` must be finite when
     /// `self` may be NaN: AVX-512's vscalefps(NaN, +inf) returns +inf.
     unsafe fn scale_pow2(self, n: Self) -> Self;
+    /// self * 2^n for integral n <= 0 where the result may be flushed to 0
+    /// once 2^n is below the smallest normal power (2^-126 / 2^-1022): one
+    /// step on AVX2 instead of two. For terms of sums and for results that
+    /// small. `n` must not be NaN or -inf unless `self` is NaN.
+    unsafe fn scale_down_pow2(self, n: Self) -> Self;
 
     unsafe fn reduce_add(self) -> Self::Elem;
     unsafe fn reduce_max(self) -> Self::Elem;

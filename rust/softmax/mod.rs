@@ -63,12 +63,15 @@ impl Algorithm {
     }
 
     /// The algorithm `"auto"` runs for rows of `len` elements of `elem_size`
-    /// bytes: three-pass reload while the row stays in L2 (the reload is a
-    /// cache hit and each exp is computed once), two-pass beyond, where
-    /// memory traffic dominates. The crossover was measured with
-    /// `cargo bench --bench softmax` (see README).
-    pub fn auto(len: usize, elem_size: usize) -> Algorithm {
-        if len * elem_size >= AUTO_TWO_PASS_MIN_BYTES {
+    /// bytes on `isa`. Measured with `cargo bench --bench softmax` and
+    /// `benches/compare.py` (README): with AVX-512, three-pass reload wins
+    /// while a row fits in L2 (the reload is a cache hit and each exp is
+    /// computed once) and two-pass wins beyond (1 MB rows and up), where
+    /// memory traffic dominates. With AVX2, where 2^n scaling costs several
+    /// instructions and the two-pass kernel needs three per element,
+    /// three-pass reload won at every row length up to 16M elements.
+    pub fn auto(len: usize, elem_size: usize, isa: Isa) -> Algorithm {
+        if isa == Isa::Avx512 && len * elem_size >= AUTO_TWO_PASS_MIN_BYTES {
             Algorithm::TwoPass
         } else {
             Algorithm::ThreePassReload

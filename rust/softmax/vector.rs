@@ -7,7 +7,7 @@
 
 use super::scalar::{merge_pair, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
-use crate::simd::exp::{exp, exp_parts, exp_parts_scalar};
+use crate::simd::exp::{exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
 use crate::simd::{Real, Vector};
 
 /// Elements summed in registers before folding into the f64 total.
@@ -56,7 +56,6 @@ unsafe fn row_max<V: Vector>(x: *const V::Elem, n: usize) -> V::Elem {
 struct ShiftedExp<V> {
     pairs: bool,
     lo: V,
-    hi: V,
     m: V,
     /// factor / p(m) in pair form, factor otherwise.
     scale: V,
@@ -73,7 +72,6 @@ impl<V: Vector> ShiftedExp<V> {
         ShiftedExp {
             pairs,
             lo: V::splat(V::Elem::from_f64(-limit)),
-            hi: V::splat(V::Elem::from_f64(limit)),
             m: V::splat(m),
             scale: V::splat(if pairs { factor / p_m } else { factor }),
             n_m: V::splat(n_m),
@@ -89,10 +87,11 @@ impl<V: Vector> ShiftedExp<V> {
     #[inline(always)]
     unsafe fn eval(&self, x: V) -> V {
         if self.pairs {
-            // Clamping keeps n finite (x = +inf would give n = +inf, and
-            // vscalefps(NaN, +inf) is +inf); NaN passes through both.
-            let (p, n) = exp_parts(self.hi.min(self.lo.max(x)));
-            p.mul(self.scale).scale_pow2(n.sub(self.n_m))
+            // -inf becomes `lo`, whose term vanishes; NaN passes through.
+            // +inf (only in rows that are NaN anyway, whose sum is not
+            // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
+            let (p, n) = exp_parts(self.lo.max(x));
+            p.mul(self.scale).scale_down_pow2(n.sub(self.n_m))
         } else {
             exp(x.sub(self.m)).mul(self.scale)
         }
@@ -188,7 +187,13 @@ unsafe fn three_pass<V: Vector, const RELOAD: bool>(x: *const V::Elem, y: *mut V
         return fill::<V>(y, n, V::Elem::NAN);
     }
     let shifted = ShiftedExp::<V>::new(m, V::Elem::ONE);
-    let r = V::Elem::from_f64(1.0 / sum_map::<V, RELOAD>(x, y, n, &shifted));
+    let sum = sum_map::<V, RELOAD>(x, y, n, &shifted);
+    if !sum.is_finite() {
+        // A NaN or +inf entry (the max may have skipped it: x86 max drops
+        // NaN) poisons the sum: scipy gives a NaN row.
+        return fill::<V>(y, n, V::Elem::NAN);
+    }
+    let r = V::Elem::from_f64(1.0 / sum);
     if RELOAD {
         scale_in_place::<V>(y, n, r);
     } else {
@@ -204,7 +209,7 @@ unsafe fn accumulate_pair<V: Vector>(acc: &mut V, e: &mut V, x: V, lo: V) {
     // lo.max(x): -inf becomes `lo` (its term then vanishes), NaN stays NaN.
     let (p, n) = exp_parts(lo.max(x));
     let m = e.max(n);
-    *acc = acc.scale_pow2(e.sub(m)).add(p.scale_pow2(n.sub(m)));
+    *acc = acc.scale_down_pow2(e.sub(m)).add(p.scale_down_pow2(n.sub(m)));
     *e = m;
 }
 
@@ -212,7 +217,7 @@ unsafe fn accumulate_pair<V: Vector>(acc: &mut V, e: &mut V, x: V, lo: V) {
 #[inline(always)]
 unsafe fn reduce_pairs<V: Vector>(acc: V, e: V) -> (f64, f64) {
     let m = e.reduce_max();
-    (acc.scale_pow2(e.sub(V::splat(m))).reduce_add().to_f64(), m.to_f64())
+    (acc.scale_down_pow2(e.sub(V::splat(m))).reduce_add().to_f64(), m.to_f64())
 }
 
 /// Pass 1 of the two-pass softmax: the row sum of exp(x) as sum * 2^exp.
@@ -279,7 +284,7 @@ unsafe fn two_pass<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
 #[inline(always)]
 unsafe fn two_pass_value<V: Vector>(x: V, lo: V, r: V, exp: V) -> V {
     let (p, k) = exp_parts(lo.max(x));
-    p.mul(r).scale_pow2(k.sub(exp))
+    p.mul(r).scale_down_pow2(k.sub(exp))
 }
 
 /// One online step per lane (Milakov & Gimelshein 2018): the running max
