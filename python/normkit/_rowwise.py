@@ -159,38 +159,35 @@ def _overlaps_differently(out_rows: np.ndarray, x_rows: np.ndarray) -> bool:
 
 
 def fast_rows(x, axis, out):
-    """(x_rows, out_rows, result) for the common case: a C-contiguous
-    float32/float64 ndarray along its last axis, ``out`` absent or a matching
-    C-contiguous array that is ``x`` itself or does not overlap it. None
-    otherwise (then ``rowwise`` does the full checks)."""
-    if type(x) is not np.ndarray or x.dtype not in _NATIVE or not x.ndim:
+    """(x, out) unchanged for the common case the native layer takes as it
+    is: a C-contiguous float32/float64 ndarray along its last axis, ``out``
+    absent or a matching writeable C-contiguous array (the native layer
+    itself copes with an ``out`` overlapping ``x``). None otherwise (then
+    ``rowwise`` does the full checks)."""
+    if type(x) is not np.ndarray or type(axis) is not int or x.dtype.char not in "fd":
         return None
-    if type(axis) is not int or axis != -1 and axis != x.ndim - 1:
+    ndim = x.ndim
+    if not ndim or axis != -1 and axis != ndim - 1 or not x.size or not x.flags.c_contiguous:
         return None
-    if not x.flags.c_contiguous or not x.size:
-        return None
-    n = x.shape[-1]
     if out is None:
-        out = np.empty_like(x)
-    elif not (
+        return x, np.empty_like(x)
+    if (
         type(out) is np.ndarray
         and out.shape == x.shape
         and out.dtype == x.dtype
         and out.flags.c_contiguous
         and out.flags.writeable
-        and (out is x or not np.may_share_memory(out, x))
     ):
-        return None
-    return x.reshape(-1, n), out.reshape(-1, n), out
+        return x, out
+    return None
 
 
 def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
     """Applies ``native(x_rows, out_rows, *args)`` along ``axis``."""
     fast = fast_rows(x, axis, out)
     if fast is not None:
-        x_rows, out_rows, result = fast
-        native(x_rows, out_rows, *args)
-        return result
+        native(*fast, *args)
+        return fast[1]
     x = as_input_array(name, x)
     result = result_dtype(name, x.dtype)
     if x.ndim == 0:

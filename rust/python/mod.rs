@@ -16,6 +16,19 @@ use pyo3::types::PyDict;
 
 pub(crate) use rows::{active_isa, float_kind, FloatKind, RowsMut, RowsRef};
 
+/// Inputs smaller than this run with the GIL held: releasing and retaking it
+/// costs about as much as the kernel on a few thousand elements.
+pub(crate) const GIL_RELEASE_MIN_ELEMENTS: usize = 1 << 14;
+
+/// Runs `work` with the GIL released when `elements` is large enough.
+pub(crate) fn without_gil_if_large<F: Send + FnOnce()>(py: Python<'_>, elements: usize, work: F) {
+    if elements >= GIL_RELEASE_MIN_ELEMENTS {
+        py.detach(work)
+    } else {
+        work()
+    }
+}
+
 /// The instruction-set levels detected on this CPU and in use.
 #[pyfunction]
 fn cpu_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {

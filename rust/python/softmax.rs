@@ -18,7 +18,9 @@ fn parse_algorithm(name: &str) -> PyResult<Option<Algorithm>> {
     })
 }
 
-/// Runs `kernel(isa, x_row, y_row, cols)` over every row with the GIL released.
+/// Runs `kernel(isa, x_row, y_row, cols)` over every row, with the GIL
+/// released for large inputs. An `out` that partially overlaps `x` is
+/// computed into a temporary first.
 fn run<T: Element + numpy::Element>(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
@@ -29,14 +31,20 @@ fn run<T: Element + numpy::Element>(
     let x = RowsRef::<T>::readonly("x", x)?;
     let y = RowsMut::<T>::writeable("out", out)?;
     x.same_shape("out", &y)?;
-    py.detach(|| {
+    let mut scratch = Vec::new();
+    let dest = if x.overlaps_partially(&y) { RowsMut::scratch(&mut scratch, x.rows, x.cols) } else { y };
+    let work = || {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
             for i in range {
                 // Rows were checked against the arrays' shapes and strides.
-                unsafe { kernel(isa, x.row(i), y.row(i), x.cols) }
+                unsafe { kernel(isa, x.row(i), dest.row(i), x.cols) }
             }
-        })
-    });
+        });
+        if !scratch.is_empty() {
+            unsafe { y.copy_rows_from(&dest) }
+        }
+    };
+    super::without_gil_if_large(py, x.rows * x.cols, work);
     Ok(())
 }
 

@@ -46,42 +46,57 @@ unsafe fn row_max<V: Vector>(x: *const V::Elem, n: usize) -> V::Elem {
     m0.max(m1).reduce_max()
 }
 
-/// x -> exp(x - m) * factor for a row whose max is `m`, evaluated without
-/// ever rounding x - m: in f32 that rounding alone costs up to 2e-6
+/// x -> exp(x - m) * factor * c for a row whose max is `m`, where c is a
+/// constant of the row in [0.7, 1.42] (exactly 1 for [`ShiftedExp::exact`]
+/// and [`ShiftedExp::plain`]). Softmax divides by a sum of the same values,
+/// so c cancels and its scalar exp(m) is not needed on the hot path.
+///
+/// x - m is never rounded: in f32 that rounding alone costs up to 2e-6
 /// relative error (|x - m| near 50). For |m| <= 2^20 the value is
-/// exp(x) * exp(-m) built from (mantissa, exponent) pairs; beyond, every x
-/// whose result does not underflow lies in [m/2, 2m], where x - m is exact
-/// (Sterbenz), so the plain form is used.
+/// exp(x) / 2^n(m), built from the (mantissa, exponent) pair of x, and
+/// c = p(m) from exp(m) = p(m) * 2^n(m); beyond, every x whose result does
+/// not underflow lies in [m/2, 2m], where x - m is exact (Sterbenz), and
+/// the plain form is used.
 #[derive(Clone, Copy)]
 struct ShiftedExp<V> {
     pairs: bool,
     lo: V,
     m: V,
-    /// factor / p(m) in pair form, factor otherwise.
     scale: V,
-    /// The exponent n(m) of exp(m) = p(m) * 2^n(m).
+    /// n(m), the exponent of exp(m) = p(m) * 2^n(m).
     n_m: V,
 }
 
 impl<V: Vector> ShiftedExp<V> {
+    /// The form with c = p(m) (see the type).
     #[inline(always)]
     unsafe fn new(m: V::Elem, factor: V::Elem) -> Self {
         let limit = TWO_PASS_X_LIMIT;
-        let pairs = m.to_f64().abs() <= limit - 2048.0;
-        let (p_m, n_m) = exp_parts_scalar(m);
         ShiftedExp {
-            pairs,
+            pairs: m.to_f64().abs() <= limit - 2048.0,
             lo: V::splat(V::Elem::from_f64(-limit)),
             m: V::splat(m),
-            scale: V::splat(if pairs { factor / p_m } else { factor }),
-            n_m: V::splat(n_m),
+            scale: V::splat(factor),
+            n_m: V::splat((m * V::Elem::LOG2E).round_even()),
         }
     }
 
-    /// The plain form exp(x - m) * factor, which maps x = +inf to +inf.
+    /// exp(x - m) * factor with c = 1: costs a scalar exp(m) per row.
+    #[inline(always)]
+    unsafe fn exact(m: V::Elem, factor: V::Elem) -> Self {
+        let mut shifted = Self::new(m, factor);
+        if shifted.pairs {
+            let (p_m, n_m) = exp_parts_scalar(m);
+            shifted.scale = V::splat(factor / p_m);
+            shifted.n_m = V::splat(n_m);
+        }
+        shifted
+    }
+
+    /// The plain form exp(x - m) * factor (c = 1), which maps x = +inf to +inf.
     #[inline(always)]
     unsafe fn plain(m: V::Elem, factor: V::Elem) -> Self {
-        ShiftedExp { pairs: false, scale: V::splat(factor), ..Self::new(m, factor) }
+        ShiftedExp { pairs: false, ..Self::new(m, factor) }
     }
 
     #[inline(always)]
@@ -329,7 +344,7 @@ unsafe fn online<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
         // bottom of the range: the three-pass path gives the scipy result.
         return three_pass::<V, false>(x, y, n);
     }
-    write_map::<V>(x, y, n, &ShiftedExp::new(m_row, V::Elem::from_f64(1.0 / d_row)));
+    write_map::<V>(x, y, n, &ShiftedExp::exact(m_row, V::Elem::from_f64(1.0 / d_row)));
 }
 
 /// y = (x - m) - ln(sum exp(x - m)), m the row max or 0 when not finite.
