@@ -46,57 +46,52 @@ unsafe fn row_max<V: Vector>(x: *const V::Elem, n: usize) -> V::Elem {
     m0.max(m1).reduce_max()
 }
 
-/// x -> exp(x - m) * factor * c for a row whose max is `m`, where c is a
-/// constant of the row in [0.7, 1.42] (exactly 1 for [`ShiftedExp::exact`]
-/// and [`ShiftedExp::plain`]). Softmax divides by a sum of the same values,
-/// so c cancels and its scalar exp(m) is not needed on the hot path.
+/// x -> exp(x - m) * c for a row whose max is `m`, where c is a constant of
+/// the row in [0.7, 1.42] ([`ShiftedExp::row_constant`]). Softmax divides
+/// by a sum of the same values, so c cancels and the scalar exp(m) it
+/// would take is kept off the hot path.
 ///
 /// x - m is never rounded: in f32 that rounding alone costs up to 2e-6
 /// relative error (|x - m| near 50). For |m| <= 2^20 the value is
 /// exp(x) / 2^n(m), built from the (mantissa, exponent) pair of x, and
 /// c = p(m) from exp(m) = p(m) * 2^n(m); beyond, every x whose result does
 /// not underflow lies in [m/2, 2m], where x - m is exact (Sterbenz), and
-/// the plain form is used.
+/// the plain form with c = 1 is used.
 #[derive(Clone, Copy)]
-struct ShiftedExp<V> {
+struct ShiftedExp<V: Vector> {
     pairs: bool,
     lo: V,
-    m: V,
-    scale: V,
+    m: V::Elem,
     /// n(m), the exponent of exp(m) = p(m) * 2^n(m).
     n_m: V,
 }
 
 impl<V: Vector> ShiftedExp<V> {
-    /// The form with c = p(m) (see the type).
     #[inline(always)]
-    unsafe fn new(m: V::Elem, factor: V::Elem) -> Self {
+    unsafe fn new(m: V::Elem) -> Self {
         let limit = TWO_PASS_X_LIMIT;
         ShiftedExp {
             pairs: m.to_f64().abs() <= limit - 2048.0,
             lo: V::splat(V::Elem::from_f64(-limit)),
-            m: V::splat(m),
-            scale: V::splat(factor),
+            m,
             n_m: V::splat((m * V::Elem::LOG2E).round_even()),
         }
     }
 
-    /// exp(x - m) * factor with c = 1: costs a scalar exp(m) per row.
+    /// The plain form exp(x - m) (c = 1), which maps x = +inf to +inf.
     #[inline(always)]
-    unsafe fn exact(m: V::Elem, factor: V::Elem) -> Self {
-        let mut shifted = Self::new(m, factor);
-        if shifted.pairs {
-            let (p_m, n_m) = exp_parts_scalar(m);
-            shifted.scale = V::splat(factor / p_m);
-            shifted.n_m = V::splat(n_m);
-        }
-        shifted
+    unsafe fn plain(m: V::Elem) -> Self {
+        ShiftedExp { pairs: false, ..Self::new(m) }
     }
 
-    /// The plain form exp(x - m) * factor (c = 1), which maps x = +inf to +inf.
+    /// c: exp(x - m) = eval(x) / c. One scalar exp per row.
     #[inline(always)]
-    unsafe fn plain(m: V::Elem, factor: V::Elem) -> Self {
-        ShiftedExp { pairs: false, ..Self::new(m, factor) }
+    fn row_constant(&self) -> V::Elem {
+        if self.pairs {
+            exp_parts_scalar(self.m).0
+        } else {
+            V::Elem::ONE
+        }
     }
 
     #[inline(always)]
@@ -106,9 +101,9 @@ impl<V: Vector> ShiftedExp<V> {
             // +inf (only in rows that are NaN anyway, whose sum is not
             // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
             let (p, n) = exp_parts(self.lo.max(x));
-            p.mul(self.scale).scale_down_pow2(n.sub(self.n_m))
+            p.scale_down_pow2(n.sub(self.n_m))
         } else {
-            exp(x.sub(self.m)).mul(self.scale)
+            exp(x.sub(V::splat(self.m)))
         }
     }
 }
@@ -155,16 +150,18 @@ unsafe fn sum_map<V: Vector, const STORE: bool>(x: *const V::Elem, y: *mut V::El
     total
 }
 
-/// y = f(x) for the whole row.
+/// y = f(x) * factor for the whole row.
 #[inline(always)]
-unsafe fn write_map<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, f: &ShiftedExp<V>) {
+unsafe fn write_map<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, f: &ShiftedExp<V>, factor: V::Elem) {
+    let factor = V::splat(factor);
     let mut i = 0;
     while i + V::LANES <= n {
-        f.eval(V::load(x.add(i))).store(y.add(i));
+        f.eval(V::load(x.add(i))).mul(factor).store(y.add(i));
         i += V::LANES;
     }
     if i < n {
-        f.eval(V::load_partial(x.add(i), n - i, V::Elem::NEG_INFINITY)).store_partial(y.add(i), n - i);
+        let tail = V::load_partial(x.add(i), n - i, V::Elem::NEG_INFINITY);
+        f.eval(tail).mul(factor).store_partial(y.add(i), n - i);
     }
 }
 
@@ -201,7 +198,7 @@ unsafe fn three_pass<V: Vector, const RELOAD: bool>(x: *const V::Elem, y: *mut V
     if !m.is_finite() {
         return fill::<V>(y, n, V::Elem::NAN);
     }
-    let shifted = ShiftedExp::<V>::new(m, V::Elem::ONE);
+    let shifted = ShiftedExp::<V>::new(m);
     let sum = sum_map::<V, RELOAD>(x, y, n, &shifted);
     if !sum.is_finite() {
         // A NaN or +inf entry (the max may have skipped it: x86 max drops
@@ -212,7 +209,7 @@ unsafe fn three_pass<V: Vector, const RELOAD: bool>(x: *const V::Elem, y: *mut V
     if RELOAD {
         scale_in_place::<V>(y, n, r);
     } else {
-        write_map::<V>(x, y, n, &ShiftedExp::new(m, r));
+        write_map::<V>(x, y, n, &shifted, r);
     }
 }
 
@@ -344,7 +341,9 @@ unsafe fn online<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
         // bottom of the range: the three-pass path gives the scipy result.
         return three_pass::<V, false>(x, y, n);
     }
-    write_map::<V>(x, y, n, &ShiftedExp::exact(m_row, V::Elem::from_f64(1.0 / d_row)));
+    let shifted = ShiftedExp::<V>::new(m_row);
+    let factor = 1.0 / (d_row * shifted.row_constant().to_f64());
+    write_map::<V>(x, y, n, &shifted, V::Elem::from_f64(factor));
 }
 
 /// y = (x - m) - ln(sum exp(x - m)), m the row max or 0 when not finite.
@@ -352,7 +351,7 @@ unsafe fn online<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
 pub unsafe fn log_softmax<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
     let m = row_max::<V>(x, n);
     let m = if m.is_finite() { m } else { V::Elem::ZERO };
-    let ln_sum = V::splat(V::Elem::from_f64(sum_map::<V, false>(x, y, n, &ShiftedExp::plain(m, V::Elem::ONE)).ln()));
+    let ln_sum = V::splat(V::Elem::from_f64(sum_map::<V, false>(x, y, n, &ShiftedExp::plain(m)).ln()));
     let vm = V::splat(m);
     let mut i = 0;
     while i + V::LANES <= n {
