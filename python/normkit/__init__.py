@@ -7,7 +7,8 @@ follow NumPy conventions: any array-like, ``axis``, ``out=``.
 
 from __future__ import annotations
 
-from . import _native, coda
+from . import _native
+from . import coda
 from ._native import get_num_threads, set_num_threads
 from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS
 from .softmax import log_softmax, softmax
