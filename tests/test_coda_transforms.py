@@ -100,6 +100,13 @@ def test_ilr_basis_is_orthonormal_in_the_clr_plane(kind, d):
     np.testing.assert_allclose(b.sum(axis=1), 0.0, atol=1e-14)
 
 
+def test_default_basis_is_scipy_helmert():
+    import scipy.linalg
+
+    for d in (2, 5, 12):
+        np.testing.assert_allclose(coda.ilr_basis(d), scipy.linalg.helmert(d), atol=1e-15)
+
+
 def test_ilr_is_an_isometry():
     # Aitchison distance = Euclidean distance of clr = of ilr, for both bases
     dc = np.linalg.norm(coda.clr(X)[:, None] - coda.clr(X)[None], axis=-1)
