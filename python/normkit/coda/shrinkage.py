@@ -83,12 +83,13 @@ def _off_diagonal_sum(m: np.ndarray) -> float:
     return float(m.sum() - np.trace(m))
 
 
-def _correlation_lambda(xs: np.ndarray) -> float:
-    """Schafer-Strimmer intensity for standardized columns ``xs``. With
-    ``q1 = mean_i w_kli`` and ``q2 = mean_i w_kli^2 - q1^2`` (both as matrix
-    products), ``Var^(r_kl) / r_kl^2 = q2 / ((n-1) q1^2)`` summed off-diagonal."""
+def _correlation_lambda(xs: np.ndarray, gram: np.ndarray) -> float:
+    """Schafer-Strimmer intensity for standardized columns ``xs`` (``gram =
+    xs.T @ xs``). With ``q1 = mean_i w_kli`` and ``q2 = mean_i w_kli^2 - q1^2``
+    (both as matrix products), ``Var^(r_kl) / r_kl^2 = q2 / ((n-1) q1^2)``,
+    summed off-diagonal."""
     n = xs.shape[0]
-    q1 = (xs.T @ xs) / n
+    q1 = gram / n
     sq = xs * xs
     q2 = (sq.T @ sq) / n - q1 * q1
     return _intensity(_off_diagonal_sum(q2), _off_diagonal_sum(q1 * q1), n)
@@ -111,12 +112,13 @@ def _shrink(y: np.ndarray, lambda_cor, lambda_var) -> ShrunkCovariance:
     v[v < _EPS] = 0.0
     sd = np.sqrt(v)
     xs = np.divide(xc, sd, out=np.zeros_like(xc), where=sd > 0)
+    gram = xs.T @ xs
     if lambda_cor is None:
-        lambda_cor = _correlation_lambda(xs)
+        lambda_cor = _correlation_lambda(xs, gram)
     target = float(np.median(v))
     if lambda_var is None:
         lambda_var = _variance_lambda(xc, target)
-    cov = (xs.T @ xs) * ((1.0 - lambda_cor) / (n - 1))
+    cov = gram * ((1.0 - lambda_cor) / (n - 1))
     np.fill_diagonal(cov, 1.0)
     sd_shrunk = np.sqrt(lambda_var * target + (1.0 - lambda_var) * v)
     cov *= sd_shrunk[:, None]
