@@ -85,14 +85,15 @@ def _off_diagonal_sum(m: np.ndarray) -> float:
 
 def _correlation_lambda(xs: np.ndarray, gram: np.ndarray) -> float:
     """Schafer-Strimmer intensity for standardized columns ``xs`` (``gram =
-    xs.T @ xs``). With ``q1 = mean_i w_kli`` and ``q2 = mean_i w_kli^2 - q1^2``
-    (both as matrix products), ``Var^(r_kl) / r_kl^2 = q2 / ((n-1) q1^2)``,
-    summed off-diagonal."""
+    xs.T @ xs``). With the products ``w_kli = xs_ki xs_li``,
+    ``Var^(r_kl) / r_kl^2 = (mean_i w_kli^2 - (mean_i w_kli)^2) / ((n-1)
+    (mean_i w_kli)^2)``, summed over k != l; both sums come from matrix
+    products."""
     n = xs.shape[0]
-    q1 = gram / n
     sq = xs * xs
-    q2 = (sq.T @ sq) / n - q1 * q1
-    return _intensity(_off_diagonal_sum(q2), _off_diagonal_sum(q1 * q1), n)
+    sum_mean_w2 = _off_diagonal_sum(sq.T @ sq) / n
+    sum_mean_w_squared = _off_diagonal_sum(gram * gram) / n**2
+    return _intensity(sum_mean_w2 - sum_mean_w_squared, sum_mean_w_squared, n)
 
 
 def _variance_lambda(xc: np.ndarray, target: float) -> float:
