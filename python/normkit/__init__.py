@@ -8,6 +8,7 @@ follow NumPy conventions: any array-like, ``axis``, ``out=``.
 from __future__ import annotations
 
 from . import _native
+from . import coda
 from ._native import get_num_threads, set_num_threads
 from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS
 from .softmax import log_softmax, softmax
@@ -25,6 +26,7 @@ def cpu_info() -> dict:
 
 __all__ = [
     "SOFTMAX_ALGORITHMS",
+    "coda",
     "cpu_info",
     "get_num_threads",
     "log_softmax",
