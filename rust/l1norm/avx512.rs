@@ -1,0 +1,160 @@
+//! AVX-512 (F + BW + VL) L1 norm kernels: the int8 contract with direct
+//! integer intrinsics, and the float entry point of `vector.rs`.
+//!
+//! int8 passes: (1) S from `vpsadbw` of x ^ 0x80 against zero (sum of
+//! x + 128 in u64 lanes); (2) sum |x - q| from `vpsadbw` of x ^ 0x80
+//! against q ^ 0x80, and #{x > q} from a byte compare; (3) 16 elements at a
+//! time widened to i32, requantized (see `fixed::Requant`) and narrowed
+//! with signed saturation by `vpmovsdb`. Tails use byte masks.
+
+use super::fixed::{abs_dev_sum, Mean, Requant, R_CLAMP, U_BITS};
+use super::{vector, Affine};
+use crate::simd::Element;
+use std::arch::x86_64::*;
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+pub(super) unsafe fn l1_norm_float<T: Element>(x: *const T, y: *mut T, n: usize, eps: T, affine: Affine<T>) {
+    vector::l1_norm::<T::Avx512>(x, y, n, eps, affine)
+}
+
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+pub(super) unsafe fn l1_norm_i8(x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affine<i8>) {
+    if n == 0 {
+        return;
+    }
+    let mean = Mean::new(row_sum(x, n), n as u64);
+    let (sad, above) = row_sad(x, n, mean.q as i8);
+    let rq = Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad, above), gain);
+    match (!affine.weight.is_null(), !affine.bias.is_null()) {
+        (false, false) => write_row::<false, false>(x, y, n, &rq, affine),
+        (false, true) => write_row::<false, true>(x, y, n, &rq, affine),
+        (true, false) => write_row::<true, false>(x, y, n, &rq, affine),
+        (true, true) => write_row::<true, true>(x, y, n, &rq, affine),
+    }
+}
+
+/// Mask of the first `count < 64` bytes.
+#[inline(always)]
+fn byte_mask(count: usize) -> u64 {
+    (1u64 << count) - 1
+}
+
+/// S = sum x_i, exact for any n < 2^56.
+#[inline(always)]
+unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let zero = _mm512_setzero_si512();
+    let (mut s0, mut s1) = (zero, zero);
+    let mut i = 0;
+    while i + 128 <= n {
+        let a = _mm512_xor_si512(_mm512_loadu_si512(x.add(i).cast()), flip);
+        let b = _mm512_xor_si512(_mm512_loadu_si512(x.add(i + 64).cast()), flip);
+        s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(a, zero));
+        s1 = _mm512_add_epi64(s1, _mm512_sad_epu8(b, zero));
+        i += 128;
+    }
+    while i < n {
+        // Lanes past the row load -128, which adds 0 after the flip.
+        let count = (n - i).min(64);
+        let v = if count == 64 { _mm512_loadu_si512(x.add(i).cast()) } else { _mm512_mask_loadu_epi8(flip, byte_mask(count), x.add(i)) };
+        s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(_mm512_xor_si512(v, flip), zero));
+        i += count;
+    }
+    let biased = _mm512_reduce_add_epi64(_mm512_add_epi64(s0, s1)) as i64;
+    biased - 128 * n as i64
+}
+
+/// (sum |x_i - q|, #{x_i > q}).
+#[inline(always)]
+unsafe fn row_sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
+    let flip = _mm512_set1_epi8(i8::MIN);
+    let zero = _mm512_setzero_si512();
+    let ones = _mm512_set1_epi8(1);
+    let qv = _mm512_set1_epi8(q);
+    let qf = _mm512_xor_si512(qv, flip);
+    let (mut sad, mut above) = (zero, zero);
+    let mut i = 0;
+    while i < n {
+        // Lanes past the row load q: |q - q| = 0 and q > q is false.
+        let count = (n - i).min(64);
+        let v = if count == 64 { _mm512_loadu_si512(x.add(i).cast()) } else { _mm512_mask_loadu_epi8(qv, byte_mask(count), x.add(i)) };
+        sad = _mm512_add_epi64(sad, _mm512_sad_epu8(_mm512_xor_si512(v, flip), qf));
+        let gt = _mm512_maskz_mov_epi8(_mm512_cmpgt_epi8_mask(v, qv), ones);
+        above = _mm512_add_epi64(above, _mm512_sad_epu8(gt, zero));
+        i += count;
+    }
+    (_mm512_reduce_add_epi64(sad) as u64, _mm512_reduce_add_epi64(above) as u64)
+}
+
+/// The row constants broadcast to registers.
+struct Consts {
+    mul: __m512i,
+    sub: __m512i,
+    shift: __m128i,
+    one: __m512i,
+    r_max: __m512i,
+    r_min: __m512i,
+}
+
+impl Consts {
+    #[inline(always)]
+    unsafe fn new(rq: &Requant) -> Consts {
+        Consts {
+            mul: _mm512_set1_epi32(rq.mul2()),
+            sub: _mm512_set1_epi32(rq.sub2()),
+            shift: _mm_cvtsi32_si128(rq.t as i32),
+            one: _mm512_set1_epi32(1),
+            r_max: _mm512_set1_epi32(R_CLAMP),
+            r_min: _mm512_set1_epi32(-R_CLAMP),
+        }
+    }
+}
+
+/// Steps 6-7 of the contract for 16 int8 lanes.
+#[inline(always)]
+unsafe fn requant16<const W: bool, const B: bool>(x: __m128i, w: __m128i, b: __m128i, k: &Consts) -> __m128i {
+    let p2 = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_cvtepi8_epi32(x), k.mul), k.sub);
+    let r = _mm512_srai_epi32::<1>(_mm512_add_epi32(_mm512_sra_epi32(p2, k.shift), k.one));
+    let u = if W {
+        let r = _mm512_max_epi32(_mm512_min_epi32(r, k.r_max), k.r_min);
+        _mm512_mullo_epi32(r, _mm512_cvtepi8_epi32(w))
+    } else {
+        r
+    };
+    let mut v = _mm512_srai_epi32::<1>(_mm512_add_epi32(_mm512_srai_epi32::<{ U_BITS as u32 - 1 }>(u), k.one));
+    if B {
+        v = _mm512_add_epi32(v, _mm512_cvtepi8_epi32(b));
+    }
+    _mm512_cvtsepi32_epi8(v)
+}
+
+/// 16 (or `count` < 16, zero-filled) bytes at `p + i`; nothing when `USE` is false.
+#[inline(always)]
+unsafe fn load16<const USE: bool>(p: *const i8, i: usize, count: usize) -> __m128i {
+    if !USE {
+        _mm_setzero_si128()
+    } else if count == 16 {
+        _mm_loadu_si128(p.add(i).cast())
+    } else {
+        _mm_maskz_loadu_epi8(byte_mask(count) as u16, p.add(i))
+    }
+}
+
+#[inline(always)]
+unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: usize, rq: &Requant, affine: Affine<i8>) {
+    let k = Consts::new(rq);
+    let mut i = 0;
+    while i < n {
+        let count = (n - i).min(16);
+        let xs = load16::<true>(x, i, count);
+        let ws = load16::<W>(affine.weight, i, count);
+        let bs = load16::<B>(affine.bias, i, count);
+        let v = requant16::<W, B>(xs, ws, bs, &k);
+        if count == 16 {
+            _mm_storeu_si128(y.add(i).cast(), v);
+        } else {
+            _mm_mask_storeu_epi8(y.add(i), byte_mask(count) as u16, v);
+        }
+        i += count;
+    }
+}
