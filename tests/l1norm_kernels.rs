@@ -122,6 +122,24 @@ fn int8_special_rows_and_gains() {
 }
 
 #[test]
+fn int8_gain_sweep_covers_every_shift() {
+    // Gains 2^-40 .. 2^20 in quarter octaves move t through 0..=31 and
+    // beyond, across the one-shift (t < 19) and R (t < 31) limits.
+    let mut rng = SmallRng::seed_from_u64(7);
+    let rows = [random_i8(&mut rng, 97, 0, 127), random_i8(&mut rng, 70, 9, 2), random_i8(&mut rng, 300, -120, 8)];
+    let w = random_i8(&mut rng, 300, 0, 128);
+    let b = random_i8(&mut rng, 300, 0, 128);
+    for k in -160..=80 {
+        let gain = (k as f32 / 4.0).exp2();
+        for row in &rows {
+            let n = row.len();
+            check_i8(&format!("gain 2^{}", k as f32 / 4.0), row, gain, None, Some(&b[..n]));
+            check_i8(&format!("gain 2^{}", k as f32 / 4.0), row, gain, Some(&w[..n]), None);
+        }
+    }
+}
+
+#[test]
 fn int8_constant_rows_give_the_bias() {
     for isa in dispatch::available() {
         for v in [-128i8, 0, 127] {

@@ -104,7 +104,7 @@ struct Consts {
     mul: __m256i,
     sub: __m256i,
     shift: __m128i,
-    one: __m256i,
+    half: __m256i,
     r_max: __m256i,
     r_min: __m256i,
     /// Undoes the lane interleaving of the two packs.
@@ -113,12 +113,13 @@ struct Consts {
 
 impl Consts {
     #[inline(always)]
-    unsafe fn new(rq: &Requant) -> Consts {
+    unsafe fn new(rq: &Requant, weighted: bool) -> Consts {
+        let lanes = if weighted { rq.r_lanes() } else { rq.unweighted_lanes() };
         Consts {
-            mul: _mm256_set1_epi32(rq.mul2()),
-            sub: _mm256_set1_epi32(rq.sub2()),
-            shift: _mm_cvtsi32_si128(rq.t as i32),
-            one: _mm256_set1_epi32(1),
+            mul: _mm256_set1_epi32(lanes.mul),
+            sub: _mm256_set1_epi32(lanes.sub),
+            shift: _mm_cvtsi32_si128(lanes.shift as i32),
+            half: _mm256_set1_epi32(1 << (U_BITS - 1)),
             r_max: _mm256_set1_epi32(R_CLAMP),
             r_min: _mm256_set1_epi32(-R_CLAMP),
             order: _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7),
@@ -133,18 +134,18 @@ unsafe fn widen8(p: *const i8) -> __m256i {
 }
 
 /// Steps 6-7 of the contract for the 8 elements at offset `j`, before
-/// saturation (i32 lanes).
+/// saturation (i32 lanes); as `requant16` in `avx512.rs`.
 #[inline(always)]
 unsafe fn requant8<const W: bool, const B: bool>(x: *const i8, w: *const i8, b: *const i8, j: usize, k: &Consts) -> __m256i {
-    let p2 = _mm256_sub_epi32(_mm256_mullo_epi32(widen8(x.add(j)), k.mul), k.sub);
-    let r = _mm256_srai_epi32::<1>(_mm256_add_epi32(_mm256_sra_epi32(p2, k.shift), k.one));
-    let u = if W {
-        let r = _mm256_max_epi32(_mm256_min_epi32(r, k.r_max), k.r_min);
-        _mm256_mullo_epi32(r, widen8(w.add(j)))
+    let prod = _mm256_sub_epi32(_mm256_mullo_epi32(widen8(x.add(j)), k.mul), k.sub);
+    let shifted = _mm256_sra_epi32(prod, k.shift);
+    let v = if W {
+        let r = _mm256_max_epi32(_mm256_min_epi32(shifted, k.r_max), k.r_min);
+        let u = _mm256_mullo_epi32(r, widen8(w.add(j)));
+        _mm256_srai_epi32::<U_BITS>(_mm256_add_epi32(u, k.half))
     } else {
-        r
+        shifted
     };
-    let v = _mm256_srai_epi32::<1>(_mm256_add_epi32(_mm256_srai_epi32::<{ U_BITS - 1 }>(u), k.one));
     if B {
         _mm256_add_epi32(v, widen8(b.add(j)))
     } else {
@@ -165,7 +166,7 @@ unsafe fn requant32<const W: bool, const B: bool>(x: *const i8, w: *const i8, b:
 
 #[inline(always)]
 unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: usize, rq: &Requant, affine: Affine<i8>) {
-    let k = Consts::new(rq);
+    let k = Consts::new(rq, W);
     let (w, b) = (affine.weight, affine.bias);
     let mut i = 0;
     while i + LANES <= n {

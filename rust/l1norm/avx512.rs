@@ -91,37 +91,40 @@ struct Consts {
     mul: __m512i,
     sub: __m512i,
     shift: __m128i,
-    one: __m512i,
+    half: __m512i,
     r_max: __m512i,
     r_min: __m512i,
 }
 
 impl Consts {
     #[inline(always)]
-    unsafe fn new(rq: &Requant) -> Consts {
+    unsafe fn new(rq: &Requant, weighted: bool) -> Consts {
+        let lanes = if weighted { rq.r_lanes() } else { rq.unweighted_lanes() };
         Consts {
-            mul: _mm512_set1_epi32(rq.mul2()),
-            sub: _mm512_set1_epi32(rq.sub2()),
-            shift: _mm_cvtsi32_si128(rq.t as i32),
-            one: _mm512_set1_epi32(1),
+            mul: _mm512_set1_epi32(lanes.mul),
+            sub: _mm512_set1_epi32(lanes.sub),
+            shift: _mm_cvtsi32_si128(lanes.shift as i32),
+            half: _mm512_set1_epi32(1 << (U_BITS - 1)),
             r_max: _mm512_set1_epi32(R_CLAMP),
             r_min: _mm512_set1_epi32(-R_CLAMP),
         }
     }
 }
 
-/// Steps 6-7 of the contract for 16 int8 lanes.
+/// Steps 6-7 of the contract for 16 int8 lanes. Unweighted rows get the
+/// output directly from one shift (`Requant::unweighted_lanes`); weighted
+/// ones get R, clamped so that R w fits i32, then round(R w / 2^12).
 #[inline(always)]
 unsafe fn requant16<const W: bool, const B: bool>(x: __m128i, w: __m128i, b: __m128i, k: &Consts) -> __m128i {
-    let p2 = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_cvtepi8_epi32(x), k.mul), k.sub);
-    let r = _mm512_srai_epi32::<1>(_mm512_add_epi32(_mm512_sra_epi32(p2, k.shift), k.one));
-    let u = if W {
-        let r = _mm512_max_epi32(_mm512_min_epi32(r, k.r_max), k.r_min);
-        _mm512_mullo_epi32(r, _mm512_cvtepi8_epi32(w))
+    let prod = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_cvtepi8_epi32(x), k.mul), k.sub);
+    let shifted = _mm512_sra_epi32(prod, k.shift);
+    let mut v = if W {
+        let r = _mm512_max_epi32(_mm512_min_epi32(shifted, k.r_max), k.r_min);
+        let u = _mm512_mullo_epi32(r, _mm512_cvtepi8_epi32(w));
+        _mm512_srai_epi32::<{ U_BITS as u32 }>(_mm512_add_epi32(u, k.half))
     } else {
-        r
+        shifted
     };
-    let mut v = _mm512_srai_epi32::<1>(_mm512_add_epi32(_mm512_srai_epi32::<{ U_BITS as u32 - 1 }>(u), k.one));
     if B {
         v = _mm512_add_epi32(v, _mm512_cvtepi8_epi32(b));
     }
@@ -142,7 +145,7 @@ unsafe fn load16<const USE: bool>(p: *const i8, i: usize, count: usize) -> __m12
 
 #[inline(always)]
 unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: usize, rq: &Requant, affine: Affine<i8>) {
-    let k = Consts::new(rq);
+    let k = Consts::new(rq, W);
     let mut i = 0;
     while i < n {
         let count = (n - i).min(16);

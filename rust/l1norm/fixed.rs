@@ -52,17 +52,55 @@ impl Requant {
         (v + b as i64).clamp(-128, 127) as i8
     }
 
-    /// 2M: the vector kernels compute 2P = x * 2M - (2qM + 2C) in wrapping
-    /// i32 arithmetic (exact: |2P| < 2^31 while the terms may not be) and
-    /// then R = ((2P >> t) + 1) >> 1, which is round(P / 2^t) also for t = 0.
-    pub fn mul2(&self) -> i32 {
-        2 * self.m
+    /// Lane constants for R = round(P / 2^t) (the weighted path).
+    pub fn r_lanes(&self) -> Lanes {
+        // |P| < 2^30, so t >= 31 gives R = 0; below, P + 2^(t-1) fits.
+        if self.t >= 31 {
+            return Lanes::ZERO;
+        }
+        self.lanes(self.t, half(self.t))
     }
 
-    /// 2qM + 2C (fits: |q| <= 128, M <= 2^22, C <= M).
-    pub fn sub2(&self) -> i32 {
-        (2 * self.q as i64 * self.m as i64 + 2 * self.c as i64) as i32
+    /// Lane constants for round(R / 2^12), the output of an unweighted
+    /// row before the bias: nested floors of integers fold into one,
+    /// floor((floor((P + h) / 2^t) + 2^11) / 2^12)
+    ///     = floor((P + h + 2^(t + 11)) / 2^(t + 12)).
+    pub fn unweighted_lanes(&self) -> Lanes {
+        // For t >= 19 the sum lies in [0, 2^(t + 12)): the result is 0.
+        if self.t >= 19 {
+            return Lanes::ZERO;
+        }
+        self.lanes(self.t + U_BITS as u32, half(self.t) + (1 << (self.t + U_BITS as u32 - 1)))
     }
+
+    /// floor((P + add) / 2^shift) as floor((x M - (q M + C - add)) / 2^shift).
+    fn lanes(&self, shift: u32, add: i64) -> Lanes {
+        let sub = self.q as i64 * self.m as i64 + self.c as i64 - add;
+        Lanes { mul: self.m, sub: sub as i32, shift }
+    }
+}
+
+/// 2^(t-1), or 0 for t = 0: the rounding constant of a shift by t.
+fn half(t: u32) -> i64 {
+    if t == 0 {
+        0
+    } else {
+        1 << (t - 1)
+    }
+}
+
+/// floor((x * mul - sub) / 2^shift) on i32 lanes. x * mul - sub is computed
+/// with wrapping i32 arithmetic, exact because the true value,
+/// P + add, lies in (-2^30, 2^31) while |x M|, |q M + C - add| < 2^31 too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lanes {
+    pub mul: i32,
+    pub sub: i32,
+    pub shift: u32,
+}
+
+impl Lanes {
+    const ZERO: Lanes = Lanes { mul: 0, sub: 0, shift: 0 };
 }
 
 /// Fraction bits of R: y = round(R * w / 2^U_BITS) + b.
