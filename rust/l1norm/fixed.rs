@@ -137,7 +137,13 @@ fn floor_log2_ratio(a: u128, b: u128) -> i32 {
 /// round_half_up(num * 2^e / den), for results that fit the caller's bound.
 fn round_scaled(num: u128, e: i32, den: u128) -> u128 {
     let (num, den) = if e >= 0 { (num << e, den) } else { (num, den << -e) };
-    (2 * num + den) / (2 * den)
+    let (top, bottom) = (2 * num + den, 2 * den);
+    // u64 division when it fits (the common case): u128 division is a
+    // slow library call, and this runs once per row.
+    match (u64::try_from(top), u64::try_from(bottom)) {
+        (Ok(t), Ok(b)) => (t / b) as u128,
+        _ => top / bottom,
+    }
 }
 
 /// Smallest shift of the contract: K * 2^sh in [2^21, 2^22) and K <= 512
