@@ -31,6 +31,20 @@ pub fn abs_dev_sum(n: u64, mean: Mean, sad: u64, above: u64) -> u128 {
     n * sad as u128 + r * below - r * above as u128
 }
 
+/// Fraction bits of R: y = round(R * w / 2^U_BITS) + b.
+pub const U_BITS: i32 = 12;
+
+/// |R| beyond this saturates every weighted output (|R w| / 2^12 rounds to
+/// at least 256 for |w| >= 1), so the vector kernels clamp R to it to keep
+/// R * w inside i32.
+pub const R_CLAMP: i32 = (1 << 20) - 1;
+
+/// Smallest shift of the contract: K * 2^sh in [2^21, 2^22) and K <= 512
+/// give sh >= 12; t = sh - 12.
+const T_BASE: i32 = U_BITS;
+/// K * 2^sh is normalized into [2^M_BITS, 2^(M_BITS + 1)).
+const M_BITS: i32 = 21;
+
 /// The per-row constants of the element pass (contract steps 5-7 in
 /// `mod.rs`): M, C, the shift t, and the mean's integer part q.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +56,38 @@ pub struct Requant {
 }
 
 impl Requant {
+    /// Constants for a row of `n` values with exact mean `mean`, abs-dev
+    /// sum `a` (= sum |n x - S|) and output gain `gain` (> 0, finite).
+    ///
+    /// K = gain * n^2 / A and c = gain * n * r / A, so that
+    /// (x - q) * K - c = (x - mean) * gain / s with s = A / n^2.
+    pub fn new(n: u64, mean: Mean, a: u128, gain: f32) -> Requant {
+        let zero = Requant { m: 0, c: 0, t: 0, q: mean.q };
+        if a == 0 {
+            return zero;
+        }
+        debug_assert!(gain > 0.0 && gain.is_finite(), "gain must be positive and finite");
+        let (g, e) = split_f32(gain);
+        let (n, r) = (n as u128, mean.r as u128);
+        // K = k_num * 2^e / a, c = c_num * 2^e / a.
+        let k_num = g * n * n;
+        let c_num = g * n * r;
+        let log2_k = floor_log2_ratio(k_num, a) + e;
+        let (m, c, sh) = if log2_k >= 9 && !(log2_k == 9 && is_exact_pow2_ratio(k_num, e, a, 9)) {
+            // K > 512: only x = q and x = q + 1 can escape saturation;
+            // see `saturated_constants`.
+            saturated_constants(n, r, k_num, c_num, e, a)
+        } else {
+            let sh = M_BITS - log2_k;
+            if sh - T_BASE > 31 {
+                // |P| < 2^30 <= 2^(t - 1): every R is 0.
+                return zero;
+            }
+            (round_scaled(k_num, e + sh, a), round_scaled(c_num, e + sh, a), sh)
+        };
+        Requant { m: m as i32, c: c as i32, t: (sh - T_BASE) as u32, q: mean.q }
+    }
+
     /// The contract for one element, in plain i64 arithmetic (the scalar
     /// reference); `w` is 1 without a weight, `b` 0 without a bias.
     #[inline]
@@ -103,14 +149,6 @@ impl Lanes {
     const ZERO: Lanes = Lanes { mul: 0, sub: 0, shift: 0 };
 }
 
-/// Fraction bits of R: y = round(R * w / 2^U_BITS) + b.
-pub const U_BITS: i32 = 12;
-
-/// |R| beyond this saturates every weighted output (|R w| / 2^12 rounds to
-/// at least 256 for |w| >= 1), so the vector kernels clamp R to it to keep
-/// R * w inside i32.
-pub const R_CLAMP: i32 = (1 << 20) - 1;
-
 /// A positive finite f32 as `g * 2^e` with an integer mantissa `g < 2^24`.
 fn split_f32(x: f32) -> (u128, i32) {
     let bits = x.to_bits();
@@ -146,46 +184,6 @@ fn round_scaled(num: u128, e: i32, den: u128) -> u128 {
     }
 }
 
-/// Smallest shift of the contract: K * 2^sh in [2^21, 2^22) and K <= 512
-/// give sh >= 12; t = sh - 12.
-const T_BASE: i32 = U_BITS;
-/// K * 2^sh is normalized into [2^M_BITS, 2^(M_BITS + 1)).
-const M_BITS: i32 = 21;
-
-impl Requant {
-    /// Constants for a row of `n` values with exact mean `mean`, abs-dev
-    /// sum `a` (= sum |n x - S|) and output gain `gain` (> 0, finite).
-    ///
-    /// K = gain * n^2 / A and c = gain * n * r / A, so that
-    /// (x - q) * K - c = (x - mean) * gain / s with s = A / n^2.
-    pub fn new(n: u64, mean: Mean, a: u128, gain: f32) -> Requant {
-        let zero = Requant { m: 0, c: 0, t: 0, q: mean.q };
-        if a == 0 {
-            return zero;
-        }
-        debug_assert!(gain > 0.0 && gain.is_finite(), "gain must be positive and finite");
-        let (g, e) = split_f32(gain);
-        let (n, r) = (n as u128, mean.r as u128);
-        // K = k_num * 2^e / a, c = c_num * 2^e / a.
-        let k_num = g * n * n;
-        let c_num = g * n * r;
-        let log2_k = floor_log2_ratio(k_num, a) + e;
-        let (m, c, sh) = if log2_k >= 9 && !(log2_k == 9 && is_exact_pow2_ratio(k_num, e, a, 9)) {
-            // K > 512: only x = q and x = q + 1 can escape saturation;
-            // see `saturated_constants`.
-            saturated_constants(n, r, k_num, c_num, e, a)
-        } else {
-            let sh = M_BITS - log2_k;
-            if sh - T_BASE > 31 {
-                // |P| < 2^30 <= 2^(t - 1): every R is 0.
-                return zero;
-            }
-            (round_scaled(k_num, e + sh, a), round_scaled(c_num, e + sh, a), sh)
-        };
-        Requant { m: m as i32, c: c as i32, t: (sh - T_BASE) as u32, q: mean.q }
-    }
-}
-
 /// True when k_num * 2^e / a == 2^p exactly.
 fn is_exact_pow2_ratio(k_num: u128, e: i32, a: u128, p: i32) -> bool {
     let s = e - p;
@@ -196,11 +194,14 @@ fn is_exact_pow2_ratio(k_num: u128, e: i32, a: u128, p: i32) -> bool {
     }
 }
 
-/// (M, C, sh) for K > 512, where they are replaced by K' = 512 and
-/// c' = min(c, 256) (if 2r <= n) or 512 - min(K - c, 256): an element with
-/// |x - q - c/K| >= 1/2 lands at |v| >= 256 under both, and every output
-/// whose |v| >= 256 saturates to the sign of v whatever the int8 weight
-/// (nonzero) and bias.
+/// (M, C, sh) for K > 512 (contract step 4), where K' = 512 and
+/// c' = min(c, 256) if 2r <= n, else 512 - min(K - c, 256).
+///
+/// With e = x - q, v = e K - c is the exact output before weight and bias.
+/// For e >= 2 or e <= -1, |v| >= K > 512 and |v'| >= 512. For e = 0 and
+/// e = 1, v' equals v, or both are beyond 256 on the same side (if 2r <= n
+/// then c <= K/2, so v(1) = K - c > 256; else v(0) = -c < -256). And
+/// |v| >= 256 saturates whatever the int8 weight (nonzero) and bias.
 fn saturated_constants(n: u128, r: u128, k_num: u128, c_num: u128, e: i32, a: u128) -> (u128, u128, i32) {
     let sh = M_BITS - 9;
     let cap = 256u128 << sh;
