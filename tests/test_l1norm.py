@@ -167,6 +167,14 @@ def test_int8_layouts_in_place_and_threads():
         normkit.set_num_threads(threads)
 
 
+def test_int8_partially_overlapping_out():
+    buf = np.random.default_rng(5).integers(-128, 128, (6, 101)).astype(np.int8)
+    x, out = buf[:, :-1], buf[:, 1:]
+    want = reference(x.copy(), 0.1)
+    normkit.l1_norm(x, out_scale=0.1, out=out)
+    np.testing.assert_array_equal(buf[:, 1:], want)
+
+
 def test_int8_weight_as_python_ints():
     x = np.array([[1, 2, 3, 10]], np.int8)
     got = normkit.l1_norm(x, [1, -2, 127, -128], [0, 5, -128, 127], out_scale=0.25)
