@@ -42,6 +42,9 @@ fn bench(c: &mut Criterion) {
                 }
             })
         });
+        group.bench_function(format!("{}_batch", isa.name()), |b| {
+            b.iter(|| l1norm::l1_norm_i8_rows(isa, black_box(&x8), &mut y8, COLS, GAIN, None, None))
+        });
         group.bench_function(format!("{}_weight_bias", isa.name()), |b| {
             b.iter(|| {
                 for (x, y) in x8.chunks_exact(COLS).zip(y8.chunks_exact_mut(COLS)) {

@@ -77,12 +77,40 @@ fn int8_every_length_offset_and_affine() {
 }
 
 #[test]
+fn int8_row_batches_match_single_rows() {
+    // The pipelined batch loop (next row's passes 1-2 around this row's
+    // pass 3) against the scalar reference row by row, also in place.
+    let mut rng = SmallRng::seed_from_u64(8);
+    for (rows, n) in [(1, 5), (2, 64), (3, 1), (7, 300), (16, 1024), (5, 77)] {
+        let mut x = random_i8(&mut rng, rows * n, 0, 127);
+        x[..n].fill(42); // a constant row first
+        let w = random_i8(&mut rng, n, 0, 128);
+        let b = random_i8(&mut rng, n, 0, 128);
+        for affine in [(None, None), (Some(&w[..]), Some(&b[..]))] {
+            let want: Vec<i8> = x.chunks(n).flat_map(|row| run_i8(Isa::Scalar, row, 25.0, affine.0, affine.1)).collect();
+            for isa in dispatch::available() {
+                let mut y = vec![0i8; x.len()];
+                l1norm::l1_norm_i8_rows(isa, &x, &mut y, n, 25.0, affine.0, affine.1);
+                assert_eq!(y, want, "{isa} rows={rows} n={n}");
+                let mut z = x.clone();
+                let batch = l1norm::RowBatch { x: z.as_ptr(), x_stride: n as isize, y: z.as_mut_ptr(), y_stride: n as isize, rows, n };
+                unsafe { l1norm::l1_norm_i8_rows_raw(isa, batch, 25.0, l1norm::Affine::from_slices(affine.0, affine.1)) };
+                assert_eq!(z, want, "{isa} in place rows={rows} n={n}");
+            }
+        }
+    }
+}
+
+#[test]
 fn int8_n0_rows_are_untouched() {
     for isa in dispatch::available() {
         let mut y: Vec<i8> = vec![];
         l1norm::l1_norm_i8(isa, &[], &mut y, 1.0, Some(&[]), Some(&[]));
         let mut z = [5i8; 3];
         unsafe { l1norm::l1_norm_i8_raw(isa, z.as_ptr(), z.as_mut_ptr(), 0, 1.0, l1norm::Affine::NONE) };
+        assert_eq!(z, [5; 3]);
+        let batch = l1norm::RowBatch { x: z.as_ptr(), x_stride: 1, y: z.as_mut_ptr(), y_stride: 1, rows: 3, n: 0 };
+        unsafe { l1norm::l1_norm_i8_rows_raw(isa, batch, 1.0, l1norm::Affine::NONE) };
         assert_eq!(z, [5; 3]);
     }
 }

@@ -6,8 +6,9 @@
 //! register requantized and narrowed with `vpackssdw` / `vpacksswb` (signed
 //! saturation) plus a lane fix-up. Tails go through 32-byte stack buffers.
 
-use super::fixed::{abs_dev_sum, Mean, Requant, R_CLAMP, U_BITS};
-use super::{vector, Affine};
+use super::fixed::{Requant, R_CLAMP, U_BITS};
+use super::pipeline::{self, I8Passes};
+use super::{vector, Affine, RowBatch};
 use crate::simd::Element;
 use std::arch::x86_64::*;
 use std::ptr;
@@ -18,18 +19,31 @@ pub(super) unsafe fn l1_norm_float<T: Element>(x: *const T, y: *mut T, n: usize,
 }
 
 #[target_feature(enable = "avx2,fma")]
-pub(super) unsafe fn l1_norm_i8(x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affine<i8>) {
-    if n == 0 {
-        return;
+pub(super) unsafe fn l1_norm_i8_rows(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
+    pipeline::run::<Avx2>(batch, gain, affine)
+}
+
+struct Avx2;
+
+impl I8Passes for Avx2 {
+    #[inline(always)]
+    unsafe fn sum(x: *const i8, n: usize) -> i64 {
+        row_sum(x, n)
     }
-    let mean = Mean::new(row_sum(x, n), n as u64);
-    let (sad, above) = row_sad(x, n, mean.q as i8);
-    let rq = Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad, above), gain);
-    match (!affine.weight.is_null(), !affine.bias.is_null()) {
-        (false, false) => write_row::<false, false>(x, y, n, &rq, affine),
-        (false, true) => write_row::<false, true>(x, y, n, &rq, affine),
-        (true, false) => write_row::<true, false>(x, y, n, &rq, affine),
-        (true, true) => write_row::<true, true>(x, y, n, &rq, affine),
+
+    #[inline(always)]
+    unsafe fn sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
+        row_sad(x, n, q)
+    }
+
+    #[inline(always)]
+    unsafe fn write(x: *const i8, y: *mut i8, n: usize, rq: &Requant, affine: Affine<i8>) {
+        match (!affine.weight.is_null(), !affine.bias.is_null()) {
+            (false, false) => write_row::<false, false>(x, y, n, rq, affine),
+            (false, true) => write_row::<false, true>(x, y, n, rq, affine),
+            (true, false) => write_row::<true, false>(x, y, n, rq, affine),
+            (true, true) => write_row::<true, true>(x, y, n, rq, affine),
+        }
     }
 }
 

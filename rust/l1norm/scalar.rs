@@ -2,7 +2,7 @@
 //! float formula with f64 sums. Also the portable path.
 
 use super::fixed::{abs_dev_sum, Mean, Requant};
-use super::Affine;
+use super::{Affine, RowBatch};
 use crate::simd::Real;
 
 /// Element `i` of an optional per-channel array, else `default`.
@@ -15,7 +15,13 @@ unsafe fn channel<T: Copy>(p: *const T, i: usize, default: T) -> T {
     }
 }
 
-pub(crate) unsafe fn l1_norm_i8(x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affine<i8>) {
+pub(crate) unsafe fn l1_norm_i8_rows(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
+    for i in 0..batch.rows {
+        l1_norm_i8(batch.x_row(i), batch.y_row(i), batch.n, gain, affine);
+    }
+}
+
+unsafe fn l1_norm_i8(x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affine<i8>) {
     if n == 0 {
         return;
     }

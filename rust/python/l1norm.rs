@@ -3,7 +3,7 @@
 
 use super::{active_isa, float_kind, FloatKind, RowsMut, RowsRef};
 use crate::dispatch::Isa;
-use crate::l1norm::{self as kernels, Affine};
+use crate::l1norm::{self as kernels, Affine, RowBatch};
 use crate::simd::Element;
 use numpy::{PyArray1, PyArrayMethods, PyReadonlyArray1, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyTypeError, PyValueError};
@@ -25,15 +25,15 @@ fn channel<'py, T: numpy::Element>(name: &str, array: Option<&Bound<'py, PyAny>>
     Ok(Some(array))
 }
 
-/// Runs `kernel(isa, x_row, y_row, cols, affine)` over every row with the
-/// GIL released.
+/// Runs `kernel(isa, batch, affine)` over batches of consecutive rows
+/// (one per thread's range) with the GIL released.
 fn run<T: numpy::Element + Copy + Sync>(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
     out: &Bound<'_, PyAny>,
     weight: Option<&Bound<'_, PyAny>>,
     bias: Option<&Bound<'_, PyAny>>,
-    kernel: impl Fn(Isa, *const T, *mut T, usize, Affine<T>) + Send + Sync,
+    kernel: impl Fn(Isa, RowBatch<T>, Affine<T>) + Send + Sync,
 ) -> PyResult<()> {
     let isa = active_isa()?;
     let x = RowsRef::<T>::readonly("x", x)?;
@@ -48,12 +48,17 @@ fn run<T: numpy::Element + Copy + Sync>(
     let b = bias.as_ref().map(|a| a.as_slice()).transpose()?;
     py.detach(|| {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
-            let affine = Affine::from_slices(w, b);
-            for i in range {
-                // Rows were checked against the arrays' shapes and strides,
-                // weight and bias against the row length.
-                kernel(isa, unsafe { x.row(i) }, unsafe { y.row(i) }, x.cols, affine)
-            }
+            // Rows were checked against the arrays' shapes and strides,
+            // weight and bias against the row length.
+            let batch = RowBatch {
+                x: unsafe { x.row(range.start) },
+                x_stride: x.stride,
+                y: unsafe { y.row(range.start) },
+                y_stride: y.stride,
+                rows: range.len(),
+                n: x.cols,
+            };
+            kernel(isa, batch, Affine::from_slices(w, b))
         })
     });
     Ok(())
@@ -76,8 +81,8 @@ fn l1_norm_i8(
     if !(gain > 0.0 && gain.is_finite()) {
         return Err(PyValueError::new_err(format!("gain must be positive and finite as a float32, got {gain}")));
     }
-    run::<i8>(py, x, out, weight, bias, move |isa, x, y, n, affine| unsafe {
-        kernels::l1_norm_i8_raw(isa, x, y, n, gain, affine)
+    run::<i8>(py, x, out, weight, bias, move |isa, batch, affine| unsafe {
+        kernels::l1_norm_i8_rows_raw(isa, batch, gain, affine)
     })
 }
 
@@ -103,8 +108,10 @@ fn l1_norm_float(
         bias: Option<&Bound<'_, PyAny>>,
     ) -> PyResult<()> {
         let eps = T::from_f64(eps);
-        run::<T>(py, x, out, weight, bias, move |isa, x, y, n, affine| unsafe {
-            kernels::l1_norm_float_raw(isa, x, y, n, eps, affine)
+        run::<T>(py, x, out, weight, bias, move |isa, batch, affine| {
+            for i in 0..batch.rows {
+                unsafe { kernels::l1_norm_float_raw(isa, batch.x_row(i), batch.y_row(i), batch.n, eps, affine) }
+            }
         })
     }
     match float_kind("x", x)? {
