@@ -2,7 +2,7 @@
 //! and the float entry point of `vector.rs`.
 //!
 //! The int8 passes mirror `avx512.rs` on 32-byte registers: `vpsadbw` for
-//! S and sum |x - q|, a byte compare for #{x > q}, then 8 elements per i32
+//! S, sum |x - q| and sum |x - q - 1|, then 8 elements per i32
 //! register requantized and narrowed with `vpackssdw` / `vpacksswb` (signed
 //! saturation) plus a lane fix-up. Tails go through 32-byte stack buffers.
 
@@ -91,26 +91,25 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
     sum_u64(_mm256_add_epi64(s0, s1)) as i64 - 128 * n as i64
 }
 
-/// (sum |x_i - q|, #{x_i > q}).
+/// (sum |x_i - q|, sum |x_i - q1|) for q1 = min(q + 1, 127).
 #[inline(always)]
 unsafe fn row_sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
+    let q1 = q.saturating_add(1);
     let flip = _mm256_set1_epi8(i8::MIN);
-    let zero = _mm256_setzero_si256();
-    let ones = _mm256_set1_epi8(1);
-    let qv = _mm256_set1_epi8(q);
-    let qf = _mm256_xor_si256(qv, flip);
-    let (mut sad, mut above) = (zero, zero);
+    let (qf, q1f) = (_mm256_set1_epi8(q ^ i8::MIN), _mm256_set1_epi8(q1 ^ i8::MIN));
+    let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
+    let mut filled = 0;
     let mut i = 0;
     while i < n {
-        // Bytes past the row are q: |q - q| = 0 and q > q is false.
         let count = (n - i).min(LANES);
-        let v = load32(x.add(i), count, q);
-        sad = _mm256_add_epi64(sad, _mm256_sad_epu8(_mm256_xor_si256(v, flip), qf));
-        let gt = _mm256_and_si256(_mm256_cmpgt_epi8(v, qv), ones);
-        above = _mm256_add_epi64(above, _mm256_sad_epu8(gt, zero));
+        let f = _mm256_xor_si256(load32(x.add(i), count, q), flip);
+        s0 = _mm256_add_epi64(s0, _mm256_sad_epu8(f, qf));
+        s1 = _mm256_add_epi64(s1, _mm256_sad_epu8(f, q1f));
+        filled += LANES - count;
         i += count;
     }
-    (sum_u64(sad), sum_u64(above))
+    // Bytes past the row hold q: 0 in the first sum, q1 - q in the second.
+    (sum_u64(s0), sum_u64(s1) - filled as u64 * (q1 as i64 - q as i64) as u64)
 }
 
 /// The row constants broadcast to registers.

@@ -2,8 +2,9 @@
 //! integer intrinsics, and the float entry point of `vector.rs`.
 //!
 //! int8 passes: (1) S from `vpsadbw` of x ^ 0x80 against zero (sum of
-//! x + 128 in u64 lanes); (2) sum |x - q| from `vpsadbw` of x ^ 0x80
-//! against q ^ 0x80, and #{x > q} from a byte compare; (3) 16 elements at a
+//! x + 128 in u64 lanes); (2) sum |x - q| and sum |x - q - 1| from
+//! `vpsadbw` of x ^ 0x80 against q ^ 0x80 and (q + 1) ^ 0x80 (exact: both
+//! sides are offset by 128); (3) 16 elements at a
 //! time widened to i32, requantized (see `fixed::Requant`) and narrowed
 //! with signed saturation (packs in the main loop, `vpmovsdb` in the tail).
 //! Tails use byte masks.
@@ -79,26 +80,28 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
     biased - 128 * n as i64
 }
 
-/// (sum |x_i - q|, #{x_i > q}).
+/// (sum |x_i - q|, sum |x_i - q1|) for q1 = min(q + 1, 127).
 #[inline(always)]
 unsafe fn row_sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
+    let q1 = q.saturating_add(1);
     let flip = _mm512_set1_epi8(i8::MIN);
-    let zero = _mm512_setzero_si512();
-    let ones = _mm512_set1_epi8(1);
     let qv = _mm512_set1_epi8(q);
-    let qf = _mm512_xor_si512(qv, flip);
-    let (mut sad, mut above) = (zero, zero);
+    let (qf, q1f) = (_mm512_xor_si512(qv, flip), _mm512_set1_epi8(q1 ^ i8::MIN));
+    let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
+    let mut filled = 0;
     let mut i = 0;
     while i < n {
-        // Lanes past the row load q: |q - q| = 0 and q > q is false.
         let count = (n - i).min(64);
         let v = if count == 64 { _mm512_loadu_si512(x.add(i).cast()) } else { _mm512_mask_loadu_epi8(qv, byte_mask(count), x.add(i)) };
-        sad = _mm512_add_epi64(sad, _mm512_sad_epu8(_mm512_xor_si512(v, flip), qf));
-        let gt = _mm512_maskz_mov_epi8(_mm512_cmpgt_epi8_mask(v, qv), ones);
-        above = _mm512_add_epi64(above, _mm512_sad_epu8(gt, zero));
+        let f = _mm512_xor_si512(v, flip);
+        s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(f, qf));
+        s1 = _mm512_add_epi64(s1, _mm512_sad_epu8(f, q1f));
+        filled += 64 - count;
         i += count;
     }
-    (_mm512_reduce_add_epi64(sad) as u64, _mm512_reduce_add_epi64(above) as u64)
+    // Lanes past the row hold q: 0 in the first sum, q1 - q in the second.
+    let sad_q1 = _mm512_reduce_add_epi64(s1) as u64 - filled as u64 * (q1 as i64 - q as i64) as u64;
+    (_mm512_reduce_add_epi64(s0) as u64, sad_q1)
 }
 
 /// The row constants broadcast to registers.

@@ -20,15 +20,16 @@ impl Mean {
     }
 }
 
-/// A = sum |n x_i - S| = n * sum |x_i - mean| from the integer sums one
-/// pass gives: `sad = sum |x_i - q|` and `above = #{x_i > q}`.
+/// A = sum |n x_i - S| = n * sum |x_i - mean| from two sums of absolute
+/// differences to integers: `sad_q = sum |x_i - q|` and
+/// `sad_q1 = sum |x_i - (q + 1)|` (any value when r = 0).
 ///
-/// For x > q, n x - S = n (x - q) - r > 0; for x <= q it is
-/// -(n (q - x) + r). Summing gives n * sad + r * (n - 2 * above).
-pub fn abs_dev_sum(n: u64, mean: Mean, sad: u64, above: u64) -> u128 {
-    let (n, r) = (n as u128, mean.r as u128);
-    let below = n - above as u128; // x <= q
-    n * sad as u128 + r * below - r * above as u128
+/// No integer x lies strictly between q and q + 1, so sum |x_i - m| is
+/// linear in m on [q, q + 1]: at m = q + r/n it is
+/// ((n - r) sad_q + r sad_q1) / n.
+pub fn abs_dev_sum(n: u64, mean: Mean, sad_q: u64, sad_q1: u64) -> u128 {
+    let r = mean.r as u128;
+    (n as u128 - r) * sad_q as u128 + r * sad_q1 as u128
 }
 
 /// Fraction bits of R: y = round(R * w / 2^U_BITS) + b.

@@ -13,7 +13,7 @@ use super::{Affine, RowBatch};
 pub(super) trait I8Passes {
     /// S = sum of the row.
     unsafe fn sum(x: *const i8, n: usize) -> i64;
-    /// (sum |x - q|, #{x > q}).
+    /// (sum |x - q|, sum |x - q1|) with q1 = min(q + 1, 127).
     unsafe fn sad(x: *const i8, n: usize, q: i8) -> (u64, u64);
     /// Steps 6-7 of the contract for the whole row.
     unsafe fn write(x: *const i8, y: *mut i8, n: usize, rq: &Requant, affine: Affine<i8>);
@@ -23,8 +23,9 @@ pub(super) trait I8Passes {
 #[inline(always)]
 unsafe fn constants<P: I8Passes>(x: *const i8, n: usize, sum: i64, gain: f32) -> Requant {
     let mean = Mean::new(sum, n as u64);
-    let (sad, above) = P::sad(x, n, mean.q as i8);
-    Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad, above), gain)
+    // q = 127 only for a row of 127s, where r = 0 and sad_q1 is unused.
+    let (sad_q, sad_q1) = P::sad(x, n, mean.q as i8);
+    Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad_q, sad_q1), gain)
 }
 
 /// Every row of `batch`, in the order: pass 1 of row i + 1, pass 3 of

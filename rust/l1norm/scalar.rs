@@ -1,7 +1,7 @@
 //! Scalar references: the int8 contract in plain integer arithmetic and the
 //! float formula with f64 sums. Also the portable path.
 
-use super::fixed::{abs_dev_sum, Mean, Requant};
+use super::fixed::{Mean, Requant};
 use super::{Affine, RowBatch};
 use crate::simd::Real;
 
@@ -27,13 +27,8 @@ unsafe fn l1_norm_i8(x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affi
     }
     let sum: i64 = (0..n).map(|i| *x.add(i) as i64).sum();
     let mean = Mean::new(sum, n as u64);
-    let (mut sad, mut above) = (0u64, 0u64);
-    for i in 0..n {
-        let d = *x.add(i) as i32 - mean.q;
-        sad += d.unsigned_abs() as u64;
-        above += (d > 0) as u64;
-    }
-    let a = abs_dev_sum(n as u64, mean, sad, above);
+    // A = sum |n x - S| straight from its definition.
+    let a: u128 = (0..n).map(|i| (n as i64 * *x.add(i) as i64 - sum).unsigned_abs() as u128).sum();
     let rq = Requant::new(n as u64, mean, a, gain);
     for i in 0..n {
         let (w, b) = (channel(affine.weight, i, 1), channel(affine.bias, i, 0));
