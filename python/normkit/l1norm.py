@@ -32,7 +32,8 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     3. if ``A == 0`` (constant row): ``y_i = b_i``;
     4. ``K = g*n**2/A``, ``c = g*n*r/A``; if ``K > 512``: ``c :=
        min(c, 256)`` when ``2r <= n`` else ``c := 512 - min(K - c, 256)``,
-       then ``K := 512`` (only changes outputs that saturate anyway);
+       then ``K := 512`` (every output that does not saturate keeps its
+       exact value ``(x_i - q)*K - c``);
     5. ``sh`` with ``2**21 <= K * 2**sh < 2**22``; ``M = floor(K*2**sh +
        1/2)``, ``C = floor(c*2**sh + 1/2)``, ``t = sh - 12``;
     6. ``P_i = (x_i - q)*M - C``, ``R_i = floor(P_i / 2**t + 1/2)``;

@@ -19,7 +19,8 @@
 //! 4. K = g n^2 / A and c = g n r / A, so (x_i - q) K - c = (x_i - mean) g / s.
 //!    If K > 512 (s < g / 512): K := 512 and c := min(c, 256) when
 //!    2r <= n, else c := 512 - min(K_old - c, 256). (Only x_i = q and
-//!    q + 1 can then escape saturation; the replacement changes no output.)
+//!    q + 1 can then escape saturation, and the exact value (x_i - q) K - c
+//!    of each that does is kept; see `fixed::saturated_constants`.)
 //! 5. sh: the integer with 2^21 <= K 2^sh < 2^22 (sh >= 12);
 //!    M = floor(K 2^sh + 1/2), C = floor(c 2^sh + 1/2), t = sh - 12.
 //! 6. P_i = (x_i - q) M - C; R_i = floor(P_i / 2^t + 1/2).
