@@ -5,6 +5,7 @@
 //! run time. The PyO3 bindings live in `python` behind the `python` feature.
 
 pub mod dispatch;
+pub mod l1norm;
 pub mod rows;
 pub mod simd;
 pub mod softmax;

@@ -10,6 +10,7 @@ from __future__ import annotations
 from . import _native
 from . import coda
 from ._native import get_num_threads, set_num_threads
+from .l1norm import l1_norm
 from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS
 from .softmax import log_softmax, softmax
 
@@ -29,6 +30,7 @@ __all__ = [
     "coda",
     "cpu_info",
     "get_num_threads",
+    "l1_norm",
     "log_softmax",
     "set_num_threads",
     "softmax",

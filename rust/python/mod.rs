@@ -6,6 +6,7 @@
 //! strides, alignment, writeability), releases the GIL and runs the
 //! pure-Rust kernels over the rows.
 
+mod l1norm;
 mod rows;
 mod softmax;
 
@@ -63,5 +64,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
     m.add("ISA_LEVELS", Isa::ALL.iter().map(|i| i.name()).collect::<Vec<_>>())?;
     softmax::register(m)?;
+    l1norm::register(m)?;
     Ok(())
 }

@@ -1,0 +1,240 @@
+//! The per-row integer arithmetic of the int8 contract (see `mod.rs`): the
+//! exact mean and mean absolute deviation, and the fixed-point multiplier
+//! that every instruction set then applies element by element.
+//!
+//! All of it runs once per row in plain (u128) integer arithmetic, so every
+//! ISA shares it and only the three element passes are vectorized.
+
+/// The exact mean of a row: `sum / n = q + r / n` with `0 <= r < n`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Mean {
+    pub q: i32,
+    pub r: u64,
+}
+
+impl Mean {
+    /// From the row sum `s` of `n >= 1` int8 values (so `q` is an int8).
+    pub fn new(s: i64, n: u64) -> Mean {
+        let n = n as i64;
+        Mean { q: s.div_euclid(n) as i32, r: s.rem_euclid(n) as u64 }
+    }
+}
+
+/// A = sum |n x_i - S| = n * sum |x_i - mean| from two sums of absolute
+/// differences to integers: `sad_q = sum |x_i - q|` and
+/// `sad_q1 = sum |x_i - (q + 1)|` (any value when r = 0).
+///
+/// No integer x lies strictly between q and q + 1, so sum |x_i - m| is
+/// linear in m on [q, q + 1]: at m = q + r/n it is
+/// ((n - r) sad_q + r sad_q1) / n.
+pub fn abs_dev_sum(n: u64, mean: Mean, sad_q: u64, sad_q1: u64) -> u128 {
+    let r = mean.r as u128;
+    (n as u128 - r) * sad_q as u128 + r * sad_q1 as u128
+}
+
+/// Fraction bits of R: y = round(R * w / 2^U_BITS) + b.
+pub const U_BITS: i32 = 12;
+
+/// |R| beyond this saturates every weighted output (|R w| / 2^12 rounds to
+/// at least 256 for |w| >= 1), so the vector kernels clamp R to it to keep
+/// R * w inside i32.
+pub const R_CLAMP: i32 = (1 << 20) - 1;
+
+/// Smallest shift of the contract: K * 2^sh in [2^21, 2^22) and K <= 512
+/// give sh >= 12; t = sh - 12.
+const T_BASE: i32 = U_BITS;
+/// K * 2^sh is normalized into [2^M_BITS, 2^(M_BITS + 1)).
+const M_BITS: i32 = 21;
+
+/// The per-row constants of the element pass (contract steps 5-7 in
+/// `mod.rs`): M, C, the shift t, and the mean's integer part q.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Requant {
+    pub m: i32,
+    pub c: i32,
+    pub t: u32,
+    pub q: i32,
+}
+
+impl Requant {
+    /// Constants for a row of `n` values with exact mean `mean`, abs-dev
+    /// sum `a` (= sum |n x - S|) and output gain `gain` (> 0, finite).
+    ///
+    /// K = gain * n^2 / A and c = gain * n * r / A, so that
+    /// (x - q) * K - c = (x - mean) * gain / s with s = A / n^2.
+    pub fn new(n: u64, mean: Mean, a: u128, gain: f32) -> Requant {
+        let zero = Requant { m: 0, c: 0, t: 0, q: mean.q };
+        if a == 0 {
+            return zero;
+        }
+        debug_assert!(gain > 0.0 && gain.is_finite(), "gain must be positive and finite");
+        let (g, e) = split_f32(gain);
+        let (n, r) = (n as u128, mean.r as u128);
+        // K = k_num * 2^e / a, c = c_num * 2^e / a.
+        let k_num = g * n * n;
+        let c_num = g * n * r;
+        let log2_k = floor_log2_ratio(k_num, a) + e;
+        let (m, c, sh) = if log2_k >= 9 && !(log2_k == 9 && is_exact_pow2_ratio(k_num, e, a, 9)) {
+            // K > 512: only x = q and x = q + 1 can escape saturation;
+            // see `saturated_constants`.
+            saturated_constants(n, r, k_num, c_num, e, a)
+        } else {
+            let sh = M_BITS - log2_k;
+            if sh - T_BASE > 31 {
+                // |P| < 2^30 <= 2^(t - 1): every R is 0.
+                return zero;
+            }
+            (round_scaled(k_num, e + sh, a), round_scaled(c_num, e + sh, a), sh)
+        };
+        Requant { m: m as i32, c: c as i32, t: (sh - T_BASE) as u32, q: mean.q }
+    }
+
+    /// The contract for one element, in plain i64 arithmetic (the scalar
+    /// reference); `w` is 1 without a weight, `b` 0 without a bias.
+    #[inline]
+    pub fn apply(&self, x: i8, w: i8, b: i8) -> i8 {
+        let p = (x as i64 - self.q as i64) * self.m as i64 - self.c as i64;
+        let r = if self.t == 0 { p } else { (p + (1 << (self.t - 1))) >> self.t };
+        let v = (r * w as i64 + (1 << (U_BITS - 1))) >> U_BITS;
+        (v + b as i64).clamp(-128, 127) as i8
+    }
+
+    /// Lane constants for R = round(P / 2^t) (the weighted path).
+    pub fn r_lanes(&self) -> Lanes {
+        // |P| < 2^30, so t >= 31 gives R = 0; below, P + 2^(t-1) fits.
+        if self.t >= 31 {
+            return Lanes::ZERO;
+        }
+        self.lanes(self.t, half(self.t))
+    }
+
+    /// Lane constants for round(R / 2^12), the output of an unweighted
+    /// row before the bias: nested floors of integers fold into one,
+    /// floor((floor((P + h) / 2^t) + 2^11) / 2^12)
+    ///     = floor((P + h + 2^(t + 11)) / 2^(t + 12)).
+    pub fn unweighted_lanes(&self) -> Lanes {
+        // For t >= 19 the sum lies in [0, 2^(t + 12)): the result is 0.
+        if self.t >= 19 {
+            return Lanes::ZERO;
+        }
+        self.lanes(self.t + U_BITS as u32, half(self.t) + (1 << (self.t + U_BITS as u32 - 1)))
+    }
+
+    /// floor((P + add) / 2^shift) as floor((x M - (q M + C - add)) / 2^shift).
+    fn lanes(&self, shift: u32, add: i64) -> Lanes {
+        let sub = self.q as i64 * self.m as i64 + self.c as i64 - add;
+        Lanes { mul: self.m, sub: sub as i32, shift }
+    }
+}
+
+/// 2^(t-1), or 0 for t = 0: the rounding constant of a shift by t.
+fn half(t: u32) -> i64 {
+    if t == 0 {
+        0
+    } else {
+        1 << (t - 1)
+    }
+}
+
+/// floor((x * mul - sub) / 2^shift) on i32 lanes. x * mul - sub is computed
+/// with wrapping i32 arithmetic, exact because the true value,
+/// P + add, lies in (-2^30, 2^31) while |x M|, |q M + C - add| < 2^31 too.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lanes {
+    pub mul: i32,
+    pub sub: i32,
+    pub shift: u32,
+}
+
+impl Lanes {
+    const ZERO: Lanes = Lanes { mul: 0, sub: 0, shift: 0 };
+}
+
+/// A positive finite f32 as `g * 2^e` with an integer mantissa `g < 2^24`.
+fn split_f32(x: f32) -> (u128, i32) {
+    let bits = x.to_bits();
+    let exp = ((bits >> 23) & 0xff) as i32;
+    let frac = (bits & 0x7f_ffff) as u128;
+    if exp == 0 {
+        (frac, -149)
+    } else {
+        (frac | 1 << 23, exp - 150)
+    }
+}
+
+fn bit_len(v: u128) -> i32 {
+    128 - v.leading_zeros() as i32
+}
+
+/// floor(log2(a / b)) for positive integers.
+fn floor_log2_ratio(a: u128, b: u128) -> i32 {
+    let l = bit_len(a) - bit_len(b);
+    let below = if l >= 0 { a < b << l } else { a << -l < b };
+    l - below as i32
+}
+
+/// round_half_up(num * 2^e / den), for results that fit the caller's bound.
+fn round_scaled(num: u128, e: i32, den: u128) -> u128 {
+    let (num, den) = if e >= 0 { (num << e, den) } else { (num, den << -e) };
+    let (top, bottom) = (2 * num + den, 2 * den);
+    // u64 division when it fits (the common case): u128 division is a
+    // slow library call, and this runs once per row.
+    match (u64::try_from(top), u64::try_from(bottom)) {
+        (Ok(t), Ok(b)) => (t / b) as u128,
+        _ => top / bottom,
+    }
+}
+
+/// True when k_num * 2^e / a == 2^p exactly.
+fn is_exact_pow2_ratio(k_num: u128, e: i32, a: u128, p: i32) -> bool {
+    let s = e - p;
+    if s >= 0 {
+        k_num << s == a
+    } else {
+        k_num == a << -s
+    }
+}
+
+/// (M, C, sh) for K > 512 (contract step 4), where K' = 512 and
+/// c' = min(c, 256) if 2r <= n, else 512 - min(K - c, 256).
+///
+/// With e = x - q, v = e K - c is the exact output before weight and bias.
+/// For e >= 2 or e <= -1, |v| >= K > 512 and |v'| >= 512. For e = 0 and
+/// e = 1, v' equals v, or both are beyond 256 on the same side (if 2r <= n
+/// then c <= K/2, so v(1) = K - c > 256; else v(0) = -c < -256). And
+/// |v| >= 256 saturates whatever the int8 weight (nonzero) and bias.
+fn saturated_constants(n: u128, r: u128, k_num: u128, c_num: u128, e: i32, a: u128) -> (u128, u128, i32) {
+    let sh = M_BITS - 9;
+    let cap = 256u128 << sh;
+    let c = if 2 * r <= n {
+        capped_scaled(c_num, e + sh, a, cap)
+    } else {
+        // K - c = (k_num - c_num) * 2^e / a, positive as r < n.
+        (512u128 << sh) - capped_scaled_down(k_num - c_num, e + sh, a, cap)
+    };
+    (1 << M_BITS, c, sh)
+}
+
+/// min(round_half_up(num * 2^e / a), cap).
+fn capped_scaled(num: u128, e: i32, a: u128, cap: u128) -> u128 {
+    if num == 0 {
+        return 0;
+    }
+    if floor_log2_ratio(num, a) + e >= bit_len(cap) {
+        return cap;
+    }
+    round_scaled(num, e, a).min(cap)
+}
+
+/// min(v, cap) rounded so that cap' - result equals round_half_up(cap' - v)
+/// for the caller's subtraction: round_half_down(v) = ceil(v - 1/2).
+fn capped_scaled_down(num: u128, e: i32, a: u128, cap: u128) -> u128 {
+    if floor_log2_ratio(num, a) + e >= bit_len(cap) {
+        return cap;
+    }
+    let (num, den) = if e >= 0 { (num << e, a) } else { (num, a << -e) };
+    // ceil((2 num - den) / (2 den)) for 2 num >= den, else 0.
+    let two = 2 * num;
+    let v = if two <= den { 0 } else { (two - den).div_ceil(2 * den) };
+    v.min(cap)
+}

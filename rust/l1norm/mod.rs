@@ -1,0 +1,205 @@
+//! L1 normalization along a row: the standard deviation of LayerNorm is
+//! replaced by the mean absolute deviation s = mean |x - mean|, so no
+//! squares or square roots are needed (Wu et al. 2018, "L1-Norm Batch
+//! Normalization"; the fully quantized L1 norm layer of "Towards Accurate
+//! and Efficient Sub-8-Bit Integer Training"). For Gaussian data
+//! sigma ~= sqrt(pi/2) * s.
+//!
+//! # The int8 contract
+//!
+//! For a row x of n int8 values (1 <= n < 2^32; n = 0 rows are left
+//! untouched), an output gain g > 0 (a finite f32: 1 / the output scale),
+//! an optional int8 weight w (else w_i = 1) and int8 bias b (else 0), with
+//! exact integer arithmetic throughout (/ is exact division of rationals):
+//!
+//! 1. S = sum x_i; q = floor(S / n), r = S - q n in [0, n). The mean is
+//!    exactly q + r / n (it is not rounded).
+//! 2. A = sum |n x_i - S| (= n^2 s).
+//! 3. If A = 0 (constant row): y_i = b_i.
+//! 4. K = g n^2 / A and c = g n r / A, so (x_i - q) K - c = (x_i - mean) g / s.
+//!    If K > 512 (s < g / 512): K := 512 and c := min(c, 256) when
+//!    2r <= n, else c := 512 - min(K_old - c, 256). (Only x_i = q and
+//!    q + 1 can then escape saturation, and the exact value (x_i - q) K - c
+//!    of each that does is kept; see `fixed::saturated_constants`.)
+//! 5. sh: the integer with 2^21 <= K 2^sh < 2^22 (sh >= 12);
+//!    M = floor(K 2^sh + 1/2), C = floor(c 2^sh + 1/2), t = sh - 12.
+//! 6. P_i = (x_i - q) M - C; R_i = floor(P_i / 2^t + 1/2).
+//! 7. y_i = clamp(floor(R_i w_i / 2^12 + 1/2) + b_i, -128, 127).
+//!
+//! Rounding is to nearest with ties toward +inf, saturation to [-128, 127].
+//! So y_i approximates clamp((x_i - mean) / s * g * w_i + b_i) to within
+//! 0.55 (0.5 from the last rounding, the rest from M, C and R): always
+//! within one output step of the float formula.
+//!
+//! Nothing overflows for any n < 2^32: sums are u64 / i64, A and the
+//! per-row constants are computed in u128 ([`fixed`]), and |P_i| < 2^30.
+//! The vector kernels evaluate steps 6-7 in i32 lanes with rearrangements
+//! that give identical results (see [`fixed::Requant`]).
+//!
+//! # The float mode
+//!
+//! y = (x - mean) / (mean |x - mean| + eps) (* w + b), f32 or f64 in and
+//! out, sums accumulated in f64.
+//!
+//! `scalar` holds the references, `avx2` / `avx512` the integer kernels
+//! (direct `std::arch` intrinsics) and the float entry points, `vector` the
+//! float algorithm written once over [`Vector`](crate::simd::Vector).
+
+pub mod fixed;
+#[cfg(target_arch = "x86_64")]
+mod pipeline;
+pub mod scalar;
+mod vector;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+use crate::dispatch::Isa;
+use crate::simd::Element;
+use std::ptr;
+
+/// The optional per-channel affine of a row kernel: `weight` and `bias`
+/// point at `n` elements each, or are null when absent.
+#[derive(Clone, Copy, Debug)]
+pub struct Affine<T> {
+    pub weight: *const T,
+    pub bias: *const T,
+}
+
+impl<T> Affine<T> {
+    pub const NONE: Affine<T> = Affine { weight: ptr::null(), bias: ptr::null() };
+
+    /// From optional slices (their lengths are checked by the callers).
+    pub fn from_slices(weight: Option<&[T]>, bias: Option<&[T]>) -> Affine<T> {
+        Affine { weight: weight.map_or(ptr::null(), <[T]>::as_ptr), bias: bias.map_or(ptr::null(), <[T]>::as_ptr) }
+    }
+}
+
+/// `rows` rows of `n` elements: row i of x starts `i * x_stride` elements
+/// after `x`, and likewise for y.
+#[derive(Clone, Copy, Debug)]
+pub struct RowBatch<T> {
+    pub x: *const T,
+    pub x_stride: isize,
+    pub y: *mut T,
+    pub y_stride: isize,
+    pub rows: usize,
+    pub n: usize,
+}
+
+impl<T> RowBatch<T> {
+    /// One row: `n` elements at `x` into `y`.
+    pub fn single(x: *const T, y: *mut T, n: usize) -> RowBatch<T> {
+        RowBatch { x, x_stride: 0, y, y_stride: 0, rows: 1, n }
+    }
+
+    /// # Safety
+    /// `i < rows`, and the batch must describe valid memory.
+    #[inline(always)]
+    pub unsafe fn x_row(&self, i: usize) -> *const T {
+        self.x.offset(i as isize * self.x_stride)
+    }
+
+    /// # Safety
+    /// As for [`RowBatch::x_row`].
+    #[inline(always)]
+    pub unsafe fn y_row(&self, i: usize) -> *mut T {
+        self.y.offset(i as isize * self.y_stride)
+    }
+}
+
+/// The int8 L1 norm of every row of `batch` (see the module documentation
+/// for the exact contract). The vector kernels interleave the passes of
+/// consecutive rows (see `pipeline`), so batches run faster than single rows.
+///
+/// # Safety
+/// Every x row must be valid for reading and every y row for writing `n`
+/// elements; a y row is either its x row or overlaps no x row. Non-null
+/// `affine` pointers must be valid for reading `n` elements. `gain` must be
+/// positive and finite, `n < 2^32`, and `isa` supported by this CPU.
+pub unsafe fn l1_norm_i8_rows_raw(isa: Isa, batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
+    match isa {
+        Isa::Scalar => scalar::l1_norm_i8_rows(batch, gain, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::l1_norm_i8_rows(batch, gain, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::l1_norm_i8_rows(batch, gain, affine),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("{isa} kernels exist only on x86-64"),
+    }
+}
+
+/// The int8 L1 norm of one row of `n` elements from `x` into `y`.
+///
+/// # Safety
+/// As for [`l1_norm_i8_rows_raw`] with one row.
+pub unsafe fn l1_norm_i8_raw(isa: Isa, x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affine<i8>) {
+    l1_norm_i8_rows_raw(isa, RowBatch::single(x, y, n), gain, affine)
+}
+
+/// The float L1 norm of one row: y = (x - mean) / (mean |x - mean| + eps),
+/// then `* weight + bias` where given.
+///
+/// # Safety
+/// As for [`l1_norm_i8_raw`] (without the gain).
+pub unsafe fn l1_norm_float_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: usize, eps: T, affine: Affine<T>) {
+    match isa {
+        Isa::Scalar => scalar::l1_norm_float(x, y, n, eps, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::l1_norm_float::<T>(x, y, n, eps, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::l1_norm_float::<T>(x, y, n, eps, affine),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("{isa} kernels exist only on x86-64"),
+    }
+}
+
+fn check_args<T>(what: &str, isa: Isa, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
+    assert!(isa.is_supported(), "{isa} is not supported by this CPU");
+    assert!((n as u64) < 1 << 32, "{what}: rows must be shorter than 2^32");
+    for (name, v) in [("weight", weight), ("bias", bias)] {
+        if let Some(v) = v {
+            assert_eq!(v.len(), n, "{what}: {name} length differs from the row length");
+        }
+    }
+}
+
+/// The int8 L1 norm of `x` into `y` (same length) with the given
+/// instruction set, output gain and optional int8 weight / bias.
+pub fn l1_norm_i8(isa: Isa, x: &[i8], y: &mut [i8], gain: f32, weight: Option<&[i8]>, bias: Option<&[i8]>) {
+    assert_eq!(x.len(), y.len(), "l1_norm_i8: input and output lengths differ");
+    assert!(gain > 0.0 && gain.is_finite(), "l1_norm_i8: gain must be positive and finite");
+    check_args("l1_norm_i8", isa, x.len(), weight, bias);
+    let affine = Affine::from_slices(weight, bias);
+    unsafe { l1_norm_i8_raw(isa, x.as_ptr(), y.as_mut_ptr(), x.len(), gain, affine) }
+}
+
+/// [`l1_norm_i8`] of every row of `n` elements of the contiguous rows `x`
+/// into `y` (same length, a multiple of `n`; `n = 0` writes nothing).
+pub fn l1_norm_i8_rows(isa: Isa, x: &[i8], y: &mut [i8], n: usize, gain: f32, weight: Option<&[i8]>, bias: Option<&[i8]>) {
+    assert_eq!(x.len(), y.len(), "l1_norm_i8_rows: input and output lengths differ");
+    assert!(n == 0 || x.len() % n == 0, "l1_norm_i8_rows: length is not a multiple of the row length");
+    assert!(gain > 0.0 && gain.is_finite(), "l1_norm_i8_rows: gain must be positive and finite");
+    check_args("l1_norm_i8_rows", isa, n, weight, bias);
+    let rows = if n == 0 { 0 } else { x.len() / n };
+    let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
+    unsafe { l1_norm_i8_rows_raw(isa, batch, gain, Affine::from_slices(weight, bias)) }
+}
+
+/// [`l1_norm_i8`] in place.
+pub fn l1_norm_i8_inplace(isa: Isa, y: &mut [i8], gain: f32, weight: Option<&[i8]>, bias: Option<&[i8]>) {
+    assert!(gain > 0.0 && gain.is_finite(), "l1_norm_i8: gain must be positive and finite");
+    check_args("l1_norm_i8", isa, y.len(), weight, bias);
+    let affine = Affine::from_slices(weight, bias);
+    unsafe { l1_norm_i8_raw(isa, y.as_ptr(), y.as_mut_ptr(), y.len(), gain, affine) }
+}
+
+/// The float L1 norm of `x` into `y` (same length).
+pub fn l1_norm_float<T: Element>(isa: Isa, x: &[T], y: &mut [T], eps: T, weight: Option<&[T]>, bias: Option<&[T]>) {
+    assert_eq!(x.len(), y.len(), "l1_norm_float: input and output lengths differ");
+    check_args("l1_norm_float", isa, x.len(), weight, bias);
+    let affine = Affine::from_slices(weight, bias);
+    unsafe { l1_norm_float_raw(isa, x.as_ptr(), y.as_mut_ptr(), x.len(), eps, affine) }
+}

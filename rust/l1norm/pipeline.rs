@@ -1,0 +1,49 @@
+//! The int8 row loop of the vector kernels, software-pipelined across rows.
+//!
+//! Each row needs three passes with long serial latency between them
+//! (a horizontal reduction and a division before pass 2, the fixed-point
+//! constants before pass 3). Issuing the independent pass 1 of the next
+//! row ahead of pass 3 of this one, and pass 2 of the next row after it,
+//! lets the out-of-order core hide that latency behind useful work.
+
+use super::fixed::{abs_dev_sum, Mean, Requant};
+use super::{Affine, RowBatch};
+
+/// The three element passes of one instruction set.
+pub(super) trait I8Passes {
+    /// S = sum of the row.
+    unsafe fn sum(x: *const i8, n: usize) -> i64;
+    /// (sum |x - q|, sum |x - q1|) with q1 = min(q + 1, 127).
+    unsafe fn sad(x: *const i8, n: usize, q: i8) -> (u64, u64);
+    /// Steps 6-7 of the contract for the whole row.
+    unsafe fn write(x: *const i8, y: *mut i8, n: usize, rq: &Requant, affine: Affine<i8>);
+}
+
+/// Passes 2 and the constants of a row whose sum is known.
+#[inline(always)]
+unsafe fn constants<P: I8Passes>(x: *const i8, n: usize, sum: i64, gain: f32) -> Requant {
+    let mean = Mean::new(sum, n as u64);
+    // q = 127 only for a row of 127s, where r = 0 and sad_q1 is unused.
+    let (sad_q, sad_q1) = P::sad(x, n, mean.q as i8);
+    Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad_q, sad_q1), gain)
+}
+
+/// Every row of `batch`, in the order: pass 1 of row i + 1, pass 3 of
+/// row i, pass 2 and constants of row i + 1. Row i is fully read before it
+/// is written, so `y` may equal `x` row for row.
+#[inline(always)]
+pub(super) unsafe fn run<P: I8Passes>(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
+    let n = batch.n;
+    if n == 0 || batch.rows == 0 {
+        return;
+    }
+    let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), gain);
+    for i in 0..batch.rows {
+        let next = i + 1 < batch.rows;
+        let next_sum = if next { P::sum(batch.x_row(i + 1), n) } else { 0 };
+        P::write(batch.x_row(i), batch.y_row(i), n, &rq, affine);
+        if next {
+            rq = constants::<P>(batch.x_row(i + 1), n, next_sum, gain);
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! Scalar references: the int8 contract in plain integer arithmetic and the
+//! float formula with f64 sums. Also the portable path.
+
+use super::fixed::{Mean, Requant};
+use super::{Affine, RowBatch};
+use crate::simd::Real;
+
+/// Element `i` of an optional per-channel array, else `default`.
+#[inline]
+unsafe fn channel<T: Copy>(p: *const T, i: usize, default: T) -> T {
+    if p.is_null() {
+        default
+    } else {
+        *p.add(i)
+    }
+}
+
+pub(crate) unsafe fn l1_norm_i8_rows(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
+    for i in 0..batch.rows {
+        l1_norm_i8(batch.x_row(i), batch.y_row(i), batch.n, gain, affine);
+    }
+}
+
+unsafe fn l1_norm_i8(x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affine<i8>) {
+    if n == 0 {
+        return;
+    }
+    let sum: i64 = (0..n).map(|i| *x.add(i) as i64).sum();
+    let mean = Mean::new(sum, n as u64);
+    // A = sum |n x - S| straight from its definition.
+    let a: u128 = (0..n).map(|i| (n as i64 * *x.add(i) as i64 - sum).unsigned_abs() as u128).sum();
+    let rq = Requant::new(n as u64, mean, a, gain);
+    for i in 0..n {
+        let (w, b) = (channel(affine.weight, i, 1), channel(affine.bias, i, 0));
+        *y.add(i) = rq.apply(*x.add(i), w, b);
+    }
+}
+
+pub(crate) unsafe fn l1_norm_float<T: Real>(x: *const T, y: *mut T, n: usize, eps: T, affine: Affine<T>) {
+    if n == 0 {
+        return;
+    }
+    let sum: f64 = (0..n).map(|i| (*x.add(i)).to_f64()).sum();
+    let mean = T::from_f64(sum / n as f64);
+    let mad: f64 = (0..n).map(|i| (*x.add(i) - mean).abs().to_f64()).sum();
+    let scale = T::from_f64(1.0 / (mad / n as f64 + eps.to_f64()));
+    for i in 0..n {
+        let v = (*x.add(i) - mean) * scale;
+        *y.add(i) = v.mul_add(channel(affine.weight, i, T::ONE), channel(affine.bias, i, T::ZERO));
+    }
+}

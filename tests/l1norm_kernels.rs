@@ -1,0 +1,281 @@
+//! The L1 norm on every instruction set this CPU has: int8 kernels
+//! bit-exact against the scalar reference and within 0.56 of the exact
+//! float formula (computed in f64), float kernels against the scalar
+//! reference and an f64 computation. All lengths 0..=300 at unaligned
+//! starts, with and without weight / bias, special rows, long rows.
+
+use normkit::dispatch::{self, Isa};
+use normkit::l1norm::{self, fixed};
+use normkit::simd::Element;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+/// (x - mean) / s * gain * w + b in f64, clamped to [-128, 127], with
+/// s = mean |x - mean| (exact rational arithmetic rounded once or twice).
+fn int_reference(x: &[i8], gain: f32, w: Option<&[i8]>, b: Option<&[i8]>) -> Vec<f64> {
+    let n = x.len() as i64;
+    let sum: i64 = x.iter().map(|&v| v as i64).sum();
+    // n x - S and sum |n x - S| are exact integers.
+    let a: i64 = x.iter().map(|&v| (n * v as i64 - sum).abs()).sum();
+    (0..x.len())
+        .map(|i| {
+            let bias = b.map_or(0.0, |b| b[i] as f64);
+            if a == 0 {
+                return bias;
+            }
+            let d = (n * x[i] as i64 - sum) as f64;
+            let v = d * n as f64 / a as f64 * gain as f64 * w.map_or(1.0, |w| w[i] as f64) + bias;
+            v.clamp(-128.0, 127.0)
+        })
+        .collect()
+}
+
+fn run_i8(isa: Isa, x: &[i8], gain: f32, w: Option<&[i8]>, b: Option<&[i8]>) -> Vec<i8> {
+    let mut y = vec![99i8; x.len()];
+    l1norm::l1_norm_i8(isa, x, &mut y, gain, w, b);
+    y
+}
+
+/// Every ISA equals scalar (also in place) and scalar is within 0.56 of
+/// the float formula.
+fn check_i8(what: &str, x: &[i8], gain: f32, w: Option<&[i8]>, b: Option<&[i8]>) {
+    let want = run_i8(Isa::Scalar, x, gain, w, b);
+    let exact = int_reference(x, gain, w, b);
+    for (i, (&y, &e)) in want.iter().zip(&exact).enumerate() {
+        assert!((y as f64 - e).abs() <= 0.56, "{what}: scalar [{i}] = {y}, exact {e}, n = {}", x.len());
+    }
+    for isa in dispatch::available() {
+        let got = run_i8(isa, x, gain, w, b);
+        assert_eq!(got, want, "{what}: {isa} differs from scalar, n = {}", x.len());
+        let mut inplace = x.to_vec();
+        l1norm::l1_norm_i8_inplace(isa, &mut inplace, gain, w, b);
+        assert_eq!(inplace, want, "{what}: {isa} in place differs, n = {}", x.len());
+    }
+}
+
+fn random_i8(rng: &mut SmallRng, n: usize, center: i32, spread: i32) -> Vec<i8> {
+    (0..n).map(|_| (center + rng.random_range(-spread..=spread)).clamp(-128, 127) as i8).collect()
+}
+
+#[test]
+fn int8_every_length_offset_and_affine() {
+    let mut rng = SmallRng::seed_from_u64(1);
+    for n in 0..=300usize {
+        let offset = n % 5;
+        for (center, spread, gain) in [(0, 127, 30.0f32), (40, 5, 12.5), (-100, 30, 0.7), (3, 1, 200.0)] {
+            let buf = random_i8(&mut rng, n + offset, center, spread);
+            let x = &buf[offset..];
+            let w = random_i8(&mut rng, n, 0, 128);
+            let b = random_i8(&mut rng, n, 0, 128);
+            let what = format!("center {center} spread {spread} gain {gain}");
+            check_i8(&what, x, gain, None, None);
+            check_i8(&what, x, gain, Some(&w), None);
+            check_i8(&what, x, gain, None, Some(&b));
+            check_i8(&what, x, gain, Some(&w), Some(&b));
+        }
+    }
+}
+
+#[test]
+fn int8_row_batches_match_single_rows() {
+    // The pipelined batch loop (next row's passes 1-2 around this row's
+    // pass 3) against the scalar reference row by row, also in place.
+    let mut rng = SmallRng::seed_from_u64(8);
+    for (rows, n) in [(1, 5), (2, 64), (3, 1), (7, 300), (16, 1024), (5, 77)] {
+        let mut x = random_i8(&mut rng, rows * n, 0, 127);
+        x[..n].fill(42); // a constant row first
+        let w = random_i8(&mut rng, n, 0, 128);
+        let b = random_i8(&mut rng, n, 0, 128);
+        for affine in [(None, None), (Some(&w[..]), Some(&b[..]))] {
+            let want: Vec<i8> = x.chunks(n).flat_map(|row| run_i8(Isa::Scalar, row, 25.0, affine.0, affine.1)).collect();
+            for isa in dispatch::available() {
+                let mut y = vec![0i8; x.len()];
+                l1norm::l1_norm_i8_rows(isa, &x, &mut y, n, 25.0, affine.0, affine.1);
+                assert_eq!(y, want, "{isa} rows={rows} n={n}");
+                let mut z = x.clone();
+                let batch = l1norm::RowBatch { x: z.as_ptr(), x_stride: n as isize, y: z.as_mut_ptr(), y_stride: n as isize, rows, n };
+                unsafe { l1norm::l1_norm_i8_rows_raw(isa, batch, 25.0, l1norm::Affine::from_slices(affine.0, affine.1)) };
+                assert_eq!(z, want, "{isa} in place rows={rows} n={n}");
+            }
+        }
+    }
+}
+
+#[test]
+fn int8_n0_rows_are_untouched() {
+    for isa in dispatch::available() {
+        let mut y: Vec<i8> = vec![];
+        l1norm::l1_norm_i8(isa, &[], &mut y, 1.0, Some(&[]), Some(&[]));
+        let mut z = [5i8; 3];
+        unsafe { l1norm::l1_norm_i8_raw(isa, z.as_ptr(), z.as_mut_ptr(), 0, 1.0, l1norm::Affine::NONE) };
+        assert_eq!(z, [5; 3]);
+        let batch = l1norm::RowBatch { x: z.as_ptr(), x_stride: 1, y: z.as_mut_ptr(), y_stride: 1, rows: 3, n: 0 };
+        unsafe { l1norm::l1_norm_i8_rows_raw(isa, batch, 1.0, l1norm::Affine::NONE) };
+        assert_eq!(z, [5; 3]);
+    }
+}
+
+fn special_rows() -> Vec<Vec<i8>> {
+    let mut rows = vec![vec![-128; 77], vec![127; 65], vec![0; 33], vec![-7; 300], vec![-128, 127], vec![127, -128, 127]];
+    for n in [1, 2, 31, 32, 33, 63, 64, 65, 100, 257] {
+        // One outlier among constants: mean just off an integer, tiny s.
+        for (base, out) in [(0i8, 1i8), (0, -1), (-128, 127), (127, -128), (5, 6)] {
+            for pos in [0, n / 2, n - 1] {
+                let mut row = vec![base; n];
+                row[pos] = out;
+                rows.push(row);
+            }
+        }
+        rows.push((0..n).map(|i| if i % 2 == 0 { -128 } else { 127 }).collect());
+        rows.push((0..n).map(|i| (i % 256) as u8 as i8).collect());
+    }
+    rows
+}
+
+#[test]
+fn int8_special_rows_and_gains() {
+    let mut rng = SmallRng::seed_from_u64(2);
+    for row in special_rows() {
+        let n = row.len();
+        let w = random_i8(&mut rng, n, 0, 128);
+        let b = random_i8(&mut rng, n, 0, 128);
+        let gains = [1e-30f32, 1e-3, 0.5, 1.0, 31.75, 1000.0, 1e9, 1e30, f32::MAX, f32::MIN_POSITIVE, 1e-45];
+        for gain in gains {
+            let what = format!("gain {gain:e}");
+            check_i8(&what, &row, gain, None, None);
+            check_i8(&what, &row, gain, Some(&w), Some(&b));
+            check_i8(&what, &row, gain, Some(&vec![-128; n]), Some(&vec![127; n]));
+        }
+    }
+}
+
+#[test]
+fn int8_gain_sweep_covers_every_shift() {
+    // Gains 2^-40 .. 2^20 in quarter octaves move t through 0..=31 and
+    // beyond, across the one-shift (t < 19) and R (t < 31) limits.
+    let mut rng = SmallRng::seed_from_u64(7);
+    let rows = [random_i8(&mut rng, 97, 0, 127), random_i8(&mut rng, 70, 9, 2), random_i8(&mut rng, 300, -120, 8)];
+    let w = random_i8(&mut rng, 300, 0, 128);
+    let b = random_i8(&mut rng, 300, 0, 128);
+    for k in -160..=80 {
+        let gain = (k as f32 / 4.0).exp2();
+        for row in &rows {
+            let n = row.len();
+            check_i8(&format!("gain 2^{}", k as f32 / 4.0), row, gain, None, Some(&b[..n]));
+            check_i8(&format!("gain 2^{}", k as f32 / 4.0), row, gain, Some(&w[..n]), None);
+        }
+    }
+}
+
+#[test]
+fn int8_constant_rows_give_the_bias() {
+    for isa in dispatch::available() {
+        for v in [-128i8, 0, 127] {
+            let b: Vec<i8> = (0..70).map(|i| (i * 3) as i8).collect();
+            assert_eq!(run_i8(isa, &[v; 70], 30.0, None, Some(&b)), b);
+            assert_eq!(run_i8(isa, &[v; 70], 30.0, Some(&[9; 70]), None), vec![0; 70]);
+        }
+    }
+}
+
+#[test]
+fn int8_long_rows_do_not_overflow() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    for log_n in [20, 22, 24] {
+        let n = 1usize << log_n;
+        let mut rows = vec![vec![-128i8; n], vec![127i8; n], random_i8(&mut rng, n, -60, 68)];
+        let mut outlier = vec![-128i8; n];
+        outlier[n / 3] = 127;
+        rows.push(outlier);
+        let mut outlier = vec![127i8; n];
+        outlier[n - 1] = -128;
+        rows.push(outlier);
+        for row in &rows {
+            check_i8(&format!("n = 2^{log_n}"), row, 40.0, None, None);
+        }
+    }
+}
+
+#[test]
+fn requant_constants_stay_in_their_ranges() {
+    // The bounds the vector kernels rely on: M <= 2^22, C <= M, t <= 31.
+    let mut rng = SmallRng::seed_from_u64(4);
+    for _ in 0..20000 {
+        let n: u64 = rng.random_range(1..1 << 32);
+        let s: i64 = rng.random_range(-128 * n as i64..=127 * n as i64);
+        let mean = fixed::Mean::new(s, n);
+        let a: u128 = rng.random_range(1..=255 * n as u128 * n as u128);
+        let gain = f32::from_bits(rng.random_range(1..f32::INFINITY.to_bits()));
+        let rq = fixed::Requant::new(n, mean, a, gain);
+        assert!(rq.m <= 1 << 22 && rq.c >= 0 && rq.c <= rq.m && rq.t <= 31, "{rq:?} n={n} a={a} gain={gain:e}");
+        assert_eq!(rq.q, mean.q);
+    }
+}
+
+fn float_reference(x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) -> Vec<f64> {
+    let n = x.len() as f64;
+    let mean = x.iter().sum::<f64>() / n;
+    let s = x.iter().map(|v| (v - mean).abs()).sum::<f64>() / n;
+    (0..x.len()).map(|i| (x[i] - mean) / (s + eps) * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect()
+}
+
+fn check_float<T: Element>(what: &str, x: &[T], eps: T, w: Option<&[T]>, b: Option<&[T]>, tol: f64) {
+    let f = |v: &[T]| v.iter().map(|e| e.to_f64()).collect::<Vec<f64>>();
+    let (wf, bf) = (w.map(f), b.map(f));
+    let want = float_reference(&f(x), eps.to_f64(), wf.as_deref(), bf.as_deref());
+    let mut scalar = vec![T::ZERO; x.len()];
+    l1norm::l1_norm_float(Isa::Scalar, x, &mut scalar, eps, w, b);
+    for isa in dispatch::available() {
+        let mut y = vec![T::NAN; x.len()];
+        l1norm::l1_norm_float(isa, x, &mut y, eps, w, b);
+        for i in 0..x.len() {
+            let (got, s, e) = (y[i].to_f64(), scalar[i].to_f64(), want[i]);
+            let bound = tol * (1.0 + e.abs());
+            assert!((got - e).abs() <= bound, "{what}: {isa} [{i}] = {got}, f64 {e}, n = {}", x.len());
+            assert!((got - s).abs() <= 2.0 * bound, "{what}: {isa} [{i}] = {got}, scalar {s}, n = {}", x.len());
+        }
+    }
+}
+
+fn float_every_length<T: Element>(tol: f64, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let mut rand = |n: usize, lo: f64, hi: f64| (0..n).map(|_| T::from_f64(rng.random_range(lo..hi))).collect::<Vec<T>>();
+    for n in 0..=300usize {
+        let offset = n % 4;
+        for (lo, hi) in [(-1.0, 1.0), (90.0, 110.0), (-1e3, 1e4)] {
+            let buf = rand(n + offset, lo, hi);
+            let x = &buf[offset..];
+            let (w, b) = (rand(n, -2.0, 2.0), rand(n, -1.0, 1.0));
+            let eps = T::from_f64(1e-5);
+            let what = format!("range [{lo}, {hi}]");
+            check_float(&what, x, eps, None, None, tol);
+            check_float(&what, x, eps, Some(&w), None, tol);
+            check_float(&what, x, eps, None, Some(&b), tol);
+            check_float(&what, x, eps, Some(&w), Some(&b), tol);
+        }
+        let constant = vec![T::from_f64(3.5); n];
+        check_float("constant", &constant, T::from_f64(1e-5), None, None, tol);
+    }
+}
+
+#[test]
+fn float_every_length_and_isa_f32() {
+    float_every_length::<f32>(1e-5, 5);
+}
+
+#[test]
+fn float_every_length_and_isa_f64() {
+    float_every_length::<f64>(1e-12, 6);
+}
+
+#[test]
+fn float_in_place_matches() {
+    let x: Vec<f32> = (0..123).map(|i| (i as f32 * 0.7).sin()).collect();
+    for isa in dispatch::available() {
+        let mut y = vec![0.0f32; x.len()];
+        l1norm::l1_norm_float(isa, &x, &mut y, 1e-5, None, None);
+        let mut z = x.clone();
+        unsafe { l1norm::l1_norm_float_raw(isa, z.as_ptr(), z.as_mut_ptr(), z.len(), 1e-5, l1norm::Affine::NONE) };
+        assert_eq!(y, z, "{isa}");
+    }
+}
