@@ -279,3 +279,30 @@ fn float_in_place_matches() {
         assert_eq!(y, z, "{isa}");
     }
 }
+
+/// Found by tests/test_stress.py (hypothesis, a broadcast view): a
+/// constant float32 row gave (x - mean) / eps = 7e-4 instead of 0 on the
+/// vector kernels, whose register sums rounded the mean by one ulp. The
+/// corrected mean makes every ISA give exactly 0 (the bias) like scalar.
+#[test]
+fn float_constant_rows_give_the_bias() {
+    for n in 1..=300usize {
+        for c in [0.11807583f32, -0.04849358, 3.3, 10000.1, -7.7e-3] {
+            let x = vec![c; n];
+            let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 3.0).collect();
+            for isa in dispatch::available() {
+                let mut y = vec![f32::NAN; n];
+                l1norm::l1_norm_float(isa, &x, &mut y, 1e-5, None, None);
+                assert!(y.iter().all(|&v| v == 0.0), "{isa} n={n} c={c}: {:?}", &y[..n.min(4)]);
+                l1norm::l1_norm_float(isa, &x, &mut y, 1e-5, Some(&vec![2.0; n]), Some(&b));
+                assert_eq!(y, b, "{isa} n={n} c={c} with affine");
+            }
+            let x64 = vec![c as f64; n];
+            for isa in dispatch::available() {
+                let mut y = vec![f64::NAN; n];
+                l1norm::l1_norm_float(isa, &x64, &mut y, 1e-5, None, None);
+                assert!(y.iter().all(|&v| v.abs() <= 1e-9), "{isa} f64 n={n} c={c}: {:?}", &y[..n.min(4)]);
+            }
+        }
+    }
+}

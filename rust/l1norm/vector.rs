@@ -11,44 +11,50 @@ use crate::simd::{Real, Vector};
 /// Elements summed in registers before folding into the f64 total.
 const BLOCK: usize = 4096;
 
-/// sum of |x - center| (ABS = true) or of x (ABS = false, center ignored).
+/// Sum of x (ABS = false, center 0) or the pair (sum |x - center|,
+/// sum (x - center)) (ABS = true).
 #[inline(always)]
-unsafe fn row_sum<V: Vector, const ABS: bool>(x: *const V::Elem, n: usize, center: V::Elem) -> f64 {
+unsafe fn row_sum<V: Vector, const ABS: bool>(x: *const V::Elem, n: usize, center: V::Elem) -> (f64, f64) {
     let lanes = V::LANES;
     let c = V::splat(center);
-    let zero = V::Elem::ZERO;
-    let mut total = 0.0f64;
+    let zero = V::splat(V::Elem::ZERO);
+    let (mut total, mut signed) = (0.0f64, 0.0f64);
     let mut start = 0;
     while start < n {
         let end = (start + BLOCK).min(n);
-        let (mut s0, mut s1) = (V::splat(zero), V::splat(zero));
+        let (mut s0, mut s1, mut d0, mut d1) = (zero, zero, zero, zero);
         let mut i = start;
         while i + 2 * lanes <= end {
-            s0 = s0.add(term::<V, ABS>(V::load(x.add(i)), c));
-            s1 = s1.add(term::<V, ABS>(V::load(x.add(i + lanes)), c));
+            accumulate::<V, ABS>(&mut s0, &mut d0, V::load(x.add(i)), c);
+            accumulate::<V, ABS>(&mut s1, &mut d1, V::load(x.add(i + lanes)), c);
             i += 2 * lanes;
         }
         if i + lanes <= end {
-            s0 = s0.add(term::<V, ABS>(V::load(x.add(i)), c));
+            accumulate::<V, ABS>(&mut s0, &mut d0, V::load(x.add(i)), c);
             i += lanes;
         }
         if i < end {
-            // Fill with the center: its term is 0 in both modes' sums
+            // Fill with the center: its terms are 0 in both modes' sums
             // (for ABS = false the center passed is 0).
-            s1 = s1.add(term::<V, ABS>(V::load_partial(x.add(i), end - i, center), c));
+            accumulate::<V, ABS>(&mut s1, &mut d1, V::load_partial(x.add(i), end - i, center), c);
         }
         total += s0.add(s1).reduce_add().to_f64();
+        if ABS {
+            signed += d0.add(d1).reduce_add().to_f64();
+        }
         start = end;
     }
-    total
+    (total, signed)
 }
 
 #[inline(always)]
-unsafe fn term<V: Vector, const ABS: bool>(v: V, c: V) -> V {
+unsafe fn accumulate<V: Vector, const ABS: bool>(sum: &mut V, signed: &mut V, v: V, c: V) {
     if ABS {
-        v.sub(c).abs()
+        let d = v.sub(c);
+        *sum = sum.add(d.abs());
+        *signed = signed.add(d);
     } else {
-        v
+        *sum = sum.add(v);
     }
 }
 
@@ -113,8 +119,15 @@ pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, e
         return;
     }
     let zero = V::Elem::ZERO;
-    let mean = V::Elem::from_f64(row_sum::<V, false>(x, n, zero) / n as f64);
-    let mad = row_sum::<V, true>(x, n, mean) / n as f64;
+    let mean = V::Elem::from_f64(row_sum::<V, false>(x, n, zero).0 / n as f64);
+    let (mad, residual) = row_sum::<V, true>(x, n, mean);
+    // The register sums round the first mean (a constant row of float32
+    // 0.118 gave 1 ulp off, so (x - mean) / eps = 7e-4 instead of 0). One
+    // correction step, mean + sum(x - mean) / n (the corrected two-pass
+    // algorithm of Chan, Golub & LeVeque 1983), recovers it; sum |x - mean|
+    // moves by at most n times the correction, which is rounding-level.
+    let mean = V::Elem::from_f64(mean.to_f64() + residual / n as f64);
+    let mad = mad / n as f64;
     let scale = V::Elem::from_f64(1.0 / (mad + eps.to_f64()));
     match (!affine.weight.is_null(), !affine.bias.is_null()) {
         (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),

@@ -73,7 +73,11 @@ fn check_softmax<T: Element>(isas: &[Isa], algorithm: Algorithm, x: &[T], in_pla
 }
 
 fn check_log_softmax<T: Element>(isas: &[Isa], x: &[T], in_place: bool) {
-    let (abs, rel) = if is_f32::<T>() { (1e-5, 1e-7) } else { (1e-13 + f64_sum_error(x.len()), 1e-15) };
+    // The documented bound (softmax.py): 1e-5 absolute or one ulp of the
+    // result (the final subtraction rounds once more than (x - m) did),
+    // whichever is larger. The kernel tests' 1e-7 |w| is below one ulp for
+    // |w| >= 2^13: this target found scalar 1 ulp off at -8673.4.
+    let (abs, rel) = if is_f32::<T>() { (1e-5, f32::EPSILON as f64) } else { (1e-13 + f64_sum_error(x.len()), f64::EPSILON) };
     let xf: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
     // The T result of an f64 value beyond T's range is +-inf.
     let want: Vec<f64> = log_reference(&xf).into_iter().map(|w| T::from_f64(w).to_f64()).collect();
