@@ -128,7 +128,7 @@ pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, e
     // moves by at most n times the correction, which is rounding-level.
     let mean = V::Elem::from_f64(mean.to_f64() + residual / n as f64);
     let mad = mad / n as f64;
-    let scale = V::Elem::from_f64(1.0 / (mad + eps.to_f64()));
+    let scale = V::Elem::from_f64(super::scalar::inverse_spread(mad + eps.to_f64()));
     match (!affine.weight.is_null(), !affine.bias.is_null()) {
         (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),
         (false, true) => write_row::<V, false, true>(x, y, n, mean, scale, affine),

@@ -104,8 +104,10 @@ fn float_reference(x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) ->
     let n = x.len() as f64;
     let mean = x.iter().sum::<f64>() / n;
     let s = x.iter().map(|v| (v - mean).abs()).sum::<f64>() / n;
-    let y = (0..x.len()).map(|i| (x[i] - mean) / (s + eps) * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect();
-    let amp = x.iter().fold(0.0f64, |m, v| m.max(v.abs())) / (s + eps);
+    // A constant row with eps = 0 gives the bias (0 / 0 taken as 0).
+    let inv = if s + eps == 0.0 { 0.0 } else { 1.0 / (s + eps) };
+    let y = (0..x.len()).map(|i| (x[i] - mean) * inv * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect();
+    let amp = x.iter().fold(0.0f64, |m, v| m.max(v.abs())) * inv;
     (y, amp)
 }
 
