@@ -282,31 +282,31 @@ fn float_in_place_matches() {
 
 /// Found by tests/test_stress.py (hypothesis, a broadcast view): a
 /// constant float32 row gave (x - mean) / eps = 7e-4 instead of 0 on the
-/// vector kernels, whose register sums rounded the mean by one ulp. The
-/// corrected mean makes every ISA give exactly 0 (the bias) like scalar.
+/// vector kernels, whose register sums rounded the mean by one ulp; and by
+/// the fuzzer (target l1norm): with eps = 0 scalar gave 0 / 0 = NaN where
+/// the vector kernels gave b, and for float64 rows scalar's rounded f64
+/// mean gave +-1. Constant rows now have s = 0 exactly on every ISA: b, or
+/// NaN when eps = 0.
 #[test]
 fn float_constant_rows_give_the_bias() {
+    fn check<T: Element>(c: f64, n: usize) {
+        let x = vec![T::from_f64(c); n];
+        let b: Vec<T> = (0..n).map(|i| T::from_f64(i as f64 * 0.25 - 3.0)).collect();
+        let w = vec![T::from_f64(2.0); n];
+        for isa in dispatch::available() {
+            let mut y = vec![T::NAN; n];
+            l1norm::l1_norm_float(isa, &x, &mut y, T::from_f64(1e-5), None, None);
+            assert!(y.iter().all(|&v| v.to_f64() == 0.0), "{isa} n={n} c={c}: {:?}", y[0].to_f64());
+            l1norm::l1_norm_float(isa, &x, &mut y, T::from_f64(1e-5), Some(&w), Some(&b));
+            assert!(y.iter().zip(&b).all(|(g, b)| g.to_f64() == b.to_f64()), "{isa} n={n} c={c} with affine");
+            l1norm::l1_norm_float(isa, &x, &mut y, T::ZERO, Some(&w), Some(&b));
+            assert!(y.iter().all(|v| v.is_nan()), "{isa} n={n} c={c} eps=0: {:?}", y[0].to_f64());
+        }
+    }
     for n in (1..=300usize).chain([3833, 4096, 10_000]) {
-        for c in [0.11807583f32, -0.04849358, 3.3, 10000.1, -7.7e-3] {
-            let x = vec![c; n];
-            let b: Vec<f32> = (0..n).map(|i| i as f32 * 0.25 - 3.0).collect();
-            for isa in dispatch::available() {
-                // eps = 0 too (fuzzer, target l1norm: scalar gave 0 / 0 = NaN
-                // and the vector kernels b; now every ISA gives b).
-                for eps in [1e-5, 0.0] {
-                    let mut y = vec![f32::NAN; n];
-                    l1norm::l1_norm_float(isa, &x, &mut y, eps, None, None);
-                    assert!(y.iter().all(|&v| v == 0.0), "{isa} n={n} c={c} eps={eps}: {:?}", &y[..n.min(4)]);
-                    l1norm::l1_norm_float(isa, &x, &mut y, eps, Some(&vec![2.0; n]), Some(&b));
-                    assert_eq!(y, b, "{isa} n={n} c={c} eps={eps} with affine");
-                }
-            }
-            let x64 = vec![c as f64; n];
-            for isa in dispatch::available() {
-                let mut y = vec![f64::NAN; n];
-                l1norm::l1_norm_float(isa, &x64, &mut y, 1e-5, None, None);
-                assert!(y.iter().all(|&v| v.abs() <= 1e-9), "{isa} f64 n={n} c={c}: {:?}", &y[..n.min(4)]);
-            }
+        for c in [0.11807583, -0.04849358, 3.3, 10000.1, -7.7e-3, 77.8] {
+            check::<f32>(c, n);
+            check::<f64>(c, n);
         }
     }
 }

@@ -53,7 +53,8 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     with sums accumulated in float64; other real dtypes (except int8)
     follow the ufunc result dtype rules of ``normkit._rowwise`` (float16
     is computed in float32). ``out_scale`` is not allowed. A constant row
-    gives ``bias`` (0 without it), also with ``eps=0``, as in the int8 mode.
+    has ``s = 0`` exactly: it gives ``bias`` (0 without it), or NaN
+    (``0 / 0``) when ``eps=0``.
 
     ``out``: an ndarray of the input's shape and the result dtype (int8 for
     int8 input), writeable; it may be ``x`` itself. Every argument is checked

@@ -41,22 +41,14 @@ pub(crate) unsafe fn l1_norm_float<T: Real>(x: *const T, y: *mut T, n: usize, ep
         return;
     }
     let sum: f64 = (0..n).map(|i| (*x.add(i)).to_f64()).sum();
-    let mean = T::from_f64(sum / n as f64);
+    // A constant row has its value as the exact mean and s = 0 (a rounded
+    // f64 sum would leave x - mean = 1 ulp, and with eps = 0 give +-1).
+    let constant = sum.is_finite() && (1..n).all(|i| *x.add(i) == *x);
+    let mean = if constant { *x } else { T::from_f64(sum / n as f64) };
     let mad: f64 = (0..n).map(|i| (*x.add(i) - mean).abs().to_f64()).sum();
-    let scale = T::from_f64(inverse_spread(mad / n as f64 + eps.to_f64()));
+    let scale = T::from_f64(1.0 / (mad / n as f64 + eps.to_f64()));
     for i in 0..n {
         let v = (*x.add(i) - mean) * scale;
         *y.add(i) = v.mul_add(channel(affine.weight, i, T::ONE), channel(affine.bias, i, T::ZERO));
-    }
-}
-
-/// 1 / (s + eps), or 0 when s + eps = 0 (a constant row with eps = 0): a
-/// constant row then gives the bias on every ISA, as in the int8 mode,
-/// instead of 0 / 0.
-pub(crate) fn inverse_spread(spread: f64) -> f64 {
-    if spread == 0.0 {
-        0.0
-    } else {
-        1.0 / spread
     }
 }

@@ -11,10 +11,47 @@ use crate::simd::{Real, Vector};
 /// Elements summed in registers before folding into the f64 total.
 const BLOCK: usize = 4096;
 
-/// Sum of x (ABS = false, center 0) or the pair (sum |x - center|,
-/// sum (x - center)) (ABS = true).
+/// The row sum, and whether the row is constant (every element equal to
+/// the first, and the sum finite: NaN and infinities are not constant).
 #[inline(always)]
-unsafe fn row_sum<V: Vector, const ABS: bool>(x: *const V::Elem, n: usize, center: V::Elem) -> (f64, f64) {
+unsafe fn sum_and_constancy<V: Vector>(x: *const V::Elem, n: usize) -> (f64, bool) {
+    let lanes = V::LANES;
+    let zero = V::splat(V::Elem::ZERO);
+    let (mut lo, mut hi) = (V::splat(*x), V::splat(*x));
+    let mut total = 0.0f64;
+    let mut start = 0;
+    while start < n {
+        let end = (start + BLOCK).min(n);
+        let (mut s0, mut s1) = (zero, zero);
+        let mut i = start;
+        while i + 2 * lanes <= end {
+            let (a, b) = (V::load(x.add(i)), V::load(x.add(i + lanes)));
+            s0 = s0.add(a);
+            s1 = s1.add(b);
+            (lo, hi) = (lo.min(a).min(b), hi.max(a).max(b));
+            i += 2 * lanes;
+        }
+        if i + lanes <= end {
+            let a = V::load(x.add(i));
+            s0 = s0.add(a);
+            (lo, hi) = (lo.min(a), hi.max(a));
+            i += lanes;
+        }
+        if i < end {
+            // The sum pads with 0, the range with the first element.
+            s1 = s1.add(V::load_partial(x.add(i), end - i, V::Elem::ZERO));
+            let a = V::load_partial(x.add(i), end - i, *x);
+            (lo, hi) = (lo.min(a), hi.max(a));
+        }
+        total += s0.add(s1).reduce_add().to_f64();
+        start = end;
+    }
+    (total, total.is_finite() && lo.reduce_min() == hi.reduce_max())
+}
+
+/// The pair (sum |x - center|, sum (x - center)).
+#[inline(always)]
+unsafe fn deviation_sums<V: Vector>(x: *const V::Elem, n: usize, center: V::Elem) -> (f64, f64) {
     let lanes = V::LANES;
     let c = V::splat(center);
     let zero = V::splat(V::Elem::ZERO);
@@ -25,37 +62,30 @@ unsafe fn row_sum<V: Vector, const ABS: bool>(x: *const V::Elem, n: usize, cente
         let (mut s0, mut s1, mut d0, mut d1) = (zero, zero, zero, zero);
         let mut i = start;
         while i + 2 * lanes <= end {
-            accumulate::<V, ABS>(&mut s0, &mut d0, V::load(x.add(i)), c);
-            accumulate::<V, ABS>(&mut s1, &mut d1, V::load(x.add(i + lanes)), c);
+            accumulate::<V>(&mut s0, &mut d0, V::load(x.add(i)), c);
+            accumulate::<V>(&mut s1, &mut d1, V::load(x.add(i + lanes)), c);
             i += 2 * lanes;
         }
         if i + lanes <= end {
-            accumulate::<V, ABS>(&mut s0, &mut d0, V::load(x.add(i)), c);
+            accumulate::<V>(&mut s0, &mut d0, V::load(x.add(i)), c);
             i += lanes;
         }
         if i < end {
-            // Fill with the center: its terms are 0 in both modes' sums
-            // (for ABS = false the center passed is 0).
-            accumulate::<V, ABS>(&mut s1, &mut d1, V::load_partial(x.add(i), end - i, center), c);
+            // Padded with the center: its terms are 0.
+            accumulate::<V>(&mut s1, &mut d1, V::load_partial(x.add(i), end - i, center), c);
         }
         total += s0.add(s1).reduce_add().to_f64();
-        if ABS {
-            signed += d0.add(d1).reduce_add().to_f64();
-        }
+        signed += d0.add(d1).reduce_add().to_f64();
         start = end;
     }
     (total, signed)
 }
 
 #[inline(always)]
-unsafe fn accumulate<V: Vector, const ABS: bool>(sum: &mut V, signed: &mut V, v: V, c: V) {
-    if ABS {
-        let d = v.sub(c);
-        *sum = sum.add(d.abs());
-        *signed = signed.add(d);
-    } else {
-        *sum = sum.add(v);
-    }
+unsafe fn accumulate<V: Vector>(sum: &mut V, signed: &mut V, v: V, c: V) {
+    let d = v.sub(c);
+    *sum = sum.add(d.abs());
+    *signed = signed.add(d);
 }
 
 /// `count <= LANES` elements at `p` (zeros past them).
@@ -118,17 +148,21 @@ pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, e
     if n == 0 {
         return;
     }
-    let zero = V::Elem::ZERO;
-    let mean = V::Elem::from_f64(row_sum::<V, false>(x, n, zero).0 / n as f64);
-    let (mad, residual) = row_sum::<V, true>(x, n, mean);
-    // The register sums round the first mean (a constant row of float32
-    // 0.118 gave 1 ulp off, so (x - mean) / eps = 7e-4 instead of 0). One
-    // correction step, mean + sum(x - mean) / n (the corrected two-pass
-    // algorithm of Chan, Golub & LeVeque 1983), recovers it; sum |x - mean|
-    // moves by at most n times the correction, which is rounding-level.
-    let mean = V::Elem::from_f64(mean.to_f64() + residual / n as f64);
-    let mad = mad / n as f64;
-    let scale = V::Elem::from_f64(super::scalar::inverse_spread(mad + eps.to_f64()));
+    let (sum, constant) = sum_and_constancy::<V>(x, n);
+    let (mean, mad) = if constant {
+        // The exact mean and s = 0, as in the scalar reference.
+        (*x, 0.0)
+    } else {
+        // The register sums round the mean (by 1 ulp for a float32 row of
+        // 0.118s, which gave (x - mean) / eps = 7e-4 instead of 0). One
+        // correction step, mean + sum(x - mean) / n (the corrected two-pass
+        // algorithm, Chan, Golub & LeVeque 1983), brings it to within
+        // rounding of the f64 mean for nearly constant rows too.
+        let mean = V::Elem::from_f64(sum / n as f64);
+        let (mad, residual) = deviation_sums::<V>(x, n, mean);
+        (V::Elem::from_f64(mean.to_f64() + residual / n as f64), mad / n as f64)
+    };
+    let scale = V::Elem::from_f64(1.0 / (mad + eps.to_f64()));
     match (!affine.weight.is_null(), !affine.bias.is_null()) {
         (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),
         (false, true) => write_row::<V, false, true>(x, y, n, mean, scale, affine),

@@ -102,12 +102,14 @@ fn run_int8(r: &mut Reader, header: u8) {
 /// max|x| / (s + eps) of a rounding of the input scale.
 fn float_reference(x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) -> (Vec<f64>, f64) {
     let n = x.len() as f64;
-    let mean = x.iter().sum::<f64>() / n;
+    let sum = x.iter().sum::<f64>();
+    // A constant row has its value as the exact mean and s = 0 (kernel contract).
+    let constant = sum.is_finite() && x.iter().all(|&v| v == x[0]);
+    let mean = if constant { x[0] } else { sum / n };
     let s = x.iter().map(|v| (v - mean).abs()).sum::<f64>() / n;
-    // A constant row with eps = 0 gives the bias (0 / 0 taken as 0).
-    let inv = if s + eps == 0.0 { 0.0 } else { 1.0 / (s + eps) };
+    let inv = 1.0 / (s + eps);
     let y = (0..x.len()).map(|i| (x[i] - mean) * inv * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect();
-    let amp = x.iter().fold(0.0f64, |m, v| m.max(v.abs())) * inv;
+    let amp = if constant { 0.0 } else { x.iter().fold(0.0f64, |m, v| m.max(v.abs())) * inv };
     (y, amp)
 }
 
