@@ -310,3 +310,24 @@ fn float_constant_rows_give_the_bias() {
         }
     }
 }
+
+/// Found by the fuzzer (target l1norm): large finite values overflowed the
+/// vector kernels' register sums (a row with 750 float32 1.7e38s gave NaN
+/// where the f64 sums of scalar give finite results).
+#[test]
+fn float_rows_near_the_type_maximum() {
+    for n in [3usize, 17, 100, 2251] {
+        for big in [f32::MAX / 2.0, f32::MAX, -f32::MAX] {
+            let x: Vec<f32> = (0..n).map(|i| if i % 3 == 2 { big } else { (i % 7) as f32 * 0.1 - 0.3 }).collect();
+            let mut want = vec![0.0f32; n];
+            l1norm::l1_norm_float(Isa::Scalar, &x, &mut want, 1e-5, None, None);
+            for isa in dispatch::available() {
+                let mut y = vec![0.0f32; n];
+                l1norm::l1_norm_float(isa, &x, &mut y, 1e-5, None, None);
+                for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                    assert!(g == w || (g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{isa} n={n} [{i}] = {g}, scalar {w}");
+                }
+            }
+        }
+    }
+}

@@ -149,6 +149,12 @@ pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, e
         return;
     }
     let (sum, constant) = sum_and_constancy::<V>(x, n);
+    if !sum.is_finite() {
+        // The register sums overflow for large finite values (750 float32
+        // 1.7e38s gave NaN; found by the fuzzer): the scalar reference sums
+        // in f64. Rows holding NaN or infinities take it too (NaN results).
+        return super::scalar::l1_norm_float(x, y, n, eps, affine);
+    }
     let (mean, mad) = if constant {
         // The exact mean and s = 0, as in the scalar reference.
         (*x, 0.0)
@@ -160,6 +166,9 @@ pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, e
         // rounding of the f64 mean for nearly constant rows too.
         let mean = V::Elem::from_f64(sum / n as f64);
         let (mad, residual) = deviation_sums::<V>(x, n, mean);
+        if !(mad.is_finite() && residual.is_finite()) {
+            return super::scalar::l1_norm_float(x, y, n, eps, affine);
+        }
         (V::Elem::from_f64(mean.to_f64() + residual / n as f64), mad / n as f64)
     };
     let scale = V::Elem::from_f64(1.0 / (mad + eps.to_f64()));

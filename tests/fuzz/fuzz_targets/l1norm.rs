@@ -104,7 +104,7 @@ fn float_reference(x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) ->
     let n = x.len() as f64;
     let sum = x.iter().sum::<f64>();
     // A constant row has its value as the exact mean and s = 0 (kernel contract).
-    let constant = sum.is_finite() && x.iter().all(|&v| v == x[0]);
+    let constant = sum.is_finite() && x.iter().all(|&v| v == x[0]) && !x.is_empty();
     let mean = if constant { x[0] } else { sum / n };
     let s = x.iter().map(|v| (v - mean).abs()).sum::<f64>() / n;
     let inv = 1.0 / (s + eps);
