@@ -331,3 +331,24 @@ fn float_rows_near_the_type_maximum() {
         }
     }
 }
+
+/// Found by the fuzzer (target l1norm): float32 register sums of the mean
+/// drifted by many ulps, and |mean| / s = 240 amplified it to 4e-4 (rows of
+/// -18.8 with one -18.5 in eight). Compensated sums keep every ISA within
+/// the f32 rounding of the mean that scalar has too (8e-6 here).
+#[test]
+fn float_rows_with_a_large_mean_and_small_spread() {
+    let a = (-20561.0f64 / 32768.0 * 30.0) as f32;
+    let b = (-20165.0f64 / 32768.0 * 30.0) as f32;
+    for n in [100usize, 1000, 4005, 4096, 4097, 8000, 40_000] {
+        let x: Vec<f32> = (0..n).map(|i| if i % 8 == 7 { b } else { a }).collect();
+        let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        let want = float_reference(&xf, 0.0, None, None);
+        for isa in dispatch::available() {
+            let mut y = vec![0.0f32; n];
+            l1norm::l1_norm_float(isa, &x, &mut y, 0.0, None, None);
+            let worst = y.iter().zip(&want).map(|(&g, &w)| (g as f64 - w).abs() / w.abs()).fold(0.0, f64::max);
+            assert!(worst <= 3e-5, "{isa} n={n}: rel err {worst:e}");
+        }
+    }
+}
