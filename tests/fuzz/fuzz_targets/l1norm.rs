@@ -99,8 +99,8 @@ fn run_int8(r: &mut Reader, header: u8) {
 }
 
 /// (x - mean) / (s + eps) * w + b in f64; also the amplification
-/// max|x| / (s + eps) of a rounding of the input scale.
-fn float_reference(x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) -> (Vec<f64>, f64) {
+/// max|x| / (s + eps) of a rounding of the input scale, and 1 / (s + eps).
+fn float_reference(x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) -> (Vec<f64>, f64, f64) {
     let n = x.len() as f64;
     let sum = x.iter().sum::<f64>();
     // A constant row has its value as the exact mean and s = 0 (kernel contract).
@@ -110,7 +110,7 @@ fn float_reference(x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) ->
     let inv = 1.0 / (s + eps);
     let y = (0..x.len()).map(|i| (x[i] - mean) * inv * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect();
     let amp = if constant { 0.0 } else { x.iter().fold(0.0f64, |m, v| m.max(v.abs())) * inv };
-    (y, amp)
+    (y, amp, inv)
 }
 
 fn run_float<T: Element>(r: &mut Reader, header: u8) {
@@ -130,7 +130,8 @@ fn run_float<T: Element>(r: &mut Reader, header: u8) {
 
     let f = |v: &[T]| v.iter().map(|e| e.to_f64()).collect::<Vec<f64>>();
     let (wf, bf) = (w.map(f), b.map(f));
-    let (want, amp) = float_reference(&f(x), eps.to_f64(), wf.as_deref(), bf.as_deref());
+    let (want, amp, inv) = float_reference(&f(x), eps.to_f64(), wf.as_deref(), bf.as_deref());
+    let max_t = if T::MANTISSA_DIGITS == 24 { f32::MAX as f64 } else { f64::MAX };
     let (tol, unit) = if T::MANTISSA_DIGITS == 24 { (1e-5, f32::EPSILON as f64) } else { (1e-12, f64::EPSILON) };
     let mut scalar = vec![T::ZERO; n];
     l1norm::l1_norm_float(Isa::Scalar, x, &mut scalar, eps, w, b);
@@ -145,7 +146,10 @@ fn run_float<T: Element>(r: &mut Reader, header: u8) {
             // after another (Higham eq. 4.4; the scalar reference and this
             // reference do; found at n = 2847 for float64).
             let bound = tol * (1.0 + e.abs()) + (4.0 * unit + n as f64 * f64::EPSILON) * amp * 2.0;
-            if e.is_finite() {
+            // Where 1 / (s + eps) overflows T (eps = 0 and a subnormal
+            // spread) the kernels' result is inf / NaN: a documented limit,
+            // checked against scalar only.
+            if e.is_finite() && inv <= max_t {
                 assert!(close(got, e, bound), "{isa} [{i}] = {got:e}, f64 {e:e}, n = {n}, eps {:e}", eps.to_f64());
             }
             assert!(close(got, s, 2.0 * bound), "{isa} [{i}] = {got:e}, scalar {s:e}, n = {n}, eps {:e}", eps.to_f64());
