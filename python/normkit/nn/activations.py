@@ -1,5 +1,7 @@
 """Elementwise activations; each returns a new array (one temporary,
-updated in place) and leaves its input untouched."""
+updated in place) and leaves its input untouched. The formulas avoid
+``1 + erf`` / ``1 + tanh`` cancellation for negative inputs, so float32
+results keep their relative accuracy in the left tail."""
 
 from __future__ import annotations
 
@@ -8,48 +10,39 @@ import math
 import numpy as np
 
 
-def _erf():
+def _special(name: str):
     try:
-        from scipy.special import erf
+        import scipy.special
     except ImportError as exc:  # scipy is in the "model" and "test" extras
-        raise ImportError("exact GELU needs scipy (scipy.special.erf): pip install scipy") from exc
-    return erf
+        raise ImportError(f"normkit.nn activations need scipy (scipy.special.{name}): pip install scipy") from exc
+    return getattr(scipy.special, name)
 
 
 def gelu(x: np.ndarray) -> np.ndarray:
-    """Exact GELU (Hendrycks & Gimpel 2016): ``x * Phi(x) = x/2 * (1 + erf(x/sqrt(2)))``."""
-    erf = _erf()
-    t = x * (1.0 / math.sqrt(2.0))
-    erf(t, out=t)
-    t += 1.0
+    """Exact GELU (Hendrycks & Gimpel 2016): ``x * Phi(x)``, written as
+    ``x/2 * erfc(-x/sqrt(2))`` (equal to ``x/2 * (1 + erf(x/sqrt(2)))``)."""
+    t = x * (-1.0 / math.sqrt(2.0))
+    _special("erfc")(t, out=t)
     t *= x
     t *= 0.5
     return t
 
 
 def gelu_tanh(x: np.ndarray) -> np.ndarray:
-    """Tanh GELU: ``x/2 * (1 + tanh(sqrt(2/pi) * (x + 0.044715 x^3)))``."""
+    """Tanh GELU: ``x/2 * (1 + tanh(u))`` with ``u = sqrt(2/pi) (x + 0.044715 x^3)``,
+    computed as ``x * sigmoid(2u)`` (the same function)."""
     t = x * x
     t *= 0.044715
     t += 1.0
     t *= x
-    t *= math.sqrt(2.0 / math.pi)
-    np.tanh(t, out=t)
-    t += 1.0
+    t *= 2.0 * math.sqrt(2.0 / math.pi)
+    _special("expit")(t, out=t)
     t *= x
-    t *= 0.5
     return t
 
 
 def silu(x: np.ndarray) -> np.ndarray:
-    """SiLU / swish: ``x * sigmoid(x)``, with ``sigmoid(x) = (1 + tanh(x/2)) / 2``
-    (no overflow for large ``|x|``)."""
-    t = x * 0.5
-    np.tanh(t, out=t)
-    t += 1.0
+    """SiLU / swish: ``x * sigmoid(x)``."""
+    t = _special("expit")(x)
     t *= x
-    t *= 0.5
     return t
-
-
-ACTIVATIONS = {"gelu": gelu, "gelu_tanh": gelu_tanh, "silu": silu}
