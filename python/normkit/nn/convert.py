@@ -110,24 +110,40 @@ def _map_block(block: Block, reader, writer, new_norm) -> Block:
 
 def _map_tables(embeddings: Embeddings, fn) -> Embeddings:
     def apply(table):
-        return None if table is None else fn(table)
+        return None if table is None else _narrow(fn(_wide(table)), table.dtype)
 
-    return Embeddings(fn(embeddings.word), apply(embeddings.position), apply(embeddings.token_type))
+    return Embeddings(apply(embeddings.word), apply(embeddings.position), apply(embeddings.token_type))
+
+
+# The weight arithmetic runs in float64 and is rounded once at the end, so
+# that a float32 model's writers come out zero-mean to float32 rounding.
+
+def _wide(a: np.ndarray | None) -> np.ndarray | None:
+    return None if a is None else a.astype(np.float64)
+
+
+def _narrow(a: np.ndarray | None, dtype) -> np.ndarray | None:
+    return None if a is None else a.astype(dtype)
+
+
+def _linear(weight, bias, dtype) -> Linear:
+    return Linear(_narrow(weight, dtype), _narrow(bias, dtype))
 
 
 def _fold(linear: Linear, norm, scale: float) -> Linear:
     """``linear(scale * (g * x + b))`` as one Linear of x."""
-    weight = linear.weight if norm.weight is None else linear.weight * norm.weight
-    bias = np.zeros(linear.out_features, linear.dtype) if linear.bias is None else linear.bias
+    w = _wide(linear.weight)
+    bias = np.zeros(linear.out_features) if linear.bias is None else _wide(linear.bias)
     if norm.bias is not None:
-        bias = bias + scale * (linear.weight @ norm.bias)
-    return Linear(weight * scale if scale != 1.0 else weight, bias)
+        bias = bias + scale * (w @ _wide(norm.bias))
+    gain = scale if norm.weight is None else scale * _wide(norm.weight)
+    return _linear(w * gain, bias, linear.dtype)
 
 
 def _center_writer(linear: Linear) -> Linear:
     """Outputs re-centered: ``y - mean(y)`` over the model width."""
-    bias = None if linear.bias is None else linear.bias - linear.bias.mean()
-    return Linear(linear.weight - linear.weight.mean(axis=0, keepdims=True), bias)
+    w, b = _wide(linear.weight), _wide(linear.bias)
+    return _linear(w - w.mean(axis=0, keepdims=True), None if b is None else b - b.mean(), linear.dtype)
 
 
 def _compress_writer(linear: Linear) -> Linear:
@@ -136,7 +152,8 @@ def _compress_writer(linear: Linear) -> Linear:
 
 def _compress_reader(linear: Linear) -> Linear:
     """Reads [z, -sum z] from z: the last column is subtracted from the others."""
-    return Linear(linear.weight[:, :-1] - linear.weight[:, -1:], linear.bias)
+    w = _wide(linear.weight)
+    return _linear(w[:, :-1] - w[:, -1:], linear.bias, linear.dtype)
 
 
 def _require_zero_mean_writers(model: Transformer, name: str) -> None:
