@@ -170,6 +170,10 @@ def test_activations(dtype):
                                **tol)
     with np.errstate(over="ignore"):
         np.testing.assert_allclose(activations.silu(x), xd / (1 + np.exp(-xd)), **tol)
+    grid = np.linspace(-16, 16, 100_001).astype(dtype)
+    np.testing.assert_allclose(activations.gelu(grid), ref_gelu(grid.astype(np.float64)), **tol)
+    special = np.array([np.inf, -np.inf, np.nan, 0.0], dtype)
+    np.testing.assert_array_equal(activations.gelu(special), [np.inf, 0.0, np.nan, 0.0])
     for f in (activations.gelu, activations.gelu_tanh, activations.silu):
         before = x.copy()
         assert f(x).dtype == dtype
