@@ -6,7 +6,7 @@ post:  h = norm1(h + attn(h));          h = norm2(h + mlp(h))
 pre:   h = h + attn(s * norm1(h));      h = h + mlp(s * norm2(h))
 
 ``s`` is ``norm_scale``: 1, or 1/sqrt(l) in block l under LayerNorm Scaling
-(Sun et al. 2025, "The Curse of Depth in Large Language Models", eq. 6).
+(Sun et al. 2025, "The Curse of Depth in Large Language Models").
 The residual add and the following norm run as one fused kernel
 (``norm.add``).
 """

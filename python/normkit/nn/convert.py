@@ -1,19 +1,19 @@
 """Exact conversions between Pre-LN, Pre-RMSNorm and Pre-CRMSNorm
 transformers (Jiang et al. 2023, "Pre-RMSNorm and Pre-CRMSNorm
-Transformers: Equivalent and Efficient Pre-LN Transformers", section 3).
+Transformers: Equivalent and Efficient Pre-LN Transformers").
 
 Vocabulary: a "reader" is a Linear that takes a normalized copy of the
 residual stream (attention qkv, MLP up/gate, the output head); a "writer"
 adds into the stream (embedding tables, attention out, MLP down).
 
-Pre-LN -> Pre-RMSNorm (sec. 3.1):
+Pre-LN -> Pre-RMSNorm:
   1. Fold each norm's gain g, bias b and LayerNorm Scaling factor s into
      its readers: W' = W diag(s g), b' = b_W + s W b.
   2. Re-center every writer along the model width (W - row mean of each
      column, bias - its mean, embedding rows - their mean). The stream is
      then zero-mean, and LayerNorm(x) = RMSNorm(x) for zero-mean x (same
      eps, inside the root).
-Pre-RMSNorm -> Pre-CRMSNorm (sec. 3.2): a zero-mean x of width d is kept
+Pre-RMSNorm -> Pre-CRMSNorm: a zero-mean x of width d is kept
   as its first d - 1 entries z (x_d = -sum z). Writers drop their last
   output; readers get W[:, :d-1] - W[:, d-1:]; RMSNorm becomes CRMSNorm.
 

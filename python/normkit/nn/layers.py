@@ -142,7 +142,7 @@ class RMSNorm(_Norm):
 
 
 class CRMSNorm(RMSNorm):
-    """Compressed RMSNorm (Jiang et al. 2023, eq. 9): ``x`` holds the first
+    """Compressed RMSNorm (Jiang et al. 2023): ``x`` holds the first
     ``n`` entries of a zero-mean vector of ``n + 1`` entries, whose last
     entry is ``-sum(x)``; ``y = x / sqrt((sum x^2 + (sum x)^2) / (n + 1) + eps)
     * weight (+ bias)``."""

@@ -4,7 +4,7 @@
   Layers by Combining Pre-LN and Post-LN"): the first floor(alpha * L)
   blocks are Post-LN, the remaining ones Pre-LN.
 * LayerNorm Scaling (Sun et al. 2025, "The Curse of Depth in Large Language
-  Models", eq. 6): in block l (1-based) every pre-norm output is multiplied
+  Models"): in block l (1-based) every pre-norm output is multiplied
   by 1/sqrt(l); the final norm is left alone.
 """
 
