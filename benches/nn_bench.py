@@ -1,6 +1,7 @@
 """normkit.nn: forward time of the three exact forms of one random Pre-LN
 transformer (Pre-LN, Pre-RMSNorm, Pre-CRMSNorm; Jiang et al. 2023), and of
-their norm kernels alone on the same activation shapes.
+their norm kernels alone on the same activation shapes; then the layouts
+(Post-LN, Pre-LN, Mix-LN, Pre-LN + LayerNorm Scaling) at one size.
 
     python benches/nn_bench.py [--threads 1] [--repeats 15] [--dtype float32]
 
@@ -81,6 +82,20 @@ def main() -> None:
             k = median_seconds(kernels[form], ARGS.repeats * 10)
             diff = np.abs(model(ids) - reference).max()
             print(f"{label:>22} {form:>13} {t * 1e3:11.2f} {t / base:9.3f} {k * 1e6:15.1f} {diff:11.1e}")
+    time_layouts(dtype, rng)
+
+
+def time_layouts(dtype, rng) -> None:
+    width, heads, layers = 384, 12, 8
+    ids = rng.integers(0, 1000, (ARGS.batch, ARGS.length))
+    print(f"\nlayouts, d={width} h={heads} L={layers} gelu: forward ms")
+    for norm in ("layer", "rms"):
+        for layout, scaled in (("post", False), ("pre", False), ("mix", False), ("pre", True)):
+            model = random_transformer(width=width, n_heads=heads, n_layers=layers, vocab=1000, norm=norm,
+                                       layout=layout, scaled=scaled, max_length=ARGS.length, dtype=dtype)
+            name = {"post": "Post", "pre": "Pre", "mix": "Mix"}[layout] + ("-LN" if norm == "layer" else "-RMSNorm")
+            name += " + LN Scaling" if scaled else ""
+            print(f"{name:>28} {median_seconds(lambda: model(ids), ARGS.repeats) * 1e3:9.2f}")
 
 
 if __name__ == "__main__":
