@@ -7,6 +7,11 @@ the Pre-RMSNorm model gives RMSNorm_f(h') with the folded gain/bias, and
 the Pre-CRMSNorm model works in width d - 1 and returns the same width-d
 vectors through its folded head. The embeddings are converted too (the
 inputs are token ids, not hidden states).
+
+Tolerances: max abs difference 1e-10 (float64) and 1e-5 (float32), outputs
+of magnitude up to ~5. In float32 the CRMSNorm form carries the largest
+error, growing like sqrt(d): its implicit last coordinate is the negated sum
+of d - 1 rounded ones (benches/nn_bench.py prints it for d up to 768).
 """
 
 from __future__ import annotations
