@@ -8,10 +8,12 @@ the Pre-CRMSNorm model works in width d - 1 and returns the same width-d
 vectors through its folded head. The embeddings are converted too (the
 inputs are token ids, not hidden states).
 
-Tolerances: max abs difference 1e-10 (float64) and 1e-5 (float32), outputs
-of magnitude up to ~5. In float32 the CRMSNorm form carries the largest
-error, growing like sqrt(d): its implicit last coordinate is the negated sum
-of d - 1 rounded ones (benches/nn_bench.py prints it for d up to 768).
+Tolerances (max abs difference, outputs of magnitude up to ~5): 1e-10 in
+float64 for both converted forms; 1e-5 in float32 for Pre-RMSNorm. The
+float32 Pre-CRMSNorm form gets max(1e-5, 2e-6 sqrt(d)): its implicit last
+coordinate, -sum(z), adds up d - 1 independent rounding errors, so its error
+grows like sqrt(d) (measured ~1e-6 sqrt(d): 6e-6 at d = 64, 1.3e-5 at
+d = 128, 2.4e-5 at d = 768), a property of the representation, not a bug.
 """
 
 from __future__ import annotations
@@ -25,12 +27,17 @@ from normkit.nn.schedules import layernorm_scaling
 
 TOL = {np.float64: 1e-10, np.float32: 1e-5}
 
+
+def crms_tolerance(dtype, width: int) -> float:
+    return TOL[dtype] if dtype == np.float64 else max(TOL[dtype], 2e-6 * np.sqrt(width))
+
 CONFIGS = [
     dict(width=16, n_heads=2, n_layers=1),
     dict(width=48, n_heads=4, n_layers=3, mlp="swiglu", causal=True),
     dict(width=64, n_heads=8, n_layers=2, mlp="gelu_tanh", head=30),
     dict(width=96, n_heads=6, n_layers=4, scaled=True, head=50),
     dict(width=128, n_heads=4, hidden=200, n_layers=2, mlp="swiglu", scaled=True, causal=True),
+    dict(width=256, n_heads=8, n_layers=2, head=40),
 ]
 
 
@@ -50,11 +57,11 @@ def test_three_forms_give_the_same_output(config, dtype):
     crms = pre_rmsnorm_to_pre_crmsnorm(rms)
     ids, mask = inputs()
     y_ln, y_rms, y_crms = ln(ids, mask), rms(ids, mask), crms(ids, mask)
-    for y in (y_rms, y_crms):
-        assert y.dtype == dtype and y.shape == y_ln.shape
-        np.testing.assert_allclose(y, y_ln, rtol=0, atol=TOL[dtype])
-    # The forms are what they claim: norm types and widths.
     width = config["width"]
+    for y, tol in ((y_rms, TOL[dtype]), (y_crms, crms_tolerance(dtype, width))):
+        assert y.dtype == dtype and y.shape == y_ln.shape
+        np.testing.assert_allclose(y, y_ln, rtol=0, atol=tol)
+    # The forms are what they claim: norm types and widths.
     assert {b.norm_kind for b in rms.stack.blocks} == {"rms"} and rms.stack.final_norm.kind == "rms"
     assert {b.norm_kind for b in crms.stack.blocks} == {"crms"} and crms.stack.final_norm.kind == "crms"
     assert crms.embeddings.word.shape[1] == width - 1
