@@ -88,7 +88,8 @@ class MiniLM:
         if isinstance(sentences, str):
             sentences = [sentences]
         sentences = list(sentences)
-        lengths = [len(e.ids) for e in self.tokenizer.encode_batch(sentences)] if sentences else []
+        # Token counts without padding (the batch encoding pads them all).
+        lengths = [sum(e.attention_mask) for e in self.tokenizer.encode_batch(sentences)] if sentences else []
         order = np.argsort([-n for n in lengths], kind="stable")
         out = np.empty((len(sentences), self.config["hidden_size"]), self.transformer.dtype)
         for start in range(0, len(sentences), batch_size):
