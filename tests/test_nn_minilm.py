@@ -122,3 +122,20 @@ def test_demo_prints_similarities_and_error(monkeypatch, capsys):
     assert result["similarity"].shape == (n, n)
     np.testing.assert_allclose(np.diag(result["similarity"]), 1.0, atol=1e-5)
     assert result["reference_max_abs_error"]["sentence_embedding"] <= TOL
+
+
+def test_encode_batches_sentences_of_similar_length(model, ref, monkeypatch):
+    """Sorted by token count, so each batch is padded to little more than
+    its own longest sentence."""
+    shapes = []
+    embed = model.embed_tokens
+
+    def recording(input_ids, attention_mask, token_type_ids=None):
+        shapes.append(input_ids.shape)
+        return embed(input_ids, attention_mask, token_type_ids)
+
+    monkeypatch.setattr(model, "embed_tokens", recording)
+    model.encode(list(ref["sentences"]), batch_size=8)
+    lengths = ref["attention_mask"].sum(axis=1)
+    expected = [int(chunk.max()) for chunk in np.split(np.sort(lengths)[::-1], 4)]
+    assert shapes == [(8, n) for n in expected]
