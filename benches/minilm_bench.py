@@ -9,7 +9,9 @@ The sentences are the 32 of minilm_public.npz (found as in
 L2-normalize, batch after batch. The peer is sentence-transformers if it is
 installed, else transformers (+ the same pooling), else none; it is an
 optional peer, not a dependency. Times are medians of ``--repeats`` runs
-after one warm-up, with ``--threads`` threads for BLAS, normkit and torch.
+after one warm-up, the contenders alternating within each repeat (so both
+see the same machine load), with ``--threads`` threads for BLAS, torch and
+normkit's kernels (``--normkit-threads`` to set the latter apart).
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ def parse_args():
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--copies", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--normkit-threads", type=int, default=None)
     return parser.parse_args()
 
 
@@ -39,14 +42,17 @@ import normkit  # noqa: E402
 from normkit.nn import minilm  # noqa: E402
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
+def interleaved_medians(contenders: dict, repeats: int) -> dict:
+    """Median seconds of each function, run in turn within every repeat."""
+    times = {name: [] for name in contenders}
+    for fn in contenders.values():
+        fn()  # warm-up
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def torch_peer(threads: int):
@@ -88,24 +94,24 @@ def torch_peer(threads: int):
 
 
 def main() -> None:
-    normkit.set_num_threads(ARGS.threads)
+    kernel_threads = ARGS.threads if ARGS.normkit_threads is None else ARGS.normkit_threads
+    normkit.set_num_threads(kernel_threads)
     path = minilm.reference_path()
     base = [str(s) for s in np.load(path)["sentences"]] if path else list(minilm.DEMO_SENTENCES)
     sentences = base * ARGS.copies
     ours = minilm.MiniLM()
-    print(f"normkit {normkit.cpu_info()['active']}, {ARGS.threads} thread(s), {len(sentences)} sentences, "
-          f"batch size {ARGS.batch_size}, medians of {ARGS.repeats}")
-    results = [("normkit.nn (NumPy/OpenBLAS + normkit)",
-                median_seconds(lambda: ours.encode(sentences, ARGS.batch_size), ARGS.repeats))]
+    print(f"normkit {normkit.cpu_info()['active']}, {ARGS.threads} BLAS/torch thread(s), {kernel_threads} normkit "
+          f"kernel thread(s), {len(sentences)} sentences, batch size {ARGS.batch_size}, medians of {ARGS.repeats}")
+    contenders = {"normkit.nn (NumPy/OpenBLAS + normkit)": lambda: ours.encode(sentences, ARGS.batch_size)}
     peer = torch_peer(ARGS.threads)
     if peer is None:
         print("no PyTorch peer installed (sentence-transformers / transformers)")
     else:
         name, encode = peer
-        results.append((name, median_seconds(lambda: encode(sentences), ARGS.repeats)))
+        contenders[name] = lambda: encode(sentences)
         diff = np.abs(ours.encode(sentences, ARGS.batch_size) - encode(sentences)).max()
         print(f"max |embedding difference| normkit vs peer: {diff:.2e}")
-    for name, seconds in results:
+    for name, seconds in interleaved_medians(contenders, ARGS.repeats).items():
         print(f"{name:>60}: {len(sentences) / seconds:8.1f} sentences/s ({seconds * 1e3:.1f} ms)")
 
 
