@@ -78,7 +78,9 @@ def test_source_model_is_left_unchanged():
     before = ln(ids, mask)
     weights = [b.attention.qkv.weight.copy() for b in ln.stack.blocks]
     pre_rmsnorm_to_pre_crmsnorm(pre_ln_to_pre_rmsnorm(ln))
-    np.testing.assert_array_equal(ln(ids, mask), before)
+    # Not bitwise: the norm kernels' summation order follows the rows' memory
+    # alignment, so reruns may differ in the last bit.
+    np.testing.assert_allclose(ln(ids, mask), before, rtol=0, atol=1e-13)
     for b, w in zip(ln.stack.blocks, weights):
         np.testing.assert_array_equal(b.attention.qkv.weight, w)
     assert [b.norm_kind for b in ln.stack.blocks] == ["layer", "layer"]
