@@ -122,6 +122,7 @@ def test_demo_prints_similarities_and_error(monkeypatch, capsys):
     assert result["similarity"].shape == (n, n)
     np.testing.assert_allclose(np.diag(result["similarity"]), 1.0, atol=1e-5)
     assert result["reference_max_abs_error"]["sentence_embedding"] <= TOL
+    assert result["reference_max_abs_error"]["last_hidden_state (tokens)"] <= TOL
 
 
 def test_encode_batches_sentences_of_similar_length(model, ref, monkeypatch):

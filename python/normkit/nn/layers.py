@@ -75,22 +75,16 @@ class _Norm:
     kind = ""
 
     def __init__(self, weight=None, bias=None, *, eps: float, dtype=None):
-        if weight is not None:
-            self.weight = _optional_vector(f"{type(self).__name__}.weight", weight, dtype)
-            dtype = self.weight.dtype
-        else:
-            self.weight = None
-        if bias is not None:
-            self.bias = _optional_vector(f"{type(self).__name__}.bias", bias, dtype)
-            dtype = self.bias.dtype
-        else:
-            self.bias = None
+        name = type(self).__name__
+        self.weight = _optional_vector(f"{name}.weight", weight, dtype)
+        self.bias = _optional_vector(f"{name}.bias", bias, dtype if self.weight is None else self.weight.dtype)
         if self.weight is not None and self.bias is not None and self.weight.shape != self.bias.shape:
-            raise ValueError(f"{type(self).__name__}: weight {self.weight.shape} and bias {self.bias.shape} differ")
-        # Without parameters and without ``dtype``, the input's dtype rules.
-        self.dtype = None if dtype is None else np.dtype(dtype)
+            raise ValueError(f"{name}: weight {self.weight.shape} and bias {self.bias.shape} differ")
+        # The parameters' dtype; without parameters ``dtype``, else the input's.
+        params = [p for p in (self.weight, self.bias) if p is not None]
+        self.dtype = params[0].dtype if params else None if dtype is None else np.dtype(dtype)
         if self.dtype is not None and self.dtype not in _FLOATS:
-            raise TypeError(f"{type(self).__name__}: dtype must be float32 or float64, got {self.dtype}")
+            raise TypeError(f"{name}: dtype must be float32 or float64, got {self.dtype}")
         self.eps = float(eps)
 
     def _input(self, x) -> np.ndarray:
