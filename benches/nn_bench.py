@@ -5,9 +5,11 @@ their norm kernels alone on the same activation shapes; then the layouts
 
     python benches/nn_bench.py [--threads 1] [--repeats 15] [--dtype float32]
 
-The three forms compute the same function (max abs difference printed).
-Times are medians of ``--repeats`` runs after one warm-up; BLAS and normkit
-both use ``--threads`` threads (set before NumPy is imported).
+The three forms compute the same function (max abs difference to the
+Pre-LN output printed). Times are medians of ``--repeats`` runs after one
+warm-up, the contenders of a table alternating within each repeat so that
+they see the same machine load; BLAS and normkit both use ``--threads``
+threads (set before NumPy is imported).
 """
 
 from __future__ import annotations
@@ -42,14 +44,17 @@ from normkit.nn.convert import pre_ln_to_pre_rmsnorm, pre_rmsnorm_to_pre_crmsnor
 SIZES = [(256, 4, 4, "gelu"), (384, 12, 6, "gelu"), (768, 12, 4, "swiglu")]
 
 
-def median_seconds(fn, repeats: int) -> float:
-    fn()
-    times = []
+def interleaved_medians(contenders: dict, repeats: int) -> dict:
+    """Median seconds of each function, run in turn within every repeat."""
+    times = {name: [] for name in contenders}
+    for fn in contenders.values():
+        fn()  # warm-up
     for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+        for name, fn in contenders.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
@@ -63,39 +68,43 @@ def main() -> None:
         ln = random_transformer(width=width, n_heads=heads, n_layers=layers, mlp=mlp, vocab=1000,
                                 max_length=ARGS.length, dtype=dtype, seed=1)
         rms = pre_ln_to_pre_rmsnorm(ln)
-        crms = pre_rmsnorm_to_pre_crmsnorm(rms)
+        forms = {"Pre-LN": ln, "Pre-RMSNorm": rms, "Pre-CRMSNorm": pre_rmsnorm_to_pre_crmsnorm(rms)}
         ids = rng.integers(0, 1000, (ARGS.batch, ARGS.length))
         reference = ln(ids)
+        # One norm call on activations of the forward's shape (the LN keeps
+        # its gain and bias; the converted forms have them folded away).
         x = rng.normal(size=(ARGS.batch * ARGS.length, width)).astype(dtype)
         x -= x.mean(axis=1, keepdims=True)
         z = np.ascontiguousarray(x[:, :-1])  # the compressed stream
-        kernels = {
-            "Pre-LN": lambda: normkit.layer_norm(x, ln.stack.final_norm.weight, ln.stack.final_norm.bias),
+        final = ln.stack.final_norm
+        kernels = interleaved_medians({
+            "Pre-LN": lambda: normkit.layer_norm(x, final.weight, final.bias),
             "Pre-RMSNorm": lambda: normkit.rms_norm(x),
             "Pre-CRMSNorm": lambda: normkit.crms_norm(z),
-        }
-        base = None
+        }, ARGS.repeats * 10)
+        forwards = interleaved_medians({form: (lambda m=m: m(ids)) for form, m in forms.items()}, ARGS.repeats)
         label = f"d={width} h={heads} L={layers} {mlp}"
-        for form, model in (("Pre-LN", ln), ("Pre-RMSNorm", rms), ("Pre-CRMSNorm", crms)):
-            t = median_seconds(lambda: model(ids), ARGS.repeats)
-            base = base or t
-            k = median_seconds(kernels[form], ARGS.repeats * 10)
-            diff = np.abs(model(ids) - reference).max()
-            print(f"{label:>22} {form:>13} {t * 1e3:11.2f} {t / base:9.3f} {k * 1e6:15.1f} {diff:11.1e}")
+        for form, model in forms.items():
+            t, diff = forwards[form], np.abs(model(ids) - reference).max()
+            print(f"{label:>22} {form:>13} {t * 1e3:11.2f} {t / forwards['Pre-LN']:9.3f} "
+                  f"{kernels[form] * 1e6:15.1f} {diff:11.1e}")
     time_layouts(dtype, rng)
 
 
 def time_layouts(dtype, rng) -> None:
     width, heads, layers = 384, 12, 8
     ids = rng.integers(0, 1000, (ARGS.batch, ARGS.length))
-    print(f"\nlayouts, d={width} h={heads} L={layers} gelu: forward ms")
+    models = {}
     for norm in ("layer", "rms"):
         for layout, scaled in (("post", False), ("pre", False), ("mix", False), ("pre", True)):
-            model = random_transformer(width=width, n_heads=heads, n_layers=layers, vocab=1000, norm=norm,
-                                       layout=layout, scaled=scaled, max_length=ARGS.length, dtype=dtype)
             name = {"post": "Post", "pre": "Pre", "mix": "Mix"}[layout] + ("-LN" if norm == "layer" else "-RMSNorm")
-            name += " + LN Scaling" if scaled else ""
-            print(f"{name:>28} {median_seconds(lambda: model(ids), ARGS.repeats) * 1e3:9.2f}")
+            models[name + (" + LN Scaling" if scaled else "")] = random_transformer(
+                width=width, n_heads=heads, n_layers=layers, vocab=1000, norm=norm, layout=layout,
+                scaled=scaled, max_length=ARGS.length, dtype=dtype)
+    print(f"\nlayouts, d={width} h={heads} L={layers} gelu: forward ms")
+    times = interleaved_medians({name: (lambda m=m: m(ids)) for name, m in models.items()}, ARGS.repeats)
+    for name, t in times.items():
+        print(f"{name:>28} {t * 1e3:9.2f}")
 
 
 if __name__ == "__main__":
