@@ -37,8 +37,6 @@ class MLP:
 class SwiGLU:
     """``down(silu(gate(x)) * up(x))`` (Shazeer 2020, GLU variants)."""
 
-    activation = "swiglu"
-
     def __init__(self, gate: Linear, up: Linear, down: Linear):
         if gate.weight.shape != up.weight.shape:
             raise ValueError(f"SwiGLU: gate {gate.weight.shape} and up {up.weight.shape} differ")
