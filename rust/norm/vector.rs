@@ -444,11 +444,16 @@ unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
 impl<V: Vector> Coeffs<V> {
     #[inline(always)]
     unsafe fn new(k: &RowConstants) -> Self {
+        // r beyond the type's range only occurs for rescaled rows that are
+        // constant (every x - c is 0); the largest finite r keeps their
+        // 0 * r at 0. An infinite r (eps = 0) stays: 0 / 0 is NaN.
+        let max = if V::Elem::MANTISSA_DIGITS == 24 { f32::MAX as f64 } else { f64::MAX };
+        let r = if k.r.is_finite() { k.r.min(max) } else { k.r };
         Coeffs {
             scale: V::splat(V::Elem::from_f64(k.scale)),
             neg_c: V::splat(V::Elem::from_f64(-k.c_hi)),
-            r: V::splat(V::Elem::from_f64(k.r)),
-            neg_clo_r: V::splat(V::Elem::from_f64(-k.c_lo * k.r)),
+            r: V::splat(V::Elem::from_f64(r)),
+            neg_clo_r: V::splat(V::Elem::from_f64(-k.c_lo * r)),
         }
     }
 }
