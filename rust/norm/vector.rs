@@ -94,21 +94,24 @@ impl<V: Vector> Alongside<V> for Nothing {
 unsafe fn sums<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: bool, const SQ: bool>(
     x: *const V::Elem,
     n: usize,
+    head: usize,
     scale: V::Elem,
     neg_c: V::Elem,
 ) -> (f64, f64) {
-    sums_along::<V, SCALED, CENTER, LIN, SQ, Nothing>(x, n, scale, neg_c, x, &Nothing)
+    sums_along::<V, SCALED, CENTER, LIN, SQ, Nothing>(x, n, head, scale, neg_c, &Nothing)
 }
 
-/// [`sums`] with `along` run on the same indices, the main loop aligned on
-/// `align` (a row `along` stores to, else `x`).
+/// [`sums`] with `along` run on the same indices. The main loop starts
+/// after `head` elements (see [`head_len`]; the caller's choice of row
+/// alignment, so that the rounding of the sums does not depend on where
+/// outputs are).
 #[inline(always)]
 unsafe fn sums_along<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: bool, const SQ: bool, A: Alongside<V>>(
     x: *const V::Elem,
     n: usize,
+    head: usize,
     scale: V::Elem,
     neg_c: V::Elem,
-    align: *const V::Elem,
     along: &A,
 ) -> (f64, f64) {
     let lanes = V::LANES;
@@ -118,7 +121,7 @@ unsafe fn sums_along<V: Vector, const SCALED: bool, const CENTER: bool, const LI
     let (mut lin, mut sq) = (0.0f64, 0.0f64);
     // Partial registers need a neutral fill; without one, the unaligned
     // ends are summed one element at a time.
-    let head = if fill.is_some() { head_len::<V>(align, n) } else { 0 };
+    let head = if fill.is_some() { head } else { 0 };
     let body = head + (n - head) / lanes * lanes;
     let mut start = head;
     let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
@@ -190,13 +193,12 @@ unsafe fn add_lanes<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::
 
 /// s = x + r, stored, and (sum s, sum s^2).
 #[inline(always)]
-unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::Elem, n: usize) -> (f64, f64) {
+unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::Elem, n: usize, head: usize) -> (f64, f64) {
     let lanes = V::LANES;
     let zero = V::splat(V::Elem::ZERO);
     let (mut lin, mut sq) = (0.0f64, 0.0f64);
     let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
     // Zero-filled lanes of the partial head and tail add nothing.
-    let head = head_len::<V>(s, n);
     if head > 0 {
         let v = add_lanes::<V>(x, r, s, 0, head);
         accumulate::<V, true, true>(&mut l[1], &mut q[1], v);
@@ -261,6 +263,7 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
     kind: Norm,
     x: *const V::Elem,
     n: usize,
+    head: usize,
     eps: f64,
     scale: f64,
     (lin, sq): (f64, f64),
@@ -271,7 +274,7 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
         Norm::Crms => (0.0, 0.0, sq + lin * lin),
         Norm::Layer => {
             let c = V::Elem::from_f64(lin / n as f64);
-            let (sd, sd2) = sums::<V, SCALED, true, true, true>(x, n, s, -c);
+            let (sd, sd2) = sums::<V, SCALED, true, true, true>(x, n, head, s, -c);
             // Chan, Golub & LeVeque (1983), eq. 1.7: the corrected two-pass sum.
             (c.to_f64(), sd / n as f64, (sd2 - sd * sd / n as f64).max(0.0))
         }
@@ -281,12 +284,12 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
 
 /// The first-pass sums of `kind` on x * scale.
 #[inline(always)]
-unsafe fn first_sums<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, n: usize, scale: V::Elem) -> (f64, f64) {
+unsafe fn first_sums<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, n: usize, head: usize, scale: V::Elem) -> (f64, f64) {
     let zero = V::Elem::ZERO;
     match kind {
-        Norm::Rms => sums::<V, SCALED, false, false, true>(x, n, scale, zero),
-        Norm::Layer => sums::<V, SCALED, false, true, false>(x, n, scale, zero),
-        Norm::Crms => sums::<V, SCALED, false, true, true>(x, n, scale, zero),
+        Norm::Rms => sums::<V, SCALED, false, false, true>(x, n, head, scale, zero),
+        Norm::Layer => sums::<V, SCALED, false, true, false>(x, n, head, scale, zero),
+        Norm::Crms => sums::<V, SCALED, false, true, true>(x, n, head, scale, zero),
     }
 }
 
@@ -294,8 +297,8 @@ unsafe fn first_sums<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Ele
 /// when its sum of squares is safe, else recomputed on the rescaled row.
 /// None for a row holding NaN or +-inf.
 #[inline(always)]
-unsafe fn row_constants<V: Vector>(kind: Norm, x: *const V::Elem, n: usize, eps: f64, first: (f64, f64)) -> Option<RowConstants> {
-    if let Some((k, q)) = constants::<V, false>(kind, x, n, eps, 1.0, first) {
+unsafe fn row_constants<V: Vector>(kind: Norm, x: *const V::Elem, n: usize, head: usize, eps: f64, first: (f64, f64)) -> Option<RowConstants> {
+    if let Some((k, q)) = constants::<V, false>(kind, x, n, head, eps, 1.0, first) {
         if q >= safe_min::<V::Elem>() {
             return Some(k);
         }
@@ -305,8 +308,8 @@ unsafe fn row_constants<V: Vector>(kind: Norm, x: *const V::Elem, n: usize, eps:
         return None;
     }
     let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<V::Elem>(amax) };
-    let first = first_sums::<V, true>(kind, x, n, V::Elem::from_f64(scale));
-    constants::<V, true>(kind, x, n, eps, scale, first).map(|(k, _)| k)
+    let first = first_sums::<V, true>(kind, x, n, head, V::Elem::from_f64(scale));
+    constants::<V, true>(kind, x, n, head, eps, scale, first).map(|(k, _)| k)
 }
 
 /// Loads `count <= LANES` elements (zeros past them).
@@ -393,7 +396,9 @@ unsafe fn write_row<V: Vector, const SCALED: bool, const CENTER: bool, const W: 
 }
 
 /// Writes row `x` into `y` while summing row `next` (its first pass):
-/// the loads of the next row overlap the stores of this one.
+/// the loads of the next row overlap the stores of this one. The sums are
+/// split at `next`'s alignment, as in a plain pass over it, so a row's
+/// result does not depend on where a batch (a thread's share) starts.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn write_and_sum<V: Vector, const CENTER: bool, const W: bool, const B: bool, const LIN: bool, const SQ: bool>(
@@ -401,11 +406,12 @@ unsafe fn write_and_sum<V: Vector, const CENTER: bool, const W: bool, const B: b
     y: *mut V::Elem,
     next: *const V::Elem,
     n: usize,
+    head: usize,
     k: Coeffs<V>,
     affine: Affine<V::Elem>,
 ) -> (f64, f64) {
     let writer = RowWriter::<V, false, CENTER, W, B> { x, y, k, affine };
-    sums_along::<V, false, false, LIN, SQ, _>(next, n, V::Elem::ONE, V::Elem::ZERO, y, &writer)
+    sums_along::<V, false, false, LIN, SQ, _>(next, n, head, V::Elem::ONE, V::Elem::ZERO, &writer)
 }
 
 #[inline(always)]
@@ -414,14 +420,15 @@ unsafe fn write_and_sum_affine<V: Vector, const CENTER: bool, const LIN: bool, c
     y: *mut V::Elem,
     next: *const V::Elem,
     n: usize,
+    head: usize,
     k: Coeffs<V>,
     affine: Affine<V::Elem>,
 ) -> (f64, f64) {
     match (!affine.weight.is_null(), !affine.bias.is_null()) {
-        (false, false) => write_and_sum::<V, CENTER, false, false, LIN, SQ>(x, y, next, n, k, affine),
-        (false, true) => write_and_sum::<V, CENTER, false, true, LIN, SQ>(x, y, next, n, k, affine),
-        (true, false) => write_and_sum::<V, CENTER, true, false, LIN, SQ>(x, y, next, n, k, affine),
-        (true, true) => write_and_sum::<V, CENTER, true, true, LIN, SQ>(x, y, next, n, k, affine),
+        (false, false) => write_and_sum::<V, CENTER, false, false, LIN, SQ>(x, y, next, n, head, k, affine),
+        (false, true) => write_and_sum::<V, CENTER, false, true, LIN, SQ>(x, y, next, n, head, k, affine),
+        (true, false) => write_and_sum::<V, CENTER, true, false, LIN, SQ>(x, y, next, n, head, k, affine),
+        (true, true) => write_and_sum::<V, CENTER, true, true, LIN, SQ>(x, y, next, n, head, k, affine),
     }
 }
 
@@ -444,11 +451,16 @@ unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
 impl<V: Vector> Coeffs<V> {
     #[inline(always)]
     unsafe fn new(k: &RowConstants) -> Self {
+        // r beyond the type's range only occurs for rescaled rows that are
+        // constant (every x - c is 0); the largest finite r keeps their
+        // 0 * r at 0. An infinite r (eps = 0) stays: 0 / 0 is NaN.
+        let max = if V::Elem::MANTISSA_DIGITS == 24 { f32::MAX as f64 } else { f64::MAX };
+        let r = if k.r.is_finite() { k.r.min(max) } else { k.r };
         Coeffs {
             scale: V::splat(V::Elem::from_f64(k.scale)),
             neg_c: V::splat(V::Elem::from_f64(-k.c_hi)),
-            r: V::splat(V::Elem::from_f64(k.r)),
-            neg_clo_r: V::splat(V::Elem::from_f64(-k.c_lo * k.r)),
+            r: V::splat(V::Elem::from_f64(r)),
+            neg_clo_r: V::splat(V::Elem::from_f64(-k.c_lo * r)),
         }
     }
 }
@@ -473,8 +485,9 @@ unsafe fn write<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: us
 
 /// Normalizes the row `x` (whose first-pass sums are `first`) into `y`.
 #[inline(always)]
-unsafe fn finish<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, eps: f64, affine: Affine<V::Elem>, first: (f64, f64)) {
-    write::<V>(kind, x, y, n, row_constants::<V>(kind, x, n, eps, first), affine)
+#[allow(clippy::too_many_arguments)]
+unsafe fn finish<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, head: usize, eps: f64, affine: Affine<V::Elem>, first: (f64, f64)) {
+    write::<V>(kind, x, y, n, row_constants::<V>(kind, x, n, head, eps, first), affine)
 }
 
 #[inline(always)]
@@ -482,44 +495,54 @@ pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n:
     if n == 0 {
         return;
     }
-    let first = first_sums::<V, false>(kind, x, n, V::Elem::ONE);
-    finish::<V>(kind, x, y, n, eps, affine, first)
+    let head = head_len::<V>(x, n);
+    let first = first_sums::<V, false>(kind, x, n, head, V::Elem::ONE);
+    finish::<V>(kind, x, y, n, head, eps, affine, first)
 }
 
 /// Every row of `batch`. The write pass of row i runs in one loop with
 /// the first pass of row i + 1 (when row i needs no rescaling), so loads
 /// of the next row and stores of this one stream together as in a copy.
 /// Row i + 1 is only read there, row i fully read before it is written:
-/// `y` may equal `x` row for row.
+/// `y` may equal `x` row for row. Each row's sums split at its own
+/// alignment, as in [`norm`], so the results are those of [`norm`].
 #[inline(always)]
 pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f64, affine: Affine<V::Elem>) {
     let n = batch.n;
     if n == 0 || batch.rows == 0 {
         return;
     }
-    let mut first = first_sums::<V, false>(kind, batch.x_row(0), n, V::Elem::ONE);
+    let one = V::Elem::ONE;
+    let mut head = head_len::<V>(batch.x_row(0), n);
+    let mut first = first_sums::<V, false>(kind, batch.x_row(0), n, head, one);
     for i in 0..batch.rows {
         let (x, y) = (batch.x_row(i), batch.y_row(i));
-        let k = row_constants::<V>(kind, x, n, eps, first);
-        match k {
-            Some(k) if k.scale == 1.0 && i + 1 < batch.rows => {
-                let (next, c) = (batch.x_row(i + 1), Coeffs::new(&k));
-                first = match kind {
-                    Norm::Rms => write_and_sum_affine::<V, false, false, true>(x, y, next, n, c, affine),
-                    Norm::Layer => write_and_sum_affine::<V, true, true, false>(x, y, next, n, c, affine),
-                    Norm::Crms => write_and_sum_affine::<V, false, true, true>(x, y, next, n, c, affine),
-                };
+        let k = row_constants::<V>(kind, x, n, head, eps, first);
+        if i + 1 == batch.rows {
+            write::<V>(kind, x, y, n, k, affine);
+            break;
+        }
+        let next = batch.x_row(i + 1);
+        head = head_len::<V>(next, n);
+        first = match k {
+            Some(k) if k.scale == 1.0 => {
+                let c = Coeffs::new(&k);
+                match kind {
+                    Norm::Rms => write_and_sum_affine::<V, false, false, true>(x, y, next, n, head, c, affine),
+                    Norm::Layer => write_and_sum_affine::<V, true, true, false>(x, y, next, n, head, c, affine),
+                    Norm::Crms => write_and_sum_affine::<V, false, true, true>(x, y, next, n, head, c, affine),
+                }
             }
             _ => {
                 write::<V>(kind, x, y, n, k, affine);
-                if i + 1 < batch.rows {
-                    first = first_sums::<V, false>(kind, batch.x_row(i + 1), n, V::Elem::ONE);
-                }
+                first_sums::<V, false>(kind, next, n, head, one)
             }
-        }
+        };
     }
 }
 
+/// The fused form. Every pass over the sum splits at x's alignment, so the
+/// result does not depend on where the outputs are.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn add_norm<V: Vector>(
@@ -535,6 +558,7 @@ pub unsafe fn add_norm<V: Vector>(
     if n == 0 {
         return;
     }
-    let first = add_store::<V>(x, residual, sum, n);
-    finish::<V>(kind, sum, y, n, eps, affine, first)
+    let head = head_len::<V>(x, n);
+    let first = add_store::<V>(x, residual, sum, n, head);
+    finish::<V>(kind, sum, y, n, head, eps, affine, first)
 }
