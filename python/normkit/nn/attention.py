@@ -94,7 +94,7 @@ class MultiHeadSelfAttention:
     def _mask_bias(self, keep: np.ndarray | None, length: int, dtype) -> np.ndarray | None:
         """Additive mask broadcasting against (batch, heads, query, key)."""
         blocked = None
-        if keep is not None:
+        if keep is not None and not keep.all():
             blocked = ~keep[:, None, None, :]
         if self.causal:
             future = np.triu(np.ones((length, length), dtype=bool), k=1)[None, None]

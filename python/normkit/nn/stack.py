@@ -15,6 +15,8 @@ class Embeddings:
 
     def __init__(self, word, position=None, token_type=None, norm=None):
         self.word = as_param("Embeddings.word", word)
+        if self.word.ndim != 2:
+            raise ValueError(f"Embeddings.word: expected shape (vocab, width), got {self.word.shape}")
         dtype, width = self.word.dtype, self.word.shape[1]
         self.position = None if position is None else as_param("Embeddings.position", position, dtype)
         self.token_type = None if token_type is None else as_param("Embeddings.token_type", token_type, dtype)
