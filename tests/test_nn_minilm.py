@@ -140,3 +140,9 @@ def test_encode_batches_sentences_of_similar_length(model, ref, monkeypatch):
     lengths = ref["attention_mask"].sum(axis=1)
     expected = [int(chunk.max()) for chunk in np.split(np.sort(lengths)[::-1], 4)]
     assert shapes == [(8, n) for n in expected]
+
+
+def test_encode_edge_cases(model):
+    assert model.encode([]).shape == (0, 384)
+    with pytest.raises(ValueError, match="batch_size"):
+        model.encode(["a"], batch_size=0)

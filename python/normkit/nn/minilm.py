@@ -85,6 +85,8 @@ class MiniLM:
     def encode(self, sentences, batch_size: int = 32) -> np.ndarray:
         """Unit-length sentence embeddings (n, 384). Sentences are sorted by
         length and batched, as sentence-transformers does, to limit padding."""
+        if batch_size < 1:
+            raise ValueError(f"encode: batch_size must be at least 1, got {batch_size}")
         if isinstance(sentences, str):
             sentences = [sentences]
         sentences = list(sentences)
