@@ -1,0 +1,25 @@
+//! AVX2 + FMA norm entry points: the kernels of `vector.rs` compiled for
+//! `T::Avx2` registers.
+
+use super::{vector, Affine, Norm};
+use crate::simd::Element;
+
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn norm<T: Element>(kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>) {
+    vector::norm::<T::Avx2>(kind, x, y, n, eps, affine)
+}
+
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub(super) unsafe fn add_norm<T: Element>(
+    kind: Norm,
+    x: *const T,
+    residual: *const T,
+    sum: *mut T,
+    y: *mut T,
+    n: usize,
+    eps: f64,
+    affine: Affine<T>,
+) {
+    vector::add_norm::<T::Avx2>(kind, x, residual, sum, y, n, eps, affine)
+}
