@@ -2,7 +2,7 @@
 
 use super::l1norm::channel;
 use super::{active_isa, float_kind, FloatKind, RowsMut, RowsRef};
-use crate::norm::{self as kernels, Affine, Norm};
+use crate::norm::{self as kernels, Affine, Norm, RowBatch};
 use crate::simd::Element;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -46,12 +46,17 @@ fn run_norm<T: Element + numpy::Element>(
     let dest = destination(y, &[&x], &mut scratch);
     let work = || {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
-            let affine = Affine::from_slices(w, b);
-            for i in range {
-                // Rows were checked against the arrays' shapes and strides,
-                // weight and bias against the row length.
-                unsafe { kernels::norm_raw(isa, kind, x.row(i), dest.row(i), x.cols, eps, affine) }
-            }
+            // Rows were checked against the arrays' shapes and strides,
+            // weight and bias against the row length.
+            let batch = RowBatch {
+                x: unsafe { x.row(range.start) },
+                x_stride: x.stride,
+                y: unsafe { dest.row(range.start) },
+                y_stride: dest.stride,
+                rows: range.len(),
+                n: x.cols,
+            };
+            unsafe { kernels::norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(w, b)) }
         });
         if !scratch.is_empty() {
             unsafe { y.copy_rows_from(&dest) }
