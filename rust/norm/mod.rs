@@ -16,19 +16,34 @@
 //!
 //! # Accuracy
 //!
-//! LayerNorm is two-pass over the row (it is in L1 cache for the second
-//! pass): c = the mean rounded to the element type, then d = x - c, and
-//! var = (sum d^2 - (sum d)^2 / n) / n, the corrected two-pass formula
-//! (Chan, Golub & LeVeque 1983, eq. 1.7) that also absorbs the rounding of
-//! c; the output uses c + sum d / n as the centre. So a row of
-//! 1e4 + N(0, 1) keeps full precision: no sum / sum-of-squares cancellation.
+//! No sum / sum-of-squares cancellation in LayerNorm. The vector kernels
+//! sum d = x - K and d^2 with K = x[0] in the first pass (the shifted
+//! data algorithm; Chan, Golub & LeVeque 1983), giving
+//! var = (sum d^2 - (sum d)^2 / n) / n and the centre K + sum d / n as an
+//! unevaluated sum. That is accurate when (mean - K)^2 <= 3 var (the
+//! cancellation then costs at most a factor 4 on the rounding of the
+//! sums), which the kernel checks; other rows take one more pass over
+//! the row, now in cache, with the corrected two-pass formula around the
+//! mean rounded to the element type (ibid., eq. 1.7). Either way a row of
+//! 1e4 + N(0, 1) keeps full float32 precision. The outputs subtract the
+//! centre in two parts, (x - c_hi) - c_lo, so the mean's own rounding
+//! does not show either. The scalar reference works in f64 with the
+//! corrected two-pass formula.
+//!
 //! Sums run in registers for blocks of `BLOCK` elements and are folded
-//! into f64 totals; the reciprocal square root is taken once per row in f64.
+//! into f64 totals (float32 rows of millions of elements keep their
+//! digits); the reciprocal square root is taken once per row in f64.
 //!
 //! Rows whose sum of squares over- or underflows the element type (|x|
-//! beyond ~1e18 or below ~1e-16 in float32) are recomputed on x * 2^k, a
-//! power of two that brings max |x| to [1, 2) (exact), with eps scaled to
-//! match: huge and tiny rows are as accurate as ordinary ones.
+//! beyond ~1e18 or below ~1e-16 in float32, and all-zero or constant
+//! rows) are recomputed on x * 2^k, a power of two that brings max |x| to
+//! [1, 2) (exact), with eps scaled to match: huge and tiny rows are as
+//! accurate as ordinary ones.
+//!
+//! The vector sums start their aligned main loop at the input row's first
+//! register-aligned element, so results depend on the input (its values
+//! and address) only, not on the outputs or the split over threads; the
+//! same values at another address may differ in the last bit.
 //!
 //! # Special values
 //!

@@ -35,12 +35,13 @@ const CHAINS: usize = 4;
 /// sums (Chan, Golub & LeVeque 1983, section 3, the shifted algorithm).
 const SHIFT_OK: f64 = 0.75;
 
-/// How far ahead of a first pass its input is prefetched: two rows of
-/// 1024 float32. The hardware prefetchers stop at 4 KiB page boundaries
-/// and ramp up again on each new page, so short rows otherwise wait on
-/// memory at every row start. Measured on Zen 4 (`benches/norm_compare.py`):
-/// 1.40x -> 1.25x copy time for RMSNorm on 4096 x 1024 float32; 1, 4 and
-/// 16 KiB were slower.
+/// How far ahead of a statistics pass its input is prefetched: two rows
+/// of 1024 float32. The hardware prefetchers stop at 4 KiB page
+/// boundaries and ramp up again on each new page, so short rows otherwise
+/// wait on memory at every row start. Measured on Zen 4, 4096 x 1024
+/// float32, time / copy time: RMSNorm 1.40 -> 1.20, LayerNorm 1.50 ->
+/// 1.10; 2, 4, 6, 12 and 16 KiB were no better. (The fused forms' first
+/// pass, with two input streams and one output, measured faster without.)
 const PREFETCH_BYTES: usize = 8192;
 
 /// Prefetches the cache lines of one unrolled step (`CHAINS` registers)
@@ -246,8 +247,6 @@ unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::
         let end = (start + BLOCK).min(n);
         let mut i = start;
         while i + CHAINS * lanes <= end {
-            prefetch_ahead::<V>(x.wrapping_add(i));
-            prefetch_ahead::<V>(r.wrapping_add(i));
             for c in 0..CHAINS {
                 add_lanes::<V>(x, r, s, i + c * lanes, lanes, k, &mut l[c], &mut q[c]);
             }
