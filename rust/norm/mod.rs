@@ -7,7 +7,7 @@
 //! * [`Norm::Layer`]: c = mean, r = 1 / sqrt(sum (x - c)^2 / n + eps): the
 //!   biased variance with eps inside the square root, as in torch.
 //! * [`Norm::Crms`]: CRMSNorm (Jiang et al. 2023, "Pre-RMSNorm and
-//!   Pre-CRMSNorm Transformers", eq. for the compressed vector): x holds
+//!   Pre-CRMSNorm Transformers"): x holds
 //!   the first d - 1 entries of a zero-mean vector of d = n + 1, whose last
 //!   entry is -sum x, so c = 0 and r = 1 / sqrt((sum x^2 + (sum x)^2) / d + eps).
 //!
@@ -166,9 +166,8 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
     }
 }
 
-/// [`norm_raw`] of every row of `batch`. The vector kernels compute the
-/// first pass of the next row before writing this one, so batches run
-/// faster than single rows.
+/// [`norm_raw`] of every row of `batch` (one dispatch for the batch; the
+/// results are those of row-by-row calls).
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`

@@ -32,7 +32,7 @@ const CHAINS: usize = 4;
 /// LayerNorm's shifted sums are used when n (mean - K)^2 <= this times
 /// sum (x - K)^2, i.e. (mean - K)^2 <= 3 var: then the cancellation in
 /// sum d^2 - (sum d)^2 / n costs at most a factor 4 on the rounding of the
-/// sums (Chan, Golub & LeVeque 1983, section 3, the shifted algorithm).
+/// sums (Chan, Golub & LeVeque 1983, the shifted-data algorithm).
 const SHIFT_OK: f64 = 0.75;
 
 /// How far ahead of a statistics pass its input is prefetched: two rows
