@@ -14,6 +14,7 @@ from .l1norm import l1_norm
 from .norm import add_layer_norm, add_rms_norm, crms_norm, layer_norm, rms_norm
 from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS
 from .softmax import log_softmax, softmax
+from . import nn  # after the kernels it is built on
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "l1_norm",
     "layer_norm",
     "log_softmax",
+    "nn",
     "rms_norm",
     "set_num_threads",
     "softmax",

@@ -1,0 +1,59 @@
+//! Softmax throughput on one thread: every algorithm on every instruction
+//! set, float32 rows of 1K to 64M elements, next to a copy of the same
+//! bytes (the memory-bandwidth yardstick of DESIGN.md).
+//!
+//! Each measurement runs over at least 16M elements (64 MB in, 64 MB out:
+//! beyond every cache), cut into rows of the given length, so short rows
+//! show per-row costs and long rows the streaming rate. Throughput is
+//! reported as bytes read once plus written once per iteration.
+//!
+//! `cargo bench --bench softmax` (all), or a filter such as
+//! `cargo bench --bench softmax -- 'avx512/two_pass'`.
+
+use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+use normkit::dispatch;
+use normkit::softmax::{self, Algorithm};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use std::hint::black_box;
+use std::time::Duration;
+
+const MIN_ELEMENTS: usize = 1 << 24;
+const ROW_LENGTHS: [usize; 5] = [1 << 10, 1 << 14, 1 << 18, 1 << 22, 1 << 26];
+
+fn configure<'a>(
+    c: &'a mut Criterion,
+    len: usize,
+    total: usize,
+) -> BenchmarkGroup<'a, criterion::measurement::WallTime> {
+    let mut group = c.benchmark_group(format!("softmax_f32_row{len}"));
+    group.throughput(Throughput::Bytes((2 * total * std::mem::size_of::<f32>()) as u64));
+    group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    group
+}
+
+fn bench(c: &mut Criterion) {
+    let mut rng = SmallRng::seed_from_u64(7);
+    for len in ROW_LENGTHS {
+        let total = len.max(MIN_ELEMENTS);
+        let x: Vec<f32> = (0..total).map(|_| rng.random_range(-8.0..8.0)).collect();
+        let mut y = vec![0f32; total];
+        let mut group = configure(c, len, total);
+        group.bench_function("copy", |b| b.iter(|| y.copy_from_slice(black_box(&x))));
+        for isa in dispatch::available() {
+            for algorithm in Algorithm::ALL {
+                group.bench_function(format!("{}/{}", isa.name(), algorithm.name()), |b| {
+                    b.iter(|| {
+                        for (xr, yr) in x.chunks_exact(len).zip(y.chunks_exact_mut(len)) {
+                            softmax::softmax(isa, algorithm, black_box(xr), yr);
+                        }
+                    })
+                });
+            }
+        }
+        group.finish();
+    }
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
