@@ -240,9 +240,9 @@ pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, we
 #[allow(clippy::too_many_arguments)]
 pub fn norm_rows<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], n: usize, eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
     assert_eq!(x.len(), y.len(), "norm_rows: input and output lengths differ");
-    assert!(n == 0 || x.len() % n == 0, "norm_rows: length is not a multiple of the row length");
+    assert!(n == 0 || x.len().is_multiple_of(n), "norm_rows: length is not a multiple of the row length");
     check_args("norm_rows", isa, n, weight, bias);
-    let rows = if n == 0 { 0 } else { x.len() / n };
+    let rows = x.len().checked_div(n).unwrap_or(0);
     let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
     unsafe { norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(weight, bias)) }
 }
