@@ -166,8 +166,9 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
     }
 }
 
-/// [`norm_raw`] of every row of `batch` (one dispatch for the batch; the
-/// results are those of row-by-row calls).
+/// [`norm_raw`] of every row of `batch`, with the same results. The vector
+/// kernels pipeline short rows (the first pass of the next row before the
+/// rest of this one), so batches of short rows run faster than single rows.
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`

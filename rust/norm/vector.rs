@@ -26,6 +26,14 @@
 use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, BLOCK};
 use crate::simd::{Real, Vector};
 
+/// Rows of at most this many bytes are pipelined in batches: the first
+/// pass of row i + 1 is issued before the rest of row i, so the
+/// out-of-order core overlaps the next row's loads with this row's
+/// reductions, square root and division. Measured on Zen 4 (time / copy
+/// time, float32): 64-element rows 2.2 -> 1.8 (RMSNorm), 3.2 -> 2.7
+/// (LayerNorm); from 128 elements on RMSNorm got slower.
+const PIPELINE_MAX_BYTES: usize = 256;
+
 /// Register chains per statistic.
 const CHAINS: usize = 4;
 
@@ -481,11 +489,36 @@ pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n:
     finish::<V>(kind, x, y, n, head, eps, affine, first)
 }
 
-/// Every row of `batch`, one after the other.
+/// Every row of `batch`; short rows are pipelined (see
+/// [`PIPELINE_MAX_BYTES`]). Row i is fully read before it is written, and
+/// row i + 1 only read before that: `y` may equal `x` row for row. The
+/// results are those of [`norm`] on each row.
 #[inline(always)]
 pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f64, affine: Affine<V::Elem>) {
+    let n = batch.n;
+    if n == 0 || batch.rows == 0 {
+        return;
+    }
+    if n * std::mem::size_of::<V::Elem>() > PIPELINE_MAX_BYTES {
+        for i in 0..batch.rows {
+            norm::<V>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine);
+        }
+        return;
+    }
+    let one = V::Elem::ONE;
+    let mut head = head_len::<V>(batch.x_row(0), n);
+    let mut first = first_sums::<V, false>(kind, batch.x_row(0), n, head, one);
     for i in 0..batch.rows {
-        norm::<V>(kind, batch.x_row(i), batch.y_row(i), batch.n, eps, affine);
+        let (x, y) = (batch.x_row(i), batch.y_row(i));
+        let (next_head, next_first) = if i + 1 < batch.rows {
+            let next = batch.x_row(i + 1);
+            let h = head_len::<V>(next, n);
+            (h, first_sums::<V, false>(kind, next, n, h, one))
+        } else {
+            (0, (0.0, 0.0))
+        };
+        finish::<V>(kind, x, y, n, head, eps, affine, first);
+        (head, first) = (next_head, next_first);
     }
 }
 
