@@ -3,8 +3,7 @@
 //! runs them (one batch of rows), against a copy of the same bytes.
 //!
 //! * `norm_f32_4096x1024`: the shape of the README targets, with and
-//!   without weight (+ bias), plus single-row calls to show what batching
-//!   the rows gains.
+//!   without weight (+ bias for LayerNorm).
 //! * `norm_f32_rowlen/<kernel>/<isa>/<n>`: 4M elements as rows of n.
 //!
 //! `cargo bench --bench norm`; bytes/s count one read and one write of the
@@ -72,13 +71,6 @@ fn target_shape(c: &mut Criterion) {
             let name = kind.name();
             group.bench_function(format!("{name}/{isa}"), |b| b.iter(|| norm_rows(isa, kind, &mut d, cols, false)));
             group.bench_function(format!("{name}_affine/{isa}"), |b| b.iter(|| norm_rows(isa, kind, &mut d, cols, true)));
-            group.bench_function(format!("{name}_single_rows/{isa}"), |b| {
-                b.iter(|| {
-                    for (x, y) in d.x.chunks_exact(cols).zip(d.y.chunks_exact_mut(cols)) {
-                        norm::norm(isa, kind, black_box(x), y, EPS, None, None);
-                    }
-                })
-            });
         }
         for kind in [Norm::Rms, Norm::Layer] {
             let name = kind.name();

@@ -154,6 +154,25 @@ fn large_mean_small_spread_keeps_precision() {
     }
 }
 
+/// LayerNorm shifts its first-pass sums by x[0]; a row whose x[0] lies
+/// far from the mean takes the corrected two-pass path instead. Both must
+/// be accurate, at every length and with a large mean.
+#[test]
+fn outlier_first_elements() {
+    let mut rng = SmallRng::seed_from_u64(15);
+    for n in (2..=300).step_by(7) {
+        for (mean, outlier) in [(0.0, 2.0), (0.0, 40.0), (1e4, 1.8), (1e4, 300.0), (-5e5, 1e3)] {
+            let mut x = random::<f32>(&mut rng, n, mean, 1.0);
+            x[0] = (mean + outlier) as f32;
+            let w = random::<f32>(&mut rng, n, 1.0, 0.5);
+            check_row(&format!("x[0] = {mean} + {outlier}, n={n}"), &x, EPS, &w, &w);
+            let mut x64 = random::<f64>(&mut rng, n, mean, 1.0);
+            x64[0] = mean + outlier;
+            check_row(&format!("f64 x[0] = {mean} + {outlier}, n={n}"), &x64, EPS, &to_f64(&w), &to_f64(&w));
+        }
+    }
+}
+
 /// 1e30 and 1e-30 rows over- / underflow float32 squares; they are
 /// rescaled and must be as accurate as ordinary rows, with eps = 0 too.
 #[test]

@@ -42,9 +42,12 @@ def layer_norm(x, weight=None, bias=None, *, eps: float = 1e-5, axis: int = -1, 
     ``(x - mean) / sqrt(var + eps) * weight + bias`` with the biased
     variance ``mean((x - mean)**2)``.
 
-    Two passes over each row (the second from cache) with the corrected
-    two-pass variance of Chan, Golub & LeVeque: no cancellation when
-    ``|mean| >> std`` (a float32 row of 1e4 + N(0, 1) is exact to ~1e-6).
+    No cancellation when ``|mean| >> std``: the variance comes from sums
+    of ``x - x[0]`` (the shifted-data algorithm), or, for rows whose mean
+    lies more than ``sqrt(3)`` standard deviations from ``x[0]``, from one
+    more pass over the cached row with the corrected two-pass formula of
+    Chan, Golub & LeVeque. A float32 row of 1e4 + N(0, 1) is normalized to
+    float32 precision.
     """
     return _norm("layer_norm", "layer", x, weight, bias, eps, axis, out)
 

@@ -7,7 +7,7 @@
 //! * [`Norm::Layer`]: c = mean, r = 1 / sqrt(sum (x - c)^2 / n + eps): the
 //!   biased variance with eps inside the square root, as in torch.
 //! * [`Norm::Crms`]: CRMSNorm (Jiang et al. 2023, "Pre-RMSNorm and
-//!   Pre-CRMSNorm Transformers", eq. for the compressed vector): x holds
+//!   Pre-CRMSNorm Transformers"): x holds
 //!   the first d - 1 entries of a zero-mean vector of d = n + 1, whose last
 //!   entry is -sum x, so c = 0 and r = 1 / sqrt((sum x^2 + (sum x)^2) / d + eps).
 //!
@@ -16,19 +16,34 @@
 //!
 //! # Accuracy
 //!
-//! LayerNorm is two-pass over the row (it is in L1 cache for the second
-//! pass): c = the mean rounded to the element type, then d = x - c, and
-//! var = (sum d^2 - (sum d)^2 / n) / n, the corrected two-pass formula
-//! (Chan, Golub & LeVeque 1983, eq. 1.7) that also absorbs the rounding of
-//! c; the output uses c + sum d / n as the centre. So a row of
-//! 1e4 + N(0, 1) keeps full precision: no sum / sum-of-squares cancellation.
+//! No sum / sum-of-squares cancellation in LayerNorm. The vector kernels
+//! sum d = x - K and d^2 with K = x[0] in the first pass (the shifted
+//! data algorithm; Chan, Golub & LeVeque 1983), giving
+//! var = (sum d^2 - (sum d)^2 / n) / n and the centre K + sum d / n as an
+//! unevaluated sum. That is accurate when (mean - K)^2 <= 3 var (the
+//! cancellation then costs at most a factor 4 on the rounding of the
+//! sums), which the kernel checks; other rows take one more pass over
+//! the row, now in cache, with the corrected two-pass formula around the
+//! mean rounded to the element type (ibid., eq. 1.7). Either way a row of
+//! 1e4 + N(0, 1) keeps full float32 precision. The outputs subtract the
+//! centre in two parts, (x - c_hi) - c_lo, so the mean's own rounding
+//! does not show either. The scalar reference works in f64 with the
+//! corrected two-pass formula.
+//!
 //! Sums run in registers for blocks of `BLOCK` elements and are folded
-//! into f64 totals; the reciprocal square root is taken once per row in f64.
+//! into f64 totals (float32 rows of millions of elements keep their
+//! digits); the reciprocal square root is taken once per row in f64.
 //!
 //! Rows whose sum of squares over- or underflows the element type (|x|
-//! beyond ~1e18 or below ~1e-16 in float32) are recomputed on x * 2^k, a
-//! power of two that brings max |x| to [1, 2) (exact), with eps scaled to
-//! match: huge and tiny rows are as accurate as ordinary ones.
+//! beyond ~1e18 or below ~1e-16 in float32, and all-zero or constant
+//! rows) are recomputed on x * 2^k, a power of two that brings max |x| to
+//! [1, 2) (exact), with eps scaled to match: huge and tiny rows are as
+//! accurate as ordinary ones.
+//!
+//! The vector sums start their aligned main loop at the input row's first
+//! register-aligned element, so results depend on the input (its values
+//! and address) only, not on the outputs or the split over threads; the
+//! same values at another address may differ in the last bit.
 //!
 //! # Special values
 //!
@@ -151,9 +166,9 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
     }
 }
 
-/// [`norm_raw`] of every row of `batch`. The vector kernels compute the
-/// first pass of the next row before writing this one, so batches run
-/// faster than single rows.
+/// [`norm_raw`] of every row of `batch`, with the same results. The vector
+/// kernels pipeline short rows (the first pass of the next row before the
+/// rest of this one), so batches of short rows run faster than single rows.
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`
@@ -226,9 +241,9 @@ pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, we
 #[allow(clippy::too_many_arguments)]
 pub fn norm_rows<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], n: usize, eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
     assert_eq!(x.len(), y.len(), "norm_rows: input and output lengths differ");
-    assert!(n == 0 || x.len() % n == 0, "norm_rows: length is not a multiple of the row length");
+    assert!(n == 0 || x.len().is_multiple_of(n), "norm_rows: length is not a multiple of the row length");
     check_args("norm_rows", isa, n, weight, bias);
-    let rows = if n == 0 { 0 } else { x.len() / n };
+    let rows = x.len().checked_div(n).unwrap_or(0);
     let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
     unsafe { norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(weight, bias)) }
 }

@@ -14,6 +14,21 @@ fn parse_kind(name: &str) -> PyResult<Norm> {
     })
 }
 
+/// A copy of `v` that starts at the same offset from a 64-byte boundary
+/// as `like` (the first input row). The kernels align their main loops on
+/// the input rows; a weight that is aligned alike is then loaded without
+/// straddling cache lines.
+fn aligned_like<T: Copy + Default>(v: Option<&[T]>, like: *const T, buf: &mut Vec<T>) -> Option<usize> {
+    let v = v?;
+    let size = std::mem::size_of::<T>();
+    let slots = 64 / size;
+    buf.resize(v.len() + slots, T::default());
+    let want = like as usize % 64;
+    let start = (0..slots).find(|&k| (buf.as_ptr() as usize + k * size) % 64 == want).unwrap_or(0);
+    buf[start..start + v.len()].copy_from_slice(v);
+    Some(start)
+}
+
 /// The destination of an output: the caller's rows, or a scratch buffer
 /// when they partially overlap an input (copied over at the end).
 fn destination<T: Element + numpy::Element>(out: RowsMut<T>, inputs: &[&RowsRef<T>], scratch: &mut Vec<T>) -> RowsMut<T> {
@@ -42,6 +57,9 @@ fn run_norm<T: Element + numpy::Element>(
     let bias = channel::<T>("bias", bias, x.cols)?;
     let w = weight.as_ref().map(|a| a.as_slice()).transpose()?;
     let b = bias.as_ref().map(|a| a.as_slice()).transpose()?;
+    let (mut w_buf, mut b_buf) = (Vec::new(), Vec::new());
+    let w = aligned_like(w, x.ptr.0, &mut w_buf).map(|k| &w_buf[k..k + x.cols]);
+    let b = aligned_like(b, x.ptr.0, &mut b_buf).map(|k| &b_buf[k..k + x.cols]);
     let mut scratch = Vec::new();
     let dest = destination(y, &[&x], &mut scratch);
     let work = || {
@@ -93,6 +111,9 @@ fn run_add_norm<T: Element + numpy::Element>(
     let bias = channel::<T>("bias", bias, x.cols)?;
     let w = weight.as_ref().map(|a| a.as_slice()).transpose()?;
     let b = bias.as_ref().map(|a| a.as_slice()).transpose()?;
+    let (mut w_buf, mut b_buf) = (Vec::new(), Vec::new());
+    let w = aligned_like(w, x.ptr.0, &mut w_buf).map(|k| &w_buf[k..k + x.cols]);
+    let b = aligned_like(b, x.ptr.0, &mut b_buf).map(|k| &b_buf[k..k + x.cols]);
     let (mut y_scratch, mut s_scratch) = (Vec::new(), Vec::new());
     let y_dest = destination(y, &[&x, &r], &mut y_scratch);
     let s_dest = destination(s, &[&x, &r], &mut s_scratch);
