@@ -279,3 +279,55 @@ fn float_in_place_matches() {
         assert_eq!(y, z, "{isa}");
     }
 }
+
+/// Found by tests/test_stress.py (hypothesis, a broadcast view): a
+/// constant float32 row gave (x - mean) / eps = 7e-4 instead of 0 on the
+/// vector kernels, whose register sums rounded the mean by one ulp; and by
+/// the fuzzer (target l1norm): with eps = 0 scalar gave 0 / 0 = NaN where
+/// the vector kernels gave b, and for float64 rows scalar's rounded f64
+/// mean gave +-1. Constant rows now have s = 0 exactly on every ISA: b, or
+/// NaN when eps = 0.
+#[test]
+fn float_constant_rows_give_the_bias() {
+    fn check<T: Element>(c: f64, n: usize) {
+        let x = vec![T::from_f64(c); n];
+        let b: Vec<T> = (0..n).map(|i| T::from_f64(i as f64 * 0.25 - 3.0)).collect();
+        let w = vec![T::from_f64(2.0); n];
+        for isa in dispatch::available() {
+            let mut y = vec![T::NAN; n];
+            l1norm::l1_norm_float(isa, &x, &mut y, T::from_f64(1e-5), None, None);
+            assert!(y.iter().all(|&v| v.to_f64() == 0.0), "{isa} n={n} c={c}: {:?}", y[0].to_f64());
+            l1norm::l1_norm_float(isa, &x, &mut y, T::from_f64(1e-5), Some(&w), Some(&b));
+            assert!(y.iter().zip(&b).all(|(g, b)| g.to_f64() == b.to_f64()), "{isa} n={n} c={c} with affine");
+            l1norm::l1_norm_float(isa, &x, &mut y, T::ZERO, Some(&w), Some(&b));
+            assert!(y.iter().all(|v| v.is_nan()), "{isa} n={n} c={c} eps=0: {:?}", y[0].to_f64());
+        }
+    }
+    for n in (1..=300usize).chain([3833, 4096, 10_000]) {
+        for c in [0.11807583, -0.04849358, 3.3, 10000.1, -7.7e-3, 77.8] {
+            check::<f32>(c, n);
+            check::<f64>(c, n);
+        }
+    }
+}
+
+/// Found by the fuzzer (target l1norm): large finite values overflowed the
+/// vector kernels' register sums (a row with 750 float32 1.7e38s gave NaN
+/// where the f64 sums of scalar give finite results).
+#[test]
+fn float_rows_near_the_type_maximum() {
+    for n in [3usize, 17, 100, 2251] {
+        for big in [f32::MAX / 2.0, f32::MAX, -f32::MAX] {
+            let x: Vec<f32> = (0..n).map(|i| if i % 3 == 2 { big } else { (i % 7) as f32 * 0.1 - 0.3 }).collect();
+            let mut want = vec![0.0f32; n];
+            l1norm::l1_norm_float(Isa::Scalar, &x, &mut want, 1e-5, None, None);
+            for isa in dispatch::available() {
+                let mut y = vec![0.0f32; n];
+                l1norm::l1_norm_float(isa, &x, &mut y, 1e-5, None, None);
+                for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                    assert!(g == w || (g.is_nan() && w.is_nan()) || (g - w).abs() <= 1e-5 * (1.0 + w.abs()), "{isa} n={n} [{i}] = {g}, scalar {w}");
+                }
+            }
+        }
+    }
+}

@@ -40,7 +40,7 @@ def result_dtype(name: str, dtype: np.dtype) -> np.dtype:
     if dtype.kind in "biuf":
         # The ufunc rule: the smallest float that holds the input exactly.
         return np.result_type(dtype, np.float16)
-    raise TypeError(f"{name}: unsupported dtype {dtype}; expected a real (bool, integer or float) dtype")
+    raise TypeError(f"{name}: x has unsupported dtype {dtype}; expected a real (bool, integer or float) dtype")
 
 
 def compute_dtype(result: np.dtype) -> np.dtype:
@@ -50,24 +50,26 @@ def compute_dtype(result: np.dtype) -> np.dtype:
     return np.dtype(np.float32) if result.itemsize <= 4 else np.dtype(np.float64)
 
 
-def normalize_axis(axis, ndim: int) -> int:
+def normalize_axis(axis, ndim: int, name: str | None = None) -> int:
+    """``axis`` in [0, ndim); errors are prefixed with ``name`` when given."""
+    prefix = f"{name}: " if name else ""
     try:
         axis = operator.index(axis)
     except TypeError:
-        raise TypeError(f"axis must be an integer, got {type(axis).__name__}") from None
+        raise TypeError(f"{prefix}axis must be an integer, got {type(axis).__name__}") from None
     if not -ndim <= axis < ndim:
-        raise AxisError(axis, ndim)
+        raise AxisError(axis, ndim, name)
     return axis % ndim
 
 
-def as_input_array(name: str, x) -> np.ndarray:
+def as_input_array(name: str, x, arg: str = "x") -> np.ndarray:
     """``x`` as an ndarray, with a clear error for what NumPy cannot convert."""
     if isinstance(x, np.ndarray):
         return x
     try:
         return np.asarray(x)
     except (ValueError, TypeError) as exc:
-        raise TypeError(f"{name}: cannot convert input to an array: {exc}") from exc
+        raise TypeError(f"{name}: cannot convert {arg} to an array: {exc}") from exc
 
 
 def check_out(name: str, out, shape: tuple, dtype: np.dtype, label: str = "out") -> np.ndarray:
@@ -79,7 +81,7 @@ def check_out(name: str, out, shape: tuple, dtype: np.dtype, label: str = "out")
     if out.dtype != dtype:
         raise TypeError(f"{name}: {label} has dtype {out.dtype}, expected {dtype}")
     if not out.flags.writeable:
-        raise ValueError(f"{name}: {label} is read-only")
+        raise ValueError(f"{name}: {label} is read-only; expected a writeable array")
     return out
 
 
@@ -128,7 +130,7 @@ class Output:
         n = target.shape[axis]
         direct = target.dtype == compute
         rows = _rows_view(target, axis, n) if direct else None
-        if rows is not None and any(_overlaps_differently(rows, x) for x in inputs):
+        if rows is not None and (_overlaps_itself(rows) or any(_overlaps_differently(rows, x) for x in inputs)):
             rows = None
         self.direct = rows is not None
         if rows is None:
@@ -141,6 +143,14 @@ class Output:
             moved = np.moveaxis(self.target, self.axis, -1)
             np.copyto(moved, self.rows.reshape(moved.shape), casting="unsafe")
         return self.target
+
+
+def _overlaps_itself(rows: np.ndarray) -> bool:
+    """True when rows of a 2-d view with contiguous rows share memory (a
+    writeable ``as_strided`` view with a short or zero row stride): NumPy
+    writes such an ``out`` in order, the kernels write rows in parallel, so
+    the result goes through a temporary."""
+    return rows.shape[0] > 1 and rows.shape[1] > 0 and abs(rows.strides[0]) < rows.shape[1] * rows.itemsize
 
 
 def _overlaps_differently(out_rows: np.ndarray, x_rows: np.ndarray) -> bool:
@@ -191,8 +201,8 @@ def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
     x = as_input_array(name, x)
     result = result_dtype(name, x.dtype)
     if x.ndim == 0:
-        raise AxisError(axis if isinstance(axis, int) else -1, 0, f"{name}: a 0-d array has no axis to normalize along")
-    axis = normalize_axis(axis, x.ndim)
+        raise AxisError(axis if isinstance(axis, int) else -1, 0, f"{name}: x is a 0-d array; expected at least 1 dimension to normalize along")
+    axis = normalize_axis(axis, x.ndim, name)
     if out is not None:
         check_out(name, out, x.shape, result)
     compute = compute_dtype(result)

@@ -52,7 +52,9 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     default 1e-5). float32 is computed in float32 and float64 in float64,
     with sums accumulated in float64; other real dtypes (except int8)
     follow the ufunc result dtype rules of ``normkit._rowwise`` (float16
-    is computed in float32). ``out_scale`` is not allowed.
+    is computed in float32). ``out_scale`` is not allowed. A constant row
+    has ``s = 0`` exactly: it gives ``bias`` (0 without it), or NaN
+    (``0 / 0``) when ``eps=0``.
 
     ``out``: an ndarray of the input's shape and the result dtype (int8 for
     int8 input), writeable; it may be ``x`` itself. Every argument is checked
@@ -61,7 +63,7 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     name = "l1_norm"
     x = as_input_array(name, x)
     if x.ndim == 0:
-        raise AxisError(-1, 0, f"{name}: a 0-d array has no axis to normalize along")
+        raise AxisError(-1, 0, f"{name}: x is a 0-d array; expected at least 1 dimension to normalize along")
     n = x.shape[-1]
     if x.dtype == _INT8:
         if eps is not None:
@@ -105,7 +107,7 @@ def _eps(name: str, eps) -> float:
 
 
 def _channel_array(name: str, label: str, value, n: int) -> np.ndarray:
-    a = as_input_array(f"{name}: {label}", value)
+    a = as_input_array(name, value, label)
     if a.shape != (n,):
         raise ValueError(f"{name}: {label} has shape {a.shape}, expected ({n},)")
     return a

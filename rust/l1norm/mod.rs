@@ -39,7 +39,8 @@
 //! # The float mode
 //!
 //! y = (x - mean) / (mean |x - mean| + eps) (* w + b), f32 or f64 in and
-//! out, sums accumulated in f64.
+//! out, sums accumulated in f64. A constant row has s = 0 exactly: it gives
+//! b (0 without bias), or NaN (0 / 0) when eps = 0, on every ISA.
 //!
 //! `scalar` holds the references, `avx2` / `avx512` the integer kernels
 //! (direct `std::arch` intrinsics) and the float entry points, `vector` the

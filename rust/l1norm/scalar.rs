@@ -41,7 +41,10 @@ pub(crate) unsafe fn l1_norm_float<T: Real>(x: *const T, y: *mut T, n: usize, ep
         return;
     }
     let sum: f64 = (0..n).map(|i| (*x.add(i)).to_f64()).sum();
-    let mean = T::from_f64(sum / n as f64);
+    // A constant row has its value as the exact mean and s = 0 (a rounded
+    // f64 sum would leave x - mean = 1 ulp, and with eps = 0 give +-1).
+    let constant = sum.is_finite() && (1..n).all(|i| *x.add(i) == *x);
+    let mean = if constant { *x } else { T::from_f64(sum / n as f64) };
     let mad: f64 = (0..n).map(|i| (*x.add(i) - mean).abs().to_f64()).sum();
     let scale = T::from_f64(1.0 / (mad / n as f64 + eps.to_f64()));
     for i in 0..n {

@@ -11,45 +11,81 @@ use crate::simd::{Real, Vector};
 /// Elements summed in registers before folding into the f64 total.
 const BLOCK: usize = 4096;
 
-/// sum of |x - center| (ABS = true) or of x (ABS = false, center ignored).
+/// The row sum, and whether the row is constant (every element equal to
+/// the first, and the sum finite: NaN and infinities are not constant).
 #[inline(always)]
-unsafe fn row_sum<V: Vector, const ABS: bool>(x: *const V::Elem, n: usize, center: V::Elem) -> f64 {
+unsafe fn sum_and_constancy<V: Vector>(x: *const V::Elem, n: usize) -> (f64, bool) {
     let lanes = V::LANES;
-    let c = V::splat(center);
-    let zero = V::Elem::ZERO;
+    let zero = V::splat(V::Elem::ZERO);
+    let (mut lo, mut hi) = (V::splat(*x), V::splat(*x));
     let mut total = 0.0f64;
     let mut start = 0;
     while start < n {
         let end = (start + BLOCK).min(n);
-        let (mut s0, mut s1) = (V::splat(zero), V::splat(zero));
+        let (mut s0, mut s1) = (zero, zero);
         let mut i = start;
         while i + 2 * lanes <= end {
-            s0 = s0.add(term::<V, ABS>(V::load(x.add(i)), c));
-            s1 = s1.add(term::<V, ABS>(V::load(x.add(i + lanes)), c));
+            let (a, b) = (V::load(x.add(i)), V::load(x.add(i + lanes)));
+            s0 = s0.add(a);
+            s1 = s1.add(b);
+            (lo, hi) = (lo.min(a).min(b), hi.max(a).max(b));
             i += 2 * lanes;
         }
         if i + lanes <= end {
-            s0 = s0.add(term::<V, ABS>(V::load(x.add(i)), c));
+            let a = V::load(x.add(i));
+            s0 = s0.add(a);
+            (lo, hi) = (lo.min(a), hi.max(a));
             i += lanes;
         }
         if i < end {
-            // Fill with the center: its term is 0 in both modes' sums
-            // (for ABS = false the center passed is 0).
-            s1 = s1.add(term::<V, ABS>(V::load_partial(x.add(i), end - i, center), c));
+            // The sum pads with 0, the range with the first element.
+            s1 = s1.add(V::load_partial(x.add(i), end - i, V::Elem::ZERO));
+            let a = V::load_partial(x.add(i), end - i, *x);
+            (lo, hi) = (lo.min(a), hi.max(a));
         }
         total += s0.add(s1).reduce_add().to_f64();
         start = end;
     }
-    total
+    (total, total.is_finite() && lo.reduce_min() == hi.reduce_max())
+}
+
+/// The pair (sum |x - center|, sum (x - center)).
+#[inline(always)]
+unsafe fn deviation_sums<V: Vector>(x: *const V::Elem, n: usize, center: V::Elem) -> (f64, f64) {
+    let lanes = V::LANES;
+    let c = V::splat(center);
+    let zero = V::splat(V::Elem::ZERO);
+    let (mut total, mut signed) = (0.0f64, 0.0f64);
+    let mut start = 0;
+    while start < n {
+        let end = (start + BLOCK).min(n);
+        let (mut s0, mut s1, mut d0, mut d1) = (zero, zero, zero, zero);
+        let mut i = start;
+        while i + 2 * lanes <= end {
+            accumulate::<V>(&mut s0, &mut d0, V::load(x.add(i)), c);
+            accumulate::<V>(&mut s1, &mut d1, V::load(x.add(i + lanes)), c);
+            i += 2 * lanes;
+        }
+        if i + lanes <= end {
+            accumulate::<V>(&mut s0, &mut d0, V::load(x.add(i)), c);
+            i += lanes;
+        }
+        if i < end {
+            // Padded with the center: its terms are 0.
+            accumulate::<V>(&mut s1, &mut d1, V::load_partial(x.add(i), end - i, center), c);
+        }
+        total += s0.add(s1).reduce_add().to_f64();
+        signed += d0.add(d1).reduce_add().to_f64();
+        start = end;
+    }
+    (total, signed)
 }
 
 #[inline(always)]
-unsafe fn term<V: Vector, const ABS: bool>(v: V, c: V) -> V {
-    if ABS {
-        v.sub(c).abs()
-    } else {
-        v
-    }
+unsafe fn accumulate<V: Vector>(sum: &mut V, signed: &mut V, v: V, c: V) {
+    let d = v.sub(c);
+    *sum = sum.add(d.abs());
+    *signed = signed.add(d);
 }
 
 /// `count <= LANES` elements at `p` (zeros past them).
@@ -112,9 +148,29 @@ pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, e
     if n == 0 {
         return;
     }
-    let zero = V::Elem::ZERO;
-    let mean = V::Elem::from_f64(row_sum::<V, false>(x, n, zero) / n as f64);
-    let mad = row_sum::<V, true>(x, n, mean) / n as f64;
+    let (sum, constant) = sum_and_constancy::<V>(x, n);
+    if !sum.is_finite() {
+        // The register sums overflow for large finite values (750 float32
+        // 1.7e38s gave NaN; found by the fuzzer): the scalar reference sums
+        // in f64. Rows holding NaN or infinities take it too (NaN results).
+        return super::scalar::l1_norm_float(x, y, n, eps, affine);
+    }
+    let (mean, mad) = if constant {
+        // The exact mean and s = 0, as in the scalar reference.
+        (*x, 0.0)
+    } else {
+        // The register sums round the mean (by 1 ulp for a float32 row of
+        // 0.118s, which gave (x - mean) / eps = 7e-4 instead of 0). One
+        // correction step, mean + sum(x - mean) / n (the corrected two-pass
+        // algorithm, Chan, Golub & LeVeque 1983), brings it to within
+        // rounding of the f64 mean for nearly constant rows too.
+        let mean = V::Elem::from_f64(sum / n as f64);
+        let (mad, residual) = deviation_sums::<V>(x, n, mean);
+        if !(mad.is_finite() && residual.is_finite()) {
+            return super::scalar::l1_norm_float(x, y, n, eps, affine);
+        }
+        (V::Elem::from_f64(mean.to_f64() + residual / n as f64), mad / n as f64)
+    };
     let scale = V::Elem::from_f64(1.0 / (mad + eps.to_f64()));
     match (!affine.weight.is_null(), !affine.bias.is_null()) {
         (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),

@@ -26,8 +26,10 @@ pub(super) fn channel<'py, T: numpy::Element>(name: &str, array: Option<&Bound<'
 }
 
 /// Runs `kernel(isa, batch, affine)` over batches of consecutive rows
-/// (one per thread's range) with the GIL released.
-fn run<T: numpy::Element + Copy + Sync>(
+/// (one per thread's range) with the GIL released. An `out` that partially
+/// overlaps `x` is computed into a temporary first (the kernels allow only
+/// exact aliasing).
+fn run<T: numpy::Element + Copy + Default + Sync>(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
     out: &Bound<'_, PyAny>,
@@ -46,6 +48,8 @@ fn run<T: numpy::Element + Copy + Sync>(
     let bias = channel::<T>("bias", bias, x.cols)?;
     let w = weight.as_ref().map(|a| a.as_slice()).transpose()?;
     let b = bias.as_ref().map(|a| a.as_slice()).transpose()?;
+    let mut scratch = Vec::new();
+    let dest = if x.overlaps_partially(&y) { RowsMut::scratch(&mut scratch, x.rows, x.cols) } else { y };
     py.detach(|| {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
             // Rows were checked against the arrays' shapes and strides,
@@ -53,13 +57,16 @@ fn run<T: numpy::Element + Copy + Sync>(
             let batch = RowBatch {
                 x: unsafe { x.row(range.start) },
                 x_stride: x.stride,
-                y: unsafe { y.row(range.start) },
-                y_stride: y.stride,
+                y: unsafe { dest.row(range.start) },
+                y_stride: dest.stride,
                 rows: range.len(),
                 n: x.cols,
             };
             kernel(isa, batch, Affine::from_slices(w, b))
-        })
+        });
+        if !scratch.is_empty() {
+            unsafe { y.copy_rows_from(&dest) }
+        }
     });
     Ok(())
 }

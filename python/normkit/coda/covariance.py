@@ -26,7 +26,12 @@ def centered_clr(name: str, x, zeros: str, ddof) -> tuple[np.ndarray, int]:
 
 def clr_covariance(x, *, ddof: int = 1, zeros: str = "raise") -> np.ndarray:
     """``(D, D)`` covariance of the clr-transformed rows, divided by ``n - ddof``."""
-    z, ddof = centered_clr("clr_covariance", x, zeros, ddof)
+    return named_clr_covariance("clr_covariance", x, ddof, zeros)
+
+
+def named_clr_covariance(name: str, x, ddof, zeros: str) -> np.ndarray:
+    """``clr_covariance`` whose errors name the public function ``name``."""
+    z, ddof = centered_clr(name, x, zeros, ddof)
     return (z.T @ z) / (z.shape[0] - ddof)
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .covariance import clr_covariance
+from .covariance import named_clr_covariance
 
 
 def _variation_from(gamma: np.ndarray) -> np.ndarray:
@@ -25,7 +25,7 @@ def _variation_from(gamma: np.ndarray) -> np.ndarray:
 def variation_matrix(x, *, ddof: int = 1, zeros: str = "raise") -> np.ndarray:
     """Aitchison's variation matrix ``tau_ij = var(log(x_i / x_j))``, ``(D, D)``,
     with sample variances divided by ``n - ddof`` (default 1)."""
-    return _variation_from(clr_covariance(x, ddof=ddof, zeros=zeros))
+    return _variation_from(named_clr_covariance("variation_matrix", x, ddof, zeros))
 
 
 def proportionality_rho(x, *, zeros: str = "raise") -> np.ndarray:
@@ -34,7 +34,7 @@ def proportionality_rho(x, *, zeros: str = "raise") -> np.ndarray:
     on relative gene expression data?", Theory Biosci. 135; propr's rho), in
     [-1, 1], 1 on the diagonal. It does not depend on ddof (a ratio of
     variances). NaN where both clr variances are zero."""
-    gamma = clr_covariance(x, zeros=zeros)
+    gamma = named_clr_covariance("proportionality_rho", x, 1, zeros)
     v = np.diag(gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
         return 1.0 - _variation_from(gamma) / (v[:, None] + v[None, :])
@@ -46,6 +46,6 @@ def proportionality_phi(x, *, zeros: str = "raise") -> np.ndarray:
     var(log(x_i / x_j)) / var(clr_i)``: 0 for perfectly proportional parts.
     Not symmetric: row ``i`` is scaled by part ``i``'s clr variance. Does not
     depend on ddof. Inf/NaN where ``var(clr_i)`` is zero."""
-    gamma = clr_covariance(x, zeros=zeros)
+    gamma = named_clr_covariance("proportionality_phi", x, 1, zeros)
     with np.errstate(divide="ignore", invalid="ignore"):
         return _variation_from(gamma) / np.diag(gamma)[:, None]
