@@ -26,13 +26,15 @@ def peer_cases(rng: np.random.Generator) -> list[compare.Case]:
     long_row = rng.standard_normal((1, 1 << 24)).astype(np.float32)
     small = rng.standard_normal((64, 128)).astype(np.float32)
     hidden = (1e4 + rng.standard_normal((4096, 1024))).astype(np.float32)
+    offset = compare.layer_norm_case(hidden)
+    offset.label += " (1e4 + N(0,1))"
     return [
         compare.softmax_case(x),
         compare.softmax_case(long_row),
         compare.softmax_case(small),
         compare.log_softmax_case(x),
         compare.layer_norm_case(x),
-        compare.layer_norm_case(hidden),
+        offset,
         compare.layer_norm_case(x.astype(np.float64)),
         compare.rms_norm_case(x),
         compare.rms_norm_case(x.astype(np.float64)),

@@ -6,6 +6,7 @@
 
 pub mod dispatch;
 pub mod l1norm;
+pub mod norm;
 pub mod rows;
 pub mod simd;
 pub mod softmax;

@@ -11,8 +11,10 @@ from . import _native
 from . import coda
 from ._native import get_num_threads, set_num_threads
 from .l1norm import l1_norm
+from .norm import add_layer_norm, add_rms_norm, crms_norm, layer_norm, rms_norm
 from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS
 from .softmax import log_softmax, softmax
+from . import nn  # after the kernels it is built on
 
 __version__ = "0.1.0"
 
@@ -27,11 +29,17 @@ def cpu_info() -> dict:
 
 __all__ = [
     "SOFTMAX_ALGORITHMS",
+    "add_layer_norm",
+    "add_rms_norm",
     "coda",
     "cpu_info",
+    "crms_norm",
     "get_num_threads",
     "l1_norm",
+    "layer_norm",
     "log_softmax",
+    "nn",
+    "rms_norm",
     "set_num_threads",
     "softmax",
 ]

@@ -30,3 +30,21 @@ def l1_norm_float(
     weight: npt.NDArray[np.floating] | None = None,
     bias: npt.NDArray[np.floating] | None = None,
 ) -> None: ...
+def norm(
+    x: npt.NDArray[np.floating],
+    out: npt.NDArray[np.floating],
+    kind: str,
+    eps: float,
+    weight: npt.NDArray[np.floating] | None = None,
+    bias: npt.NDArray[np.floating] | None = None,
+) -> None: ...
+def add_norm(
+    x: npt.NDArray[np.floating],
+    residual: npt.NDArray[np.floating],
+    out: npt.NDArray[np.floating],
+    sum_out: npt.NDArray[np.floating],
+    kind: str,
+    eps: float,
+    weight: npt.NDArray[np.floating] | None = None,
+    bias: npt.NDArray[np.floating] | None = None,
+) -> None: ...

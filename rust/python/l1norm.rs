@@ -10,7 +10,7 @@ use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 
 /// An optional per-channel array: 1-d, contiguous, of `T`, `n` long.
-fn channel<'py, T: numpy::Element>(name: &str, array: Option<&Bound<'py, PyAny>>, n: usize) -> PyResult<Option<PyReadonlyArray1<'py, T>>> {
+pub(super) fn channel<'py, T: numpy::Element>(name: &str, array: Option<&Bound<'py, PyAny>>, n: usize) -> PyResult<Option<PyReadonlyArray1<'py, T>>> {
     let Some(array) = array else { return Ok(None) };
     let array = array.cast::<PyArray1<T>>().map_err(|_| {
         PyTypeError::new_err(format!("{name}: expected a 1-d array of {}", std::any::type_name::<T>()))

@@ -7,6 +7,7 @@
 //! pure-Rust kernels over the rows.
 
 mod l1norm;
+mod norm;
 mod rows;
 mod softmax;
 
@@ -65,5 +66,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("ISA_LEVELS", Isa::ALL.iter().map(|i| i.name()).collect::<Vec<_>>())?;
     softmax::register(m)?;
     l1norm::register(m)?;
+    norm::register(m)?;
     Ok(())
 }

@@ -39,7 +39,10 @@ pub unsafe fn exp_parts_fast<V: Vector>(x: V) -> (V, V) {
 
 #[inline(always)]
 unsafe fn exp_parts_with<V: Vector>(x: V, c: &[V::Elem]) -> (V, V) {
-    let n = x.mul(V::splat(V::Elem::LOG2E)).round();
+    // round(x * log2 e) by the magic-number addition (x is bounded by the
+    // callers far below 2^21, where it is exact).
+    let magic = V::splat(V::Elem::ROUND_MAGIC);
+    let n = x.mul_add(V::splat(V::Elem::LOG2E), magic).sub(magic);
     let t = n.mul_add(V::splat(-V::Elem::LN2_HI), x);
     let t = n.mul_add(V::splat(-V::Elem::LN2_LO), t);
     (poly(t, c), n)

@@ -47,6 +47,10 @@ pub trait Real:
     const LOG2E: Self;
     const LN2_HI: Self;
     const LN2_LO: Self;
+    /// 1.5 * 2^(MANTISSA_DIGITS - 1): adding it rounds any |v| < 2^(digits-2)
+    /// to an integer (to nearest, ties to even) and subtracting it again
+    /// gives round(v) exactly, one add instead of a round instruction.
+    const ROUND_MAGIC: Self;
     /// Coefficients c0..=ck of the polynomial that approximates exp(t) on
     /// [-ln2/2, ln2/2] with minimal relative error; c0 = 1.
     const EXP_POLY: &'static [Self];
@@ -89,6 +93,7 @@ macro_rules! impl_real {
             const LOG2E: Self = std::$t::consts::LOG2_E;
             const LN2_HI: Self = $ln2_hi;
             const LN2_LO: Self = $ln2_lo;
+            const ROUND_MAGIC: Self = 1.5 * (1u64 << ($digits - 1)) as $t;
             const EXP_POLY: &'static [Self] = &$poly;
             const EXP_POLY_FAST: &'static [Self] = &$poly_fast;
             const EXP_X_MAX: Self = $xmax;

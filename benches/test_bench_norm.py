@@ -1,0 +1,114 @@
+"""pytest-benchmark: RMSNorm / LayerNorm / CRMSNorm and the fused residual
+forms on 4096 x 1024 float32 rows, one thread, out= given, against
+numpy.copyto of the same bytes, torch.nn.functional and ONNX Runtime (both
+optional peers: their benchmarks are skipped when they do not import).
+
+Run: OPENBLAS_NUM_THREADS=1 NORMKIT_NUM_THREADS=1 \\
+     python -m pytest benches/test_bench_norm.py --benchmark-enable
+For the ratio table (time / copy time, medians, same run) use
+``python benches/norm_compare.py``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import normkit
+
+ROWS, COLS = 4096, 1024
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    threads = normkit.get_num_threads()
+    normkit.set_num_threads(1)
+    yield
+    normkit.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    f32 = lambda a: a.astype(np.float32)  # noqa: E731
+    return {
+        "x": f32(rng.standard_normal((ROWS, COLS))),
+        "r": f32(rng.standard_normal((ROWS, COLS))),
+        "w": f32(1 + 0.1 * rng.standard_normal(COLS)),
+        "b": f32(0.1 * rng.standard_normal(COLS)),
+        "y": np.empty((ROWS, COLS), np.float32),
+        "s": np.empty((ROWS, COLS), np.float32),
+    }
+
+
+def _group(benchmark, name):
+    benchmark.group = f"norm {ROWS}x{COLS} float32"
+    benchmark.name = name
+    benchmark.extra_info["bytes"] = 2 * ROWS * COLS * 4
+
+
+def test_copy(benchmark, data):
+    _group(benchmark, "numpy.copyto")
+    benchmark(np.copyto, data["y"], data["x"])
+
+
+def test_rms_norm(benchmark, data):
+    _group(benchmark, "normkit.rms_norm")
+    benchmark(normkit.rms_norm, data["x"], out=data["y"])
+
+
+def test_rms_norm_weight(benchmark, data):
+    _group(benchmark, "normkit.rms_norm weight")
+    benchmark(normkit.rms_norm, data["x"], data["w"], out=data["y"])
+
+
+def test_layer_norm(benchmark, data):
+    _group(benchmark, "normkit.layer_norm")
+    benchmark(normkit.layer_norm, data["x"], out=data["y"])
+
+
+def test_layer_norm_weight_bias(benchmark, data):
+    _group(benchmark, "normkit.layer_norm weight+bias")
+    benchmark(normkit.layer_norm, data["x"], data["w"], data["b"], out=data["y"])
+
+
+def test_crms_norm(benchmark, data):
+    _group(benchmark, "normkit.crms_norm weight")
+    benchmark(normkit.crms_norm, data["x"], data["w"], out=data["y"])
+
+
+def test_add_rms_norm(benchmark, data):
+    _group(benchmark, "normkit.add_rms_norm weight")
+    benchmark(normkit.add_rms_norm, data["x"], data["r"], data["w"], out=(data["y"], data["s"]))
+
+
+def test_add_layer_norm(benchmark, data):
+    _group(benchmark, "normkit.add_layer_norm weight+bias")
+    benchmark(normkit.add_layer_norm, data["x"], data["r"], data["w"], data["b"], out=(data["y"], data["s"]))
+
+
+def test_torch_layer_norm(benchmark, data):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    x, w, b = (torch.from_numpy(data[k]) for k in "xwb")
+    _group(benchmark, "torch layer_norm weight+bias")
+    benchmark(torch.nn.functional.layer_norm, x, (COLS,), w, b, 1e-5)
+
+
+def test_torch_rms_norm(benchmark, data):
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(1)
+    x, w = torch.from_numpy(data["x"]), torch.from_numpy(data["w"])
+    _group(benchmark, "torch rms_norm weight")
+    benchmark(torch.nn.functional.rms_norm, x, (COLS,), w, 1e-6)
+
+
+@pytest.mark.parametrize("op", ["LayerNormalization", "SimplifiedLayerNormalization"])
+def test_onnxruntime(benchmark, data, op):
+    pytest.importorskip("onnx")
+    pytest.importorskip("onnxruntime")
+    from norm_peers import ort_norm
+
+    run = ort_norm(op, data["x"], data["w"], data["b"], data["y"])
+    _group(benchmark, f"onnxruntime {op}")
+    benchmark(run)

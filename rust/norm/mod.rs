@@ -1,0 +1,296 @@
+//! RMSNorm, LayerNorm and CRMSNorm along a row, plus the fused
+//! residual-add forms used in transformer inference.
+//!
+//! Every kernel computes y = (x - c) * r (* w + b) with, for a row of n:
+//!
+//! * [`Norm::Rms`]: c = 0, r = 1 / sqrt(sum x^2 / n + eps) (Zhang & Sennrich 2019).
+//! * [`Norm::Layer`]: c = mean, r = 1 / sqrt(sum (x - c)^2 / n + eps): the
+//!   biased variance with eps inside the square root, as in torch.
+//! * [`Norm::Crms`]: CRMSNorm (Jiang et al. 2023, "Pre-RMSNorm and
+//!   Pre-CRMSNorm Transformers"): x holds
+//!   the first d - 1 entries of a zero-mean vector of d = n + 1, whose last
+//!   entry is -sum x, so c = 0 and r = 1 / sqrt((sum x^2 + (sum x)^2) / d + eps).
+//!
+//! The fused forms first write s = x + residual, then normalize s while it
+//! is in cache (one read of x and residual, one write of each output).
+//!
+//! # Accuracy
+//!
+//! No sum / sum-of-squares cancellation in LayerNorm. The vector kernels
+//! sum d = x - K and d^2 with K = x[0] in the first pass (the shifted
+//! data algorithm; Chan, Golub & LeVeque 1983), giving
+//! var = (sum d^2 - (sum d)^2 / n) / n and the centre K + sum d / n as an
+//! unevaluated sum. That is accurate when (mean - K)^2 <= 3 var (the
+//! cancellation then costs at most a factor 4 on the rounding of the
+//! sums), which the kernel checks; other rows take one more pass over
+//! the row, now in cache, with the corrected two-pass formula around the
+//! mean rounded to the element type (ibid., eq. 1.7). Either way a row of
+//! 1e4 + N(0, 1) keeps full float32 precision. The outputs subtract the
+//! centre in two parts, (x - c_hi) - c_lo, so the mean's own rounding
+//! does not show either. The scalar reference works in f64 with the
+//! corrected two-pass formula.
+//!
+//! Sums run in registers for blocks of `BLOCK` elements and are folded
+//! into f64 totals (float32 rows of millions of elements keep their
+//! digits); the reciprocal square root is taken once per row in f64.
+//!
+//! Rows whose sum of squares over- or underflows the element type (|x|
+//! beyond ~1e18 or below ~1e-16 in float32, and all-zero or constant
+//! rows) are recomputed on x * 2^k, a power of two that brings max |x| to
+//! [1, 2) (exact), with eps scaled to match: huge and tiny rows are as
+//! accurate as ordinary ones.
+//!
+//! The vector sums start their aligned main loop at the input row's first
+//! register-aligned element, so results depend on the input (its values
+//! and address) only, not on the outputs or the split over threads; the
+//! same values at another address may differ in the last bit.
+//!
+//! # Special values
+//!
+//! A row holding NaN or +-inf becomes all NaN, for every norm. (torch
+//! gives the same for layer_norm; its rms_norm gives 0 for the finite
+//! entries of a row with an infinity.) An empty row writes nothing.
+//!
+//! `scalar` holds the reference (f64 arithmetic, also the portable path),
+//! `vector` the algorithm written once over [`Vector`](crate::simd::Vector),
+//! `avx2` / `avx512` the entry points that instantiate it.
+
+pub mod scalar;
+mod vector;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+
+use crate::dispatch::Isa;
+pub use crate::l1norm::{Affine, RowBatch};
+use crate::simd::{Element, Real};
+
+/// Elements summed in registers before folding into the f64 totals.
+pub(crate) const BLOCK: usize = 512;
+
+/// Which normalization a kernel computes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Norm {
+    Rms,
+    Layer,
+    Crms,
+}
+
+impl Norm {
+    pub const ALL: [Norm; 3] = [Norm::Rms, Norm::Layer, Norm::Crms];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Norm::Rms => "rms",
+            Norm::Layer => "layer",
+            Norm::Crms => "crms",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Norm> {
+        Norm::ALL.into_iter().find(|k| k.name() == name)
+    }
+
+    /// The divisor of the sum of squares: n, or d = n + 1 for CRMSNorm.
+    pub(crate) fn divisor(self, n: usize) -> f64 {
+        match self {
+            Norm::Crms => n as f64 + 1.0,
+            _ => n as f64,
+        }
+    }
+}
+
+/// The per-row constants of y = ((x * scale - c_hi) - c_lo) * r.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RowConstants {
+    /// 1, or the power of two applied to rows that needed rescaling.
+    pub scale: f64,
+    pub c_hi: f64,
+    pub c_lo: f64,
+    pub r: f64,
+}
+
+/// r for a row whose (scaled) mean square is `ms`: the row was multiplied
+/// by `scale`, so 1 / sqrt(ms / scale^2 + eps) / scale is what multiplies
+/// the scaled values. Computed as 1 / sqrt(ms + eps scale^2), or, when
+/// eps scale^2 overflows (ms is then negligible), 1 / (scale sqrt(eps)).
+pub(crate) fn inv_rms(ms: f64, eps: f64, scale: f64) -> f64 {
+    let eps_scaled = eps * scale * scale;
+    if eps_scaled.is_finite() {
+        1.0 / (ms + eps_scaled).sqrt()
+    } else {
+        1.0 / (scale * eps.sqrt())
+    }
+}
+
+/// The power of two that brings `amax` (finite, > 0) to [1, 2), capped so
+/// it stays a normal number of `T` (subnormal rows then land near 2^-22 in
+/// float32, where their squares are still normal).
+pub(crate) fn rescale_factor<T: Real>(amax: f64) -> f64 {
+    let max_exp = if T::MANTISSA_DIGITS == 24 { 127 } else { 1023 };
+    let k = (-amax.log2().floor()).min(max_exp as f64);
+    f64::ONE.scale_pow2(k)
+}
+
+/// A sum of squares computed in the element type is trusted when finite
+/// and at least this (2^24 / 2^53 times the smallest normal): squares that
+/// flushed to subnormals or zero then cannot matter. Otherwise the row is
+/// rescaled (which also covers all-zero and constant rows).
+pub(crate) fn safe_min<T: Real>() -> f64 {
+    if T::MANTISSA_DIGITS == 24 {
+        f64::ONE.scale_pow2(-102.0)
+    } else {
+        f64::ONE.scale_pow2(-969.0)
+    }
+}
+
+/// The normalization `kind` of one row of `n` elements from `x` into `y`,
+/// then `* weight + bias` where given (for every kind; the Python API
+/// offers a bias for LayerNorm only).
+///
+/// # Safety
+/// `x` must be valid for reading and `y` for writing `n` elements; they are
+/// the same pointer (in place) or do not overlap. Non-null `affine`
+/// pointers must be valid for reading `n` elements. `isa` must be supported.
+pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>) {
+    match isa {
+        Isa::Scalar => scalar::norm(kind, x, y, n, eps, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::norm::<T>(kind, x, y, n, eps, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::norm::<T>(kind, x, y, n, eps, affine),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("{isa} kernels exist only on x86-64"),
+    }
+}
+
+/// [`norm_raw`] of every row of `batch`, with the same results. The vector
+/// kernels pipeline short rows (the first pass of the next row before the
+/// rest of this one), so batches of short rows run faster than single rows.
+///
+/// # Safety
+/// Every x row must be valid for reading and every y row for writing `n`
+/// elements; a y row is either its x row or overlaps no x row. Otherwise
+/// as for [`norm_raw`].
+pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T>) {
+    match isa {
+        Isa::Scalar => {
+            for i in 0..batch.rows {
+                scalar::norm(kind, batch.x_row(i), batch.y_row(i), batch.n, eps, affine)
+            }
+        }
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::norm_rows::<T>(kind, batch, eps, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::norm_rows::<T>(kind, batch, eps, affine),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("{isa} kernels exist only on x86-64"),
+    }
+}
+
+/// The fused form: `sum` = x + residual, `y` = the normalization of `sum`.
+///
+/// # Safety
+/// `x` and `residual` valid for reading, `sum` and `y` for writing `n`
+/// elements. `sum` and `y` do not overlap; each of them is either `x`,
+/// `residual`, or overlaps neither. Otherwise as for [`norm_raw`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn add_norm_raw<T: Element>(
+    isa: Isa,
+    kind: Norm,
+    x: *const T,
+    residual: *const T,
+    sum: *mut T,
+    y: *mut T,
+    n: usize,
+    eps: f64,
+    affine: Affine<T>,
+) {
+    match isa {
+        Isa::Scalar => scalar::add_norm(kind, x, residual, sum, y, n, eps, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::add_norm::<T>(kind, x, residual, sum, y, n, eps, affine),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => avx512::add_norm::<T>(kind, x, residual, sum, y, n, eps, affine),
+        #[cfg(not(target_arch = "x86_64"))]
+        _ => unreachable!("{isa} kernels exist only on x86-64"),
+    }
+}
+
+fn check_args<T>(what: &str, isa: Isa, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
+    assert!(isa.is_supported(), "{isa} is not supported by this CPU");
+    for (name, v) in [("weight", weight), ("bias", bias)] {
+        if let Some(v) = v {
+            assert_eq!(v.len(), n, "{what}: {name} length differs from the row length");
+        }
+    }
+}
+
+/// The normalization `kind` of `x` into `y` (same length).
+pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
+    assert_eq!(x.len(), y.len(), "norm: input and output lengths differ");
+    check_args("norm", isa, x.len(), weight, bias);
+    let affine = Affine::from_slices(weight, bias);
+    unsafe { norm_raw(isa, kind, x.as_ptr(), y.as_mut_ptr(), x.len(), eps, affine) }
+}
+
+/// [`norm`] of every row of `n` elements of the contiguous rows `x` into
+/// `y` (same length, a multiple of `n`; `n = 0` writes nothing).
+#[allow(clippy::too_many_arguments)]
+pub fn norm_rows<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], n: usize, eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
+    assert_eq!(x.len(), y.len(), "norm_rows: input and output lengths differ");
+    assert!(n == 0 || x.len().is_multiple_of(n), "norm_rows: length is not a multiple of the row length");
+    check_args("norm_rows", isa, n, weight, bias);
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
+    unsafe { norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(weight, bias)) }
+}
+
+/// [`norm`] in place.
+pub fn norm_inplace<T: Element>(isa: Isa, kind: Norm, y: &mut [T], eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
+    check_args("norm", isa, y.len(), weight, bias);
+    let affine = Affine::from_slices(weight, bias);
+    unsafe { norm_raw(isa, kind, y.as_ptr(), y.as_mut_ptr(), y.len(), eps, affine) }
+}
+
+/// The fused form into separate outputs: `sum` = x + residual, `y` = the
+/// normalization of `sum`.
+#[allow(clippy::too_many_arguments)]
+pub fn add_norm<T: Element>(
+    isa: Isa,
+    kind: Norm,
+    x: &[T],
+    residual: &[T],
+    sum: &mut [T],
+    y: &mut [T],
+    eps: f64,
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+) {
+    let n = x.len();
+    assert!(residual.len() == n && sum.len() == n && y.len() == n, "add_norm: lengths differ");
+    check_args("add_norm", isa, n, weight, bias);
+    let affine = Affine::from_slices(weight, bias);
+    unsafe { add_norm_raw(isa, kind, x.as_ptr(), residual.as_ptr(), sum.as_mut_ptr(), y.as_mut_ptr(), n, eps, affine) }
+}
+
+/// The fused form in place, as inference loops use it: `residual` becomes
+/// x + residual and `x` its normalization.
+pub fn add_norm_inplace<T: Element>(
+    isa: Isa,
+    kind: Norm,
+    x: &mut [T],
+    residual: &mut [T],
+    eps: f64,
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+) {
+    let n = x.len();
+    assert_eq!(residual.len(), n, "add_norm_inplace: lengths differ");
+    check_args("add_norm_inplace", isa, n, weight, bias);
+    let affine = Affine::from_slices(weight, bias);
+    let (xp, rp) = (x.as_mut_ptr(), residual.as_mut_ptr());
+    unsafe { add_norm_raw(isa, kind, xp, rp, rp, xp, n, eps, affine) }
+}

@@ -1,0 +1,409 @@
+//! RMSNorm, LayerNorm, CRMSNorm and the fused residual forms on every
+//! instruction set this CPU has, against a float64 computation and against
+//! the scalar reference: all lengths 0..=300 at unaligned starts, with and
+//! without weight / bias, batches of rows (the vector kernels fuse the
+//! write of one row with the first pass of the next), in place, constant,
+//! huge, tiny, large-mean and NaN / inf rows, and long rows.
+
+use normkit::dispatch::{self, Isa};
+use normkit::norm::{self, Norm, RowBatch};
+use normkit::simd::Element;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+const EPS: f64 = 1e-5;
+
+/// The norm of `x` in f64: y = (x - c) / sqrt(q / d + eps) * w + b, written
+/// from the definitions (NaN row for a non-finite entry).
+fn reference(kind: Norm, x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) -> Vec<f64> {
+    let n = x.len() as f64;
+    if x.iter().any(|v| !v.is_finite()) {
+        return vec![f64::NAN; x.len()];
+    }
+    let sum: f64 = x.iter().sum();
+    // The centre as an unevaluated sum c + c_lo: for |mean| >> std an f64
+    // mean alone is off by up to half its ulp, beyond the f64 tolerance.
+    let (c, c_lo, ms) = match kind {
+        Norm::Rms => (0.0, 0.0, x.iter().map(|v| v * v).sum::<f64>() / n),
+        Norm::Crms => (0.0, 0.0, (x.iter().map(|v| v * v).sum::<f64>() + sum * sum) / (n + 1.0)),
+        Norm::Layer => {
+            let c = sum / n;
+            let c_lo = x.iter().map(|v| v - c).sum::<f64>() / n;
+            (c, c_lo, x.iter().map(|v| ((v - c) - c_lo).powi(2)).sum::<f64>() / n)
+        }
+    };
+    let r = 1.0 / (ms + eps).sqrt();
+    (0..x.len()).map(|i| ((x[i] - c) - c_lo) * r * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect()
+}
+
+/// The error allowed at element i: `rel` times the size of the result,
+/// with one output unit (|w|) as the floor for results near 0.
+fn allowed(rel: f64, want: f64, w: f64) -> f64 {
+    rel * (want.abs() + w.abs())
+}
+
+fn tolerance<T: Element>() -> f64 {
+    if T::MANTISSA_DIGITS == 24 { 1e-5 } else { 1e-12 }
+}
+
+fn to_f64<T: Element>(v: &[T]) -> Vec<f64> {
+    v.iter().map(|x| x.to_f64()).collect()
+}
+
+/// Checks `y` (the norm of `x`) against the f64 reference: NaN exactly
+/// where expected, else within [`allowed`].
+fn assert_matches_f64<T: Element>(what: &str, kind: Norm, x: &[T], y: &[T], eps: f64, w: Option<&[T]>, b: Option<&[T]>) {
+    let (wf, bf) = (w.map(to_f64), b.map(to_f64));
+    let want = reference(kind, &to_f64(x), eps, wf.as_deref(), bf.as_deref());
+    for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+        let got = got.to_f64();
+        if want.is_nan() {
+            assert!(got.is_nan(), "{what}: [{i}] = {got}, want NaN");
+            continue;
+        }
+        let wi = wf.as_ref().map_or(1.0, |w| w[i]);
+        let err = (got - want).abs();
+        assert!(
+            err <= allowed(tolerance::<T>(), want, wi),
+            "{what}: [{i}] = {got:e}, want {want:e} (err {err:e}), n = {}",
+            x.len()
+        );
+    }
+}
+
+/// Checks a result against another computation of it (the scalar
+/// reference, a single-row call): same rule, twice the tolerance. (Results
+/// need not be bit-identical: the vector sums are split at the row's
+/// alignment, which changes their rounding.)
+fn assert_matches_scalar<T: Element>(what: &str, y: &[T], y_ref: &[T], w: Option<&[T]>) {
+    for (i, (a, b)) in y.iter().zip(y_ref).enumerate() {
+        let (a, b) = (a.to_f64(), b.to_f64());
+        if b.is_nan() {
+            assert!(a.is_nan(), "{what}: [{i}] = {a}, scalar NaN");
+            continue;
+        }
+        let wi = w.map_or(1.0, |w| w[i].to_f64());
+        assert!((a - b).abs() <= allowed(2.0 * tolerance::<T>(), b, wi), "{what}: [{i}] = {a:e}, scalar {b:e}");
+    }
+}
+
+fn run<T: Element>(isa: Isa, kind: Norm, x: &[T], eps: f64, w: Option<&[T]>, b: Option<&[T]>) -> Vec<T> {
+    let mut y = vec![T::ZERO; x.len()];
+    norm::norm(isa, kind, x, &mut y, eps, w, b);
+    y
+}
+
+fn random<T: Element>(rng: &mut SmallRng, n: usize, mean: f64, scale: f64) -> Vec<T> {
+    (0..n).map(|_| T::from_f64(mean + scale * rng.random_range(-1.0..1.0))).collect()
+}
+
+/// Every kind, ISA and affine combination on one row, against f64 and the
+/// scalar reference.
+fn check_row<T: Element>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
+    for kind in Norm::ALL {
+        for (wo, bo) in [(None, None), (Some(w), None), (Some(w), Some(b))] {
+            let y_ref = run(Isa::Scalar, kind, x, eps, wo, bo);
+            for isa in dispatch::available() {
+                let what = format!("{what} {isa} {} w={} b={}", kind.name(), wo.is_some(), bo.is_some());
+                let y = run(isa, kind, x, eps, wo, bo);
+                assert_matches_f64(&what, kind, x, &y, eps, wo, bo);
+                assert_matches_scalar(&what, &y, &y_ref, wo);
+            }
+        }
+    }
+}
+
+/// Rows of every length 0..=300 at offsets 0..4 into a buffer.
+fn check_lengths<T: Element>(mean: f64, scale: f64, seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    for n in 0..=300 {
+        let offset = n % 4;
+        let buf = random::<T>(&mut rng, n + offset, mean, scale);
+        let w = random::<T>(&mut rng, n, 0.0, 2.0);
+        let b = random::<T>(&mut rng, n, 0.0, 1.0);
+        check_row(&format!("mean={mean} scale={scale} offset={offset}"), &buf[offset..], EPS, &w, &b);
+    }
+}
+
+#[test]
+fn every_length_isa_kind_and_affine_f32() {
+    check_lengths::<f32>(0.0, 1.0, 1);
+    check_lengths::<f32>(3.0, 2.0, 2);
+}
+
+#[test]
+fn every_length_isa_kind_and_affine_f64() {
+    check_lengths::<f64>(0.0, 1.0, 3);
+    check_lengths::<f64>(-7.0, 0.5, 4);
+}
+
+/// LayerNorm of 1e4 + N(0, 1) and 1e6 + U(-1, 1) rows: mean >> std must
+/// not cancel (the f64 reference works on the same float32 inputs).
+#[test]
+fn large_mean_small_spread_keeps_precision() {
+    let mut rng = SmallRng::seed_from_u64(5);
+    for (mean, scale) in [(1e4, 1.7), (-1e4, 1.7), (1e6, 1.0), (3e7, 8.0)] {
+        for n in [3, 17, 64, 100, 1024, 4099] {
+            let x = random::<f32>(&mut rng, n, mean, scale);
+            let w = random::<f32>(&mut rng, n, 1.0, 0.5);
+            let b = random::<f32>(&mut rng, n, 0.0, 0.5);
+            check_row(&format!("mean={mean} n={n}"), &x, EPS, &w, &b);
+            let x64 = random::<f64>(&mut rng, n, mean * 1e4, scale);
+            check_row(&format!("f64 mean={mean}e4 n={n}"), &x64, EPS, &to_f64(&w), &to_f64(&b));
+        }
+    }
+}
+
+/// LayerNorm shifts its first-pass sums by x[0]; a row whose x[0] lies
+/// far from the mean takes the corrected two-pass path instead. Both must
+/// be accurate, at every length and with a large mean.
+#[test]
+fn outlier_first_elements() {
+    let mut rng = SmallRng::seed_from_u64(15);
+    for n in (2..=300).step_by(7) {
+        for (mean, outlier) in [(0.0, 2.0), (0.0, 40.0), (1e4, 1.8), (1e4, 300.0), (-5e5, 1e3)] {
+            let mut x = random::<f32>(&mut rng, n, mean, 1.0);
+            x[0] = (mean + outlier) as f32;
+            let w = random::<f32>(&mut rng, n, 1.0, 0.5);
+            check_row(&format!("x[0] = {mean} + {outlier}, n={n}"), &x, EPS, &w, &w);
+            let mut x64 = random::<f64>(&mut rng, n, mean, 1.0);
+            x64[0] = mean + outlier;
+            check_row(&format!("f64 x[0] = {mean} + {outlier}, n={n}"), &x64, EPS, &to_f64(&w), &to_f64(&w));
+        }
+    }
+}
+
+/// 1e30 and 1e-30 rows over- / underflow float32 squares; they are
+/// rescaled and must be as accurate as ordinary rows, with eps = 0 too.
+#[test]
+fn huge_and_tiny_magnitudes() {
+    let mut rng = SmallRng::seed_from_u64(6);
+    for scale in [1e30, 3e38, 1e18, 1e-30, 1e-40, 1e-20] {
+        for n in [1, 2, 15, 16, 33, 300] {
+            let x = random::<f32>(&mut rng, n, 0.0, scale);
+            let w = random::<f32>(&mut rng, n, 1.0, 0.5);
+            let b = random::<f32>(&mut rng, n, 0.0, 0.5);
+            for eps in [EPS, 0.0] {
+                check_row(&format!("scale={scale:e} eps={eps}"), &x, eps, &w, &b);
+            }
+            // Large mean relative to the spread, at the extremes.
+            let x = random::<f32>(&mut rng, n, 4.0 * scale, scale);
+            check_row(&format!("mean=4*{scale:e}"), &x, 0.0, &w, &b);
+        }
+    }
+    for scale in [1e150, 1e-150, 1e-310] {
+        let x = random::<f64>(&mut rng, 40, 0.0, scale);
+        let w = random::<f64>(&mut rng, 40, 1.0, 0.5);
+        for eps in [EPS, 0.0] {
+            check_row(&format!("f64 scale={scale:e} eps={eps}"), &x, eps, &w, &w);
+        }
+    }
+}
+
+/// Beyond the f64 reference's own range: compare with the scalar path and
+/// check the defining property (unit RMS) directly.
+#[test]
+fn f64_rows_near_the_limits() {
+    for scale in [1e300, 1.7e308, 1e-300] {
+        let x: Vec<f64> = (0..37).map(|i| scale * ((i as f64 * 0.7).sin())).collect();
+        for isa in dispatch::available() {
+            let y = run(isa, Norm::Rms, &x, 0.0, None, None);
+            let ms: f64 = y.iter().map(|v| v * v).sum::<f64>() / 37.0;
+            assert!((ms - 1.0).abs() < 1e-13, "{isa} scale={scale:e}: mean square {ms}");
+            let y_ref = run(Isa::Scalar, Norm::Rms, &x, 0.0, None, None);
+            assert_matches_scalar(&format!("{isa} rms f64 scale={scale:e}"), &y, &y_ref, None);
+        }
+    }
+}
+
+/// Constant rows (variance 0) give the bias; zero rows give 0 (NaN for
+/// eps = 0, the 0 / 0 of the definition).
+#[test]
+fn constant_and_zero_rows() {
+    for n in [1, 5, 16, 17, 64, 300] {
+        for v in [7.5f32, -1e-3, 3.3e4, 1e30] {
+            check_row(&format!("constant {v} n={n}"), &vec![v; n], EPS, &vec![1.5; n], &vec![0.25; n]);
+        }
+        check_row(&format!("zeros n={n}"), &vec![0.0f32; n], EPS, &vec![1.5; n], &vec![0.25; n]);
+        for isa in dispatch::available() {
+            for kind in Norm::ALL {
+                let y = run(isa, kind, &vec![0.0f32; n], 0.0, None, None);
+                assert!(y.iter().all(|v| v.is_nan()), "{isa} {} zeros eps=0: {y:?}", kind.name());
+            }
+        }
+    }
+}
+
+/// NaN or +-inf anywhere in a row gives an all-NaN row.
+#[test]
+fn nan_and_inf_rows_are_all_nan() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    for n in [1, 2, 7, 16, 31, 64, 100] {
+        for special in [f32::NAN, f32::INFINITY, f32::NEG_INFINITY] {
+            for pos in [0, n / 2, n - 1] {
+                let mut x = random::<f32>(&mut rng, n, 0.0, 1.0);
+                x[pos] = special;
+                for isa in dispatch::available() {
+                    for kind in Norm::ALL {
+                        let y = run(isa, kind, &x, EPS, None, None);
+                        assert!(y.iter().all(|v| v.is_nan()), "{isa} {} n={n} {special} at {pos}: {y:?}", kind.name());
+                        let x64: Vec<f64> = to_f64(&x);
+                        let y = run(isa, kind, &x64, EPS, None, None);
+                        assert!(y.iter().all(|v| v.is_nan()), "{isa} {} f64 n={n} {special} at {pos}", kind.name());
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A batch of rows with ordinary, NaN, rescaled and constant rows in every
+/// order, each of every length 0..=300 at an unaligned start: each row must
+/// equal the single-row result, out of place and in place.
+#[test]
+fn batches_equal_single_rows() {
+    let mut rng = SmallRng::seed_from_u64(10);
+    for n in 0..=300 {
+        let rows = 6;
+        let offset = (n + 1) % 4;
+        let mut buf = random::<f32>(&mut rng, offset + rows * n, 1.0, 3.0);
+        let x = &mut buf[offset..];
+        if n > 0 {
+            x[n + n / 2] = f32::NAN; // row 1
+            x[3 * n..4 * n].iter_mut().for_each(|v| *v *= 1e30); // row 3: rescaled
+            x[4 * n..5 * n].iter_mut().for_each(|v| *v = 2.5); // row 4: constant
+        }
+        let w = random::<f32>(&mut rng, n, 1.0, 0.5);
+        let b = random::<f32>(&mut rng, n, 0.0, 0.5);
+        for isa in dispatch::available() {
+            for kind in Norm::ALL {
+                for (wo, bo) in [(None, None), (Some(&w[..]), None), (Some(&w[..]), Some(&b[..]))] {
+                    let what = format!("{isa} {} n={n} w={}", kind.name(), wo.is_some());
+                    let mut y = vec![0.0f32; x.len()];
+                    norm::norm_rows(isa, kind, x, &mut y, n, EPS, wo, bo);
+                    let mut y_inplace = x.to_vec();
+                    let batch = RowBatch { x: y_inplace.as_ptr(), x_stride: n as isize, y: y_inplace.as_mut_ptr(), y_stride: n as isize, rows, n };
+                    unsafe { norm::norm_rows_raw(isa, kind, batch, EPS, norm::Affine::from_slices(wo, bo)) };
+                    for r in 0..rows {
+                        // The sums split at x's alignment in both: identical.
+                        let mut want = vec![0.0f32; n];
+                        let row = &x[r * n..(r + 1) * n];
+                        unsafe { norm::norm_raw(isa, kind, row.as_ptr(), want.as_mut_ptr(), n, EPS, norm::Affine::from_slices(wo, bo)) };
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert!(bits(&y[r * n..(r + 1) * n]) == bits(&want), "{what} row {r}");
+                        // In place reads a copy of x: another alignment, so
+                        // only close.
+                        assert_matches_scalar(&format!("{what} in place row {r}"), &y_inplace[r * n..(r + 1) * n], &want, wo);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The fused forms: the sum is exactly x + residual (as stored in T) and
+/// the norm is the norm of that sum; in place (x <- norm, residual <- sum)
+/// and with the sum written over x gives the same.
+fn check_add<T: Element>(seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    for n in 0..=300 {
+        let offset = n % 3;
+        let xb = random::<T>(&mut rng, n + offset, 0.5, 2.0);
+        let rb = random::<T>(&mut rng, n + offset, -0.5, 2.0);
+        let (x, r) = (&xb[offset..], &rb[offset..]);
+        let w = random::<T>(&mut rng, n, 1.0, 0.5);
+        let b = random::<T>(&mut rng, n, 0.0, 0.5);
+        let sum: Vec<T> = x.iter().zip(r).map(|(&a, &b)| a + b).collect();
+        for isa in dispatch::available() {
+            for kind in Norm::ALL {
+                for (wo, bo) in [(None, None), (Some(&w[..]), Some(&b[..]))] {
+                    let what = format!("add {isa} {} n={n} w={}", kind.name(), wo.is_some());
+                    let (mut s, mut y) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+                    norm::add_norm(isa, kind, x, r, &mut s, &mut y, EPS, wo, bo);
+                    assert_eq!(to_f64(&s), to_f64(&sum), "{what}: sum");
+                    assert_matches_f64(&what, kind, &sum, &y, EPS, wo, bo);
+                    assert_matches_scalar(&format!("{what}: vs norm of the sum"), &y, &run(isa, kind, &sum, EPS, wo, bo), wo);
+                    let (mut xi, mut ri) = (x.to_vec(), r.to_vec());
+                    norm::add_norm_inplace(isa, kind, &mut xi, &mut ri, EPS, wo, bo);
+                    assert_eq!(to_f64(&ri), to_f64(&s), "{what}: in place sum");
+                    assert_matches_scalar(&format!("{what}: in place"), &xi, &y, wo);
+                    // sum over x, norm over residual.
+                    let (mut xi, mut ri) = (x.to_vec(), r.to_vec());
+                    let affine = norm::Affine::from_slices(wo, bo);
+                    let (xp, rp) = (xi.as_mut_ptr(), ri.as_mut_ptr());
+                    unsafe { norm::add_norm_raw(isa, kind, xp, rp, xp, rp, n, EPS, affine) };
+                    assert_eq!(to_f64(&xi), to_f64(&s), "{what}: sum over x");
+                    assert_matches_scalar(&format!("{what}: norm over residual"), &ri, &y, wo);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn fused_add_every_length_f32() {
+    check_add::<f32>(11);
+}
+
+#[test]
+fn fused_add_every_length_f64() {
+    check_add::<f64>(12);
+}
+
+#[test]
+fn fused_add_with_huge_and_nan_sums() {
+    let n = 40;
+    let x: Vec<f32> = (0..n).map(|i| 1e30 * (i as f32 * 0.3).cos()).collect();
+    let r: Vec<f32> = (0..n).map(|i| 1e29 * (i as f32 * 0.7).sin()).collect();
+    let mut xn = x.clone();
+    xn[7] = f32::NAN;
+    for isa in dispatch::available() {
+        for kind in Norm::ALL {
+            let (mut s, mut y) = (vec![0.0f32; n], vec![0.0f32; n]);
+            norm::add_norm(isa, kind, &x, &r, &mut s, &mut y, 0.0, None, None);
+            assert_matches_f64(&format!("{isa} {} huge add", kind.name()), kind, &s, &y, 0.0, None, None);
+            norm::add_norm(isa, kind, &xn, &r, &mut s, &mut y, EPS, None, None);
+            assert!(s[7].is_nan() && s[6] == xn[6] + r[6] && y.iter().all(|v| v.is_nan()), "{isa} {} NaN add", kind.name());
+        }
+    }
+}
+
+#[test]
+fn in_place_equals_out_of_place() {
+    let mut rng = SmallRng::seed_from_u64(13);
+    let x = random::<f32>(&mut rng, 1000, 0.3, 4.0);
+    let w = random::<f32>(&mut rng, 1000, 1.0, 0.5);
+    for isa in dispatch::available() {
+        for kind in Norm::ALL {
+            // Same buffer alignment for both, so the sums split alike and
+            // the results are identical.
+            let mut y = x.clone();
+            let want = run(isa, kind, &y, EPS, Some(&w), Some(&w));
+            norm::norm_inplace(isa, kind, &mut y, EPS, Some(&w), Some(&w));
+            assert_eq!(y, want, "{isa} {}", kind.name());
+        }
+    }
+}
+
+/// Long float32 rows: the f64 block totals keep the sums accurate.
+#[test]
+fn long_rows_stay_accurate() {
+    let mut rng = SmallRng::seed_from_u64(14);
+    for n in [65_536usize, 1 << 22] {
+        let x = random::<f32>(&mut rng, n, 2.0, 1.0);
+        for isa in dispatch::available() {
+            for kind in Norm::ALL {
+                let y = run(isa, kind, &x, EPS, None, None);
+                assert_matches_f64(&format!("{isa} {} n={n}", kind.name()), kind, &x, &y, EPS, None, None);
+            }
+        }
+    }
+}
+
+#[test]
+fn kinds_are_named() {
+    for kind in Norm::ALL {
+        assert_eq!(Norm::from_name(kind.name()), Some(kind));
+    }
+    assert_eq!(Norm::from_name("batch"), None);
+}
