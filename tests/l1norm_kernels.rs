@@ -338,9 +338,16 @@ fn float_rows_near_the_type_maximum() {
 /// the f32 rounding of the mean that scalar has too (8e-6 here).
 #[test]
 fn float_rows_with_a_large_mean_and_small_spread() {
-    let a = (-20561.0f64 / 32768.0 * 30.0) as f32;
-    let b = (-20165.0f64 / 32768.0 * 30.0) as f32;
-    for n in [100usize, 1000, 4005, 4096, 4097, 8000, 40_000] {
+    for (a, b, tol) in [(-18.82, -18.46, 3e-5), (6195.984, 6194.763, 5e-3)] {
+        check_large_mean(a, b, tol);
+    }
+}
+
+/// Rows of a with b every eighth element: every ISA within `tol` of f64
+/// (the float32 rounding of the mean, |mean| 2^-24 / s, is 3e-3 for the
+/// second pair; scalar has it too).
+fn check_large_mean(a: f32, b: f32, tol: f64) {
+    for n in [100usize, 768, 1000, 4005, 4096, 4097, 8000, 40_000] {
         let x: Vec<f32> = (0..n).map(|i| if i % 8 == 7 { b } else { a }).collect();
         let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         let want = float_reference(&xf, 0.0, None, None);
@@ -348,7 +355,7 @@ fn float_rows_with_a_large_mean_and_small_spread() {
             let mut y = vec![0.0f32; n];
             l1norm::l1_norm_float(isa, &x, &mut y, 0.0, None, None);
             let worst = y.iter().zip(&want).map(|(&g, &w)| (g as f64 - w).abs() / w.abs()).fold(0.0, f64::max);
-            assert!(worst <= 3e-5, "{isa} n={n}: rel err {worst:e}");
+            assert!(worst <= tol, "{isa} n={n} a={a}: rel err {worst:e}");
         }
     }
 }
