@@ -104,7 +104,7 @@ def _channel(name: str, label: str, value, n: int, dtype: np.dtype) -> np.ndarra
     """A private contiguous copy of weight / bias in the computation dtype."""
     if value is None:
         return None
-    a = as_input_array(f"{name}: {label}", value)
+    a = as_input_array(name, value, label)
     if a.ndim != 1 or a.shape[0] != n:
         raise ValueError(f"{name}: {label} has shape {a.shape}, expected ({n},) (1-d, the length of the normalized axis)")
     if a.dtype.kind not in "biuf":
@@ -116,8 +116,8 @@ def _prepare(name: str, x, axis):
     """(x as ndarray, normalized axis, row length)."""
     x = as_input_array(name, x)
     if x.ndim == 0:
-        raise AxisError(axis if isinstance(axis, int) else -1, 0, f"{name}: a 0-d array has no axis to normalize along")
-    axis = normalize_axis(axis, x.ndim)
+        raise AxisError(axis if isinstance(axis, int) else -1, 0, f"{name}: x is a 0-d array; expected at least 1 dimension to normalize along")
+    axis = normalize_axis(axis, x.ndim, name)
     return x, axis, x.shape[axis]
 
 
@@ -143,9 +143,12 @@ def _check_outs(name: str, out, shape: tuple, dtype: np.dtype):
 def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out):
     eps = _check_eps(name, eps)
     x, axis, n = _prepare(name, x, axis)
-    residual = as_input_array(f"{name}: residual", residual)
+    residual = as_input_array(name, residual, "residual")
     if residual.shape != x.shape:
         raise ValueError(f"{name}: residual has shape {residual.shape}, expected {x.shape} (the shape of x)")
+    result_dtype(name, x.dtype)  # names x when its dtype is not real
+    if residual.dtype.kind not in "biuf":
+        raise TypeError(f"{name}: residual has unsupported dtype {residual.dtype}; expected a real (bool, integer or float) dtype")
     result = result_dtype(name, np.result_type(x.dtype, residual.dtype))
     compute = compute_dtype(result)
     w = _channel(name, "weight", weight, n, compute)

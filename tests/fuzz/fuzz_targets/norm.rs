@@ -29,9 +29,11 @@ fn reference(kind: Norm, x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64
     // those of 1e-300 underflow (exact; eps scaled to match).
     let top = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
     let k = if top > 0.0 { -(top.log2().floor()) } else { 0.0 };
-    let s = k.exp2();
-    let xs: Vec<f64> = x.iter().map(|v| v * s).collect();
-    let eps = eps * s * s;
+    // 2^k in two factors: 2^1074 (subnormal rows) is beyond f64 (found by
+    // this target: a row of 5e-324 gave NaN here).
+    let (s1, s2) = ((k / 2.0).floor().exp2(), (k - (k / 2.0).floor()).exp2());
+    let xs: Vec<f64> = x.iter().map(|v| v * s1 * s2).collect();
+    let eps = eps * s1 * s1 * s2 * s2;
     let sum: f64 = xs.iter().sum();
     let (c, c_lo, ms) = match kind {
         Norm::Rms => (0.0, 0.0, xs.iter().map(|v| v * v).sum::<f64>() / n),
