@@ -359,3 +359,23 @@ fn check_large_mean(a: f32, b: f32, tol: f64) {
         }
     }
 }
+
+/// Found by hypothesis in tests/test_l1norm.py (CI, avx512 run): with
+/// eps = 0 and a spread below the smallest normal float32, 1 / s overflowed
+/// float32 and gave inf; it is now applied in f64.
+#[test]
+fn float_tiny_spread_with_eps_zero() {
+    let tiny = f32::MIN_POSITIVE;
+    for n in [2usize, 7, 40, 300] {
+        let mut x = vec![tiny; n];
+        x[0] = 0.0;
+        let want = float_reference(&x.iter().map(|&v| v as f64).collect::<Vec<_>>(), 0.0, None, None);
+        for isa in dispatch::available() {
+            let mut y = vec![0.0f32; n];
+            l1norm::l1_norm_float(isa, &x, &mut y, 0.0, None, None);
+            for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                assert!((g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{isa} n={n} [{i}] = {g}, want {w}");
+            }
+        }
+    }
+}
