@@ -318,6 +318,16 @@ fn float_constant_rows_give_the_bias() {
 fn float_rows_near_the_type_maximum() {
     for n in [3usize, 17, 100, 2251] {
         for big in [f32::MAX / 2.0, f32::MAX, -f32::MAX] {
+            // Also rows of -MAX, -3e-8, MAX: x - mean beyond float32 (fuzzer).
+            let spread: Vec<f32> = (0..n).map(|i| [-f32::MAX, -3e-8, f32::MAX][i % 3]).collect();
+            let want = float_reference(&spread.iter().map(|&v| v as f64).collect::<Vec<_>>(), 0.0, None, None);
+            for isa in dispatch::available() {
+                let mut y = vec![0.0f32; n];
+                l1norm::l1_norm_float(isa, &spread, &mut y, 0.0, None, None);
+                for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                    assert!((g as f64 - w).abs() <= 1e-5 * (1.0 + w.abs()), "{isa} n={n} [{i}] = {g}, want {w}");
+                }
+            }
             let x: Vec<f32> = (0..n).map(|i| if i % 3 == 2 { big } else { (i % 7) as f32 * 0.1 - 0.3 }).collect();
             let mut want = vec![0.0f32; n];
             l1norm::l1_norm_float(Isa::Scalar, &x, &mut want, 1e-5, None, None);

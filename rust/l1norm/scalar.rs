@@ -45,13 +45,21 @@ pub(crate) unsafe fn l1_norm_float<T: Real>(x: *const T, y: *mut T, n: usize, ep
     // f64 sum would leave x - mean = 1 ulp, and with eps = 0 give +-1).
     let constant = sum.is_finite() && (1..n).all(|i| *x.add(i) == *x);
     let mean = if constant { *x } else { T::from_f64(sum / n as f64) };
-    let mad: f64 = (0..n).map(|i| (*x.add(i) - mean).abs().to_f64()).sum();
+    // Deviations in f64: x - mean can exceed T's range (float32 rows
+    // holding -3.4e38 and 3.4e38; found by the fuzzer).
+    let (mut mad, mut widest) = (0.0f64, 0.0f64);
+    for i in 0..n {
+        let d = ((*x.add(i)).to_f64() - mean.to_f64()).abs();
+        mad += d;
+        widest = widest.max(d);
+    }
     let inverse = 1.0 / (mad / n as f64 + eps.to_f64());
     let scale = T::from_f64(inverse);
-    if inverse.is_finite() && !scale.is_finite() {
-        // 1 / (s + eps) beyond T's range (eps = 0 and a spread below
-        // T's smallest normal; hypothesis found [0, 1.2e-38 x 6]): scale
-        // in f64, where it fits.
+    let fits = scale.is_finite() && T::from_f64(widest).is_finite();
+    if inverse.is_finite() && !fits {
+        // 1 / (s + eps) or a deviation beyond T's range (also eps = 0 and
+        // a spread below T's smallest normal; hypothesis found
+        // [0, 1.2e-38 x 6]): scale in f64, where they fit.
         return write_scaled_f64(x, y, n, mean, inverse, affine);
     }
     for i in 0..n {
@@ -63,7 +71,7 @@ pub(crate) unsafe fn l1_norm_float<T: Real>(x: *const T, y: *mut T, n: usize, ep
 /// y = (x - mean) * inverse (* w + b) with the product taken in f64.
 pub(crate) unsafe fn write_scaled_f64<T: Real>(x: *const T, y: *mut T, n: usize, mean: T, inverse: f64, affine: Affine<T>) {
     for i in 0..n {
-        let v = (*x.add(i) - mean).to_f64() * inverse;
+        let v = ((*x.add(i)).to_f64() - mean.to_f64()) * inverse;
         let (w, b) = (channel(affine.weight, i, T::ONE).to_f64(), channel(affine.bias, i, T::ZERO).to_f64());
         *y.add(i) = T::from_f64(v.mul_add(w, b));
     }
