@@ -227,6 +227,26 @@ def test_float32_matches_float64_formula(x, with_w, with_b, eps):
     assert np.all(np.abs(y - want)[rows] <= tol[rows])
 
 
+_FLAT_ROWS = [
+    [1e-45, 0, 0, 0],
+    [3e-45, 1e-45, 0, 4e-45],
+    [1e-39, -2e-39, 5e-40, 0],
+    [1.2e-38, 1.2e-38, 0, 1.2e-38],
+]
+
+
+@pytest.mark.parametrize("isa", normkit.cpu_info()["available"])
+def test_float32_flat_rows_with_eps_zero_match_float64(isa):
+    """Rows whose spread is near float32's subnormal range: the mean rounded
+    to float32 would be a large part of s; such rows are computed in f64."""
+    script = ("import json, numpy as np, normkit; "
+              f"print(json.dumps(normkit.l1_norm(np.array({_FLAT_ROWS!r}, np.float32), eps=0.0).tolist()))")
+    env = dict(os.environ, NORMKIT_ISA=isa)
+    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    want = float_reference(np.array(_FLAT_ROWS, np.float32), 0.0)
+    np.testing.assert_allclose(json.loads(done.stdout), want, rtol=1e-6, atol=0)
+
+
 def test_float64_and_float16():
     rng = np.random.default_rng(1)
     x = rng.normal(3.0, 2.0, (5, 123))

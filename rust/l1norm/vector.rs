@@ -184,11 +184,15 @@ pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, e
         }
         (mean, mad / n as f64)
     };
+    if mad + eps.to_f64() < super::scalar::tiny_spread::<V::Elem>() {
+        // Rows this flat are computed in f64 (see scalar::tiny_spread).
+        return super::scalar::l1_norm_float(x, y, n, eps, affine);
+    }
     let inverse = 1.0 / (mad + eps.to_f64());
     let scale = V::Elem::from_f64(inverse);
     if inverse.is_finite() && !scale.is_finite() {
         // Beyond the element type's range (see scalar::l1_norm_float).
-        return super::scalar::write_scaled_f64(x, y, n, mean, inverse, affine);
+        return super::scalar::write_scaled_f64(x, y, n, mean.to_f64(), inverse, affine);
     }
     match (!affine.weight.is_null(), !affine.bias.is_null()) {
         (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),
