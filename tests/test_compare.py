@@ -1,0 +1,48 @@
+"""normkit.compare (the side-by-side tables of ``python -m normkit`` and
+benches/compare.py): every implementation it times computes the right
+thing, and the table reports each case."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import normkit
+from normkit import compare
+
+RNG = np.random.default_rng(5)
+X = RNG.standard_normal((16, 96)).astype(np.float32)
+
+CASES = {
+    "softmax": lambda: compare.softmax_case(X),
+    "log_softmax": lambda: compare.log_softmax_case(X),
+    "layer_norm": lambda: compare.layer_norm_case(X),
+    "rms_norm": lambda: compare.rms_norm_case(X),
+    "l1_norm int8": lambda: compare.l1_norm_int8_case(compare.quantize_int8(X)),
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_every_implementation_matches_the_float64_reference(name):
+    case = CASES[name]()
+    timings = compare.measure(case, rounds=1, sample_seconds=1e-4)
+    assert set(timings) == {"copy", *case.impls}
+    bound = 0.51 if case.x.dtype == np.int8 else 1e-5
+    for impl, timing in timings.items():
+        assert timing.seconds > 0 and timing.ratio_to_copy > 0
+        if timing.max_error is not None:
+            assert timing.max_error <= bound, (impl, timing.max_error)
+    assert timings["normkit"].max_error is not None
+
+
+def test_table_lists_every_case_and_restores_threads():
+    threads = normkit.get_num_threads()
+    table = compare.run([CASES["softmax"](), CASES["rms_norm"]()], rounds=1, sample_seconds=1e-4, markdown=True)
+    assert "softmax 16x96 float32" in table and "rms_norm 16x96 float32" in table
+    assert "| case | copy µs | normkit µs | normkit |" in table
+    assert normkit.get_num_threads() == threads
+
+
+def test_quantize_int8_is_symmetric_and_saturates_at_127():
+    q = compare.quantize_int8(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
+    np.testing.assert_array_equal(q, [-127, -64, 0, 64, 127])
