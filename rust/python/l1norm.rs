@@ -49,20 +49,12 @@ fn run<T: numpy::Element + Copy + Default + Sync>(
     let w = weight.as_ref().map(|a| a.as_slice()).transpose()?;
     let b = bias.as_ref().map(|a| a.as_slice()).transpose()?;
     let mut scratch = Vec::new();
-    let dest = if x.overlaps_partially(&y) { RowsMut::scratch(&mut scratch, x.rows, x.cols) } else { y };
+    let dest = y.destination(&[&x], &mut scratch);
     py.detach(|| {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
             // Rows were checked against the arrays' shapes and strides,
             // weight and bias against the row length.
-            let batch = RowBatch {
-                x: unsafe { x.row(range.start) },
-                x_stride: x.stride,
-                y: unsafe { dest.row(range.start) },
-                y_stride: dest.stride,
-                rows: range.len(),
-                n: x.cols,
-            };
-            kernel(isa, batch, Affine::from_slices(w, b))
+            kernel(isa, unsafe { x.batch(&dest, range) }, Affine::from_slices(w, b))
         });
         if !scratch.is_empty() {
             unsafe { y.copy_rows_from(&dest) }

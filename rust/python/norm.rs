@@ -2,7 +2,7 @@
 
 use super::l1norm::channel;
 use super::{active_isa, float_kind, FloatKind, RowsMut, RowsRef};
-use crate::norm::{self as kernels, Affine, Norm, RowBatch};
+use crate::norm::{self as kernels, Affine, Norm};
 use crate::simd::Element;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -18,25 +18,44 @@ fn parse_kind(name: &str) -> PyResult<Norm> {
 /// as `like` (the first input row). The kernels align their main loops on
 /// the input rows; a weight that is aligned alike is then loaded without
 /// straddling cache lines.
-fn aligned_like<T: Copy + Default>(v: Option<&[T]>, like: *const T, buf: &mut Vec<T>) -> Option<usize> {
-    let v = v?;
+fn aligned_like<T: Copy + Default>(v: &[T], like: *const T, buf: &mut Vec<T>) -> usize {
     let size = std::mem::size_of::<T>();
     let slots = 64 / size;
     buf.resize(v.len() + slots, T::default());
     let want = like as usize % 64;
     let start = (0..slots).find(|&k| (buf.as_ptr() as usize + k * size) % 64 == want).unwrap_or(0);
     buf[start..start + v.len()].copy_from_slice(v);
-    Some(start)
+    start
 }
 
-/// The destination of an output: the caller's rows, or a scratch buffer
-/// when they partially overlap an input (copied over at the end).
-fn destination<T: Element + numpy::Element>(out: RowsMut<T>, inputs: &[&RowsRef<T>], scratch: &mut Vec<T>) -> RowsMut<T> {
-    if inputs.iter().any(|x| x.overlaps_partially(&out)) {
-        RowsMut::scratch(scratch, out.rows, out.cols)
-    } else {
-        out
+/// Weight and bias, checked against the row length and copied to start at
+/// the same offset from a 64-byte boundary as the rows of `x`.
+struct Channels<T> {
+    weight: Option<(Vec<T>, usize)>,
+    bias: Option<(Vec<T>, usize)>,
+    n: usize,
+}
+
+impl<T: Element + numpy::Element> Channels<T> {
+    fn new(weight: Option<&Bound<'_, PyAny>>, bias: Option<&Bound<'_, PyAny>>, x: &RowsRef<T>) -> PyResult<Self> {
+        Ok(Channels { weight: Self::aligned("weight", weight, x)?, bias: Self::aligned("bias", bias, x)?, n: x.cols })
     }
+
+    fn aligned(name: &str, array: Option<&Bound<'_, PyAny>>, x: &RowsRef<T>) -> PyResult<Option<(Vec<T>, usize)>> {
+        let Some(array) = channel::<T>(name, array, x.cols)? else { return Ok(None) };
+        let mut buf = Vec::new();
+        let start = aligned_like(array.as_slice()?, x.ptr.0, &mut buf);
+        Ok(Some((buf, start)))
+    }
+
+    fn affine(&self) -> Affine<T> {
+        Affine::from_slices(aligned_part(&self.weight, self.n), aligned_part(&self.bias, self.n))
+    }
+}
+
+/// The `n` elements a [`Channels`] buffer holds from its aligned start.
+fn aligned_part<T>(channel: &Option<(Vec<T>, usize)>, n: usize) -> Option<&[T]> {
+    channel.as_ref().map(|(buf, start)| &buf[*start..*start + n])
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -53,28 +72,14 @@ fn run_norm<T: Element + numpy::Element>(
     let x = RowsRef::<T>::readonly("x", x)?;
     let y = RowsMut::<T>::writeable("out", out)?;
     x.same_shape("out", &y)?;
-    let weight = channel::<T>("weight", weight, x.cols)?;
-    let bias = channel::<T>("bias", bias, x.cols)?;
-    let w = weight.as_ref().map(|a| a.as_slice()).transpose()?;
-    let b = bias.as_ref().map(|a| a.as_slice()).transpose()?;
-    let (mut w_buf, mut b_buf) = (Vec::new(), Vec::new());
-    let w = aligned_like(w, x.ptr.0, &mut w_buf).map(|k| &w_buf[k..k + x.cols]);
-    let b = aligned_like(b, x.ptr.0, &mut b_buf).map(|k| &b_buf[k..k + x.cols]);
+    let channels = Channels::new(weight, bias, &x)?;
     let mut scratch = Vec::new();
-    let dest = destination(y, &[&x], &mut scratch);
+    let dest = y.destination(&[&x], &mut scratch);
     let work = || {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
             // Rows were checked against the arrays' shapes and strides,
             // weight and bias against the row length.
-            let batch = RowBatch {
-                x: unsafe { x.row(range.start) },
-                x_stride: x.stride,
-                y: unsafe { dest.row(range.start) },
-                y_stride: dest.stride,
-                rows: range.len(),
-                n: x.cols,
-            };
-            unsafe { kernels::norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(w, b)) }
+            unsafe { kernels::norm_rows_raw(isa, kind, x.batch(&dest, range), eps, channels.affine()) }
         });
         if !scratch.is_empty() {
             unsafe { y.copy_rows_from(&dest) }
@@ -107,19 +112,13 @@ fn run_add_norm<T: Element + numpy::Element>(
     if y.overlaps_partially(&s) || (y.ptr.0 == s.ptr.0 && y.rows * y.cols > 0) {
         return Err(PyValueError::new_err("out and sum_out must not share memory"));
     }
-    let weight = channel::<T>("weight", weight, x.cols)?;
-    let bias = channel::<T>("bias", bias, x.cols)?;
-    let w = weight.as_ref().map(|a| a.as_slice()).transpose()?;
-    let b = bias.as_ref().map(|a| a.as_slice()).transpose()?;
-    let (mut w_buf, mut b_buf) = (Vec::new(), Vec::new());
-    let w = aligned_like(w, x.ptr.0, &mut w_buf).map(|k| &w_buf[k..k + x.cols]);
-    let b = aligned_like(b, x.ptr.0, &mut b_buf).map(|k| &b_buf[k..k + x.cols]);
+    let channels = Channels::new(weight, bias, &x)?;
     let (mut y_scratch, mut s_scratch) = (Vec::new(), Vec::new());
-    let y_dest = destination(y, &[&x, &r], &mut y_scratch);
-    let s_dest = destination(s, &[&x, &r], &mut s_scratch);
+    let y_dest = y.destination(&[&x, &r], &mut y_scratch);
+    let s_dest = s.destination(&[&x, &r], &mut s_scratch);
     let work = || {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
-            let affine = Affine::from_slices(w, b);
+            let affine = channels.affine();
             for i in range {
                 // As in run_norm; the outputs share no memory, and each is an
                 // input exactly or overlaps none.

@@ -1,11 +1,13 @@
 //! Checked 2-D row views of NumPy arrays, shared by every binding.
 
 use crate::dispatch::{self, Isa};
+use crate::l1norm::RowBatch;
 use crate::rows::SharedPtr;
 use numpy::npyffi::flags::{NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE};
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use std::ops::Range;
 
 /// The instruction set the kernels run at.
 pub(crate) fn active_isa() -> PyResult<Isa> {
@@ -161,6 +163,36 @@ impl<T: numpy::Element> RowView<T> {
         let disjoint = a.1 <= b.0 || b.1 <= a.0;
         let same = self.ptr.0 == other.ptr.0 && (self.rows <= 1 || self.stride == other.stride);
         !disjoint && !same
+    }
+
+    /// Where a kernel writes this output view: the view itself, or a
+    /// scratch buffer of its shape when it partially overlaps one of
+    /// `inputs` (the kernels allow only exact aliasing). When `scratch` is
+    /// used, copy it back with `copy_rows_from` after the kernel.
+    pub fn destination(self, inputs: &[&RowView<T>], scratch: &mut Vec<T>) -> Self
+    where
+        T: Default + Clone,
+    {
+        if inputs.iter().any(|x| x.overlaps_partially(&self)) {
+            Self::scratch(scratch, self.rows, self.cols)
+        } else {
+            self
+        }
+    }
+
+    /// Rows `range` of this input view and of `out`, as one kernel batch.
+    ///
+    /// # Safety
+    /// `range` lies within both views' rows.
+    pub unsafe fn batch(&self, out: &RowView<T>, range: Range<usize>) -> RowBatch<T> {
+        RowBatch {
+            x: self.row(range.start),
+            x_stride: self.stride,
+            y: out.row(range.start),
+            y_stride: out.stride,
+            rows: range.len(),
+            n: self.cols,
+        }
     }
 
     /// Pointer to the first element of row `i`.

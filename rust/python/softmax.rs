@@ -32,7 +32,7 @@ fn run<T: Element + numpy::Element>(
     let y = RowsMut::<T>::writeable("out", out)?;
     x.same_shape("out", &y)?;
     let mut scratch = Vec::new();
-    let dest = if x.overlaps_partially(&y) { RowsMut::scratch(&mut scratch, x.rows, x.cols) } else { y };
+    let dest = y.destination(&[&x], &mut scratch);
     let work = || {
         crate::rows::for_each_row_range(x.rows, x.cols, |range| {
             for i in range {
