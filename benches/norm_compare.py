@@ -14,15 +14,13 @@ Run: OPENBLAS_NUM_THREADS=1 NORMKIT_NUM_THREADS=1 python benches/norm_compare.py
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 
 import numpy as np
 
 import normkit
-
-sys.path.insert(0, os.path.dirname(__file__))
+from normkit.compare import OnnxNode
 
 
 def peers(x, w, b, y):
@@ -39,10 +37,10 @@ def peers(x, w, b, y):
     except ImportError:
         print("torch not installed: skipped")
     try:
-        from norm_peers import ort_norm
-
-        out["onnxruntime SimplifiedLayerNormalization weight"] = ort_norm("SimplifiedLayerNormalization", x, w, b, y)
-        out["onnxruntime LayerNormalization weight+bias"] = ort_norm("LayerNormalization", x, w, b, y)
+        out["onnxruntime SimplifiedLayerNormalization weight"] = OnnxNode(
+            "SimplifiedLayerNormalization", 17, x, y, {"w": w}, axis=-1, epsilon=1e-5)
+        out["onnxruntime LayerNormalization weight+bias"] = OnnxNode(
+            "LayerNormalization", 17, x, y, {"w": w, "b": b}, axis=-1, epsilon=1e-5)
     except ImportError:
         print("onnx / onnxruntime not installed: skipped")
     return out

@@ -107,8 +107,9 @@ def test_torch_rms_norm(benchmark, data):
 def test_onnxruntime(benchmark, data, op):
     pytest.importorskip("onnx")
     pytest.importorskip("onnxruntime")
-    from norm_peers import ort_norm
+    from normkit.compare import OnnxNode
 
-    run = ort_norm(op, data["x"], data["w"], data["b"], data["y"])
+    consts = {"w": data["w"], "b": data["b"]} if op == "LayerNormalization" else {"w": data["w"]}
+    run = OnnxNode(op, 17, data["x"], data["y"], consts, axis=-1, epsilon=1e-5)
     _group(benchmark, f"onnxruntime {op}")
     benchmark(run)

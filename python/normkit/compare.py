@@ -73,12 +73,19 @@ def available_peers() -> dict[str, str | None]:
     return versions
 
 
-class _Onnx:
-    """An ONNX Runtime session of one node, run with its input and output
-    bound to the caller's arrays (no copies, no allocation per call)."""
+class OnnxNode:
+    """An ONNX Runtime session of one node ``op`` (of ``opset``) with input
+    ``x``, constant inputs ``consts`` (name -> array, in the node's input
+    order) and attributes ``attrs``, run with its input and output bound to
+    the caller's arrays (no copies, no allocation per call). Raises
+    ImportError when onnx or onnxruntime is not installed."""
 
-    def __init__(self, ort, onnx, op: str, opset: int, x: np.ndarray, out: np.ndarray,
-                 consts: dict[str, np.ndarray], threads: int, **attrs):
+    def __init__(self, op: str, opset: int, x: np.ndarray, out: np.ndarray,
+                 consts: dict[str, np.ndarray], threads: int = 1, **attrs):
+        import onnx
+        import onnx.numpy_helper
+        import onnxruntime as ort
+
         helper, proto = onnx.helper, onnx.TensorProto
         elem = proto.FLOAT if x.dtype == np.float32 else proto.DOUBLE
         node = helper.make_node(op, ["x", *consts], ["y"], **attrs)
@@ -104,10 +111,10 @@ class _Onnx:
 
 
 def _onnx_peer(case: Case, op: str, opset: int, consts: dict[str, np.ndarray], threads: int, **attrs):
-    ort, onnx = _optional("onnxruntime"), _optional("onnx")
-    if ort is None or onnx is None:
-        return
-    case.impls["onnxruntime"] = _Onnx(ort, onnx, op, opset, case.x, case.out, consts, threads, **attrs)
+    try:
+        case.impls["onnxruntime"] = OnnxNode(op, opset, case.x, case.out, consts, threads, **attrs)
+    except ImportError:
+        pass  # an optional peer
 
 
 def _torch(threads: int):
@@ -382,6 +389,7 @@ def quantize_int8(x: np.ndarray) -> np.ndarray:
 
 __all__ = [
     "Case",
+    "OnnxNode",
     "Timing",
     "available_peers",
     "format_table",
