@@ -13,7 +13,6 @@ Peers that are not installed are left out (pip install ".[bench]" torch).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
@@ -54,23 +53,11 @@ def algorithm_table(rng: np.random.Generator, rounds: int, markdown: bool) -> st
         kernels = {"copy": lambda: np.copyto(y, x)}
         for a in algorithms:
             kernels[a] = lambda a=a: normkit.softmax(x, algorithm=a, out=y)
-        median = _interleaved(kernels, rounds)
+        median = compare.interleaved_medians(kernels, rounds)
         table.append([f"{x.shape[0]}x{cols}", f"{median['copy'] * 1e6:.0f}",
                       normkit._native.auto_algorithm(cols, 4),
                       *[f"{median[a] / median['copy']:.2f}x" for a in algorithms]])
     return compare._render(header, table, markdown)
-
-
-def _interleaved(kernels: dict, rounds: int) -> dict[str, float]:
-    samples: dict[str, list[float]] = {k: [] for k in kernels}
-    for _ in range(rounds):
-        for name, fn in kernels.items():
-            fn()
-            start = time.perf_counter()
-            for _ in range(5):
-                fn()
-            samples[name].append((time.perf_counter() - start) / 5)
-    return {k: float(np.median(v)) for k, v in samples.items()}
 
 
 def main() -> None:

@@ -284,6 +284,16 @@ def measure(case: Case, rounds: int = 7, sample_seconds: float = 0.02) -> dict[s
     steps for int8)."""
     copy_out = np.empty_like(case.x)
     kernels = {"copy": lambda: np.copyto(copy_out, case.x), **case.impls}
+    seconds = interleaved_medians(kernels, rounds, sample_seconds)
+    return {
+        name: Timing(median, median / seconds["copy"], _error(case, kernels[name]) if name != "copy" else None)
+        for name, median in seconds.items()
+    }
+
+
+def interleaved_medians(kernels: dict[str, Kernel], rounds: int = 7, sample_seconds: float = 0.02) -> dict[str, float]:
+    """Median seconds per call of each kernel: every round times each
+    kernel once, in order, over enough calls to last ``sample_seconds``."""
     calls = {name: _calibrate(fn, sample_seconds) for name, fn in kernels.items()}
     samples: dict[str, list[float]] = {name: [] for name in kernels}
     for _ in range(rounds):
@@ -292,12 +302,7 @@ def measure(case: Case, rounds: int = 7, sample_seconds: float = 0.02) -> dict[s
             for _ in range(calls[name]):
                 fn()
             samples[name].append((time.perf_counter() - start) / calls[name])
-    copy = float(np.median(samples["copy"]))
-    return {
-        name: Timing(float(np.median(times)), float(np.median(times)) / copy,
-                     _error(case, kernels[name]) if name != "copy" else None)
-        for name, times in samples.items()
-    }
+    return {name: float(np.median(times)) for name, times in samples.items()}
 
 
 def _error(case: Case, fn: Kernel) -> float | None:
@@ -393,6 +398,7 @@ __all__ = [
     "Timing",
     "available_peers",
     "format_table",
+    "interleaved_medians",
     "l1_norm_int8_case",
     "layer_norm_case",
     "log_softmax_case",
