@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 
 def parse_args():
@@ -39,20 +37,8 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import normkit  # noqa: E402
+from normkit.compare import interleaved_medians  # noqa: E402
 from normkit.nn import minilm  # noqa: E402
-
-
-def interleaved_medians(contenders: dict, repeats: int) -> dict:
-    """Median seconds of each function, run in turn within every repeat."""
-    times = {name: [] for name in contenders}
-    for fn in contenders.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def torch_peer(threads: int):

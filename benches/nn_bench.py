@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 
 
 def parse_args():
@@ -37,24 +35,12 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import normkit  # noqa: E402
+from normkit.compare import interleaved_medians  # noqa: E402
 from normkit.nn.build import random_transformer  # noqa: E402
 from normkit.nn.convert import pre_ln_to_pre_rmsnorm, pre_rmsnorm_to_pre_crmsnorm  # noqa: E402
 
 # (width, heads, layers, mlp)
 SIZES = [(256, 4, 4, "gelu"), (384, 12, 6, "gelu"), (768, 12, 4, "swiglu")]
-
-
-def interleaved_medians(contenders: dict, repeats: int) -> dict:
-    """Median seconds of each function, run in turn within every repeat."""
-    times = {name: [] for name in contenders}
-    for fn in contenders.values():
-        fn()  # warm-up
-    for _ in range(repeats):
-        for name, fn in contenders.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
 
 
 def main() -> None:
