@@ -16,14 +16,6 @@ ROWS, COLS = 4096, 1024
 OUT_SCALE = 4 / 127  # |z| <= 4 maps onto the int8 range
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = normkit.get_num_threads()
-    normkit.set_num_threads(1)
-    yield
-    normkit.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)

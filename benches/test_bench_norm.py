@@ -19,14 +19,6 @@ import normkit
 ROWS, COLS = 4096, 1024
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = normkit.get_num_threads()
-    normkit.set_num_threads(1)
-    yield
-    normkit.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)

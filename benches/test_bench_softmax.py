@@ -18,14 +18,6 @@ SHAPES = {"4096x1024": (4096, 1024), "1x16M": (1, 1 << 24), "64x128": (64, 128)}
 ALGORITHMS = list(normkit.SOFTMAX_ALGORITHMS)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = normkit.get_num_threads()
-    normkit.set_num_threads(1)
-    yield
-    normkit.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module", params=list(SHAPES))
 def arrays(request):
     x = np.random.default_rng(0).standard_normal(SHAPES[request.param]).astype(np.float32)
