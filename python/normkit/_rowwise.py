@@ -21,6 +21,7 @@ argument before a single element is written:
 
 from __future__ import annotations
 
+import math
 import operator
 
 import numpy as np
@@ -48,6 +49,17 @@ def compute_dtype(result: np.dtype) -> np.dtype:
     if result in _NATIVE:
         return result
     return np.dtype(np.float32) if result.itemsize <= 4 else np.dtype(np.float64)
+
+
+def check_eps(name: str, eps) -> float:
+    """``eps`` as a float: a real number, finite and >= 0."""
+    try:
+        value = float(eps)
+    except (TypeError, ValueError):
+        raise TypeError(f"{name}: eps must be a real number, got {type(eps).__name__}") from None
+    if not (math.isfinite(value) and value >= 0):
+        raise ValueError(f"{name}: eps must be finite and >= 0, got {eps!r}")
+    return value
 
 
 def normalize_axis(axis, ndim: int, name: str | None = None) -> int:

@@ -9,7 +9,7 @@ import math
 import numpy as np
 
 from . import _native
-from ._rowwise import AxisError, Output, as_input_array, check_out, input_rows, rowwise
+from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, input_rows, rowwise
 
 _INT8 = np.dtype(np.int8)
 
@@ -74,7 +74,7 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
         return _l1_norm_int8(name, x, gain, w, b, out)
     if out_scale is not None:
         raise TypeError(f"{name}: out_scale applies to int8 input only, got dtype {x.dtype}")
-    eps = 1e-5 if eps is None else _eps(name, eps)
+    eps = 1e-5 if eps is None else check_eps(name, eps)
     w = _float_channel(name, "weight", weight, n)
     b = _float_channel(name, "bias", bias, n)
     return rowwise(name, _float_rows, x, -1, out, eps, w, b)
@@ -94,16 +94,6 @@ def _gain(name: str, out_scale) -> np.float32:
     if not (np.isfinite(gain) and gain > 0):
         raise ValueError(f"{name}: out_scale={out_scale!r} is outside the float32 range of 1/out_scale")
     return gain
-
-
-def _eps(name: str, eps) -> float:
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: eps must be a real number, got {type(eps).__name__}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: eps must be finite and >= 0, got {eps!r}")
-    return value
 
 
 def _channel_array(name: str, label: str, value, n: int) -> np.ndarray:

@@ -19,8 +19,6 @@ ones. An empty axis gives an empty result.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from . import _native
@@ -28,6 +26,7 @@ from ._rowwise import (
     AxisError,
     Output,
     as_input_array,
+    check_eps,
     check_out,
     compute_dtype,
     input_rows,
@@ -90,16 +89,6 @@ def add_layer_norm(x, residual, weight=None, bias=None, *, eps: float = 1e-5, ax
     return _add_norm("add_layer_norm", "layer", x, residual, weight, bias, eps, axis, out)
 
 
-def _check_eps(name: str, eps) -> float:
-    try:
-        value = float(eps)
-    except (TypeError, ValueError):
-        raise TypeError(f"{name}: eps must be a real number, got {type(eps).__name__}") from None
-    if not (math.isfinite(value) and value >= 0):
-        raise ValueError(f"{name}: eps must be finite and >= 0, got {eps!r}")
-    return value
-
-
 def _channel(name: str, label: str, value, n: int, dtype: np.dtype) -> np.ndarray | None:
     """A private contiguous copy of weight / bias in the computation dtype."""
     if value is None:
@@ -122,7 +111,7 @@ def _prepare(name: str, x, axis):
 
 
 def _norm(name, kind, x, weight, bias, eps, axis, out):
-    eps = _check_eps(name, eps)
+    eps = check_eps(name, eps)
     x, axis, n = _prepare(name, x, axis)
     compute = compute_dtype(result_dtype(name, x.dtype))
     w = _channel(name, "weight", weight, n, compute)
@@ -141,7 +130,7 @@ def _check_outs(name: str, out, shape: tuple, dtype: np.dtype):
 
 
 def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out):
-    eps = _check_eps(name, eps)
+    eps = check_eps(name, eps)
     x, axis, n = _prepare(name, x, axis)
     residual = as_input_array(name, residual, "residual")
     if residual.shape != x.shape:
