@@ -2,10 +2,12 @@
 //!
 //! The CPU is probed once; the active level is the best one it has, or the
 //! lower one forced through the `NORMKIT_ISA` environment variable. Nothing
-//! is compiled with `target-cpu=native`: the AVX2 and AVX-512 kernels are
-//! compiled with `#[target_feature]` and only ever called after this module
-//! has confirmed the CPU supports them.
+//! is compiled with `target-cpu=native`: each level's feature list is
+//! written once (`vector_levels!` below), and [`run`] reaches a
+//! [`Kernel`]'s vector path through one `#[target_feature]` trampoline per
+//! level, only after this module has confirmed the CPU has the features.
 
+use crate::simd::Simd;
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -54,23 +56,77 @@ pub fn detected() -> Isa {
     *DETECTED.get_or_init(probe)
 }
 
-#[cfg(target_arch = "x86_64")]
-fn probe() -> Isa {
-    let avx512 = is_x86_feature_detected!("avx512f")
-        && is_x86_feature_detected!("avx512bw")
-        && is_x86_feature_detected!("avx512dq")
-        && is_x86_feature_detected!("avx512vl");
-    let avx2 = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-    match (avx512 && avx2, avx2) {
-        (true, _) => Isa::Avx512,
-        (false, true) => Isa::Avx2,
-        _ => Isa::Scalar,
-    }
+/// Every vector level: its [`Isa`], its token type, and its feature list,
+/// written once. The list drives both the CPU probe and the
+/// `#[target_feature]` trampoline that instantiates kernels for the level.
+/// Adding an instruction set is one [`Simd`] impl plus one line here.
+macro_rules! vector_levels {
+    ($( #[cfg($cfg:meta)] $isa:ident => $token:ty, $detect:ident [$($feature:tt),+]; )+) => {
+        /// The best level this CPU has: the highest whose features are all
+        /// detected.
+        fn probe() -> Isa {
+            let mut best = Isa::Scalar;
+            $(
+                #[cfg($cfg)]
+                if $(std::arch::$detect!($feature))&&+ {
+                    best = best.max(Isa::$isa);
+                }
+            )+
+            best
+        }
+
+        /// Runs `kernel` at `isa`, which must be supported (checked).
+        pub fn run<K: Kernel>(isa: Isa, kernel: K) -> K::Output {
+            assert!(isa.is_supported(), "{isa} is not supported by this CPU");
+            match isa {
+                Isa::Scalar => kernel.scalar(),
+                $(
+                    #[cfg($cfg)]
+                    Isa::$isa => {
+                        $( #[target_feature(enable = $feature)] )+
+                        #[inline(never)]
+                        unsafe fn trampoline<K: Kernel>(kernel: K) -> K::Output {
+                            // SAFETY: `run` checked that the CPU has the
+                            // level, and so the features of its token.
+                            kernel.vector(unsafe { <$token>::new_unchecked() })
+                        }
+                        // SAFETY: `isa.is_supported()` was asserted above, so
+                        // every feature of the trampoline is present.
+                        unsafe { trampoline(kernel) }
+                    }
+                )+
+                #[allow(unreachable_patterns)]
+                _ => unreachable!("{isa} kernels are not compiled for this target"),
+            }
+        }
+    };
 }
 
-#[cfg(not(target_arch = "x86_64"))]
-fn probe() -> Isa {
-    Isa::Scalar
+vector_levels! {
+    #[cfg(target_arch = "x86_64")]
+    Avx2 => crate::simd::avx2::Avx2, is_x86_feature_detected ["avx2", "fma"];
+    #[cfg(target_arch = "x86_64")]
+    Avx512 => crate::simd::avx512::Avx512,
+        is_x86_feature_detected ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"];
+}
+
+/// A computation with one portable path and one path written once over the
+/// vector types of any instruction set; [`run`] picks the path for a level.
+/// Adding a kernel is one impl of this trait.
+///
+/// Impls mark `vector` `#[inline(always)]`, and everything it calls down to
+/// the intrinsics is `#[inline(always)]` too: the code is compiled with the
+/// level's features only where it is inlined into the trampoline. Anything
+/// left out of line runs without them, and its intrinsics become function
+/// calls (ten times slower or worse); `.ci/check-inlined` fails the build
+/// when an intrinsic survives as a symbol.
+pub trait Kernel {
+    type Output;
+    /// The portable path (the scalar reference).
+    fn scalar(self) -> Self::Output;
+    /// The vector path for the instruction set of `simd`, whose existence
+    /// proves the CPU has it.
+    fn vector<S: Simd>(self, simd: S) -> Self::Output;
 }
 
 /// Every level this CPU supports, lowest first.

@@ -1,24 +1,77 @@
 //! Running a per-row kernel over a batch of rows, split across threads.
 //!
 //! The thread count comes from `NORMKIT_NUM_THREADS` (else the number of
-//! CPUs) and can be changed with [`set_num_threads`]. Small batches run on
-//! the calling thread: spreading them costs more than it saves.
+//! CPUs), at most [`MAX_THREADS`], and can be changed with
+//! [`set_num_threads`]. Small batches run on the calling thread: spreading
+//! them costs more than it saves.
+//!
+//! Fork safety: a child made by `fork()` inherits the pool's handle but not
+//! its worker threads, so a job handed to it would wait forever. The pool
+//! records the id of the process that built it, and the first parallel call
+//! in a process with another id builds a fresh pool (the stale one is leaked:
+//! its threads do not exist, and its locks may have been held by them at the
+//! fork). This costs one `getpid` per parallel call, needs no `libc`
+//! dependency and no `pthread_atfork` handler. A fork taken while another
+//! thread of the parent was inside [`set_num_threads`] can still leave the
+//! child's pool lock held: as with any lock, fork only from a quiet process.
 
 use rayon::prelude::*;
+use std::fmt;
 use std::ops::Range;
 use std::sync::{Arc, OnceLock, RwLock};
 
 /// Below this many elements per call, one thread does all rows.
 pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
 
+/// The largest thread count [`set_num_threads`] accepts (and the cap on
+/// `NORMKIT_NUM_THREADS`). A fixed bound rather than a multiple of the CPU
+/// count, so the same call (e.g. `set_num_threads(os.cpu_count())`) is
+/// accepted on every machine, including the largest servers; it is far above
+/// any useful count for these memory-bound kernels. Starting 1024 threads
+/// took 3 s on a busy 2-core machine (256: 20 ms), against ~40 s for `10**6`.
+pub const MAX_THREADS: usize = 1024;
+
+/// Why [`set_num_threads`] refused a thread count.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ThreadsError {
+    /// The count is outside `1..=MAX_THREADS`.
+    OutOfRange(usize),
+    /// The operating system would not start the worker threads (the
+    /// previous pool stays in use).
+    Spawn { threads: usize, reason: String },
+}
+
+impl fmt::Display for ThreadsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ThreadsError::OutOfRange(n) => {
+                write!(f, "the number of threads must be between 1 and {MAX_THREADS}, got {n}")
+            }
+            ThreadsError::Spawn { threads, reason } => {
+                write!(f, "cannot start {threads} worker threads: {reason}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ThreadsError {}
+
 struct Pool {
     threads: usize,
+    /// `None` for one thread, or when the default pool could not be started.
     pool: Option<Arc<rayon::ThreadPool>>,
+    /// The process that built `pool` (see the module notes on fork).
+    pid: u32,
 }
 
 fn pool() -> &'static RwLock<Pool> {
     static POOL: OnceLock<RwLock<Pool>> = OnceLock::new();
-    POOL.get_or_init(|| RwLock::new(build_pool(default_threads())))
+    POOL.get_or_init(|| {
+        let threads = default_threads();
+        // No pool at all is better than a panic at the first kernel call:
+        // if the threads cannot start, every call runs on the caller.
+        RwLock::new(build_pool(threads).unwrap_or(Pool { threads: 1, pool: None, pid: std::process::id() }))
+    })
 }
 
 fn default_threads() -> usize {
@@ -27,17 +80,26 @@ fn default_threads() -> usize {
         .and_then(|s| s.trim().parse::<usize>().ok())
         .filter(|&n| n > 0)
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .min(MAX_THREADS)
 }
 
-fn build_pool(threads: usize) -> Pool {
-    let pool = (threads > 1).then(|| {
-        let built = rayon::ThreadPoolBuilder::new()
+fn build_pool(threads: usize) -> Result<Pool, ThreadsError> {
+    let pid = std::process::id();
+    if threads <= 1 {
+        return Ok(Pool { threads, pool: None, pid });
+    }
+    let spawn_error = |reason: String| ThreadsError::Spawn { threads, reason };
+    // `build` reports a failed spawn as an error; catch_unwind also turns any
+    // panic inside rayon into an error, so none can reach the caller.
+    let built = std::panic::catch_unwind(|| {
+        rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .thread_name(|i| format!("normkit-{i}"))
-            .build();
-        Arc::new(built.expect("normkit: cannot start worker threads"))
-    });
-    Pool { threads, pool }
+            .build()
+    })
+    .map_err(|_| spawn_error("panic while starting the thread pool".into()))?
+    .map_err(|e| spawn_error(e.to_string()))?;
+    Ok(Pool { threads, pool: Some(Arc::new(built)), pid })
 }
 
 /// Number of threads kernels use for large batches.
@@ -45,13 +107,47 @@ pub fn num_threads() -> usize {
     pool().read().unwrap_or_else(|e| e.into_inner()).threads
 }
 
-/// Sets the number of threads (at least 1) for later calls.
-pub fn set_num_threads(threads: usize) {
-    let threads = threads.max(1);
-    let mut guard = pool().write().unwrap_or_else(|e| e.into_inner());
-    if guard.threads != threads {
-        *guard = build_pool(threads);
+/// Sets the number of threads, `1..=MAX_THREADS`, for later calls. On error
+/// nothing changes.
+pub fn set_num_threads(threads: usize) -> Result<(), ThreadsError> {
+    if !(1..=MAX_THREADS).contains(&threads) {
+        return Err(ThreadsError::OutOfRange(threads));
     }
+    let mut guard = pool().write().unwrap_or_else(|e| e.into_inner());
+    if guard.threads != threads || guard.pid != std::process::id() {
+        let fresh = build_pool(threads)?;
+        replace_pool(&mut guard, fresh);
+    }
+    Ok(())
+}
+
+/// Installs `fresh`; a pool inherited through fork is leaked, not dropped
+/// (dropping signals worker threads that do not exist in this process).
+fn replace_pool(slot: &mut Pool, fresh: Pool) {
+    let old = std::mem::replace(slot, fresh);
+    if old.pid != slot.pid {
+        std::mem::forget(old);
+    }
+}
+
+/// The pool for a parallel call: the current one, rebuilt first if it was
+/// built by another process (we are a fork child). `None`: run serially.
+fn current_pool() -> Option<Arc<rayon::ThreadPool>> {
+    let pid = std::process::id();
+    {
+        let guard = pool().read().unwrap_or_else(|e| e.into_inner());
+        if guard.pid == pid {
+            return guard.pool.clone();
+        }
+    }
+    let mut guard = pool().write().unwrap_or_else(|e| e.into_inner());
+    if guard.pid != pid {
+        // If the threads cannot start in the child, run on the caller (and
+        // say so in num_threads).
+        let fresh = build_pool(guard.threads).unwrap_or(Pool { threads: 1, pool: None, pid });
+        replace_pool(&mut guard, fresh);
+    }
+    guard.pool.clone()
 }
 
 /// Calls `work` on disjoint ranges of `0..rows` that together cover it, in
@@ -60,13 +156,10 @@ pub fn for_each_row_range<F>(rows: usize, cols: usize, work: F)
 where
     F: Fn(Range<usize>) + Sync,
 {
-    let pool = {
-        let guard = pool().read().unwrap_or_else(|e| e.into_inner());
-        guard.pool.clone()
-    };
     let parallel = rows > 1 && rows.saturating_mul(cols) >= PARALLEL_MIN_ELEMENTS;
+    let pool = if parallel { current_pool() } else { None };
     match pool {
-        Some(pool) if parallel => {
+        Some(pool) => {
             let chunks = (pool.current_num_threads() * 4).min(rows);
             let per_chunk = rows.div_ceil(chunks);
             pool.install(|| {
@@ -75,12 +168,14 @@ where
                 })
             });
         }
-        _ => work(0..rows),
+        None => work(0..rows),
     }
 }
 
 /// A raw pointer that may cross threads. Users promise that the threads
-/// touch disjoint elements (one row range each).
+/// touch disjoint elements (one row range each) and that the memory outlives
+/// the call that shares it ([`for_each_row_range`] returns only after every
+/// range is done).
 #[derive(Debug)]
 pub struct SharedPtr<T>(pub *mut T);
 
@@ -91,17 +186,33 @@ impl<T> Clone for SharedPtr<T> {
 }
 impl<T> Copy for SharedPtr<T> {}
 
+// SAFETY: a `SharedPtr` is only an address: moving or sharing it between
+// threads touches no memory. Every access through it is a raw-pointer
+// operation inside an `unsafe` block (or `unsafe fn row`), whose caller must
+// guarantee validity and freedom from data races: in this crate each worker
+// of `for_each_row_range` reads / writes only the rows of its own disjoint
+// range, and the buffers stay alive (borrowed by the binding, with the
+// arrays held) until `for_each_row_range` has returned. The impls are not
+// bounded on `T: Send` (generic binding code would need the bound spelled
+// out everywhere); the element types shared this way are f32, f64 and i8,
+// plain data that is Send and Sync.
 unsafe impl<T> Send for SharedPtr<T> {}
+// SAFETY: as for `Send`: `&SharedPtr` only exposes the address (Copy), and
+// concurrent accesses through copies of it are to disjoint rows.
 unsafe impl<T> Sync for SharedPtr<T> {}
 
 impl<T> SharedPtr<T> {
     /// Pointer to the first element of `row` for rows `stride` elements apart.
     ///
     /// # Safety
-    /// The result must stay inside the allocation the pointer came from.
+    /// `row * stride` must not overflow `isize`, and the result must stay
+    /// inside (or one past the end of) the allocation the pointer came from
+    /// (the rules of `<*mut T>::offset`).
     #[inline]
     pub unsafe fn row(self, row: usize, stride: isize) -> *mut T {
-        self.0.offset(row as isize * stride)
+        // SAFETY: the caller guarantees the offset stays in the allocation
+        // and does not overflow, which is all `offset` requires.
+        unsafe { self.0.offset(row as isize * stride) }
     }
 }
 
@@ -109,11 +220,16 @@ impl<T> SharedPtr<T> {
 mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Mutex;
+
+    /// The pool is global: tests that change the thread count take turns.
+    static SERIAL: Mutex<()> = Mutex::new(());
 
     #[test]
     fn ranges_cover_every_row_once() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
         for threads in [1, 2, 3] {
-            set_num_threads(threads);
+            set_num_threads(threads).unwrap();
             for rows in [0, 1, 2, 7, 1000] {
                 let seen: Vec<AtomicUsize> = (0..rows).map(|_| AtomicUsize::new(0)).collect();
                 for_each_row_range(rows, 1 << 12, |r| {
@@ -125,5 +241,16 @@ mod tests {
             }
         }
         assert_eq!(num_threads(), 3);
+    }
+
+    #[test]
+    fn thread_counts_out_of_range_are_errors_and_change_nothing() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        set_num_threads(2).unwrap();
+        for bad in [0, MAX_THREADS + 1, usize::MAX] {
+            assert_eq!(set_num_threads(bad), Err(ThreadsError::OutOfRange(bad)));
+            assert_eq!(num_threads(), 2);
+        }
+        assert!(ThreadsError::OutOfRange(0).to_string().contains("between 1 and 1024"));
     }
 }

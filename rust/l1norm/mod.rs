@@ -1,7 +1,7 @@
 //! L1 normalization along a row: the standard deviation of LayerNorm is
 //! replaced by the mean absolute deviation s = mean |x - mean|, so no
 //! squares or square roots are needed (Wu et al. 2018, "L1-Norm Batch
-//! Normalization"; the fully quantized L1 norm layer of "Towards Accurate
+//! Normalization"; after the fully quantized L1 norm layer of "Towards Accurate
 //! and Efficient Sub-8-Bit Integer Training"). For Gaussian data
 //! sigma ~= sqrt(pi/2) * s.
 //!
@@ -42,9 +42,11 @@
 //! out, sums accumulated in f64. A constant row has s = 0 exactly: it gives
 //! b (0 without bias), or NaN (0 / 0) when eps = 0, on every ISA.
 //!
-//! `scalar` holds the references, `avx2` / `avx512` the integer kernels
-//! (direct `std::arch` intrinsics) and the float entry points, `vector` the
-//! float algorithm written once over [`Vector`](crate::simd::Vector).
+//! `scalar` holds the references, `vector` the float algorithm written
+//! once over [`Vector`](crate::simd::Vector), `avx2` / `avx512` the int8
+//! passes (direct `std::arch` intrinsics: `vpsadbw` and integer packs have
+//! no place in the float `Vector` trait), run by `pipeline`. Every level
+//! reaches them through [`dispatch::run`].
 
 pub mod fixed;
 #[cfg(target_arch = "x86_64")]
@@ -57,8 +59,8 @@ mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 
-use crate::dispatch::Isa;
-use crate::simd::Element;
+use crate::dispatch::{self, Isa, Kernel};
+use crate::simd::{Element, Simd};
 use std::ptr;
 
 /// The optional per-channel affine of a row kernel: `weight` and `bias`
@@ -97,17 +99,79 @@ impl<T> RowBatch<T> {
     }
 
     /// # Safety
-    /// `i < rows`, and the batch must describe valid memory.
+    /// `i < rows`, and the batch must describe valid memory (the offset
+    /// then stays inside x's allocation).
     #[inline(always)]
     pub unsafe fn x_row(&self, i: usize) -> *const T {
-        self.x.offset(i as isize * self.x_stride)
+        // SAFETY: the caller's contract keeps the offset inside x's allocation.
+        unsafe { self.x.offset(i as isize * self.x_stride) }
     }
 
     /// # Safety
     /// As for [`RowBatch::x_row`].
     #[inline(always)]
     pub unsafe fn y_row(&self, i: usize) -> *mut T {
-        self.y.offset(i as isize * self.y_stride)
+        // SAFETY: the caller's contract keeps the offset inside y's allocation.
+        unsafe { self.y.offset(i as isize * self.y_stride) }
+    }
+}
+
+/// The int8 L1 norm of a batch of rows. Built only by
+/// [`l1_norm_i8_rows_raw`], whose caller vouches for the pointers.
+struct L1NormI8 {
+    batch: RowBatch<i8>,
+    gain: f32,
+    affine: Affine<i8>,
+}
+
+impl Kernel for L1NormI8 {
+    type Output = ();
+
+    fn scalar(self) {
+        // SAFETY: the contract of `l1_norm_i8_rows_raw`, the only constructor.
+        unsafe { scalar::l1_norm_i8_rows(self.batch, self.gain, self.affine) }
+    }
+
+    #[inline(always)]
+    fn vector<S: Simd>(self, _: S) {
+        let L1NormI8 { batch, gain, affine } = self;
+        // SAFETY: as in `scalar`; the token proves the CPU has `S`, and each
+        // arm runs the passes written for exactly that level.
+        unsafe {
+            match S::ISA {
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => pipeline::run::<avx2::Avx2Passes>(batch, gain, affine),
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => pipeline::run::<avx512::Avx512Passes>(batch, gain, affine),
+                _ => scalar::l1_norm_i8_rows(batch, gain, affine),
+            }
+        }
+    }
+}
+
+/// The float L1 norm of one row. Built only by [`l1_norm_float_raw`].
+struct L1NormFloat<T> {
+    x: *const T,
+    y: *mut T,
+    n: usize,
+    eps: T,
+    affine: Affine<T>,
+}
+
+impl<T: Element> Kernel for L1NormFloat<T> {
+    type Output = ();
+
+    fn scalar(self) {
+        let L1NormFloat { x, y, n, eps, affine } = self;
+        // SAFETY: the contract of `l1_norm_float_raw`, the only constructor.
+        unsafe { scalar::l1_norm_float(x, y, n, eps, affine) }
+    }
+
+    #[inline(always)]
+    fn vector<S: Simd>(self, _: S) {
+        let L1NormFloat { x, y, n, eps, affine } = self;
+        // SAFETY: as in `scalar`; the token proves the CPU has `S`.
+        unsafe { vector::l1_norm::<T::Vector<S>>(x, y, n, eps, affine) }
     }
 }
 
@@ -119,17 +183,10 @@ impl<T> RowBatch<T> {
 /// Every x row must be valid for reading and every y row for writing `n`
 /// elements; a y row is either its x row or overlaps no x row. Non-null
 /// `affine` pointers must be valid for reading `n` elements. `gain` must be
-/// positive and finite, `n < 2^32`, and `isa` supported by this CPU.
+/// positive and finite and `n < 2^32`. Panics when `isa` is not supported
+/// by this CPU.
 pub unsafe fn l1_norm_i8_rows_raw(isa: Isa, batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
-    match isa {
-        Isa::Scalar => scalar::l1_norm_i8_rows(batch, gain, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::l1_norm_i8_rows(batch, gain, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::l1_norm_i8_rows(batch, gain, affine),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("{isa} kernels exist only on x86-64"),
-    }
+    dispatch::run(isa, L1NormI8 { batch, gain, affine })
 }
 
 /// The int8 L1 norm of one row of `n` elements from `x` into `y`.
@@ -137,7 +194,8 @@ pub unsafe fn l1_norm_i8_rows_raw(isa: Isa, batch: RowBatch<i8>, gain: f32, affi
 /// # Safety
 /// As for [`l1_norm_i8_rows_raw`] with one row.
 pub unsafe fn l1_norm_i8_raw(isa: Isa, x: *const i8, y: *mut i8, n: usize, gain: f32, affine: Affine<i8>) {
-    l1_norm_i8_rows_raw(isa, RowBatch::single(x, y, n), gain, affine)
+    // SAFETY: one row under this function's contract.
+    unsafe { l1_norm_i8_rows_raw(isa, RowBatch::single(x, y, n), gain, affine) }
 }
 
 /// The float L1 norm of one row: y = (x - mean) / (mean |x - mean| + eps),
@@ -146,19 +204,10 @@ pub unsafe fn l1_norm_i8_raw(isa: Isa, x: *const i8, y: *mut i8, n: usize, gain:
 /// # Safety
 /// As for [`l1_norm_i8_raw`] (without the gain).
 pub unsafe fn l1_norm_float_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: usize, eps: T, affine: Affine<T>) {
-    match isa {
-        Isa::Scalar => scalar::l1_norm_float(x, y, n, eps, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::l1_norm_float::<T>(x, y, n, eps, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::l1_norm_float::<T>(x, y, n, eps, affine),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("{isa} kernels exist only on x86-64"),
-    }
+    dispatch::run(isa, L1NormFloat { x, y, n, eps, affine })
 }
 
-fn check_args<T>(what: &str, isa: Isa, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
-    assert!(isa.is_supported(), "{isa} is not supported by this CPU");
+fn check_args<T>(what: &str, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
     assert!((n as u64) < 1 << 32, "{what}: rows must be shorter than 2^32");
     for (name, v) in [("weight", weight), ("bias", bias)] {
         if let Some(v) = v {
@@ -172,8 +221,9 @@ fn check_args<T>(what: &str, isa: Isa, n: usize, weight: Option<&[T]>, bias: Opt
 pub fn l1_norm_i8(isa: Isa, x: &[i8], y: &mut [i8], gain: f32, weight: Option<&[i8]>, bias: Option<&[i8]>) {
     assert_eq!(x.len(), y.len(), "l1_norm_i8: input and output lengths differ");
     assert!(gain > 0.0 && gain.is_finite(), "l1_norm_i8: gain must be positive and finite");
-    check_args("l1_norm_i8", isa, x.len(), weight, bias);
+    check_args("l1_norm_i8", x.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
+    // SAFETY: distinct slices of one length; weight and bias have it too.
     unsafe { l1_norm_i8_raw(isa, x.as_ptr(), y.as_mut_ptr(), x.len(), gain, affine) }
 }
 
@@ -181,26 +231,32 @@ pub fn l1_norm_i8(isa: Isa, x: &[i8], y: &mut [i8], gain: f32, weight: Option<&[
 /// into `y` (same length, a multiple of `n`; `n = 0` writes nothing).
 pub fn l1_norm_i8_rows(isa: Isa, x: &[i8], y: &mut [i8], n: usize, gain: f32, weight: Option<&[i8]>, bias: Option<&[i8]>) {
     assert_eq!(x.len(), y.len(), "l1_norm_i8_rows: input and output lengths differ");
-    assert!(n == 0 || x.len() % n == 0, "l1_norm_i8_rows: length is not a multiple of the row length");
+    assert!(n == 0 || x.len().is_multiple_of(n), "l1_norm_i8_rows: length is not a multiple of the row length");
     assert!(gain > 0.0 && gain.is_finite(), "l1_norm_i8_rows: gain must be positive and finite");
-    check_args("l1_norm_i8_rows", isa, n, weight, bias);
-    let rows = if n == 0 { 0 } else { x.len() / n };
+    check_args("l1_norm_i8_rows", n, weight, bias);
+    let rows = x.len().checked_div(n).unwrap_or(0);
     let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
+    // SAFETY: the batch covers the two distinct slices exactly; weight and
+    // bias have length n.
     unsafe { l1_norm_i8_rows_raw(isa, batch, gain, Affine::from_slices(weight, bias)) }
 }
 
 /// [`l1_norm_i8`] in place.
 pub fn l1_norm_i8_inplace(isa: Isa, y: &mut [i8], gain: f32, weight: Option<&[i8]>, bias: Option<&[i8]>) {
     assert!(gain > 0.0 && gain.is_finite(), "l1_norm_i8: gain must be positive and finite");
-    check_args("l1_norm_i8", isa, y.len(), weight, bias);
+    check_args("l1_norm_i8", y.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
-    unsafe { l1_norm_i8_raw(isa, y.as_ptr(), y.as_mut_ptr(), y.len(), gain, affine) }
+    // One pointer for x and y, from the one mutable borrow.
+    let p = y.as_mut_ptr();
+    // SAFETY: `p` is valid for `y.len()` elements, in place.
+    unsafe { l1_norm_i8_raw(isa, p.cast_const(), p, y.len(), gain, affine) }
 }
 
 /// The float L1 norm of `x` into `y` (same length).
 pub fn l1_norm_float<T: Element>(isa: Isa, x: &[T], y: &mut [T], eps: T, weight: Option<&[T]>, bias: Option<&[T]>) {
     assert_eq!(x.len(), y.len(), "l1_norm_float: input and output lengths differ");
-    check_args("l1_norm_float", isa, x.len(), weight, bias);
+    check_args("l1_norm_float", x.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
+    // SAFETY: distinct slices of one length; weight and bias have it too.
     unsafe { l1_norm_float_raw(isa, x.as_ptr(), y.as_mut_ptr(), x.len(), eps, affine) }
 }

@@ -20,30 +20,48 @@ pub(super) trait I8Passes {
 }
 
 /// Passes 2 and the constants of a row whose sum is known.
+///
+/// # Safety
+/// The CPU must have this code's instruction set (`V`'s, or the file's); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn constants<P: I8Passes>(x: *const i8, n: usize, sum: i64, gain: f32) -> Requant {
-    let mean = Mean::new(sum, n as u64);
-    // q = 127 only for a row of 127s, where r = 0 and sad_q1 is unused.
-    let (sad_q, sad_q1) = P::sad(x, n, mean.q as i8);
-    Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad_q, sad_q1), gain)
+    // SAFETY: this function's contract: the CPU has this file's instruction set,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let mean = Mean::new(sum, n as u64);
+        // q = 127 only for a row of 127s, where r = 0 and sad_q1 is unused.
+        let (sad_q, sad_q1) = P::sad(x, n, mean.q as i8);
+        Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad_q, sad_q1), gain)
+    }
 }
 
 /// Every row of `batch`, in the order: pass 1 of row i + 1, pass 3 of
 /// row i, pass 2 and constants of row i + 1. Row i is fully read before it
 /// is written, so `y` may equal `x` row for row.
+///
+/// # Safety
+/// The CPU must have this code's instruction set (`V`'s, or the file's); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 pub(super) unsafe fn run<P: I8Passes>(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
-    let n = batch.n;
-    if n == 0 || batch.rows == 0 {
-        return;
-    }
-    let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), gain);
-    for i in 0..batch.rows {
-        let next = i + 1 < batch.rows;
-        let next_sum = if next { P::sum(batch.x_row(i + 1), n) } else { 0 };
-        P::write(batch.x_row(i), batch.y_row(i), n, &rq, affine);
-        if next {
-            rq = constants::<P>(batch.x_row(i + 1), n, next_sum, gain);
+    // SAFETY: this function's contract: the CPU has this file's instruction set,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let n = batch.n;
+        if n == 0 || batch.rows == 0 {
+            return;
+        }
+        let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), gain);
+        for i in 0..batch.rows {
+            let next = i + 1 < batch.rows;
+            let next_sum = if next { P::sum(batch.x_row(i + 1), n) } else { 0 };
+            P::write(batch.x_row(i), batch.y_row(i), n, &rq, affine);
+            if next {
+                rq = constants::<P>(batch.x_row(i + 1), n, next_sum, gain);
+            }
         }
     }
 }

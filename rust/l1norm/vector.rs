@@ -1,7 +1,7 @@
 //! The float L1 norm written once over a SIMD register type `V`.
 //!
 //! Every function is `#[inline(always)]` and only meaningful when inlined
-//! into a `#[target_feature]` entry point (`avx2.rs`, `avx512.rs`). Sums
+//! into the `#[target_feature]` trampoline of `dispatch::run`. Sums
 //! are kept in registers for blocks of `BLOCK` elements and folded into an
 //! f64 total, as in the softmax kernels.
 
@@ -19,56 +19,74 @@ const BLOCK: usize = 4096;
 /// amplified by |mean| / s in the output (rows of -18.8 with s = 0.08 were
 /// 4e-4 off, rows of 6196 with s = 0.08 4e-3 with float32 lane reductions;
 /// found by the fuzzer).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn sum_and_constancy<V: Vector>(x: *const V::Elem, n: usize) -> (f64, bool) {
-    let lanes = V::LANES;
-    let zero = V::splat(V::Elem::ZERO);
-    let (mut lo, mut hi) = (V::splat(*x), V::splat(*x));
-    let mut total = 0.0f64;
-    let mut start = 0;
-    while start < n {
-        let end = (start + BLOCK).min(n);
-        let (mut s0, mut c0, mut s1, mut c1) = (zero, zero, zero, zero);
-        let mut i = start;
-        while i + 2 * lanes <= end {
-            let (a, b) = (V::load(x.add(i)), V::load(x.add(i + lanes)));
-            kahan_add(&mut s0, &mut c0, a);
-            kahan_add(&mut s1, &mut c1, b);
-            (lo, hi) = (lo.min(a).min(b), hi.max(a).max(b));
-            i += 2 * lanes;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let zero = V::splat(V::Elem::ZERO);
+        let (mut lo, mut hi) = (V::splat(*x), V::splat(*x));
+        let mut total = 0.0f64;
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK).min(n);
+            let (mut s0, mut c0, mut s1, mut c1) = (zero, zero, zero, zero);
+            let mut i = start;
+            while i + 2 * lanes <= end {
+                let (a, b) = (V::load(x.add(i)), V::load(x.add(i + lanes)));
+                kahan_add(&mut s0, &mut c0, a);
+                kahan_add(&mut s1, &mut c1, b);
+                (lo, hi) = (lo.min(a).min(b), hi.max(a).max(b));
+                i += 2 * lanes;
+            }
+            if i + lanes <= end {
+                let a = V::load(x.add(i));
+                kahan_add(&mut s0, &mut c0, a);
+                (lo, hi) = (lo.min(a), hi.max(a));
+                i += lanes;
+            }
+            if i < end {
+                // The sum pads with 0, the range with the first element.
+                kahan_add(&mut s1, &mut c1, V::load_partial(x.add(i), end - i, V::Elem::ZERO));
+                let a = V::load_partial(x.add(i), end - i, *x);
+                (lo, hi) = (lo.min(a), hi.max(a));
+            }
+            total += (lanes_f64(s0) + lanes_f64(s1)) - (lanes_f64(c0) + lanes_f64(c1));
+            start = end;
         }
-        if i + lanes <= end {
-            let a = V::load(x.add(i));
-            kahan_add(&mut s0, &mut c0, a);
-            (lo, hi) = (lo.min(a), hi.max(a));
-            i += lanes;
-        }
-        if i < end {
-            // The sum pads with 0, the range with the first element.
-            kahan_add(&mut s1, &mut c1, V::load_partial(x.add(i), end - i, V::Elem::ZERO));
-            let a = V::load_partial(x.add(i), end - i, *x);
-            (lo, hi) = (lo.min(a), hi.max(a));
-        }
-        total += (lanes_f64(s0) + lanes_f64(s1)) - (lanes_f64(c0) + lanes_f64(c1));
-        start = end;
+        (total, total.is_finite() && lo.reduce_min() == hi.reduce_max())
     }
-    (total, total.is_finite() && lo.reduce_min() == hi.reduce_max())
 }
 
 /// The sum of the lanes of `v` in f64 (a float32 reduction of the lane
 /// sums would round away what the compensation kept).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn lanes_f64<V: Vector>(v: V) -> f64 {
-    let mut lanes = [V::Elem::ZERO; 16];
-    debug_assert!(V::LANES <= lanes.len());
-    v.store(lanes.as_mut_ptr());
-    lanes[..V::LANES].iter().map(|e| e.to_f64()).sum()
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let mut lanes = [V::Elem::ZERO; 16];
+        debug_assert!(V::LANES <= lanes.len());
+        v.store(lanes.as_mut_ptr());
+        lanes[..V::LANES].iter().map(|e| e.to_f64()).sum()
+    }
 }
 
 /// sum += v with the compensation c holding what the rounding lost (the
 /// true sum is sum - c).
 #[inline(always)]
-unsafe fn kahan_add<V: Vector>(sum: &mut V, c: &mut V, v: V) {
+fn kahan_add<V: Vector>(sum: &mut V, c: &mut V, v: V) {
     let y = v.sub(*c);
     let t = sum.add(y);
     *c = t.sub(*sum).sub(y);
@@ -76,47 +94,52 @@ unsafe fn kahan_add<V: Vector>(sum: &mut V, c: &mut V, v: V) {
 }
 
 /// sum |x - center|.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn deviation_sum<V: Vector>(x: *const V::Elem, n: usize, center: V::Elem) -> f64 {
-    let lanes = V::LANES;
-    let c = V::splat(center);
-    let zero = V::splat(V::Elem::ZERO);
-    let mut total = 0.0f64;
-    let mut start = 0;
-    while start < n {
-        let end = (start + BLOCK).min(n);
-        let (mut s0, mut s1) = (zero, zero);
-        let mut i = start;
-        while i + 2 * lanes <= end {
-            s0 = s0.add(V::load(x.add(i)).sub(c).abs());
-            s1 = s1.add(V::load(x.add(i + lanes)).sub(c).abs());
-            i += 2 * lanes;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let c = V::splat(center);
+        let zero = V::splat(V::Elem::ZERO);
+        let mut total = 0.0f64;
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK).min(n);
+            let (mut s0, mut s1) = (zero, zero);
+            let mut i = start;
+            while i + 2 * lanes <= end {
+                s0 = s0.add(V::load(x.add(i)).sub(c).abs());
+                s1 = s1.add(V::load(x.add(i + lanes)).sub(c).abs());
+                i += 2 * lanes;
+            }
+            if i + lanes <= end {
+                s0 = s0.add(V::load(x.add(i)).sub(c).abs());
+                i += lanes;
+            }
+            if i < end {
+                // Padded with the center: its terms are 0.
+                s1 = s1.add(V::load_partial(x.add(i), end - i, center).sub(c).abs());
+            }
+            total += s0.add(s1).reduce_add().to_f64();
+            start = end;
         }
-        if i + lanes <= end {
-            s0 = s0.add(V::load(x.add(i)).sub(c).abs());
-            i += lanes;
-        }
-        if i < end {
-            // Padded with the center: its terms are 0.
-            s1 = s1.add(V::load_partial(x.add(i), end - i, center).sub(c).abs());
-        }
-        total += s0.add(s1).reduce_add().to_f64();
-        start = end;
+        total
     }
-    total
 }
 
-/// `count <= LANES` elements at `p` (zeros past them).
-#[inline(always)]
-unsafe fn load_n<V: Vector>(p: *const V::Elem, count: usize) -> V {
-    if count == V::LANES {
-        V::load(p)
-    } else {
-        V::load_partial(p, count, V::Elem::ZERO)
-    }
-}
 
 /// y = (x - mean) * scale (* w + b) for `lanes` (or fewer, `count`) elements at `i`.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn write_lanes<V: Vector, const W: bool, const B: bool>(
     x: *const V::Elem,
@@ -127,20 +150,28 @@ unsafe fn write_lanes<V: Vector, const W: bool, const B: bool>(
     scale: V,
     affine: Affine<V::Elem>,
 ) {
-    let mut v = load_n::<V>(x.add(i), count).sub(mean).mul(scale);
-    if W {
-        let b = if B { load_n::<V>(affine.bias.add(i), count) } else { V::splat(V::Elem::ZERO) };
-        v = v.mul_add(load_n::<V>(affine.weight.add(i), count), b);
-    } else if B {
-        v = v.add(load_n::<V>(affine.bias.add(i), count));
-    }
-    if count == V::LANES {
-        v.store(y.add(i));
-    } else {
-        v.store_partial(y.add(i), count);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let mut v = V::load_n(x.add(i), count, V::Elem::ZERO).sub(mean).mul(scale);
+        if W {
+            let b = if B { V::load_n(affine.bias.add(i), count, V::Elem::ZERO) } else { V::splat(V::Elem::ZERO) };
+            v = v.mul_add(V::load_n(affine.weight.add(i), count, V::Elem::ZERO), b);
+        } else if B {
+            v = v.add(V::load_n(affine.bias.add(i), count, V::Elem::ZERO));
+        }
+        if count == V::LANES {
+            v.store(y.add(i));
+        } else {
+            v.store_partial(y.add(i), count);
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn write_row<V: Vector, const W: bool, const B: bool>(
     x: *const V::Elem,
@@ -150,54 +181,66 @@ unsafe fn write_row<V: Vector, const W: bool, const B: bool>(
     scale: V::Elem,
     affine: Affine<V::Elem>,
 ) {
-    let (mean, scale) = (V::splat(mean), V::splat(scale));
-    let mut i = 0;
-    while i + V::LANES <= n {
-        write_lanes::<V, W, B>(x, y, i, V::LANES, mean, scale, affine);
-        i += V::LANES;
-    }
-    if i < n {
-        write_lanes::<V, W, B>(x, y, i, n - i, mean, scale, affine);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (mean, scale) = (V::splat(mean), V::splat(scale));
+        let mut i = 0;
+        while i + V::LANES <= n {
+            write_lanes::<V, W, B>(x, y, i, V::LANES, mean, scale, affine);
+            i += V::LANES;
+        }
+        if i < n {
+            write_lanes::<V, W, B>(x, y, i, n - i, mean, scale, affine);
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, eps: V::Elem, affine: Affine<V::Elem>) {
-    if n == 0 {
-        return;
-    }
-    let (sum, constant) = sum_and_constancy::<V>(x, n);
-    if !sum.is_finite() {
-        // The register sums overflow for large finite values (750 float32
-        // 1.7e38s gave NaN; found by the fuzzer): the scalar reference sums
-        // in f64. Rows holding NaN or infinities take it too (NaN results).
-        return super::scalar::l1_norm_float(x, y, n, eps, affine);
-    }
-    let (mean, mad) = if constant {
-        // The exact mean and s = 0, as in the scalar reference.
-        (*x, 0.0)
-    } else {
-        let mean = V::Elem::from_f64(sum / n as f64);
-        let mad = deviation_sum::<V>(x, n, mean);
-        if !mad.is_finite() {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        if n == 0 {
+            return;
+        }
+        let (sum, constant) = sum_and_constancy::<V>(x, n);
+        if !sum.is_finite() {
+            // The register sums overflow for large finite values (750 float32
+            // 1.7e38s gave NaN; found by the fuzzer): the scalar reference sums
+            // in f64. Rows holding NaN or infinities take it too (NaN results).
             return super::scalar::l1_norm_float(x, y, n, eps, affine);
         }
-        (mean, mad / n as f64)
-    };
-    if mad + eps.to_f64() < super::scalar::tiny_spread::<V::Elem>() {
-        // Rows this flat are computed in f64 (see scalar::tiny_spread).
-        return super::scalar::l1_norm_float(x, y, n, eps, affine);
-    }
-    let inverse = 1.0 / (mad + eps.to_f64());
-    let scale = V::Elem::from_f64(inverse);
-    if inverse.is_finite() && !scale.is_finite() {
-        // Beyond the element type's range (see scalar::l1_norm_float).
-        return super::scalar::write_scaled_f64(x, y, n, mean.to_f64(), inverse, affine);
-    }
-    match (!affine.weight.is_null(), !affine.bias.is_null()) {
-        (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),
-        (false, true) => write_row::<V, false, true>(x, y, n, mean, scale, affine),
-        (true, false) => write_row::<V, true, false>(x, y, n, mean, scale, affine),
-        (true, true) => write_row::<V, true, true>(x, y, n, mean, scale, affine),
+        let (mean, mad) = if constant {
+            // The exact mean and s = 0, as in the scalar reference.
+            (*x, 0.0)
+        } else {
+            let mean = V::Elem::from_f64(sum / n as f64);
+            let mad = deviation_sum::<V>(x, n, mean);
+            if !mad.is_finite() {
+                return super::scalar::l1_norm_float(x, y, n, eps, affine);
+            }
+            (mean, mad / n as f64)
+        };
+        if mad + eps.to_f64() < super::scalar::tiny_spread::<V::Elem>() {
+            // Rows this flat are computed in f64 (see scalar::tiny_spread).
+            return super::scalar::l1_norm_float(x, y, n, eps, affine);
+        }
+        let inverse = 1.0 / (mad + eps.to_f64());
+        let scale = V::Elem::from_f64(inverse);
+        if inverse.is_finite() && !scale.is_finite() {
+            // Beyond the element type's range (see scalar::l1_norm_float).
+            return super::scalar::write_scaled_f64(x, y, n, mean.to_f64(), inverse, affine);
+        }
+        match (!affine.weight.is_null(), !affine.bias.is_null()) {
+            (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),
+            (false, true) => write_row::<V, false, true>(x, y, n, mean, scale, affine),
+            (true, false) => write_row::<V, true, false>(x, y, n, mean, scale, affine),
+            (true, true) => write_row::<V, true, true>(x, y, n, mean, scale, affine),
+        }
     }
 }

@@ -52,20 +52,15 @@
 //! entries of a row with an infinity.) An empty row writes nothing.
 //!
 //! `scalar` holds the reference (f64 arithmetic, also the portable path),
-//! `vector` the algorithm written once over [`Vector`](crate::simd::Vector),
-//! `avx2` / `avx512` the entry points that instantiate it.
+//! `vector` the algorithm written once over [`Vector`](crate::simd::Vector);
+//! each level reaches it through [`dispatch::run`].
 
 pub mod scalar;
 mod vector;
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-
-use crate::dispatch::Isa;
+use crate::dispatch::{self, Isa, Kernel};
 pub use crate::l1norm::{Affine, RowBatch};
-use crate::simd::{Element, Real};
+use crate::simd::{Element, Real, Simd};
 
 /// Elements summed in registers before folding into the f64 totals.
 pub(crate) const BLOCK: usize = 512;
@@ -146,6 +141,61 @@ pub(crate) fn safe_min<T: Real>() -> f64 {
     }
 }
 
+/// What a [`NormKernel`] computes.
+enum NormWork<T> {
+    /// One row, `x` into `y`.
+    Row { x: *const T, y: *mut T, n: usize },
+    /// Every row of a batch.
+    Rows(RowBatch<T>),
+    /// The fused form on one row: `sum` = x + residual, `y` = its norm.
+    Add { x: *const T, residual: *const T, sum: *mut T, y: *mut T, n: usize },
+}
+
+/// A norm kernel call. Built only by the `unsafe` functions below, whose
+/// callers vouch for every pointer in it.
+struct NormKernel<T> {
+    kind: Norm,
+    eps: f64,
+    affine: Affine<T>,
+    work: NormWork<T>,
+}
+
+impl<T: Element> Kernel for NormKernel<T> {
+    type Output = ();
+
+    fn scalar(self) {
+        let NormKernel { kind, eps, affine, work } = self;
+        // SAFETY: the pointers satisfy the contract of the constructor
+        // (`norm_raw`, `norm_rows_raw` or `add_norm_raw`).
+        unsafe {
+            match work {
+                NormWork::Row { x, y, n } => scalar::norm(kind, x, y, n, eps, affine),
+                NormWork::Rows(batch) => {
+                    for i in 0..batch.rows {
+                        scalar::norm(kind, batch.x_row(i), batch.y_row(i), batch.n, eps, affine)
+                    }
+                }
+                NormWork::Add { x, residual, sum, y, n } => scalar::add_norm(kind, x, residual, sum, y, n, eps, affine),
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn vector<S: Simd>(self, _: S) {
+        let NormKernel { kind, eps, affine, work } = self;
+        // SAFETY: as in `scalar`; the token proves the CPU has `S`.
+        unsafe {
+            match work {
+                NormWork::Row { x, y, n } => vector::norm::<T::Vector<S>>(kind, x, y, n, eps, affine),
+                NormWork::Rows(batch) => vector::norm_rows::<T::Vector<S>>(kind, batch, eps, affine),
+                NormWork::Add { x, residual, sum, y, n } => {
+                    vector::add_norm::<T::Vector<S>>(kind, x, residual, sum, y, n, eps, affine)
+                }
+            }
+        }
+    }
+}
+
 /// The normalization `kind` of one row of `n` elements from `x` into `y`,
 /// then `* weight + bias` where given (for every kind; the Python API
 /// offers a bias for LayerNorm only).
@@ -153,17 +203,10 @@ pub(crate) fn safe_min<T: Real>() -> f64 {
 /// # Safety
 /// `x` must be valid for reading and `y` for writing `n` elements; they are
 /// the same pointer (in place) or do not overlap. Non-null `affine`
-/// pointers must be valid for reading `n` elements. `isa` must be supported.
+/// pointers must be valid for reading `n` elements. Panics when `isa` is
+/// not supported by this CPU.
 pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>) {
-    match isa {
-        Isa::Scalar => scalar::norm(kind, x, y, n, eps, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::norm::<T>(kind, x, y, n, eps, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::norm::<T>(kind, x, y, n, eps, affine),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("{isa} kernels exist only on x86-64"),
-    }
+    dispatch::run(isa, NormKernel { kind, eps, affine, work: NormWork::Row { x, y, n } })
 }
 
 /// [`norm_raw`] of every row of `batch`, with the same results. The vector
@@ -175,19 +218,7 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// elements; a y row is either its x row or overlaps no x row. Otherwise
 /// as for [`norm_raw`].
 pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T>) {
-    match isa {
-        Isa::Scalar => {
-            for i in 0..batch.rows {
-                scalar::norm(kind, batch.x_row(i), batch.y_row(i), batch.n, eps, affine)
-            }
-        }
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::norm_rows::<T>(kind, batch, eps, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::norm_rows::<T>(kind, batch, eps, affine),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("{isa} kernels exist only on x86-64"),
-    }
+    dispatch::run(isa, NormKernel { kind, eps, affine, work: NormWork::Rows(batch) })
 }
 
 /// The fused form: `sum` = x + residual, `y` = the normalization of `sum`.
@@ -208,19 +239,10 @@ pub unsafe fn add_norm_raw<T: Element>(
     eps: f64,
     affine: Affine<T>,
 ) {
-    match isa {
-        Isa::Scalar => scalar::add_norm(kind, x, residual, sum, y, n, eps, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::add_norm::<T>(kind, x, residual, sum, y, n, eps, affine),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::add_norm::<T>(kind, x, residual, sum, y, n, eps, affine),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("{isa} kernels exist only on x86-64"),
-    }
+    dispatch::run(isa, NormKernel { kind, eps, affine, work: NormWork::Add { x, residual, sum, y, n } })
 }
 
-fn check_args<T>(what: &str, isa: Isa, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
-    assert!(isa.is_supported(), "{isa} is not supported by this CPU");
+fn check_args<T>(what: &str, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
     for (name, v) in [("weight", weight), ("bias", bias)] {
         if let Some(v) = v {
             assert_eq!(v.len(), n, "{what}: {name} length differs from the row length");
@@ -231,8 +253,9 @@ fn check_args<T>(what: &str, isa: Isa, n: usize, weight: Option<&[T]>, bias: Opt
 /// The normalization `kind` of `x` into `y` (same length).
 pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
     assert_eq!(x.len(), y.len(), "norm: input and output lengths differ");
-    check_args("norm", isa, x.len(), weight, bias);
+    check_args("norm", x.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
+    // SAFETY: distinct slices of one length; weight and bias have that length.
     unsafe { norm_raw(isa, kind, x.as_ptr(), y.as_mut_ptr(), x.len(), eps, affine) }
 }
 
@@ -242,17 +265,23 @@ pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, we
 pub fn norm_rows<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], n: usize, eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
     assert_eq!(x.len(), y.len(), "norm_rows: input and output lengths differ");
     assert!(n == 0 || x.len().is_multiple_of(n), "norm_rows: length is not a multiple of the row length");
-    check_args("norm_rows", isa, n, weight, bias);
+    check_args("norm_rows", n, weight, bias);
     let rows = x.len().checked_div(n).unwrap_or(0);
     let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
+    // SAFETY: the batch covers the two distinct slices exactly (rows * n
+    // elements each); weight and bias have length n.
     unsafe { norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(weight, bias)) }
 }
 
 /// [`norm`] in place.
 pub fn norm_inplace<T: Element>(isa: Isa, kind: Norm, y: &mut [T], eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
-    check_args("norm", isa, y.len(), weight, bias);
+    check_args("norm", y.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
-    unsafe { norm_raw(isa, kind, y.as_ptr(), y.as_mut_ptr(), y.len(), eps, affine) }
+    // One pointer for both x and y, from the one mutable borrow (a second
+    // reborrow would invalidate the first under Stacked / Tree Borrows).
+    let p = y.as_mut_ptr();
+    // SAFETY: `p` is valid for `y.len()` elements, in place.
+    unsafe { norm_raw(isa, kind, p.cast_const(), p, y.len(), eps, affine) }
 }
 
 /// The fused form into separate outputs: `sum` = x + residual, `y` = the
@@ -271,8 +300,10 @@ pub fn add_norm<T: Element>(
 ) {
     let n = x.len();
     assert!(residual.len() == n && sum.len() == n && y.len() == n, "add_norm: lengths differ");
-    check_args("add_norm", isa, n, weight, bias);
+    check_args("add_norm", n, weight, bias);
     let affine = Affine::from_slices(weight, bias);
+    // SAFETY: four distinct slices of length n (x and residual may be the
+    // same slice: both are only read).
     unsafe { add_norm_raw(isa, kind, x.as_ptr(), residual.as_ptr(), sum.as_mut_ptr(), y.as_mut_ptr(), n, eps, affine) }
 }
 
@@ -289,8 +320,10 @@ pub fn add_norm_inplace<T: Element>(
 ) {
     let n = x.len();
     assert_eq!(residual.len(), n, "add_norm_inplace: lengths differ");
-    check_args("add_norm_inplace", isa, n, weight, bias);
+    check_args("add_norm_inplace", n, weight, bias);
     let affine = Affine::from_slices(weight, bias);
     let (xp, rp) = (x.as_mut_ptr(), residual.as_mut_ptr());
+    // SAFETY: two distinct mutable slices of length n: sum is residual's
+    // buffer and y is x's, as `add_norm_raw` allows.
     unsafe { add_norm_raw(isa, kind, xp, rp, rp, xp, n, eps, affine) }
 }

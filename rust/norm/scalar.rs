@@ -5,21 +5,33 @@
 use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowConstants};
 use crate::simd::Real;
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 pub(crate) unsafe fn norm<T: Real>(kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>) {
-    if n == 0 {
-        return;
-    }
-    let Some(k) = constants(kind, x, n, eps) else {
-        return fill(y, n, T::NAN);
-    };
-    for i in 0..n {
-        let z = (((*x.add(i)).to_f64() * k.scale - k.c_hi) - k.c_lo) * k.r;
-        let w = channel(affine.weight, i, 1.0);
-        let b = channel(affine.bias, i, 0.0);
-        *y.add(i) = T::from_f64(z * w + b);
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        if n == 0 {
+            return;
+        }
+        let Some(k) = constants(kind, x, n, eps) else {
+            return fill(y, n, T::NAN);
+        };
+        for i in 0..n {
+            let z = (((*x.add(i)).to_f64() * k.scale - k.c_hi) - k.c_lo) * k.r;
+            let w = channel(affine.weight, i, 1.0);
+            let b = channel(affine.bias, i, 0.0);
+            *y.add(i) = T::from_f64(z * w + b);
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[allow(clippy::too_many_arguments)]
 pub(crate) unsafe fn add_norm<T: Real>(
     kind: Norm,
@@ -31,64 +43,102 @@ pub(crate) unsafe fn add_norm<T: Real>(
     eps: f64,
     affine: Affine<T>,
 ) {
-    for i in 0..n {
-        *sum.add(i) = *x.add(i) + *residual.add(i);
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        for i in 0..n {
+            *sum.add(i) = *x.add(i) + *residual.add(i);
+        }
+        norm(kind, sum, y, n, eps, affine)
     }
-    norm(kind, sum, y, n, eps, affine)
 }
 
 /// The row constants, or None for a row holding NaN or +-inf.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn constants<T: Real>(kind: Norm, x: *const T, n: usize, eps: f64) -> Option<RowConstants> {
-    let (c_hi, c_lo, q) = sums(kind, x, n, 1.0);
-    let div = kind.divisor(n);
-    if q.is_finite() && q >= safe_min::<f64>() {
-        return Some(RowConstants { scale: 1.0, c_hi, c_lo, r: inv_rms(q / div, eps, 1.0) });
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let (c_hi, c_lo, q) = sums(kind, x, n, 1.0);
+        let div = kind.divisor(n);
+        if q.is_finite() && q >= safe_min::<f64>() {
+            return Some(RowConstants { scale: 1.0, c_hi, c_lo, r: inv_rms(q / div, eps, 1.0) });
+        }
+        // Overflow, underflow, a zero sum of squares, or a non-finite entry.
+        let amax = (0..n).fold(0.0f64, |m, i| {
+            let v = (*x.add(i)).to_f64().abs();
+            if v.is_nan() || m.is_nan() { f64::NAN } else { m.max(v) }
+        });
+        if !amax.is_finite() {
+            return None;
+        }
+        let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<f64>(amax) };
+        let (c_hi, c_lo, q) = sums(kind, x, n, scale);
+        Some(RowConstants { scale, c_hi, c_lo, r: inv_rms(q / div, eps, scale) })
     }
-    // Overflow, underflow, a zero sum of squares, or a non-finite entry.
-    let amax = (0..n).fold(0.0f64, |m, i| {
-        let v = (*x.add(i)).to_f64().abs();
-        if v.is_nan() || m.is_nan() { f64::NAN } else { m.max(v) }
-    });
-    if !amax.is_finite() {
-        return None;
-    }
-    let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<f64>(amax) };
-    let (c_hi, c_lo, q) = sums(kind, x, n, scale);
-    Some(RowConstants { scale, c_hi, c_lo, r: inv_rms(q / div, eps, scale) })
 }
 
 /// (c_hi, c_lo, q) of the row times `scale`: the centre c_hi + c_lo and the
 /// sum of squares the norm divides by the divisor (see the module docs).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn sums<T: Real>(kind: Norm, x: *const T, n: usize, scale: f64) -> (f64, f64, f64) {
-    let v = |i: usize| (*x.add(i)).to_f64() * scale;
-    let sum: f64 = (0..n).map(v).sum();
-    match kind {
-        Norm::Rms => (0.0, 0.0, (0..n).map(|i| v(i) * v(i)).sum()),
-        Norm::Crms => (0.0, 0.0, (0..n).map(|i| v(i) * v(i)).sum::<f64>() + sum * sum),
-        Norm::Layer => {
-            let c_hi = sum / n as f64;
-            let (mut sd, mut sd2) = (0.0f64, 0.0f64);
-            for i in 0..n {
-                let d = v(i) - c_hi;
-                sd += d;
-                sd2 += d * d;
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let v = |i: usize| (*x.add(i)).to_f64() * scale;
+        let sum: f64 = (0..n).map(v).sum();
+        match kind {
+            Norm::Rms => (0.0, 0.0, (0..n).map(|i| v(i) * v(i)).sum()),
+            Norm::Crms => (0.0, 0.0, (0..n).map(|i| v(i) * v(i)).sum::<f64>() + sum * sum),
+            Norm::Layer => {
+                let c_hi = sum / n as f64;
+                let (mut sd, mut sd2) = (0.0f64, 0.0f64);
+                for i in 0..n {
+                    let d = v(i) - c_hi;
+                    sd += d;
+                    sd2 += d * d;
+                }
+                // Chan, Golub & LeVeque (1983), eq. 1.7: the corrected two-pass sum.
+                (c_hi, sd / n as f64, (sd2 - sd * sd / n as f64).max(0.0))
             }
-            // Chan, Golub & LeVeque (1983), eq. 1.7: the corrected two-pass sum.
-            (c_hi, sd / n as f64, (sd2 - sd * sd / n as f64).max(0.0))
         }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn channel<T: Real>(p: *const T, i: usize, default: f64) -> f64 {
-    if p.is_null() {
-        default
-    } else {
-        (*p.add(i)).to_f64()
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        if p.is_null() {
+            default
+        } else {
+            (*p.add(i)).to_f64()
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn fill<T: Real>(y: *mut T, n: usize, value: T) {
-    for i in 0..n {
-        *y.add(i) = value;
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        for i in 0..n {
+            *y.add(i) = value;
+        }
     }
 }

@@ -1,7 +1,7 @@
 //! The norms written once over a SIMD register type `V`.
 //!
 //! Every function is `#[inline(always)]` and only meaningful when inlined
-//! into a `#[target_feature]` entry point (`avx2.rs`, `avx512.rs`). Sums
+//! into the `#[target_feature]` trampoline of `dispatch::run`. Sums
 //! run in four register chains per statistic (to hide the add / FMA
 //! latency) over blocks of `BLOCK` elements and are folded into f64
 //! totals. Main loops start at the first register-aligned element of the
@@ -20,7 +20,7 @@
 //! 3. the write pass.
 //!
 //! (Fusing the write of one row with the first pass of the next, so that
-//! loads and stores stream together, was measured slower on Zen 4 for
+//! loads and stores stream together, was measured slower on AMD Zen 5 (family 26) for
 //! 1024-element rows than these plain passes.)
 
 use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, BLOCK};
@@ -29,7 +29,7 @@ use crate::simd::{Real, Vector};
 /// Rows of at most this many bytes are pipelined in batches: the first
 /// pass of row i + 1 is issued before the rest of row i, so the
 /// out-of-order core overlaps the next row's loads with this row's
-/// reductions, square root and division. Measured on Zen 4 (time / copy
+/// reductions, square root and division. Measured on AMD Zen 5 (family 26) (time / copy
 /// time, float32): 64-element rows 2.2 -> 1.8 (RMSNorm), 3.2 -> 2.7
 /// (LayerNorm); from 128 elements on RMSNorm got slower.
 const PIPELINE_MAX_BYTES: usize = 256;
@@ -46,7 +46,7 @@ const SHIFT_OK: f64 = 0.75;
 /// How far ahead of a statistics pass its input is prefetched: two rows
 /// of 1024 float32. The hardware prefetchers stop at 4 KiB page
 /// boundaries and ramp up again on each new page, so short rows otherwise
-/// wait on memory at every row start. Measured on Zen 4, 4096 x 1024
+/// wait on memory at every row start. Measured on AMD Zen 5 (family 26), 4096 x 1024
 /// float32, time / copy time: RMSNorm 1.40 -> 1.20, LayerNorm 1.50 ->
 /// 1.10; 2, 4, 6, 12 and 16 KiB were no better. (The fused forms' first
 /// pass, with two input streams and one output, measured faster without.)
@@ -55,27 +55,36 @@ const PREFETCH_BYTES: usize = 8192;
 /// Prefetches the cache lines of one unrolled step (`CHAINS` registers)
 /// `PREFETCH_BYTES` after `p`; prefetching past the end of the data is
 /// harmless (a hint, never a fault), and the pointer is never read.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn prefetch_ahead<V: Vector>(p: *const V::Elem) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let ahead = (p as *const i8).wrapping_add(PREFETCH_BYTES);
-        let step = CHAINS * V::LANES * std::mem::size_of::<V::Elem>();
-        let mut b = 0;
-        while b < step {
-            _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(b));
-            b += 64;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let ahead = (p as *const i8).wrapping_add(PREFETCH_BYTES);
+            let step = CHAINS * V::LANES * std::mem::size_of::<V::Elem>();
+            let mut b = 0;
+            while b < step {
+                _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(b));
+                b += 64;
+            }
         }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = p;
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
 }
 
 /// The value a pass works on: x * scale (`SCALED`), minus the centre
 /// (`CENTER`; `neg_c` = -c), one rounding for both.
 #[inline(always)]
-unsafe fn map<V: Vector, const SCALED: bool, const CENTER: bool>(x: V, scale: V, neg_c: V) -> V {
+fn map<V: Vector, const SCALED: bool, const CENTER: bool>(x: V, scale: V, neg_c: V) -> V {
     match (SCALED, CENTER) {
         (false, false) => x,
         (true, false) => x.mul(scale),
@@ -118,7 +127,7 @@ fn neutral<T: Real, const SCALED: bool, const CENTER: bool>(neg_c: T) -> Option<
 
 /// Adds v (LIN) and v^2 (SQ) into the accumulators.
 #[inline(always)]
-unsafe fn accumulate<V: Vector, const LIN: bool, const SQ: bool>(l: &mut V, q: &mut V, v: V) {
+fn accumulate<V: Vector, const LIN: bool, const SQ: bool>(l: &mut V, q: &mut V, v: V) {
     if LIN {
         *l = l.add(v);
     }
@@ -128,21 +137,35 @@ unsafe fn accumulate<V: Vector, const LIN: bool, const SQ: bool>(l: &mut V, q: &
 }
 
 /// Folds the chains into the f64 totals and clears them.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn fold<V: Vector, const LIN: bool, const SQ: bool>(l: &mut [V; CHAINS], q: &mut [V; CHAINS], lin: &mut f64, sq: &mut f64) {
-    let zero = V::splat(V::Elem::ZERO);
-    if LIN {
-        *lin += l[0].add(l[1]).add(l[2].add(l[3])).reduce_add().to_f64();
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let zero = V::splat(V::Elem::ZERO);
+        if LIN {
+            *lin += l[0].add(l[1]).add(l[2].add(l[3])).reduce_add().to_f64();
+        }
+        if SQ {
+            *sq += q[0].add(q[1]).add(q[2].add(q[3])).reduce_add().to_f64();
+        }
+        (*l, *q) = ([zero; CHAINS], [zero; CHAINS]);
     }
-    if SQ {
-        *sq += q[0].add(q[1]).add(q[2].add(q[3])).reduce_add().to_f64();
-    }
-    (*l, *q) = ([zero; CHAINS], [zero; CHAINS]);
 }
 
 /// (sum v, sum v^2) over the row for v = map(x); `LIN` / `SQ` select which
 /// sums are computed (the other is 0). The main loop starts after `head`
 /// elements (the row's [`head_len`]).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn sums<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: bool, const SQ: bool>(
     x: *const V::Elem,
@@ -151,176 +174,212 @@ unsafe fn sums<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: boo
     scale: V::Elem,
     neg_c: V::Elem,
 ) -> (f64, f64) {
-    let lanes = V::LANES;
-    let (vs, vc) = (V::splat(scale), V::splat(neg_c));
-    let zero = V::splat(V::Elem::ZERO);
-    let fill = neutral::<V::Elem, SCALED, CENTER>(neg_c);
-    let head = if fill.is_some() { head } else { 0 };
-    let body = head + (n - head) / lanes * lanes;
-    let (mut lin, mut sq) = (0.0f64, 0.0f64);
-    let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
-    match fill {
-        Some(f) => {
-            if head > 0 {
-                let v = map::<V, SCALED, CENTER>(V::load_partial(x, head, f), vs, vc);
-                accumulate::<V, LIN, SQ>(&mut l[1], &mut q[1], v);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let (vs, vc) = (V::splat(scale), V::splat(neg_c));
+        let zero = V::splat(V::Elem::ZERO);
+        let fill = neutral::<V::Elem, SCALED, CENTER>(neg_c);
+        let head = if fill.is_some() { head } else { 0 };
+        let body = head + (n - head) / lanes * lanes;
+        let (mut lin, mut sq) = (0.0f64, 0.0f64);
+        let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
+        match fill {
+            Some(f) => {
+                if head > 0 {
+                    let v = map::<V, SCALED, CENTER>(V::load_partial(x, head, f), vs, vc);
+                    accumulate::<V, LIN, SQ>(&mut l[1], &mut q[1], v);
+                }
+                if body < n {
+                    let v = map::<V, SCALED, CENTER>(V::load_partial(x.add(body), n - body, f), vs, vc);
+                    accumulate::<V, LIN, SQ>(&mut l[2], &mut q[2], v);
+                }
             }
-            if body < n {
-                let v = map::<V, SCALED, CENTER>(V::load_partial(x.add(body), n - body, f), vs, vc);
-                accumulate::<V, LIN, SQ>(&mut l[2], &mut q[2], v);
+            None => {
+                for i in body..n {
+                    let v = map_one::<V::Elem, SCALED, CENTER>(*x.add(i), scale, neg_c).to_f64();
+                    lin += v;
+                    sq += v * v;
+                }
             }
         }
-        None => {
-            for i in body..n {
-                let v = map_one::<V::Elem, SCALED, CENTER>(*x.add(i), scale, neg_c).to_f64();
-                lin += v;
-                sq += v * v;
+        let mut start = head;
+        loop {
+            let end = (start + BLOCK).min(body);
+            let mut i = start;
+            while i + CHAINS * lanes <= end {
+                prefetch_ahead::<V>(x.wrapping_add(i));
+                for c in 0..CHAINS {
+                    let v = map::<V, SCALED, CENTER>(V::load(x.add(i + c * lanes)), vs, vc);
+                    accumulate::<V, LIN, SQ>(&mut l[c], &mut q[c], v);
+                }
+                i += CHAINS * lanes;
+            }
+            while i < end {
+                let v = map::<V, SCALED, CENTER>(V::load(x.add(i)), vs, vc);
+                accumulate::<V, LIN, SQ>(&mut l[0], &mut q[0], v);
+                i += lanes;
+            }
+            fold::<V, LIN, SQ>(&mut l, &mut q, &mut lin, &mut sq);
+            start = end;
+            if start >= body {
+                break;
             }
         }
-    }
-    let mut start = head;
-    loop {
-        let end = (start + BLOCK).min(body);
-        let mut i = start;
-        while i + CHAINS * lanes <= end {
-            prefetch_ahead::<V>(x.wrapping_add(i));
-            for c in 0..CHAINS {
-                let v = map::<V, SCALED, CENTER>(V::load(x.add(i + c * lanes)), vs, vc);
-                accumulate::<V, LIN, SQ>(&mut l[c], &mut q[c], v);
-            }
-            i += CHAINS * lanes;
-        }
-        while i < end {
-            let v = map::<V, SCALED, CENTER>(V::load(x.add(i)), vs, vc);
-            accumulate::<V, LIN, SQ>(&mut l[0], &mut q[0], v);
-            i += lanes;
-        }
-        fold::<V, LIN, SQ>(&mut l, &mut q, &mut lin, &mut sq);
-        start = end;
-        if start >= body {
-            break;
-        }
-    }
-    (if LIN { lin } else { 0.0 }, if SQ { sq } else { 0.0 })
-}
-
-/// Loads `count <= LANES` elements (zeros past them).
-#[inline(always)]
-unsafe fn load_n<V: Vector>(p: *const V::Elem, count: usize) -> V {
-    if count == V::LANES {
-        V::load(p)
-    } else {
-        V::load_partial(p, count, V::Elem::ZERO)
+        (if LIN { lin } else { 0.0 }, if SQ { sq } else { 0.0 })
     }
 }
 
-/// Stores the first `count <= LANES` lanes.
-#[inline(always)]
-unsafe fn store_n<V: Vector>(v: V, p: *mut V::Elem, count: usize) {
-    if count == V::LANES {
-        v.store(p)
-    } else {
-        v.store_partial(p, count)
-    }
-}
+
 
 /// s = x + r at `i` for `count` elements, stored; adds s - K and its
 /// square to the chains (lanes past `count` hold K + 0, adding nothing).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 unsafe fn add_lanes<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::Elem, i: usize, count: usize, k: V::Elem, l: &mut V, q: &mut V) {
-    let (xv, rv) = if count == V::LANES {
-        (V::load(x.add(i)), V::load(r.add(i)))
-    } else {
-        (V::load_partial(x.add(i), count, k), V::load_partial(r.add(i), count, V::Elem::ZERO))
-    };
-    let v = xv.add(rv);
-    store_n(v, s.add(i), count);
-    accumulate::<V, true, true>(l, q, v.sub(V::splat(k)));
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (xv, rv) = if count == V::LANES {
+            (V::load(x.add(i)), V::load(r.add(i)))
+        } else {
+            (V::load_partial(x.add(i), count, k), V::load_partial(r.add(i), count, V::Elem::ZERO))
+        };
+        let v = xv.add(rv);
+        v.store_n(s.add(i), count);
+        accumulate::<V, true, true>(l, q, v.sub(V::splat(k)));
+    }
 }
 
 /// s = x + r, stored, and (sum (s - K), sum (s - K)^2) with K = `k`; the
 /// main loop starts after `head` elements (x's [`head_len`]).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::Elem, n: usize, head: usize, k: V::Elem) -> (f64, f64) {
-    let lanes = V::LANES;
-    let zero = V::splat(V::Elem::ZERO);
-    let (mut lin, mut sq) = (0.0f64, 0.0f64);
-    let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
-    if head > 0 {
-        add_lanes::<V>(x, r, s, 0, head, k, &mut l[1], &mut q[1]);
-    }
-    let mut start = head;
-    loop {
-        let end = (start + BLOCK).min(n);
-        let mut i = start;
-        while i + CHAINS * lanes <= end {
-            for c in 0..CHAINS {
-                add_lanes::<V>(x, r, s, i + c * lanes, lanes, k, &mut l[c], &mut q[c]);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let zero = V::splat(V::Elem::ZERO);
+        let (mut lin, mut sq) = (0.0f64, 0.0f64);
+        let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
+        if head > 0 {
+            add_lanes::<V>(x, r, s, 0, head, k, &mut l[1], &mut q[1]);
+        }
+        let mut start = head;
+        loop {
+            let end = (start + BLOCK).min(n);
+            let mut i = start;
+            while i + CHAINS * lanes <= end {
+                for c in 0..CHAINS {
+                    add_lanes::<V>(x, r, s, i + c * lanes, lanes, k, &mut l[c], &mut q[c]);
+                }
+                i += CHAINS * lanes;
             }
-            i += CHAINS * lanes;
+            while i < end {
+                let count = (end - i).min(lanes);
+                add_lanes::<V>(x, r, s, i, count, k, &mut l[0], &mut q[0]);
+                i += count;
+            }
+            fold::<V, true, true>(&mut l, &mut q, &mut lin, &mut sq);
+            start = end;
+            if start >= n {
+                break;
+            }
         }
-        while i < end {
-            let count = (end - i).min(lanes);
-            add_lanes::<V>(x, r, s, i, count, k, &mut l[0], &mut q[0]);
-            i += count;
-        }
-        fold::<V, true, true>(&mut l, &mut q, &mut lin, &mut sq);
-        start = end;
-        if start >= n {
-            break;
-        }
+        (lin, sq)
     }
-    (lin, sq)
 }
 
 /// max |x| over the row (a NaN may be dropped: callers catch NaN rows
 /// through their sums, which NaN always poisons).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn abs_max<V: Vector>(x: *const V::Elem, n: usize) -> f64 {
-    let lanes = V::LANES;
-    let zero = V::Elem::ZERO;
-    let (mut m0, mut m1) = (V::splat(zero), V::splat(zero));
-    let mut i = 0;
-    while i + 2 * lanes <= n {
-        m0 = m0.max(V::load(x.add(i)).abs());
-        m1 = m1.max(V::load(x.add(i + lanes)).abs());
-        i += 2 * lanes;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let zero = V::Elem::ZERO;
+        let (mut m0, mut m1) = (V::splat(zero), V::splat(zero));
+        let mut i = 0;
+        while i + 2 * lanes <= n {
+            m0 = m0.max(V::load(x.add(i)).abs());
+            m1 = m1.max(V::load(x.add(i + lanes)).abs());
+            i += 2 * lanes;
+        }
+        if i + lanes <= n {
+            m0 = m0.max(V::load(x.add(i)).abs());
+            i += lanes;
+        }
+        if i < n {
+            m1 = m1.max(V::load_partial(x.add(i), n - i, zero).abs());
+        }
+        m0.max(m1).reduce_max().to_f64()
     }
-    if i + lanes <= n {
-        m0 = m0.max(V::load(x.add(i)).abs());
-        i += lanes;
-    }
-    if i < n {
-        m1 = m1.max(V::load_partial(x.add(i), n - i, zero).abs());
-    }
-    m0.max(m1).reduce_max().to_f64()
 }
 
 /// The shift K of the first pass: x[0] (times `scale`) for LayerNorm, else 0.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn shift<T: Real, const SCALED: bool>(kind: Norm, x: *const T, scale: T) -> T {
-    match kind {
-        Norm::Layer => map_one::<T, SCALED, false>(*x, scale, T::ZERO),
-        _ => T::ZERO,
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        match kind {
+            Norm::Layer => map_one::<T, SCALED, false>(*x, scale, T::ZERO),
+            _ => T::ZERO,
+        }
     }
 }
 
 /// The first-pass sums of `kind` on x * scale: (sum d, sum d^2) for
 /// d = x * scale - K (see [`shift`]).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn first_sums<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, n: usize, head: usize, scale: V::Elem) -> (f64, f64) {
-    let zero = V::Elem::ZERO;
-    match kind {
-        Norm::Rms => sums::<V, SCALED, false, false, true>(x, n, head, scale, zero),
-        Norm::Crms => sums::<V, SCALED, false, true, true>(x, n, head, scale, zero),
-        Norm::Layer => sums::<V, SCALED, true, true, true>(x, n, head, scale, -shift::<V::Elem, SCALED>(kind, x, scale)),
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let zero = V::Elem::ZERO;
+        match kind {
+            Norm::Rms => sums::<V, SCALED, false, false, true>(x, n, head, scale, zero),
+            Norm::Crms => sums::<V, SCALED, false, true, true>(x, n, head, scale, zero),
+            Norm::Layer => sums::<V, SCALED, true, true, true>(x, n, head, scale, -shift::<V::Elem, SCALED>(kind, x, scale)),
+        }
     }
 }
 
 /// The row constants on x times `scale` (a power of two; 1 on the fast
 /// path) from the first-pass sums `(s1, s2)`, and the sum of squares q
 /// they rest on. None when q is not finite.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn constants<V: Vector, const SCALED: bool>(
     kind: Norm,
@@ -331,45 +390,58 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
     scale: f64,
     (s1, s2): (f64, f64),
 ) -> Option<(RowConstants, f64)> {
-    let s = V::Elem::from_f64(scale);
-    let nf = n as f64;
-    let (c_hi, c_lo, q) = match kind {
-        Norm::Rms => (0.0, 0.0, s2),
-        Norm::Crms => (0.0, 0.0, s2 + s1 * s1),
-        Norm::Layer => {
-            let k = shift::<V::Elem, SCALED>(kind, x, s);
-            let m = s1 / nf;
-            if s1 * m <= SHIFT_OK * s2 {
-                (k.to_f64(), m, (s2 - s1 * m).max(0.0))
-            } else {
-                // Chan, Golub & LeVeque (1983), eq. 1.7: the corrected
-                // two-pass sum around c = the mean rounded to the type.
-                let c = V::Elem::from_f64(k.to_f64() + m);
-                let (sd, sd2) = sums::<V, SCALED, true, true, true>(x, n, head, s, -c);
-                (c.to_f64(), sd / nf, (sd2 - sd * sd / nf).max(0.0))
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let s = V::Elem::from_f64(scale);
+        let nf = n as f64;
+        let (c_hi, c_lo, q) = match kind {
+            Norm::Rms => (0.0, 0.0, s2),
+            Norm::Crms => (0.0, 0.0, s2 + s1 * s1),
+            Norm::Layer => {
+                let k = shift::<V::Elem, SCALED>(kind, x, s);
+                let m = s1 / nf;
+                if s1 * m <= SHIFT_OK * s2 {
+                    (k.to_f64(), m, (s2 - s1 * m).max(0.0))
+                } else {
+                    // Chan, Golub & LeVeque (1983), eq. 1.7: the corrected
+                    // two-pass sum around c = the mean rounded to the type.
+                    let c = V::Elem::from_f64(k.to_f64() + m);
+                    let (sd, sd2) = sums::<V, SCALED, true, true, true>(x, n, head, s, -c);
+                    (c.to_f64(), sd / nf, (sd2 - sd * sd / nf).max(0.0))
+                }
             }
-        }
-    };
-    q.is_finite().then(|| (RowConstants { scale, c_hi, c_lo, r: inv_rms(q / kind.divisor(n), eps, scale) }, q))
+        };
+        q.is_finite().then(|| (RowConstants { scale, c_hi, c_lo, r: inv_rms(q / kind.divisor(n), eps, scale) }, q))
+    }
 }
 
 /// The constants of a row whose first pass gave `first`: the fast path
 /// when its sum of squares is safe, else recomputed on the rescaled row.
 /// None for a row holding NaN or +-inf.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn row_constants<V: Vector>(kind: Norm, x: *const V::Elem, n: usize, head: usize, eps: f64, first: (f64, f64)) -> Option<RowConstants> {
-    if let Some((k, q)) = constants::<V, false>(kind, x, n, head, eps, 1.0, first) {
-        if q >= safe_min::<V::Elem>() {
-            return Some(k);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        if let Some((k, q)) = constants::<V, false>(kind, x, n, head, eps, 1.0, first) {
+            if q >= safe_min::<V::Elem>() {
+                return Some(k);
+            }
         }
+        let amax = abs_max::<V>(x, n);
+        if !amax.is_finite() {
+            return None;
+        }
+        let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<V::Elem>(amax) };
+        let first = first_sums::<V, true>(kind, x, n, head, V::Elem::from_f64(scale));
+        constants::<V, true>(kind, x, n, head, eps, scale, first).map(|(k, _)| k)
     }
-    let amax = abs_max::<V>(x, n);
-    if !amax.is_finite() {
-        return None;
-    }
-    let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<V::Elem>(amax) };
-    let first = first_sums::<V, true>(kind, x, n, head, V::Elem::from_f64(scale));
-    constants::<V, true>(kind, x, n, head, eps, scale, first).map(|(k, _)| k)
 }
 
 /// The write-pass constants as registers.
@@ -383,23 +455,36 @@ struct Coeffs<V> {
 }
 
 impl<V: Vector> Coeffs<V> {
+    /// # Safety
+    /// The CPU must have the instruction set of `V` (vector code); pointer
+    /// arguments must be valid for the elements read and written (`n` per
+    /// row), with the aliasing the module documents.
     #[inline(always)]
     unsafe fn new(k: &RowConstants) -> Self {
-        // r beyond the type's range only occurs for rescaled rows that are
-        // constant (every x - c is 0); the largest finite r keeps their
-        // 0 * r at 0. An infinite r (eps = 0) stays: 0 / 0 is NaN.
-        let max = if V::Elem::MANTISSA_DIGITS == 24 { f32::MAX as f64 } else { f64::MAX };
-        let r = if k.r.is_finite() { k.r.min(max) } else { k.r };
-        Coeffs {
-            scale: V::splat(V::Elem::from_f64(k.scale)),
-            neg_c: V::splat(V::Elem::from_f64(-k.c_hi)),
-            r: V::splat(V::Elem::from_f64(r)),
-            neg_clo_r: V::splat(V::Elem::from_f64(-k.c_lo * r)),
+        // SAFETY: this function's contract: the CPU has the instruction set of V,
+        // and every access below stays inside the elements the caller vouched for.
+        unsafe {
+            // r beyond the type's range only occurs for rescaled rows that are
+            // constant (every x - c is 0); the largest finite r keeps their
+            // 0 * r at 0. An infinite r (eps = 0) stays: 0 / 0 is NaN.
+            let max = if V::Elem::MANTISSA_DIGITS == 24 { f32::MAX as f64 } else { f64::MAX };
+            let r = if k.r.is_finite() { k.r.min(max) } else { k.r };
+            Coeffs {
+                scale: V::splat(V::Elem::from_f64(k.scale)),
+                neg_c: V::splat(V::Elem::from_f64(-k.c_hi)),
+                r: V::splat(V::Elem::from_f64(r)),
+                neg_clo_r: V::splat(V::Elem::from_f64(-k.c_lo * r)),
+            }
         }
     }
 }
 
 /// y = map(x) * r (- c_lo r) (* w + b) for `count` elements at `i`.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn write_lanes<V: Vector, const SCALED: bool, const CENTER: bool, const W: bool, const B: bool>(
     x: *const V::Elem,
@@ -409,18 +494,26 @@ unsafe fn write_lanes<V: Vector, const SCALED: bool, const CENTER: bool, const W
     k: Coeffs<V>,
     affine: Affine<V::Elem>,
 ) {
-    let d = map::<V, SCALED, CENTER>(load_n::<V>(x.add(i), count), k.scale, k.neg_c);
-    let mut z = if CENTER { d.mul_add(k.r, k.neg_clo_r) } else { d.mul(k.r) };
-    if W && B {
-        z = z.mul_add(load_n::<V>(affine.weight.add(i), count), load_n::<V>(affine.bias.add(i), count));
-    } else if W {
-        z = z.mul(load_n::<V>(affine.weight.add(i), count));
-    } else if B {
-        z = z.add(load_n::<V>(affine.bias.add(i), count));
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let d = map::<V, SCALED, CENTER>(V::load_n(x.add(i), count, V::Elem::ZERO), k.scale, k.neg_c);
+        let mut z = if CENTER { d.mul_add(k.r, k.neg_clo_r) } else { d.mul(k.r) };
+        if W && B {
+            z = z.mul_add(V::load_n(affine.weight.add(i), count, V::Elem::ZERO), V::load_n(affine.bias.add(i), count, V::Elem::ZERO));
+        } else if W {
+            z = z.mul(V::load_n(affine.weight.add(i), count, V::Elem::ZERO));
+        } else if B {
+            z = z.add(V::load_n(affine.bias.add(i), count, V::Elem::ZERO));
+        }
+        z.store_n(y.add(i), count);
     }
-    store_n(z, y.add(i), count);
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn write_row<V: Vector, const SCALED: bool, const CENTER: bool, const W: bool, const B: bool>(
     x: *const V::Elem,
@@ -430,19 +523,27 @@ unsafe fn write_row<V: Vector, const SCALED: bool, const CENTER: bool, const W: 
     k: Coeffs<V>,
     affine: Affine<V::Elem>,
 ) {
-    if head > 0 {
-        write_lanes::<V, SCALED, CENTER, W, B>(x, y, 0, head, k, affine);
-    }
-    let mut i = head;
-    while i + V::LANES <= n {
-        write_lanes::<V, SCALED, CENTER, W, B>(x, y, i, V::LANES, k, affine);
-        i += V::LANES;
-    }
-    if i < n {
-        write_lanes::<V, SCALED, CENTER, W, B>(x, y, i, n - i, k, affine);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        if head > 0 {
+            write_lanes::<V, SCALED, CENTER, W, B>(x, y, 0, head, k, affine);
+        }
+        let mut i = head;
+        while i + V::LANES <= n {
+            write_lanes::<V, SCALED, CENTER, W, B>(x, y, i, V::LANES, k, affine);
+            i += V::LANES;
+        }
+        if i < n {
+            write_lanes::<V, SCALED, CENTER, W, B>(x, y, i, n - i, k, affine);
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
     x: *const V::Elem,
@@ -452,78 +553,113 @@ unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
     k: Coeffs<V>,
     affine: Affine<V::Elem>,
 ) {
-    match (!affine.weight.is_null(), !affine.bias.is_null()) {
-        (false, false) => write_row::<V, SCALED, CENTER, false, false>(x, y, n, head, k, affine),
-        (false, true) => write_row::<V, SCALED, CENTER, false, true>(x, y, n, head, k, affine),
-        (true, false) => write_row::<V, SCALED, CENTER, true, false>(x, y, n, head, k, affine),
-        (true, true) => write_row::<V, SCALED, CENTER, true, true>(x, y, n, head, k, affine),
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        match (!affine.weight.is_null(), !affine.bias.is_null()) {
+            (false, false) => write_row::<V, SCALED, CENTER, false, false>(x, y, n, head, k, affine),
+            (false, true) => write_row::<V, SCALED, CENTER, false, true>(x, y, n, head, k, affine),
+            (true, false) => write_row::<V, SCALED, CENTER, true, false>(x, y, n, head, k, affine),
+            (true, true) => write_row::<V, SCALED, CENTER, true, true>(x, y, n, head, k, affine),
+        }
     }
 }
 
 /// Normalizes the row `x` (whose first-pass sums are `first`) into `y`.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 unsafe fn finish<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, head: usize, eps: f64, affine: Affine<V::Elem>, first: (f64, f64)) {
-    let Some(k) = row_constants::<V>(kind, x, n, head, eps, first) else {
-        for i in 0..n {
-            *y.add(i) = V::Elem::NAN;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let Some(k) = row_constants::<V>(kind, x, n, head, eps, first) else {
+            for i in 0..n {
+                *y.add(i) = V::Elem::NAN;
+            }
+            return;
+        };
+        let coeffs = Coeffs::new(&k);
+        match (k.scale != 1.0, kind == Norm::Layer) {
+            (false, false) => write_affine::<V, false, false>(x, y, n, head, coeffs, affine),
+            (false, true) => write_affine::<V, false, true>(x, y, n, head, coeffs, affine),
+            (true, false) => write_affine::<V, true, false>(x, y, n, head, coeffs, affine),
+            (true, true) => write_affine::<V, true, true>(x, y, n, head, coeffs, affine),
         }
-        return;
-    };
-    let coeffs = Coeffs::new(&k);
-    match (k.scale != 1.0, kind == Norm::Layer) {
-        (false, false) => write_affine::<V, false, false>(x, y, n, head, coeffs, affine),
-        (false, true) => write_affine::<V, false, true>(x, y, n, head, coeffs, affine),
-        (true, false) => write_affine::<V, true, false>(x, y, n, head, coeffs, affine),
-        (true, true) => write_affine::<V, true, true>(x, y, n, head, coeffs, affine),
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, eps: f64, affine: Affine<V::Elem>) {
-    if n == 0 {
-        return;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        if n == 0 {
+            return;
+        }
+        let head = head_len::<V>(x, n);
+        let first = first_sums::<V, false>(kind, x, n, head, V::Elem::ONE);
+        finish::<V>(kind, x, y, n, head, eps, affine, first)
     }
-    let head = head_len::<V>(x, n);
-    let first = first_sums::<V, false>(kind, x, n, head, V::Elem::ONE);
-    finish::<V>(kind, x, y, n, head, eps, affine, first)
 }
 
 /// Every row of `batch`; short rows are pipelined (see
 /// [`PIPELINE_MAX_BYTES`]). Row i is fully read before it is written, and
 /// row i + 1 only read before that: `y` may equal `x` row for row. The
 /// results are those of [`norm`] on each row.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f64, affine: Affine<V::Elem>) {
-    let n = batch.n;
-    if n == 0 || batch.rows == 0 {
-        return;
-    }
-    if n * std::mem::size_of::<V::Elem>() > PIPELINE_MAX_BYTES {
-        for i in 0..batch.rows {
-            norm::<V>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let n = batch.n;
+        if n == 0 || batch.rows == 0 {
+            return;
         }
-        return;
-    }
-    let one = V::Elem::ONE;
-    let mut head = head_len::<V>(batch.x_row(0), n);
-    let mut first = first_sums::<V, false>(kind, batch.x_row(0), n, head, one);
-    for i in 0..batch.rows {
-        let (x, y) = (batch.x_row(i), batch.y_row(i));
-        let (next_head, next_first) = if i + 1 < batch.rows {
-            let next = batch.x_row(i + 1);
-            let h = head_len::<V>(next, n);
-            (h, first_sums::<V, false>(kind, next, n, h, one))
-        } else {
-            (0, (0.0, 0.0))
-        };
-        finish::<V>(kind, x, y, n, head, eps, affine, first);
-        (head, first) = (next_head, next_first);
+        if n * std::mem::size_of::<V::Elem>() > PIPELINE_MAX_BYTES {
+            for i in 0..batch.rows {
+                norm::<V>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine);
+            }
+            return;
+        }
+        let one = V::Elem::ONE;
+        let mut head = head_len::<V>(batch.x_row(0), n);
+        let mut first = first_sums::<V, false>(kind, batch.x_row(0), n, head, one);
+        for i in 0..batch.rows {
+            let (x, y) = (batch.x_row(i), batch.y_row(i));
+            let (next_head, next_first) = if i + 1 < batch.rows {
+                let next = batch.x_row(i + 1);
+                let h = head_len::<V>(next, n);
+                (h, first_sums::<V, false>(kind, next, n, h, one))
+            } else {
+                (0, (0.0, 0.0))
+            };
+            finish::<V>(kind, x, y, n, head, eps, affine, first);
+            (head, first) = (next_head, next_first);
+        }
     }
 }
 
 /// The fused form. Every pass over the sum splits at x's alignment, so the
 /// result does not depend on where the outputs are.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 pub unsafe fn add_norm<V: Vector>(
@@ -536,13 +672,17 @@ pub unsafe fn add_norm<V: Vector>(
     eps: f64,
     affine: Affine<V::Elem>,
 ) {
-    if n == 0 {
-        return;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        if n == 0 {
+            return;
+        }
+        let head = head_len::<V>(x, n);
+        // The shift is the sum's first element, as the plain LayerNorm of the
+        // stored sum would take it.
+        let k = if kind == Norm::Layer { *x + *residual } else { V::Elem::ZERO };
+        let first = add_store::<V>(x, residual, sum, n, head, k);
+        finish::<V>(kind, sum, y, n, head, eps, affine, first)
     }
-    let head = head_len::<V>(x, n);
-    // The shift is the sum's first element, as the plain LayerNorm of the
-    // stored sum would take it.
-    let k = if kind == Norm::Layer { *x + *residual } else { V::Elem::ZERO };
-    let first = add_store::<V>(x, residual, sum, n, head, k);
-    finish::<V>(kind, sum, y, n, head, eps, affine, first)
 }

@@ -1,14 +1,17 @@
 //! PyO3 bindings: the `normkit._native` extension module.
 //!
 //! The Python layer (`python/normkit`) does the NumPy contract (array-likes,
-//! dtypes, `axis`, `out=` checks) and hands over 2-D views whose rows are
-//! contiguous. This layer re-checks what memory safety depends on (shapes,
-//! strides, alignment, writeability), releases the GIL and runs the
-//! pure-Rust kernels over the rows.
+//! dtype promotion, `axis`, `out=` and the error messages users see) and
+//! hands over 2-D views whose rows are contiguous. Every kernel binding is a
+//! few lines around the one runner (`runner.rs`, built on the views of
+//! `rows.rs`), which owns what memory safety depends on (types, alignment,
+//! writeability, shapes, strides, aliasing and overlap), the GIL rule and
+//! the threads.
 
 mod l1norm;
 mod norm;
 mod rows;
+mod runner;
 mod softmax;
 
 use crate::dispatch::{self, Isa};
@@ -16,20 +19,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 
-pub(crate) use rows::{active_isa, float_kind, FloatKind, RowsMut, RowsRef};
-
-/// Inputs smaller than this run with the GIL held: releasing and retaking it
-/// costs about as much as the kernel on a few thousand elements.
-pub(crate) const GIL_RELEASE_MIN_ELEMENTS: usize = 1 << 14;
-
-/// Runs `work` with the GIL released when `elements` is large enough.
-pub(crate) fn without_gil_if_large<F: Send + FnOnce()>(py: Python<'_>, elements: usize, work: F) {
-    if elements >= GIL_RELEASE_MIN_ELEMENTS {
-        py.detach(work)
-    } else {
-        work()
-    }
-}
+use rows::active_isa;
 
 /// The instruction-set levels detected on this CPU and in use.
 #[pyfunction]
@@ -44,10 +34,13 @@ fn cpu_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     Ok(info)
 }
 
-/// Sets the number of threads used for large inputs.
+/// Sets the number of threads used for large inputs (1..=MAX_THREADS).
 #[pyfunction]
-fn set_num_threads(threads: usize) {
-    crate::rows::set_num_threads(threads)
+fn set_num_threads(threads: usize) -> PyResult<()> {
+    crate::rows::set_num_threads(threads).map_err(|e| match e {
+        crate::rows::ThreadsError::OutOfRange(_) => pyo3::exceptions::PyValueError::new_err(format!("set_num_threads: {e}")),
+        crate::rows::ThreadsError::Spawn { .. } => PyRuntimeError::new_err(format!("set_num_threads: {e}")),
+    })
 }
 
 /// The number of threads used for large inputs.
@@ -63,6 +56,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(cpu_info, m)?)?;
     m.add_function(wrap_pyfunction!(set_num_threads, m)?)?;
     m.add_function(wrap_pyfunction!(get_num_threads, m)?)?;
+    m.add("MAX_THREADS", crate::rows::MAX_THREADS)?;
     m.add("ISA_LEVELS", Isa::ALL.iter().map(|i| i.name()).collect::<Vec<_>>())?;
     softmax::register(m)?;
     l1norm::register(m)?;

@@ -1,13 +1,29 @@
-//! Checked 2-D row views of NumPy arrays, shared by every binding.
+//! Checked views of NumPy arrays, the parts the binding runner
+//! (`runner.rs`) is built from: read-only rows ([`RowsRef`]), writeable rows
+//! ([`RowsMut`]) and private copies of per-channel weights ([`Channel`]).
+//!
+//! A view is only made after the checks its type promises, and it borrows
+//! the array object it came from, so it cannot outlive it. Row pointers are
+//! computed with wrapping arithmetic (no `unsafe` needed to *form* them);
+//! what the types guarantee is that, for `i < rows`, row `i` lies inside the
+//! array's buffer. Reading or writing through the pointers is the kernels'
+//! `unsafe` contract, which the runner discharges.
+//!
+//! Concurrency: while the GIL is released, another Python thread could write
+//! an input or output array. That is a race in the caller's program, exactly
+//! as for NumPy's own ufuncs (which also release the GIL); it can give wrong
+//! numbers but never make a kernel read or write outside the arrays.
 
 use crate::dispatch::{self, Isa};
-use crate::l1norm::RowBatch;
-use crate::rows::SharedPtr;
-use numpy::npyffi::flags::{NPY_ARRAY_ALIGNED, NPY_ARRAY_WRITEABLE};
+use numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use std::ops::Range;
+use std::marker::PhantomData;
+
+/// The element types the bindings hand to kernels.
+pub(crate) trait Item: numpy::Element + Copy + Default + Send + Sync + 'static {}
+impl<T: numpy::Element + Copy + Default + Send + Sync + 'static> Item for T {}
 
 /// The instruction set the kernels run at.
 pub(crate) fn active_isa() -> PyResult<Isa> {
@@ -36,171 +52,358 @@ pub(crate) fn float_kind(name: &str, array: &Bound<'_, PyAny>) -> PyResult<Float
     }
 }
 
-fn flags(array: &Bound<'_, PyUntypedArray>) -> i32 {
-    unsafe { (*array.as_array_ptr()).flags }
+/// `array` as an array of `T` (native byte order), or a `TypeError`
+/// saying it should be `what` ("an array", "a 1-d array") of `T`.
+fn typed<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>, what: &str) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
+    array.cast::<PyArrayDyn<T>>().map_err(|_| {
+        let want = numpy::dtype::<T>(array.py());
+        let got = match array.cast::<PyUntypedArray>() {
+            Ok(a) => format!("an array of dtype {}", a.dtype()),
+            Err(_) => format!("an object of type {}", array.get_type()),
+        };
+        PyTypeError::new_err(format!("{name}: expected {what} of {want} (native byte order), got {got}"))
+    })
 }
 
-/// A checked view of an array as rows along its last axis: `rows` rows of
-/// `cols` contiguous elements, row `i` starting `i * stride` elements after
-/// `ptr`. A 2-d array may have any row stride; other ranks must be
-/// C-contiguous (the Python layer reshapes what is not).
-#[derive(Debug)]
-pub(crate) struct RowView<T> {
-    pub ptr: SharedPtr<T>,
+fn is_writeable(array: &Bound<'_, PyUntypedArray>) -> bool {
+    // SAFETY: `as_array_ptr` points at the live array object `array` holds a
+    // reference to; the GIL is held (we have a `Bound`), so reading its
+    // `flags` field cannot race with NumPy changing them.
+    let flags = unsafe { (*array.as_array_ptr()).flags };
+    flags & NPY_ARRAY_WRITEABLE != 0
+}
+
+/// Where the rows of a view lie: `rows` rows of `cols` contiguous elements
+/// of `size` bytes, row `i` starting `i * stride` elements after `addr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Grid {
     pub rows: usize,
     pub cols: usize,
-    pub stride: isize,
+    stride: isize,
 }
 
-impl<T> Clone for RowView<T> {
-    fn clone(&self) -> Self {
-        *self
+impl Grid {
+    /// The half-open byte range `[start, end)` the rows at `addr` span, or
+    /// `None` when they hold no element.
+    fn span<T>(&self, addr: usize) -> Option<(usize, usize)> {
+        if self.rows == 0 || self.cols == 0 {
+            return None;
+        }
+        let size = std::mem::size_of::<T>() as isize;
+        let last = (self.rows as isize - 1) * self.stride * size;
+        let start = addr as isize + last.min(0);
+        let end = addr as isize + last.max(0) + self.cols as isize * size;
+        Some((start as usize, end as usize))
     }
-}
-impl<T> Copy for RowView<T> {}
 
-pub(crate) type RowsRef<T> = RowView<T>;
-pub(crate) type RowsMut<T> = RowView<T>;
-
-impl<T: numpy::Element> RowView<T> {
-    fn new(name: &str, array: &Bound<'_, PyAny>, writeable: bool) -> PyResult<Self> {
-        let array = array.cast::<PyArrayDyn<T>>().map_err(|_| {
-            PyTypeError::new_err(format!("{name}: expected an array of {}", std::any::type_name::<T>()))
-        })?;
-        let untyped = array.as_untyped();
-        let flags = flags(untyped);
-        if flags & NPY_ARRAY_ALIGNED == 0 {
-            return Err(PyValueError::new_err(format!("{name}: array is not aligned")));
-        }
-        if writeable && flags & NPY_ARRAY_WRITEABLE == 0 {
-            return Err(PyValueError::new_err(format!("{name}: array is read-only")));
-        }
+    /// The rows of `array` along its last axis, checked: a 2-d array may
+    /// have any row stride that is a multiple of the item size, other ranks
+    /// must be C-contiguous (the Python layer reshapes what is not); rows
+    /// must be contiguous. With `disjoint_rows`, rows must not share memory
+    /// (an `as_strided` view with a short row stride is refused).
+    fn of<T: Item>(name: &str, array: &Bound<'_, PyArrayDyn<T>>, disjoint_rows: bool) -> PyResult<Grid> {
         let shape = array.shape();
         let Some((&cols, outer)) = shape.split_last() else {
             return Err(PyValueError::new_err(format!("{name}: a 0-d array has no rows")));
         };
         let rows = outer.iter().product::<usize>();
+        let size = std::mem::size_of::<T>() as isize;
         let stride = if shape.len() == 2 {
-            Self::row_stride(name, array.strides(), rows, cols, writeable)?
+            let strides = array.strides();
+            if cols > 1 && strides[1] != size {
+                return Err(PyValueError::new_err(format!("{name}: rows must be contiguous")));
+            }
+            if rows > 1 && strides[0] % size != 0 {
+                return Err(PyValueError::new_err(format!("{name}: row stride is not a multiple of the item size")));
+            }
+            if disjoint_rows && rows > 1 && cols > 0 && strides[0].unsigned_abs() < cols * size as usize {
+                return Err(PyValueError::new_err(format!("{name}: rows of a writeable array overlap")));
+            }
+            if rows > 1 { strides[0] / size } else { cols as isize }
         } else if array.is_c_contiguous() {
             cols as isize
         } else {
             return Err(PyValueError::new_err(format!("{name}: a {}-d array must be C-contiguous", shape.len())));
         };
-        Ok(RowView { ptr: SharedPtr(array.data()), rows, cols, stride })
+        Ok(Grid { rows, cols, stride })
     }
 
-    /// The row stride in elements of a 2-d array with byte strides `strides`.
-    fn row_stride(name: &str, strides: &[isize], rows: usize, cols: usize, writeable: bool) -> PyResult<isize> {
-        let size = std::mem::size_of::<T>() as isize;
-        if cols > 1 && strides[1] != size {
-            return Err(PyValueError::new_err(format!("{name}: rows must be contiguous")));
-        }
-        if rows > 1 && strides[0] % size != 0 {
-            return Err(PyValueError::new_err(format!("{name}: row stride is not a multiple of the item size")));
-        }
-        if writeable && rows > 1 && cols > 0 && strides[0].unsigned_abs() < cols * size as usize {
-            return Err(PyValueError::new_err(format!("{name}: rows of a writeable array overlap")));
-        }
-        Ok(if rows > 1 { strides[0] / size } else { cols as isize })
-    }
-
-    pub fn readonly(name: &str, array: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Self::new(name, array, false)
-    }
-
-    pub fn writeable(name: &str, array: &Bound<'_, PyAny>) -> PyResult<Self> {
-        Self::new(name, array, true)
-    }
-
-    /// Errors unless `other` has the same shape.
-    pub fn same_shape<U>(&self, name: &str, other: &RowView<U>) -> PyResult<()> {
-        if (self.rows, self.cols) != (other.rows, other.cols) {
-            return Err(PyValueError::new_err(format!(
-                "{name}: shape ({}, {}) does not match ({}, {})",
-                other.rows, other.cols, self.rows, self.cols
-            )));
-        }
-        Ok(())
-    }
-
-    /// A contiguous view of `scratch`, resized to `rows * cols` elements.
-    pub fn scratch(scratch: &mut Vec<T>, rows: usize, cols: usize) -> Self
-    where
-        T: Default + Clone,
-    {
-        scratch.resize(rows * cols, T::default());
-        RowView { ptr: SharedPtr(scratch.as_mut_ptr()), rows, cols, stride: cols as isize }
-    }
-
-    /// Copies every row of `src` (same shape, no overlap) into `self`.
-    ///
-    /// # Safety
-    /// Both views must be valid and `self` writeable.
-    pub unsafe fn copy_rows_from(&self, src: &RowView<T>) {
-        for i in 0..self.rows {
-            std::ptr::copy_nonoverlapping(src.row(i), self.row(i), self.cols);
-        }
-    }
-
-    /// The byte range the rows span.
-    fn span(&self) -> (usize, usize) {
-        let size = std::mem::size_of::<T>() as isize;
-        let last = (self.rows.max(1) as isize - 1) * self.stride * size;
-        let start = self.ptr.0 as isize + last.min(0);
-        let end = self.ptr.0 as isize + last.max(0) + self.cols as isize * size;
-        (start as usize, end as usize)
-    }
-
-    /// True when the two views share memory without being the very same
-    /// elements. Exact aliasing (in place) is fine for every kernel: each
-    /// reads an element before writing it.
-    pub fn overlaps_partially(&self, other: &RowView<T>) -> bool {
-        if self.rows == 0 || self.cols == 0 || other.rows == 0 || other.cols == 0 {
-            return false;
-        }
-        let (a, b) = (self.span(), other.span());
-        let disjoint = a.1 <= b.0 || b.1 <= a.0;
-        let same = self.ptr.0 == other.ptr.0 && (self.rows <= 1 || self.stride == other.stride);
-        !disjoint && !same
-    }
-
-    /// Where a kernel writes this output view: the view itself, or a
-    /// scratch buffer of its shape when it partially overlaps one of
-    /// `inputs` (the kernels allow only exact aliasing). When `scratch` is
-    /// used, copy it back with `copy_rows_from` after the kernel.
-    pub fn destination(self, inputs: &[&RowView<T>], scratch: &mut Vec<T>) -> Self
-    where
-        T: Default + Clone,
-    {
-        if inputs.iter().any(|x| x.overlaps_partially(&self)) {
-            Self::scratch(scratch, self.rows, self.cols)
-        } else {
-            self
-        }
-    }
-
-    /// Rows `range` of this input view and of `out`, as one kernel batch.
-    ///
-    /// # Safety
-    /// `range` lies within both views' rows.
-    pub unsafe fn batch(&self, out: &RowView<T>, range: Range<usize>) -> RowBatch<T> {
-        RowBatch {
-            x: self.row(range.start),
-            x_stride: self.stride,
-            y: out.row(range.start),
-            y_stride: out.stride,
-            rows: range.len(),
-            n: self.cols,
-        }
-    }
-
-    /// Pointer to the first element of row `i`.
-    ///
-    /// # Safety
-    /// `i < self.rows`.
+    /// Element offset of row `i` (wrapping: forming the pointer is safe
+    /// for any `i`, and only rows `i < rows` are promised to be valid).
     #[inline]
-    pub unsafe fn row(&self, i: usize) -> *mut T {
-        self.ptr.row(i, self.stride)
+    fn offset(&self, i: usize) -> isize {
+        (i as isize).wrapping_mul(self.stride)
+    }
+}
+
+/// Read-only rows of an array (an input). Nothing can be written through
+/// it: it only hands out `*const T`.
+///
+/// Invariant: for `i < grid.rows`, the `grid.cols` elements of row `i` lie
+/// inside the buffer of an aligned array of `T` that outlives `'a`.
+#[derive(Debug)]
+pub(crate) struct RowsRef<'a, T> {
+    ptr: *const T,
+    pub grid: Grid,
+    _array: PhantomData<&'a ()>,
+}
+
+// SAFETY: a `RowsRef` only ever reads the array it views (it hands out
+// `*const T`), and the array outlives it (`'a`). Reading from several
+// threads at once is fine for the `Copy` element types used (`Item: Sync`).
+unsafe impl<T: Sync> Send for RowsRef<'_, T> {}
+// SAFETY: as for `Send`: shared access only reads.
+unsafe impl<T: Sync> Sync for RowsRef<'_, T> {}
+
+impl<'a, T: Item> RowsRef<'a, T> {
+    /// The rows of `array` (an aligned array of `T` in native byte order).
+    pub fn new(name: &str, array: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        let array = typed::<T>(name, array, "an array")?;
+        if !array.is_aligned() {
+            return Err(PyValueError::new_err(format!("{name}: array is not aligned")));
+        }
+        let grid = Grid::of(name, array, false)?;
+        Ok(RowsRef { ptr: array.data(), grid, _array: PhantomData })
+    }
+
+    /// Pointer to the first element of row `i` (`i < rows`).
+    #[inline]
+    pub fn row(&self, i: usize) -> *const T {
+        self.ptr.wrapping_offset(self.grid.offset(i))
+    }
+
+    /// The row stride in elements.
+    pub fn stride(&self) -> isize {
+        self.grid.stride
+    }
+
+    /// The address of row 0 (for alignment decisions and overlap tests).
+    pub fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    fn span(&self) -> Option<(usize, usize)> {
+        self.grid.span::<T>(self.addr())
+    }
+}
+
+/// Writeable rows: a writeable array's, or a private scratch buffer's.
+///
+/// Invariant: for `i < grid.rows`, the `grid.cols` elements of row `i` lie
+/// inside a buffer of `T` that is writeable, aligned and outlives `'a`, and
+/// distinct rows do not overlap.
+#[derive(Debug)]
+pub(crate) struct RowsMut<'a, T> {
+    ptr: *mut T,
+    pub grid: Grid,
+    _array: PhantomData<&'a mut ()>,
+}
+
+// SAFETY: the runner hands each thread a disjoint range of rows, and
+// distinct rows of a `RowsMut` do not overlap (checked on construction), so
+// no element is written by two threads or read by one while another writes
+// it. The buffer outlives the view (`'a`).
+unsafe impl<T: Send> Send for RowsMut<'_, T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Send> Sync for RowsMut<'_, T> {}
+
+impl<'a, T: Item> RowsMut<'a, T> {
+    /// The rows of `array`: aligned, writeable, rows not sharing memory.
+    pub fn new(name: &str, array: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        let array = typed::<T>(name, array, "an array")?;
+        if !array.is_aligned() {
+            return Err(PyValueError::new_err(format!("{name}: array is not aligned")));
+        }
+        if !is_writeable(array.as_untyped()) {
+            return Err(PyValueError::new_err(format!("{name}: array is read-only")));
+        }
+        let grid = Grid::of(name, array, true)?;
+        Ok(RowsMut { ptr: array.data(), grid, _array: PhantomData })
+    }
+
+    /// Contiguous rows of `grid`'s shape in `buf` (resized to fit). The view
+    /// does not borrow `buf`.
+    ///
+    /// # Safety
+    /// The caller keeps `buf` alive and does not resize it or access it
+    /// otherwise for as long as it uses the view.
+    unsafe fn scratch(buf: &mut Vec<T>, grid: Grid) -> RowsMut<'static, T> {
+        buf.clear();
+        buf.resize(grid.rows * grid.cols, T::default());
+        let grid = Grid { stride: grid.cols as isize, ..grid };
+        RowsMut { ptr: buf.as_mut_ptr(), grid, _array: PhantomData }
+    }
+
+    /// Pointer to the first element of row `i` (`i < rows`).
+    #[inline]
+    pub fn row(&self, i: usize) -> *mut T {
+        self.ptr.wrapping_offset(self.grid.offset(i))
+    }
+
+    /// The row stride in elements.
+    pub fn stride(&self) -> isize {
+        self.grid.stride
+    }
+
+    fn addr(&self) -> usize {
+        self.ptr as usize
+    }
+
+    fn span(&self) -> Option<(usize, usize)> {
+        self.grid.span::<T>(self.addr())
+    }
+
+    /// True when this view shares (or may share) memory with `x` without
+    /// being the very same rows. Exact aliasing (in place) is fine for every
+    /// kernel: each reads an element before writing it.
+    fn overlaps_partially(&self, x: &RowsRef<'_, T>) -> bool {
+        let same = self.addr() == x.addr() && (self.grid.rows <= 1 || self.grid.stride == x.grid.stride);
+        overlap(self.span(), x.span()) && !same
+    }
+
+    /// True when this view and `other` may share memory.
+    fn overlaps(&self, other: &RowsMut<'_, T>) -> bool {
+        overlap(self.span(), other.span())
+    }
+}
+
+fn overlap(a: Option<(usize, usize)>, b: Option<(usize, usize)>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a.0 < b.1 && b.0 < a.1,
+        _ => false,
+    }
+}
+
+/// An output of a call: the caller's rows, and where the kernel writes
+/// them. That is the caller's rows themselves, or a private scratch buffer
+/// when they partially overlap an input (the kernels allow only exact
+/// aliasing); [`Output::copy_back`] then copies the scratch into them.
+#[derive(Debug)]
+pub(crate) struct Output<'a, T> {
+    name: &'static str,
+    rows: RowsMut<'a, T>,
+    scratch: Option<(Vec<T>, RowsMut<'static, T>)>,
+}
+
+impl<'a, T: Item> Output<'a, T> {
+    /// The output `name` for a kernel reading `inputs`.
+    pub fn new(name: &'static str, array: &'a Bound<'_, PyAny>, inputs: &[RowsRef<'_, T>]) -> PyResult<Self> {
+        let rows = RowsMut::new(name, array)?;
+        let scratch = inputs.iter().any(|x| rows.overlaps_partially(x)).then(|| {
+            let mut buf = Vec::new();
+            // SAFETY: `buf` moves into `self` next to the view (its heap block
+            // stays put), is never touched again, and is dropped with
+            // `self`; `dest` lends the view only for as long as `&self`.
+            let view = unsafe { RowsMut::scratch(&mut buf, rows.grid) };
+            (buf, view)
+        });
+        Ok(Output { name, rows, scratch })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// The caller's rows.
+    pub fn rows(&self) -> &RowsMut<'a, T> {
+        &self.rows
+    }
+
+    /// Where the kernel writes: the caller's rows or the scratch rows. Either
+    /// way, each of its rows is the same pointer as the row of an input it
+    /// aliases, or overlaps no input at all.
+    #[inline]
+    pub fn dest(&self) -> &RowsMut<'_, T> {
+        match &self.scratch {
+            Some((_, view)) => view,
+            None => &self.rows,
+        }
+    }
+
+    /// Copies the scratch rows (if used) into the caller's rows. Call once
+    /// every kernel has finished.
+    pub fn copy_back(&self) {
+        let Some((_, scratch)) = &self.scratch else { return };
+        for i in 0..self.rows.grid.rows {
+            // SAFETY: row `i < rows` of both views holds `cols` elements
+            // inside their buffers (the views' invariants), the caller's
+            // writeable. The scratch is a private allocation, so the two do
+            // not overlap, and the kernels have finished, so nothing else
+            // touches either.
+            unsafe { std::ptr::copy_nonoverlapping(scratch.row(i), self.rows.row(i), self.rows.grid.cols) }
+        }
+    }
+
+    /// True when the two outputs may share memory.
+    pub fn overlaps(&self, other: &Output<'_, T>) -> bool {
+        self.rows.overlaps(&other.rows)
+    }
+}
+
+/// A private copy of a per-channel weight or bias of `n` elements, placed
+/// at the same offset from a 64-byte boundary as the first input row: the
+/// kernels align their main loops on the input rows, and a weight aligned
+/// alike is then loaded without straddling cache lines. It is the only copy
+/// the bindings make of a weight (the Python layer converts dtypes only).
+#[derive(Debug)]
+pub(crate) struct Channel<T> {
+    buf: Vec<T>,
+    start: usize,
+    n: usize,
+}
+
+impl<T: Item> Channel<T> {
+    /// Checks `array` (1-d, of `T`, `n` long, sharing no memory with any of
+    /// `outputs`) and copies it next to `like` (an input row's address).
+    pub fn new(name: &str, array: &Bound<'_, PyAny>, n: usize, like: usize, outputs: &[Output<'_, T>]) -> PyResult<Self> {
+        let array = typed::<T>(name, array, "a 1-d array")?;
+        if array.ndim() != 1 {
+            return Err(PyValueError::new_err(format!("{name}: expected a 1-d array, got {} dimensions", array.ndim())));
+        }
+        if array.len() != n {
+            return Err(PyValueError::new_err(format!("{name}: length {} does not match the row length {n}", array.len())));
+        }
+        let size = std::mem::size_of::<T>();
+        let stride = array.strides()[0];
+        let first = array.data();
+        if n > 0 {
+            let last = (n as isize - 1) * stride;
+            let start = first as isize + last.min(0);
+            let span = Some((start as usize, (first as isize + last.max(0)) as usize + size));
+            if let Some(out) = outputs.iter().find(|o| overlap(span, o.rows().span())) {
+                return Err(PyValueError::new_err(format!(
+                    "{name} shares memory with {}: the kernel would overwrite it while reading it; pass a copy",
+                    out.name()
+                )));
+            }
+        }
+        let slots = 64 / size;
+        let mut buf = vec![T::default(); n + slots];
+        let want = like % 64;
+        let start = (0..slots).find(|&k| (buf.as_ptr() as usize + k * size) % 64 == want).unwrap_or(0);
+        let dest = &mut buf[start..start + n];
+        if stride == size as isize {
+            // SAFETY: `array` is a live 1-d array of `n` elements of `T`
+            // (checked above), contiguous here, so its `n * size` bytes from
+            // `data` lie inside its buffer; `dest` is `n` elements of a
+            // private `Vec`, so they do not overlap. Copied as bytes, which
+            // needs no alignment (NumPy allows unaligned arrays). Any bit
+            // pattern is a valid `T` (a NumPy numeric type), and with the
+            // GIL held no Python code writes the array meanwhile.
+            unsafe { std::ptr::copy_nonoverlapping(first.cast::<u8>(), dest.as_mut_ptr().cast::<u8>(), n * size) }
+        } else {
+            for (k, slot) in dest.iter_mut().enumerate() {
+                let src = first.cast::<u8>().wrapping_offset(k as isize * stride).cast::<T>();
+                // SAFETY: as above: element `k < n` at `data + k * stride`
+                // lies inside the array's buffer, possibly unaligned, hence
+                // `read_unaligned`.
+                *slot = unsafe { src.read_unaligned() };
+            }
+        }
+        Ok(Channel { buf, start, n })
+    }
+
+    pub fn as_slice(&self) -> &[T] {
+        &self.buf[self.start..self.start + self.n]
     }
 }

@@ -1,77 +1,55 @@
 //! Bindings of the softmax family.
 
-use super::{active_isa, float_kind, FloatKind, RowsMut, RowsRef};
-use crate::dispatch::Isa;
-use crate::simd::Element;
+use super::rows::active_isa;
+use super::runner::{with_float_type, Call};
 use crate::softmax::{self as kernels, Algorithm};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedStr;
 
-/// `None` means "auto": chosen per call from the row length.
-fn parse_algorithm(name: &str) -> PyResult<Option<Algorithm>> {
-    if name == "auto" {
-        return Ok(None);
-    }
-    Algorithm::from_name(name).map(Some).ok_or_else(|| {
-        let names: Vec<_> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-        PyValueError::new_err(format!("softmax: algorithm must be \"auto\" or one of {names:?}, got {name:?}"))
-    })
-}
+/// The `algorithm` argument, parsed once at the boundary: `None` is
+/// "auto", chosen per call from the row length.
+#[derive(Clone, Copy, Debug)]
+struct AlgorithmArg(Option<Algorithm>);
 
-/// Runs `kernel(isa, x_row, y_row, cols)` over every row, with the GIL
-/// released for large inputs. An `out` that partially overlaps `x` is
-/// computed into a temporary first.
-fn run<T: Element + numpy::Element>(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    out: &Bound<'_, PyAny>,
-    kernel: impl Fn(Isa, *const T, *mut T, usize) + Send + Sync,
-) -> PyResult<()> {
-    let isa = active_isa()?;
-    let x = RowsRef::<T>::readonly("x", x)?;
-    let y = RowsMut::<T>::writeable("out", out)?;
-    x.same_shape("out", &y)?;
-    let mut scratch = Vec::new();
-    let dest = y.destination(&[&x], &mut scratch);
-    let work = || {
-        crate::rows::for_each_row_range(x.rows, x.cols, |range| {
-            for i in range {
-                // Rows were checked against the arrays' shapes and strides.
-                unsafe { kernel(isa, x.row(i), dest.row(i), x.cols) }
-            }
-        });
-        if !scratch.is_empty() {
-            unsafe { y.copy_rows_from(&dest) }
+impl<'a, 'py> FromPyObject<'a, 'py> for AlgorithmArg {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let name = obj.extract::<PyBackedStr>()?;
+        if &*name == "auto" {
+            return Ok(AlgorithmArg(None));
         }
-    };
-    super::without_gil_if_large(py, x.rows * x.cols, work);
-    Ok(())
+        Algorithm::from_name(&name).map(|a| AlgorithmArg(Some(a))).ok_or_else(|| {
+            let names: Vec<_> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+            PyValueError::new_err(format!("softmax: algorithm must be \"auto\" or one of {names:?}, got {:?}", &*name))
+        })
+    }
 }
 
 /// softmax(x, out, algorithm): softmax of each row of the 2-d array `x`
 /// into `out` (same shape and dtype; may be `x` itself).
 #[pyfunction]
-fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorithm: &str) -> PyResult<()> {
-    let chosen = parse_algorithm(algorithm)?;
-    fn go<T: Element + numpy::Element>(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, chosen: Option<Algorithm>) -> PyResult<()> {
-        run::<T>(py, x, out, move |isa, x, y, n| {
-            let algorithm = chosen.unwrap_or_else(|| Algorithm::auto(n, std::mem::size_of::<T>(), isa));
-            unsafe { kernels::softmax_raw(isa, algorithm, x, y, n) }
-        })
-    }
-    match float_kind("x", x)? {
-        FloatKind::F32 => go::<f32>(py, x, out, chosen),
-        FloatKind::F64 => go::<f64>(py, x, out, chosen),
-    }
+fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorithm: AlgorithmArg) -> PyResult<()> {
+    with_float_type!(x, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
+        let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa()));
+        for (x, y) in b.pairs() {
+            // SAFETY: the runner's guarantee (`runner::Block`): both rows hold
+            // `b.n()` valid elements, `y` is `x` or overlaps no row of x.
+            unsafe { kernels::softmax_raw(b.isa(), algorithm, x, y, b.n()) }
+        }
+    }))
 }
 
 /// log_softmax(x, out): log-softmax of each row of `x` into `out`.
 #[pyfunction]
 fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
-    match float_kind("x", x)? {
-        FloatKind::F32 => run::<f32>(py, x, out, |isa, x, y, n| unsafe { kernels::log_softmax_raw(isa, x, y, n) }),
-        FloatKind::F64 => run::<f64>(py, x, out, |isa, x, y, n| unsafe { kernels::log_softmax_raw(isa, x, y, n) }),
-    }
+    with_float_type!(x, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
+        for (x, y) in b.pairs() {
+            // SAFETY: as in `softmax`.
+            unsafe { kernels::log_softmax_raw(b.isa(), x, y, b.n()) }
+        }
+    }))
 }
 
 /// The algorithm "auto" picks for rows of `n` elements of `itemsize` bytes

@@ -1,233 +1,380 @@
 //! [`Vector`] for AVX-512 registers: 16 x f32 and 8 x f64. Tails use lane
 //! masks; `scale_pow2` is `vscalefps` / `vscalefpd`.
 
-use super::Vector;
+use super::{Simd, Vector};
+use crate::dispatch::Isa;
 use std::arch::x86_64::*;
+
+/// The AVX-512 F/BW/DQ/VL (and AVX2 + FMA) instruction set as a token: [`crate::dispatch`] makes one
+/// only after detecting the features.
+#[derive(Clone, Copy, Debug)]
+pub struct Avx512(());
+
+impl Avx512 {
+    /// # Safety
+    /// The CPU must have AVX-512 F/BW/DQ/VL (and AVX2 + FMA).
+    #[inline(always)]
+    pub(crate) unsafe fn new_unchecked() -> Self {
+        Avx512(())
+    }
+}
+
+// SAFETY: the only constructor is `new_unchecked`, whose caller confirmed
+// the features; the register types use only those features.
+unsafe impl Simd for Avx512 {
+    const ISA: Isa = Isa::Avx512;
+    type F32 = F32x16;
+    type F64 = F64x8;
+}
 
 /// Sixteen f32 lanes in a `__m512`.
 #[derive(Clone, Copy, Debug)]
 #[repr(transparent)]
-pub struct F32x16(pub __m512);
+pub struct F32x16(__m512);
 
 /// Eight f64 lanes in a `__m512d`.
 #[derive(Clone, Copy, Debug)]
 #[repr(transparent)]
-pub struct F64x8(pub __m512d);
+pub struct F64x8(__m512d);
 
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+// SAFETY: the register is private (values come only from the unsafe
+// constructors) and every method uses only the token's features.
 unsafe impl Vector for F32x16 {
     type Elem = f32;
     const LANES: usize = 16;
 
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn splat(x: f32) -> Self {
-        Self(_mm512_set1_ps(x))
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            Self(_mm512_set1_ps(x))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn load(p: *const f32) -> Self {
-        Self(_mm512_loadu_ps(p))
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            Self(_mm512_loadu_ps(p))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn load_partial(p: *const f32, n: usize, fill: f32) -> Self {
-        let mask: __mmask16 = (1u32 << n).wrapping_sub(1) as __mmask16;
-        Self(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, p))
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            let mask: __mmask16 = (1u32 << n).wrapping_sub(1) as __mmask16;
+            Self(_mm512_mask_loadu_ps(_mm512_set1_ps(fill), mask, p))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn store(self, p: *mut f32) {
-        _mm512_storeu_ps(p, self.0)
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            _mm512_storeu_ps(p, self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn store_partial(self, p: *mut f32, n: usize) {
-        let mask: __mmask16 = (1u32 << n).wrapping_sub(1) as __mmask16;
-        _mm512_mask_storeu_ps(p, mask, self.0)
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            let mask: __mmask16 = (1u32 << n).wrapping_sub(1) as __mmask16;
+            _mm512_mask_storeu_ps(p, mask, self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn add(self, b: Self) -> Self {
-        Self(_mm512_add_ps(self.0, b.0))
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_add_ps(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn sub(self, b: Self) -> Self {
-        Self(_mm512_sub_ps(self.0, b.0))
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_sub_ps(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn mul(self, b: Self) -> Self {
-        Self(_mm512_mul_ps(self.0, b.0))
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_mul_ps(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn div(self, b: Self) -> Self {
-        Self(_mm512_div_ps(self.0, b.0))
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_div_ps(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
-        Self(_mm512_fmadd_ps(self.0, a.0, b.0))
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_fmadd_ps(self.0, a.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn max(self, b: Self) -> Self {
-        Self(_mm512_max_ps(self.0, b.0))
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_max_ps(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn min(self, b: Self) -> Self {
-        Self(_mm512_min_ps(self.0, b.0))
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_min_ps(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn abs(self) -> Self {
-        Self(_mm512_abs_ps(self.0))
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_abs_ps(self.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn sqrt(self) -> Self {
-        Self(_mm512_sqrt_ps(self.0))
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_sqrt_ps(self.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn round(self) -> Self {
-        Self(_mm512_roundscale_ps::<ROUND_NEAREST>(self.0))
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_roundscale_ps::<ROUND_NEAREST>(self.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn scale_pow2(self, n: Self) -> Self {
-        Self(_mm512_scalef_ps(self.0, n.0))
+    #[inline(always)]
+    fn scale_pow2(self, n: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_scalef_ps(self.0, n.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn scale_down_pow2(self, n: Self) -> Self {
-        Self(_mm512_scalef_ps(self.0, n.0))
+    #[inline(always)]
+    fn scale_down_pow2(self, n: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_scalef_ps(self.0, n.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn reduce_add(self) -> f32 {
-        _mm512_reduce_add_ps(self.0)
+    #[inline(always)]
+    fn reduce_add(self) -> f32 {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            _mm512_reduce_add_ps(self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn reduce_max(self) -> f32 {
-        _mm512_reduce_max_ps(self.0)
+    #[inline(always)]
+    fn reduce_max(self) -> f32 {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            _mm512_reduce_max_ps(self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn reduce_min(self) -> f32 {
-        _mm512_reduce_min_ps(self.0)
+    #[inline(always)]
+    fn reduce_min(self) -> f32 {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            _mm512_reduce_min_ps(self.0)
+        }
     }
 }
 
+// SAFETY: the register is private (values come only from the unsafe
+// constructors) and every method uses only the token's features.
 unsafe impl Vector for F64x8 {
     type Elem = f64;
     const LANES: usize = 8;
 
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn splat(x: f64) -> Self {
-        Self(_mm512_set1_pd(x))
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            Self(_mm512_set1_pd(x))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn load(p: *const f64) -> Self {
-        Self(_mm512_loadu_pd(p))
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            Self(_mm512_loadu_pd(p))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn load_partial(p: *const f64, n: usize, fill: f64) -> Self {
-        let mask: __mmask8 = (1u32 << n).wrapping_sub(1) as __mmask8;
-        Self(_mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, p))
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            let mask: __mmask8 = (1u32 << n).wrapping_sub(1) as __mmask8;
+            Self(_mm512_mask_loadu_pd(_mm512_set1_pd(fill), mask, p))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn store(self, p: *mut f64) {
-        _mm512_storeu_pd(p, self.0)
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            _mm512_storeu_pd(p, self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
+    #[inline(always)]
     unsafe fn store_partial(self, p: *mut f64, n: usize) {
-        let mask: __mmask8 = (1u32 << n).wrapping_sub(1) as __mmask8;
-        _mm512_mask_storeu_pd(p, mask, self.0)
+        // SAFETY: the caller upholds this constructor's contract: the CPU
+        // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
+        unsafe {
+            let mask: __mmask8 = (1u32 << n).wrapping_sub(1) as __mmask8;
+            _mm512_mask_storeu_pd(p, mask, self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn add(self, b: Self) -> Self {
-        Self(_mm512_add_pd(self.0, b.0))
+    #[inline(always)]
+    fn add(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_add_pd(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn sub(self, b: Self) -> Self {
-        Self(_mm512_sub_pd(self.0, b.0))
+    #[inline(always)]
+    fn sub(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_sub_pd(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn mul(self, b: Self) -> Self {
-        Self(_mm512_mul_pd(self.0, b.0))
+    #[inline(always)]
+    fn mul(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_mul_pd(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn div(self, b: Self) -> Self {
-        Self(_mm512_div_pd(self.0, b.0))
+    #[inline(always)]
+    fn div(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_div_pd(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn mul_add(self, a: Self, b: Self) -> Self {
-        Self(_mm512_fmadd_pd(self.0, a.0, b.0))
+    #[inline(always)]
+    fn mul_add(self, a: Self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_fmadd_pd(self.0, a.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn max(self, b: Self) -> Self {
-        Self(_mm512_max_pd(self.0, b.0))
+    #[inline(always)]
+    fn max(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_max_pd(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn min(self, b: Self) -> Self {
-        Self(_mm512_min_pd(self.0, b.0))
+    #[inline(always)]
+    fn min(self, b: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_min_pd(self.0, b.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn abs(self) -> Self {
-        Self(_mm512_abs_pd(self.0))
+    #[inline(always)]
+    fn abs(self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_abs_pd(self.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn sqrt(self) -> Self {
-        Self(_mm512_sqrt_pd(self.0))
+    #[inline(always)]
+    fn sqrt(self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_sqrt_pd(self.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn round(self) -> Self {
-        Self(_mm512_roundscale_pd::<ROUND_NEAREST>(self.0))
+    #[inline(always)]
+    fn round(self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_roundscale_pd::<ROUND_NEAREST>(self.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn scale_pow2(self, n: Self) -> Self {
-        Self(_mm512_scalef_pd(self.0, n.0))
+    #[inline(always)]
+    fn scale_pow2(self, n: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_scalef_pd(self.0, n.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn scale_down_pow2(self, n: Self) -> Self {
-        Self(_mm512_scalef_pd(self.0, n.0))
+    #[inline(always)]
+    fn scale_down_pow2(self, n: Self) -> Self {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            Self(_mm512_scalef_pd(self.0, n.0))
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn reduce_add(self) -> f64 {
-        _mm512_reduce_add_pd(self.0)
+    #[inline(always)]
+    fn reduce_add(self) -> f64 {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            _mm512_reduce_add_pd(self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn reduce_max(self) -> f64 {
-        _mm512_reduce_max_pd(self.0)
+    #[inline(always)]
+    fn reduce_max(self) -> f64 {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            _mm512_reduce_max_pd(self.0)
+        }
     }
-    #[inline]
-    #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx2,fma")]
-    unsafe fn reduce_min(self) -> f64 {
-        _mm512_reduce_min_pd(self.0)
+    #[inline(always)]
+    fn reduce_min(self) -> f64 {
+        // SAFETY: a value of Self exists only after an unsafe constructor
+        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
+        unsafe {
+            _mm512_reduce_min_pd(self.0)
+        }
     }
 }

@@ -1,11 +1,13 @@
 //! Vector math shared by the kernels.
 //!
 //! [`Real`] is the scalar element (f32 or f64) with the constants the
-//! kernels need. [`Vector`] is one SIMD register of `Real`s; it is
-//! implemented for AVX2 and AVX-512 registers in [`avx2`] and [`avx512`].
-//! Kernels are written once, generic over `V: Vector`, marked
-//! `#[inline(always)]`, and instantiated inside a `#[target_feature]` entry
-//! point so that every intrinsic inlines into straight-line code.
+//! kernels need. [`Vector`] is one SIMD register of `Real`s; [`Simd`] is an
+//! instruction set as a token type naming its registers. One file per
+//! instruction set holds its token and register types ([`avx2`],
+//! [`avx512`]). Kernels are written once, generic over `V: Vector`, marked
+//! `#[inline(always)]`, and reached through [`crate::dispatch::run`], whose
+//! one `#[target_feature]` trampoline per level inlines every intrinsic
+//! into straight-line code.
 //!
 //! [`exp`] holds the exponential shared by the softmax kernels.
 
@@ -16,6 +18,7 @@ pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
 
+use crate::dispatch::Isa;
 use std::fmt::Debug;
 use std::ops::{Add, Div, Mul, Neg, Sub};
 
@@ -169,7 +172,7 @@ impl_real!(
     f32,
     u32,
     24,
-    0.693_147_2,
+    std::f32::consts::LN_2,
     -1.904_654_3e-9,
     [1.0, 1.0, 0.499_999_94, 0.166_664_32, 0.041_668, 0.008_374_155_5, 0.001_384_365_3],
     [1.0, 0.999_999_7, 0.499_991_5, 0.166_676_36, 0.041_897_93, 0.008_290_312],
@@ -181,7 +184,7 @@ impl_real!(
     f64,
     u64,
     53,
-    0.693_147_180_559_945_3,
+    std::f64::consts::LN_2,
     2.319_046_813_846_299_6e-17,
     [
         1.0,
@@ -216,76 +219,139 @@ impl_real!(
     1024
 );
 
-/// An element type together with its SIMD register types, so a kernel can
-/// be written once over `T: Element` and instantiated per instruction set.
+/// An element type together with its register type on every vector
+/// instruction set, so a kernel written once over `V: Vector` can be
+/// instantiated as `T::Vector<S>` for whichever level [`crate::dispatch`]
+/// picked.
 pub trait Element: Real {
-    #[cfg(target_arch = "x86_64")]
-    type Avx2: Vector<Elem = Self>;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512: Vector<Elem = Self>;
+    type Vector<S: Simd>: Vector<Elem = Self>;
 }
 
 impl Element for f32 {
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = avx2::F32x8;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = avx512::F32x16;
+    type Vector<S: Simd> = S::F32;
 }
 
 impl Element for f64 {
-    #[cfg(target_arch = "x86_64")]
-    type Avx2 = avx2::F64x4;
-    #[cfg(target_arch = "x86_64")]
-    type Avx512 = avx512::F64x8;
+    type Vector<S: Simd> = S::F64;
+}
+
+/// A vector instruction set, as a zero-sized token.
+///
+/// # Safety
+/// A value of an implementing type may exist only on a CPU that has every
+/// feature of the set: its constructor is `unsafe` and called only by
+/// [`crate::dispatch`] after detection. Holding a token is the proof that
+/// the register types `F32` and `F64` may be used.
+pub unsafe trait Simd: Copy + Send + Sync + 'static {
+    /// The level this token stands for.
+    const ISA: Isa;
+    type F32: Vector<Elem = f32>;
+    type F64: Vector<Elem = f64>;
 }
 
 /// One SIMD register of `LANES` elements of `Self::Elem`.
 ///
+/// Constructors (`splat`, the loads) are `unsafe`: they need the CPU
+/// feature of the implementing type, which code reached through
+/// [`crate::dispatch::run`] has. Everything else is a safe call, because a
+/// value of the type exists only after such a constructor ran.
+///
 /// # Safety
-/// Every method needs the CPU feature of the implementing type; callers must
-/// have checked it (see [`crate::dispatch`]). Pointer arguments must be valid
-/// for the number of elements read or written.
+/// Implementors must keep their register private, so that values are only
+/// made by the constructors below, and every method must use only
+/// instructions of the type's feature set.
 pub unsafe trait Vector: Copy {
     type Elem: Real;
     const LANES: usize;
 
+    /// Every lane set to `x`.
+    ///
+    /// # Safety
+    /// The CPU must have this type's features.
     unsafe fn splat(x: Self::Elem) -> Self;
     /// Unaligned load of `LANES` elements.
+    ///
+    /// # Safety
+    /// As for [`Vector::splat`], and `p` must be valid for reading `LANES`
+    /// elements.
     unsafe fn load(p: *const Self::Elem) -> Self;
     /// Loads `n < LANES` elements; the other lanes hold `fill`.
+    ///
+    /// # Safety
+    /// As for [`Vector::splat`], `n < LANES`, and `p` must be valid for
+    /// reading `n` elements (nothing past them is read).
     unsafe fn load_partial(p: *const Self::Elem, n: usize, fill: Self::Elem) -> Self;
+    /// Unaligned store of all lanes.
+    ///
+    /// # Safety
+    /// `p` must be valid for writing `LANES` elements.
     unsafe fn store(self, p: *mut Self::Elem);
     /// Stores the first `n < LANES` lanes; memory past them is not touched.
+    ///
+    /// # Safety
+    /// `n < LANES` and `p` must be valid for writing `n` elements.
     unsafe fn store_partial(self, p: *mut Self::Elem, n: usize);
 
-    unsafe fn add(self, b: Self) -> Self;
-    unsafe fn sub(self, b: Self) -> Self;
-    unsafe fn mul(self, b: Self) -> Self;
-    unsafe fn div(self, b: Self) -> Self;
+    /// Loads `count <= LANES` elements: a full load when `count == LANES`,
+    /// else a partial one with `fill` in the other lanes. The one tail
+    /// helper of every kernel.
+    ///
+    /// # Safety
+    /// As for [`Vector::splat`], `count <= LANES`, and `p` must be valid
+    /// for reading `count` elements.
+    #[inline(always)]
+    unsafe fn load_n(p: *const Self::Elem, count: usize, fill: Self::Elem) -> Self {
+        if count == Self::LANES {
+            // SAFETY: the caller's contract with count = LANES.
+            unsafe { Self::load(p) }
+        } else {
+            // SAFETY: the caller's contract with count < LANES.
+            unsafe { Self::load_partial(p, count, fill) }
+        }
+    }
+    /// Stores the first `count <= LANES` lanes.
+    ///
+    /// # Safety
+    /// `count <= LANES` and `p` must be valid for writing `count` elements.
+    #[inline(always)]
+    unsafe fn store_n(self, p: *mut Self::Elem, count: usize) {
+        if count == Self::LANES {
+            // SAFETY: the caller's contract with count = LANES.
+            unsafe { self.store(p) }
+        } else {
+            // SAFETY: the caller's contract with count < LANES.
+            unsafe { self.store_partial(p, count) }
+        }
+    }
+
+    fn add(self, b: Self) -> Self;
+    fn sub(self, b: Self) -> Self;
+    fn mul(self, b: Self) -> Self;
+    fn div(self, b: Self) -> Self;
     /// self * a + b with one rounding.
-    unsafe fn mul_add(self, a: Self, b: Self) -> Self;
+    fn mul_add(self, a: Self, b: Self) -> Self;
     /// x86 `max`: returns `b` when either operand is NaN. Put the value that
     /// must propagate NaN second.
-    unsafe fn max(self, b: Self) -> Self;
+    fn max(self, b: Self) -> Self;
     /// x86 `min`: returns `b` when either operand is NaN.
-    unsafe fn min(self, b: Self) -> Self;
-    unsafe fn abs(self) -> Self;
-    unsafe fn sqrt(self) -> Self;
+    fn min(self, b: Self) -> Self;
+    fn abs(self) -> Self;
+    fn sqrt(self) -> Self;
     /// Round to the nearest integer, ties to even.
-    unsafe fn round(self) -> Self;
+    fn round(self) -> Self;
     /// self * 2^n for integral `n`: exact where representable, one rounding
     /// into the subnormal range, 0 / inf beyond. `n` must be finite when
     /// `self` may be NaN: AVX-512's vscalefps(NaN, +inf) returns +inf.
-    unsafe fn scale_pow2(self, n: Self) -> Self;
+    fn scale_pow2(self, n: Self) -> Self;
     /// self * 2^n for integral n <= 0 where the result may be flushed to 0
     /// once 2^n is below the smallest normal power (2^-126 / 2^-1022): one
     /// step on AVX2 instead of two. For terms of sums and for results that
     /// small. `n` must not be NaN or -inf unless `self` is NaN.
-    unsafe fn scale_down_pow2(self, n: Self) -> Self;
+    fn scale_down_pow2(self, n: Self) -> Self;
 
-    unsafe fn reduce_add(self) -> Self::Elem;
-    unsafe fn reduce_max(self) -> Self::Elem;
-    unsafe fn reduce_min(self) -> Self::Elem;
+    fn reduce_add(self) -> Self::Elem;
+    fn reduce_max(self) -> Self::Elem;
+    fn reduce_min(self) -> Self::Elem;
 }
 
 #[cfg(test)]

@@ -18,19 +18,14 @@
 //! a row holding NaN or `+inf`, and a row that is all `-inf`, is all NaN.
 //!
 //! `scalar` holds the reference of each algorithm, `vector` the SIMD
-//! version written once over [`Vector`](crate::simd::Vector), and `avx2` /
-//! `avx512` the entry points that instantiate it for each instruction set.
+//! version written once over [`Vector`](crate::simd::Vector); each level
+//! reaches it through [`dispatch::run`].
 
 pub mod scalar;
 mod vector;
 
-#[cfg(target_arch = "x86_64")]
-mod avx2;
-#[cfg(target_arch = "x86_64")]
-mod avx512;
-
-use crate::dispatch::Isa;
-use crate::simd::Element;
+use crate::dispatch::{self, Isa, Kernel};
+use crate::simd::{Element, Simd};
 
 /// Which softmax algorithm to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -82,22 +77,51 @@ impl Algorithm {
 /// Row size in bytes from which `auto` picks the two-pass algorithm.
 pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 
+/// One row of softmax or log-softmax. Built only by the `unsafe`
+/// functions below, whose callers vouch for the pointers.
+struct SoftmaxRow<T> {
+    /// `None`: log-softmax.
+    algorithm: Option<Algorithm>,
+    x: *const T,
+    y: *mut T,
+    n: usize,
+}
+
+impl<T: Element> Kernel for SoftmaxRow<T> {
+    type Output = ();
+
+    fn scalar(self) {
+        // SAFETY: the pointers are valid for `n` elements and either equal
+        // or disjoint (the contract of `softmax_raw` / `log_softmax_raw`,
+        // the only constructors).
+        unsafe {
+            match self.algorithm {
+                Some(algorithm) => scalar::softmax(algorithm, self.x, self.y, self.n),
+                None => scalar::log_softmax(self.x, self.y, self.n),
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn vector<S: Simd>(self, _: S) {
+        // SAFETY: as in `scalar`; the token proves the CPU has `S`.
+        unsafe {
+            match self.algorithm {
+                Some(algorithm) => vector::softmax::<T::Vector<S>>(algorithm, self.x, self.y, self.n),
+                None => vector::log_softmax::<T::Vector<S>>(self.x, self.y, self.n),
+            }
+        }
+    }
+}
+
 /// Softmax of one row of `n` elements from `x` into `y`.
 ///
 /// # Safety
 /// `x` must be valid for reading and `y` for writing `n` elements; they are
-/// either the same pointer (in place) or do not overlap. `isa` must be
-/// supported by this CPU.
+/// either the same pointer (in place) or do not overlap. Panics when `isa`
+/// is not supported by this CPU.
 pub unsafe fn softmax_raw<T: Element>(isa: Isa, algorithm: Algorithm, x: *const T, y: *mut T, n: usize) {
-    match isa {
-        Isa::Scalar => scalar::softmax(algorithm, x, y, n),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::softmax::<T>(algorithm, x, y, n),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::softmax::<T>(algorithm, x, y, n),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("{isa} kernels exist only on x86-64"),
-    }
+    dispatch::run(isa, SoftmaxRow { algorithm: Some(algorithm), x, y, n })
 }
 
 /// Log-softmax of one row: y = x - max - ln(sum exp(x - max)), with the
@@ -107,37 +131,35 @@ pub unsafe fn softmax_raw<T: Element>(isa: Isa, algorithm: Algorithm, x: *const 
 /// # Safety
 /// As for [`softmax_raw`].
 pub unsafe fn log_softmax_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: usize) {
-    match isa {
-        Isa::Scalar => scalar::log_softmax(x, y, n),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => avx2::log_softmax::<T>(x, y, n),
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => avx512::log_softmax::<T>(x, y, n),
-        #[cfg(not(target_arch = "x86_64"))]
-        _ => unreachable!("{isa} kernels exist only on x86-64"),
-    }
-}
-
-fn check_isa(isa: Isa) {
-    assert!(isa.is_supported(), "{isa} is not supported by this CPU");
+    dispatch::run(isa, SoftmaxRow { algorithm: None, x, y, n })
 }
 
 /// Softmax of `x` into `y` (same length) with the given instruction set.
 pub fn softmax<T: Element>(isa: Isa, algorithm: Algorithm, x: &[T], y: &mut [T]) {
     assert_eq!(x.len(), y.len(), "softmax: input and output lengths differ");
-    check_isa(isa);
+    // SAFETY: two distinct slices of the same length: valid and disjoint.
     unsafe { softmax_raw(isa, algorithm, x.as_ptr(), y.as_mut_ptr(), x.len()) }
 }
 
 /// Softmax of `y` in place.
 pub fn softmax_inplace<T: Element>(isa: Isa, algorithm: Algorithm, y: &mut [T]) {
-    check_isa(isa);
-    unsafe { softmax_raw(isa, algorithm, y.as_ptr(), y.as_mut_ptr(), y.len()) }
+    // Both pointers come from one mutable borrow, so reading through the
+    // first does not invalidate the second (Stacked / Tree Borrows).
+    let p = y.as_mut_ptr();
+    // SAFETY: `p` is valid for `y.len()` elements; x and y are the same.
+    unsafe { softmax_raw(isa, algorithm, p.cast_const(), p, y.len()) }
 }
 
 /// Log-softmax of `x` into `y` (same length) with the given instruction set.
 pub fn log_softmax<T: Element>(isa: Isa, x: &[T], y: &mut [T]) {
     assert_eq!(x.len(), y.len(), "log_softmax: input and output lengths differ");
-    check_isa(isa);
+    // SAFETY: two distinct slices of the same length: valid and disjoint.
     unsafe { log_softmax_raw(isa, x.as_ptr(), y.as_mut_ptr(), x.len()) }
+}
+
+/// Log-softmax of `y` in place.
+pub fn log_softmax_inplace<T: Element>(isa: Isa, y: &mut [T]) {
+    let p = y.as_mut_ptr();
+    // SAFETY: `p` is valid for `y.len()` elements; x and y are the same.
+    unsafe { log_softmax_raw(isa, p.cast_const(), p, y.len()) }
 }

@@ -44,116 +44,175 @@ fn exp2_int(d: f64) -> f64 {
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn row_max<T: Real>(x: *const T, n: usize) -> T {
-    let mut m = T::NEG_INFINITY;
-    for i in 0..n {
-        let v = *x.add(i);
-        if v.is_nan() {
-            return v;
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let mut m = T::NEG_INFINITY;
+        for i in 0..n {
+            let v = *x.add(i);
+            if v.is_nan() {
+                return v;
+            }
+            m = m.max(v);
         }
-        m = m.max(v);
+        m
     }
-    m
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn fill<T: Real>(y: *mut T, n: usize, value: T) {
-    for i in 0..n {
-        *y.add(i) = value;
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        for i in 0..n {
+            *y.add(i) = value;
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 pub(crate) unsafe fn softmax<T: Real>(algorithm: Algorithm, x: *const T, y: *mut T, n: usize) {
-    match algorithm {
-        Algorithm::ThreePassReload => three_pass::<T, true>(x, y, n),
-        Algorithm::ThreePassRecompute => three_pass::<T, false>(x, y, n),
-        Algorithm::TwoPass => two_pass(x, y, n),
-        Algorithm::Online => online(x, y, n),
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        match algorithm {
+            Algorithm::ThreePassReload => three_pass::<T, true>(x, y, n),
+            Algorithm::ThreePassRecompute => three_pass::<T, false>(x, y, n),
+            Algorithm::TwoPass => two_pass(x, y, n),
+            Algorithm::Online => online(x, y, n),
+        }
     }
 }
 
 /// Three-pass softmax; `RELOAD` stores exp(x - max) in pass 2 and rescales
 /// it in pass 3, otherwise pass 3 recomputes it.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn three_pass<T: Real, const RELOAD: bool>(x: *const T, y: *mut T, n: usize) {
-    let m = row_max(x, n);
-    if !m.is_finite() {
-        return fill(y, n, T::NAN);
-    }
-    // x - m in f64 is exact for f32 rows; the vector kernels get the same
-    // accuracy from (mantissa, exponent) pairs (see vector::ShiftedExp).
-    let shifted = |i: usize| exp_scalar((*x.add(i)).to_f64() - m.to_f64());
-    let mut sum = 0.0f64;
-    for i in 0..n {
-        let e = shifted(i);
-        if RELOAD {
-            *y.add(i) = T::from_f64(e);
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let m = row_max(x, n);
+        if !m.is_finite() {
+            return fill(y, n, T::NAN);
         }
-        sum += e;
-    }
-    let r = 1.0 / sum;
-    for i in 0..n {
-        let e = if RELOAD { (*y.add(i)).to_f64() } else { shifted(i) };
-        *y.add(i) = T::from_f64(e * r);
+        // x - m in f64 is exact for f32 rows; the vector kernels get the same
+        // accuracy from (mantissa, exponent) pairs (see vector::ShiftedExp).
+        let shifted = |i: usize| exp_scalar((*x.add(i)).to_f64() - m.to_f64());
+        let mut sum = 0.0f64;
+        for i in 0..n {
+            let e = shifted(i);
+            if RELOAD {
+                *y.add(i) = T::from_f64(e);
+            }
+            sum += e;
+        }
+        let r = 1.0 / sum;
+        for i in 0..n {
+            let e = if RELOAD { (*y.add(i)).to_f64() } else { shifted(i) };
+            *y.add(i) = T::from_f64(e * r);
+        }
     }
 }
 
-/// Dukhan & Ablavatski two-pass softmax (Algorithm 2 of the paper).
+/// The Two-Pass softmax of Dukhan & Ablavatski (2020): sums of (p, n) pairs.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn two_pass<T: Real>(x: *const T, y: *mut T, n: usize) {
-    let lo = T::from_f64(-TWO_PASS_X_LIMIT);
-    let (mut sum, mut exp) = (0.0f64, f64::NEG_INFINITY);
-    for i in 0..n {
-        // max(lo) maps -inf to a finite value whose term vanishes; NaN
-        // stays NaN (f32::max would drop it, so test first).
-        let xi = *x.add(i);
-        let (p, e) = exp_parts_scalar(if xi.is_nan() { xi } else { xi.max(lo) });
-        (sum, exp) = merge_pair(sum, exp, p.to_f64(), e.to_f64());
-    }
-    let Some((sum, exp)) = two_pass_accept(sum, exp) else {
-        return three_pass::<T, false>(x, y, n);
-    };
-    let r = T::from_f64(1.0 / sum);
-    let exp = T::from_f64(exp);
-    for i in 0..n {
-        let (p, e) = exp_parts_scalar((*x.add(i)).max(lo));
-        *y.add(i) = (p * r).scale_pow2(e - exp);
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let lo = T::from_f64(-TWO_PASS_X_LIMIT);
+        let (mut sum, mut exp) = (0.0f64, f64::NEG_INFINITY);
+        for i in 0..n {
+            // max(lo) maps -inf to a finite value whose term vanishes; NaN
+            // stays NaN (f32::max would drop it, so test first).
+            let xi = *x.add(i);
+            let (p, e) = exp_parts_scalar(if xi.is_nan() { xi } else { xi.max(lo) });
+            (sum, exp) = merge_pair(sum, exp, p.to_f64(), e.to_f64());
+        }
+        let Some((sum, exp)) = two_pass_accept(sum, exp) else {
+            return three_pass::<T, false>(x, y, n);
+        };
+        let r = T::from_f64(1.0 / sum);
+        let exp = T::from_f64(exp);
+        for i in 0..n {
+            let (p, e) = exp_parts_scalar((*x.add(i)).max(lo));
+            *y.add(i) = (p * r).scale_pow2(e - exp);
+        }
     }
 }
 
 /// Online softmax: one pass of running (max, sum rescaled to max).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 unsafe fn online<T: Real>(x: *const T, y: *mut T, n: usize) {
-    let (mut m, mut d) = (f64::NEG_INFINITY, 0.0f64);
-    for i in 0..n {
-        let v = (*x.add(i)).to_f64();
-        if v.is_nan() {
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let (mut m, mut d) = (f64::NEG_INFINITY, 0.0f64);
+        for i in 0..n {
+            let v = (*x.add(i)).to_f64();
+            if v.is_nan() {
+                return fill(y, n, T::NAN);
+            }
+            if v == f64::NEG_INFINITY {
+                continue; // contributes exp(-inf) = 0
+            }
+            if v > m {
+                d = d * exp_scalar(m - v) + 1.0;
+                m = v;
+            } else {
+                d += exp_scalar(v - m);
+            }
+        }
+        if !m.is_finite() {
             return fill(y, n, T::NAN);
         }
-        if v == f64::NEG_INFINITY {
-            continue; // contributes exp(-inf) = 0
+        let r = 1.0 / d;
+        for i in 0..n {
+            *y.add(i) = T::from_f64(exp_scalar((*x.add(i)).to_f64() - m) * r);
         }
-        if v > m {
-            d = d * exp_scalar(m - v) + 1.0;
-            m = v;
-        } else {
-            d += exp_scalar(v - m);
-        }
-    }
-    if !m.is_finite() {
-        return fill(y, n, T::NAN);
-    }
-    let r = 1.0 / d;
-    for i in 0..n {
-        *y.add(i) = T::from_f64(exp_scalar((*x.add(i)).to_f64() - m) * r);
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 pub(crate) unsafe fn log_softmax<T: Real>(x: *const T, y: *mut T, n: usize) {
-    let m = row_max(x, n);
-    let m = if m.is_finite() { m } else { T::ZERO };
-    let mut sum = 0.0f64;
-    for i in 0..n {
-        sum += exp_scalar(*x.add(i) - m).to_f64();
-    }
-    let ln_sum = T::from_f64(sum.ln());
-    for i in 0..n {
-        *y.add(i) = (*x.add(i) - m) - ln_sum;
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let m = row_max(x, n);
+        let m = if m.is_finite() { m } else { T::ZERO };
+        let mut sum = 0.0f64;
+        for i in 0..n {
+            sum += exp_scalar(*x.add(i) - m).to_f64();
+        }
+        let ln_sum = T::from_f64(sum.ln());
+        for i in 0..n {
+            *y.add(i) = (*x.add(i) - m) - ln_sum;
+        }
     }
 }

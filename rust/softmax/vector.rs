@@ -1,7 +1,7 @@
 //! The softmax algorithms written once over a SIMD register type `V`.
 //!
 //! Every function here is `#[inline(always)]` and only meaningful when
-//! inlined into a `#[target_feature]` entry point (`avx2.rs`, `avx512.rs`).
+//! inlined into the `#[target_feature]` trampoline of `dispatch::run`.
 //! Sums are kept in registers for blocks of `BLOCK` elements and folded into
 //! an f64 total, so float32 rows of millions of elements keep their digits.
 
@@ -17,37 +17,54 @@ use crate::simd::{Real, Vector};
 /// by the fuzzer).
 const BLOCK: usize = 512;
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 pub unsafe fn softmax<V: Vector>(algorithm: Algorithm, x: *const V::Elem, y: *mut V::Elem, n: usize) {
-    match algorithm {
-        Algorithm::ThreePassReload => three_pass::<V, true>(x, y, n),
-        Algorithm::ThreePassRecompute => three_pass::<V, false>(x, y, n),
-        Algorithm::TwoPass => two_pass::<V>(x, y, n),
-        Algorithm::Online => online::<V>(x, y, n),
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        match algorithm {
+            Algorithm::ThreePassReload => three_pass::<V, true>(x, y, n),
+            Algorithm::ThreePassRecompute => three_pass::<V, false>(x, y, n),
+            Algorithm::TwoPass => two_pass::<V>(x, y, n),
+            Algorithm::Online => online::<V>(x, y, n),
+        }
     }
 }
 
 /// Largest element (a NaN may or may not survive; callers catch NaN rows
 /// through the sum, which NaN always poisons).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn row_max<V: Vector>(x: *const V::Elem, n: usize) -> V::Elem {
-    let lanes = V::LANES;
-    let neg_inf = V::Elem::NEG_INFINITY;
-    let (mut m0, mut m1) = (V::splat(neg_inf), V::splat(neg_inf));
-    let mut i = 0;
-    while i + 2 * lanes <= n {
-        m0 = m0.max(V::load(x.add(i)));
-        m1 = m1.max(V::load(x.add(i + lanes)));
-        i += 2 * lanes;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let neg_inf = V::Elem::NEG_INFINITY;
+        let (mut m0, mut m1) = (V::splat(neg_inf), V::splat(neg_inf));
+        let mut i = 0;
+        while i + 2 * lanes <= n {
+            m0 = m0.max(V::load(x.add(i)));
+            m1 = m1.max(V::load(x.add(i + lanes)));
+            i += 2 * lanes;
+        }
+        if i + lanes <= n {
+            m0 = m0.max(V::load(x.add(i)));
+            i += lanes;
+        }
+        if i < n {
+            m1 = m1.max(V::load_partial(x.add(i), n - i, neg_inf));
+        }
+        m0.max(m1).reduce_max()
     }
-    if i + lanes <= n {
-        m0 = m0.max(V::load(x.add(i)));
-        i += lanes;
-    }
-    if i < n {
-        m1 = m1.max(V::load_partial(x.add(i), n - i, neg_inf));
-    }
-    m0.max(m1).reduce_max()
 }
 
 /// x -> exp(x - m) * c for a row whose max is `m`, where c is a constant of
@@ -66,303 +83,453 @@ struct ShiftedExp<V: Vector> {
     pairs: bool,
     lo: V,
     m: V::Elem,
+    /// p(m) of exp(m) = p(m) * 2^n(m): the row constant c of the pair form.
+    c: V::Elem,
     /// n(m), the exponent of exp(m) = p(m) * 2^n(m).
     n_m: V,
 }
 
 impl<V: Vector> ShiftedExp<V> {
+    /// # Safety
+    /// The CPU must have the instruction set of `V` (vector code); pointer
+    /// arguments must be valid for the elements read and written (`n` per
+    /// row), with the aliasing the module documents.
     #[inline(always)]
     unsafe fn new(m: V::Elem) -> Self {
-        let limit = TWO_PASS_X_LIMIT;
-        ShiftedExp {
-            pairs: m.to_f64().abs() <= limit - 2048.0,
-            lo: V::splat(V::Elem::from_f64(-limit)),
-            m,
-            n_m: V::splat((m * V::Elem::LOG2E).round_even()),
+        // SAFETY: this function's contract: the CPU has the instruction set of V,
+        // and every access below stays inside the elements the caller vouched for.
+        unsafe {
+            let limit = TWO_PASS_X_LIMIT;
+            // exp(m) = c * 2^n(m): both halves from the one scalar pair, so
+            // c matches the exponent the lanes subtract. (Rounding m log2 e
+            // once in the element type for n(m) and once in f64 for c made
+            // c off by a factor of 2 when the two roundings differed, e.g.
+            // m = 1.732868, where m log2 e = 2.50000000687.)
+            let (c, n_m) = exp_parts_scalar(m);
+            ShiftedExp {
+                pairs: m.to_f64().abs() <= limit - 2048.0,
+                lo: V::splat(V::Elem::from_f64(-limit)),
+                m,
+                c,
+                n_m: V::splat(n_m),
+            }
         }
     }
 
     /// The plain form exp(x - m) (c = 1), which maps x = +inf to +inf.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V` (vector code); pointer
+    /// arguments must be valid for the elements read and written (`n` per
+    /// row), with the aliasing the module documents.
     #[inline(always)]
     unsafe fn plain(m: V::Elem) -> Self {
-        ShiftedExp { pairs: false, ..Self::new(m) }
+        // SAFETY: this function's contract: the CPU has the instruction set of V,
+        // and every access below stays inside the elements the caller vouched for.
+        unsafe {
+            ShiftedExp { pairs: false, ..Self::new(m) }
+        }
     }
 
     /// c: exp(x - m) = eval(x) / c. One scalar exp per row.
     #[inline(always)]
     fn row_constant(&self) -> V::Elem {
         if self.pairs {
-            exp_parts_scalar(self.m).0
+            self.c
         } else {
             V::Elem::ONE
         }
     }
 
+    /// # Safety
+    /// The CPU must have the instruction set of `V` (vector code); pointer
+    /// arguments must be valid for the elements read and written (`n` per
+    /// row), with the aliasing the module documents.
     #[inline(always)]
     unsafe fn eval(&self, x: V) -> V {
-        if self.pairs {
-            // -inf becomes `lo`, whose term vanishes; NaN passes through.
-            // +inf (only in rows that are NaN anyway, whose sum is not
-            // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
-            let (p, n) = exp_parts(self.lo.max(x));
-            p.scale_down_pow2(n.sub(self.n_m))
-        } else {
-            exp(x.sub(V::splat(self.m)))
+        // SAFETY: this function's contract: the CPU has the instruction set of V,
+        // and every access below stays inside the elements the caller vouched for.
+        unsafe {
+            if self.pairs {
+                // -inf becomes `lo`, whose term vanishes; NaN passes through.
+                // +inf (only in rows that are NaN anyway, whose sum is not
+                // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
+                let (p, n) = exp_parts(self.lo.max(x));
+                p.scale_down_pow2(n.sub(self.n_m))
+            } else {
+                exp(x.sub(V::splat(self.m)))
+            }
         }
     }
 }
 
 /// Sum of f(x) over the row; with `STORE` each f(x) is also written to `y`.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn sum_map<V: Vector, const STORE: bool>(x: *const V::Elem, y: *mut V::Elem, n: usize, f: &ShiftedExp<V>) -> f64 {
-    let lanes = V::LANES;
-    let mut total = 0.0f64;
-    let mut start = 0;
-    while start < n {
-        let end = (start + BLOCK).min(n);
-        let (mut s0, mut s1) = (V::splat(V::Elem::ZERO), V::splat(V::Elem::ZERO));
-        let mut i = start;
-        while i + 2 * lanes <= end {
-            let e0 = f.eval(V::load(x.add(i)));
-            let e1 = f.eval(V::load(x.add(i + lanes)));
-            if STORE {
-                e0.store(y.add(i));
-                e1.store(y.add(i + lanes));
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let mut total = 0.0f64;
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK).min(n);
+            let (mut s0, mut s1) = (V::splat(V::Elem::ZERO), V::splat(V::Elem::ZERO));
+            let mut i = start;
+            while i + 2 * lanes <= end {
+                let e0 = f.eval(V::load(x.add(i)));
+                let e1 = f.eval(V::load(x.add(i + lanes)));
+                if STORE {
+                    e0.store(y.add(i));
+                    e1.store(y.add(i + lanes));
+                }
+                s0 = s0.add(e0);
+                s1 = s1.add(e1);
+                i += 2 * lanes;
             }
-            s0 = s0.add(e0);
-            s1 = s1.add(e1);
-            i += 2 * lanes;
-        }
-        if i + lanes <= end {
-            let e = f.eval(V::load(x.add(i)));
-            if STORE {
-                e.store(y.add(i));
+            if i + lanes <= end {
+                let e = f.eval(V::load(x.add(i)));
+                if STORE {
+                    e.store(y.add(i));
+                }
+                s0 = s0.add(e);
+                i += lanes;
             }
-            s0 = s0.add(e);
-            i += lanes;
-        }
-        if i < end {
-            let e = f.eval(V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY));
-            if STORE {
-                e.store_partial(y.add(i), end - i);
+            if i < end {
+                let e = f.eval(V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY));
+                if STORE {
+                    e.store_partial(y.add(i), end - i);
+                }
+                s1 = s1.add(e);
             }
-            s1 = s1.add(e);
+            total += s0.add(s1).reduce_add().to_f64();
+            start = end;
         }
-        total += s0.add(s1).reduce_add().to_f64();
-        start = end;
+        total
     }
-    total
 }
 
 /// y = f(x) * factor for the whole row.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn write_map<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, f: &ShiftedExp<V>, factor: V::Elem) {
-    let factor = V::splat(factor);
-    let mut i = 0;
-    while i + V::LANES <= n {
-        f.eval(V::load(x.add(i))).mul(factor).store(y.add(i));
-        i += V::LANES;
-    }
-    if i < n {
-        let tail = V::load_partial(x.add(i), n - i, V::Elem::NEG_INFINITY);
-        f.eval(tail).mul(factor).store_partial(y.add(i), n - i);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let factor = V::splat(factor);
+        let mut i = 0;
+        while i + V::LANES <= n {
+            f.eval(V::load(x.add(i))).mul(factor).store(y.add(i));
+            i += V::LANES;
+        }
+        if i < n {
+            let tail = V::load_partial(x.add(i), n - i, V::Elem::NEG_INFINITY);
+            f.eval(tail).mul(factor).store_partial(y.add(i), n - i);
+        }
     }
 }
 
 /// y = y * r for the whole row.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn scale_in_place<V: Vector>(y: *mut V::Elem, n: usize, r: V::Elem) {
-    let vr = V::splat(r);
-    let mut i = 0;
-    while i + V::LANES <= n {
-        V::load(y.add(i)).mul(vr).store(y.add(i));
-        i += V::LANES;
-    }
-    if i < n {
-        V::load_partial(y.add(i), n - i, V::Elem::ZERO).mul(vr).store_partial(y.add(i), n - i);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let vr = V::splat(r);
+        let mut i = 0;
+        while i + V::LANES <= n {
+            V::load(y.add(i)).mul(vr).store(y.add(i));
+            i += V::LANES;
+        }
+        if i < n {
+            V::load_partial(y.add(i), n - i, V::Elem::ZERO).mul(vr).store_partial(y.add(i), n - i);
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn fill<V: Vector>(y: *mut V::Elem, n: usize, value: V::Elem) {
-    let v = V::splat(value);
-    let mut i = 0;
-    while i + V::LANES <= n {
-        v.store(y.add(i));
-        i += V::LANES;
-    }
-    if i < n {
-        v.store_partial(y.add(i), n - i);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let v = V::splat(value);
+        let mut i = 0;
+        while i + V::LANES <= n {
+            v.store(y.add(i));
+            i += V::LANES;
+        }
+        if i < n {
+            v.store_partial(y.add(i), n - i);
+        }
     }
 }
 
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn three_pass<V: Vector, const RELOAD: bool>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
-    let m = row_max::<V>(x, n);
-    if !m.is_finite() {
-        return fill::<V>(y, n, V::Elem::NAN);
-    }
-    let shifted = ShiftedExp::<V>::new(m);
-    let sum = sum_map::<V, RELOAD>(x, y, n, &shifted);
-    if !sum.is_finite() {
-        // A NaN or +inf entry (the max may have skipped it: x86 max drops
-        // NaN) poisons the sum: scipy gives a NaN row.
-        return fill::<V>(y, n, V::Elem::NAN);
-    }
-    let r = V::Elem::from_f64(1.0 / sum);
-    if RELOAD {
-        scale_in_place::<V>(y, n, r);
-    } else {
-        write_map::<V>(x, y, n, &shifted, r);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let m = row_max::<V>(x, n);
+        if !m.is_finite() {
+            return fill::<V>(y, n, V::Elem::NAN);
+        }
+        let shifted = ShiftedExp::<V>::new(m);
+        let sum = sum_map::<V, RELOAD>(x, y, n, &shifted);
+        if !sum.is_finite() {
+            // A NaN or +inf entry (the max may have skipped it: x86 max drops
+            // NaN) poisons the sum: scipy gives a NaN row.
+            return fill::<V>(y, n, V::Elem::NAN);
+        }
+        let r = V::Elem::from_f64(1.0 / sum);
+        if RELOAD {
+            scale_in_place::<V>(y, n, r);
+        } else {
+            write_map::<V>(x, y, n, &shifted, r);
+        }
     }
 }
 
 /// Adds the terms p * 2^n of one register into the lane accumulators
 /// (acc, e): acc * 2^e + p * 2^n = (acc * 2^(e - M) + p * 2^(n - M)) * 2^M
-/// with M = max(e, n) (Dukhan & Ablavatski, Algorithm 2).
+/// with M = max(e, n) (the pair sum of Dukhan & Ablavatski's Two-Pass
+/// algorithm).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn accumulate_pair<V: Vector>(acc: &mut V, e: &mut V, x: V, lo: V) {
-    // lo.max(x): -inf becomes `lo` (its term then vanishes), NaN stays NaN.
-    let (p, n) = exp_parts(lo.max(x));
-    let m = e.max(n);
-    *acc = acc.scale_down_pow2(e.sub(m)).add(p.scale_down_pow2(n.sub(m)));
-    *e = m;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        // lo.max(x): -inf becomes `lo` (its term then vanishes), NaN stays NaN.
+        let (p, n) = exp_parts(lo.max(x));
+        let m = e.max(n);
+        *acc = acc.scale_down_pow2(e.sub(m)).add(p.scale_down_pow2(n.sub(m)));
+        *e = m;
+    }
 }
 
 /// Reduces the lane accumulators to one pair (sum, exponent) in f64.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn reduce_pairs<V: Vector>(acc: V, e: V) -> (f64, f64) {
-    let m = e.reduce_max();
-    (acc.scale_down_pow2(e.sub(V::splat(m))).reduce_add().to_f64(), m.to_f64())
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let m = e.reduce_max();
+        (acc.scale_down_pow2(e.sub(V::splat(m))).reduce_add().to_f64(), m.to_f64())
+    }
 }
 
 /// Pass 1 of the two-pass softmax: the row sum of exp(x) as sum * 2^exp.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn two_pass_sum<V: Vector>(x: *const V::Elem, n: usize) -> (f64, f64) {
-    let lanes = V::LANES;
-    let lo = V::splat(V::Elem::from_f64(-TWO_PASS_X_LIMIT));
-    // Accumulators start at 0 * 2^(lowest finite): any real term dominates.
-    let start_exp = V::splat(V::Elem::from_f64(-2.0 * TWO_PASS_X_LIMIT));
-    let (mut sum, mut exp) = (0.0f64, f64::NEG_INFINITY);
-    let mut start = 0;
-    while start < n {
-        let end = (start + BLOCK).min(n);
-        let (mut a0, mut e0) = (V::splat(V::Elem::ZERO), start_exp);
-        let (mut a1, mut e1) = (a0, e0);
-        let mut i = start;
-        while i + 2 * lanes <= end {
-            accumulate_pair(&mut a0, &mut e0, V::load(x.add(i)), lo);
-            accumulate_pair(&mut a1, &mut e1, V::load(x.add(i + lanes)), lo);
-            i += 2 * lanes;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lanes = V::LANES;
+        let lo = V::splat(V::Elem::from_f64(-TWO_PASS_X_LIMIT));
+        // Accumulators start at 0 * 2^(lowest finite): any real term dominates.
+        let start_exp = V::splat(V::Elem::from_f64(-2.0 * TWO_PASS_X_LIMIT));
+        let (mut sum, mut exp) = (0.0f64, f64::NEG_INFINITY);
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK).min(n);
+            let (mut a0, mut e0) = (V::splat(V::Elem::ZERO), start_exp);
+            let (mut a1, mut e1) = (a0, e0);
+            let mut i = start;
+            while i + 2 * lanes <= end {
+                accumulate_pair(&mut a0, &mut e0, V::load(x.add(i)), lo);
+                accumulate_pair(&mut a1, &mut e1, V::load(x.add(i + lanes)), lo);
+                i += 2 * lanes;
+            }
+            if i + lanes <= end {
+                accumulate_pair(&mut a0, &mut e0, V::load(x.add(i)), lo);
+                i += lanes;
+            }
+            if i < end {
+                let tail = V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY);
+                accumulate_pair(&mut a1, &mut e1, tail, lo);
+            }
+            let (v0, x0) = reduce_pairs(a0, e0);
+            let (v1, x1) = reduce_pairs(a1, e1);
+            (sum, exp) = merge_pair(sum, exp, v0, x0);
+            (sum, exp) = merge_pair(sum, exp, v1, x1);
+            start = end;
         }
-        if i + lanes <= end {
-            accumulate_pair(&mut a0, &mut e0, V::load(x.add(i)), lo);
-            i += lanes;
-        }
-        if i < end {
-            let tail = V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY);
-            accumulate_pair(&mut a1, &mut e1, tail, lo);
-        }
-        let (v0, x0) = reduce_pairs(a0, e0);
-        let (v1, x1) = reduce_pairs(a1, e1);
-        (sum, exp) = merge_pair(sum, exp, v0, x0);
-        (sum, exp) = merge_pair(sum, exp, v1, x1);
-        start = end;
+        (sum, exp)
     }
-    (sum, exp)
 }
 
 /// Dukhan & Ablavatski two-pass softmax. Rows the pair arithmetic cannot
 /// represent exactly (NaN, +-inf, all -inf, |x| > 2^20) take the three-pass
 /// path, which gives the scipy results for them.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn two_pass<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
-    let (sum, exp) = two_pass_sum::<V>(x, n);
-    let Some((sum, exp)) = two_pass_accept(sum, exp) else {
-        return three_pass::<V, false>(x, y, n);
-    };
-    let lo = V::splat(V::Elem::from_f64(-TWO_PASS_X_LIMIT));
-    let r = V::splat(V::Elem::from_f64(1.0 / sum));
-    let vexp = V::splat(V::Elem::from_f64(exp));
-    let mut i = 0;
-    while i + V::LANES <= n {
-        two_pass_value(V::load(x.add(i)), lo, r, vexp).store(y.add(i));
-        i += V::LANES;
-    }
-    if i < n {
-        let tail = V::load_partial(x.add(i), n - i, V::Elem::ZERO);
-        two_pass_value(tail, lo, r, vexp).store_partial(y.add(i), n - i);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (sum, exp) = two_pass_sum::<V>(x, n);
+        let Some((sum, exp)) = two_pass_accept(sum, exp) else {
+            return three_pass::<V, false>(x, y, n);
+        };
+        let lo = V::splat(V::Elem::from_f64(-TWO_PASS_X_LIMIT));
+        let r = V::splat(V::Elem::from_f64(1.0 / sum));
+        let vexp = V::splat(V::Elem::from_f64(exp));
+        let mut i = 0;
+        while i + V::LANES <= n {
+            two_pass_value(V::load(x.add(i)), lo, r, vexp).store(y.add(i));
+            i += V::LANES;
+        }
+        if i < n {
+            let tail = V::load_partial(x.add(i), n - i, V::Elem::ZERO);
+            two_pass_value(tail, lo, r, vexp).store_partial(y.add(i), n - i);
+        }
     }
 }
 
 /// Pass 2 of the two-pass softmax: p * 2^k / (sum * 2^exp) with (p, k) the
 /// pair of x and r = 1/sum.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn two_pass_value<V: Vector>(x: V, lo: V, r: V, exp: V) -> V {
-    let (p, k) = exp_parts(lo.max(x));
-    p.mul(r).scale_down_pow2(k.sub(exp))
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (p, k) = exp_parts(lo.max(x));
+        p.mul(r).scale_down_pow2(k.sub(exp))
+    }
 }
 
 /// One online step per lane (Milakov & Gimelshein 2018): the running max
 /// m and the sum d of exp(x - m); when m grows, d is rescaled by exp(m - m').
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn online_step<V: Vector>(m: &mut V, d: &mut V, x: V) {
-    let m_new = m.max(x); // NaN in x propagates into m_new and d
-    *d = d.mul(exp(m.sub(m_new))).add(exp(x.sub(m_new)));
-    *m = m_new;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let m_new = m.max(x); // NaN in x propagates into m_new and d
+        *d = d.mul(exp(m.sub(m_new))).add(exp(x.sub(m_new)));
+        *m = m_new;
+    }
 }
 
 /// Online softmax: pass 1 keeps (max, rescaled sum) per lane, folded into
 /// an f64 pair every `BLOCK` elements; pass 2 writes exp(x - max) / sum.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 unsafe fn online<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
-    // Lanes start at the lowest finite value, so m - m' is never
-    // -inf - (-inf); a -inf input then adds exp(-inf - m') = 0.
-    let lowest = V::Elem::from_f64(if V::Elem::MANTISSA_DIGITS == 24 { f32::MIN as f64 } else { f64::MIN });
-    let (mut m_row, mut d_row) = (f64::NEG_INFINITY, 0.0f64);
-    let mut start = 0;
-    while start < n {
-        let end = (start + BLOCK).min(n);
-        let (mut m, mut d) = (V::splat(lowest), V::splat(V::Elem::ZERO));
-        let mut i = start;
-        while i + V::LANES <= end {
-            online_step(&mut m, &mut d, V::load(x.add(i)));
-            i += V::LANES;
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        // Lanes start at the lowest finite value, so m - m' is never
+        // -inf - (-inf); a -inf input then adds exp(-inf - m') = 0.
+        let lowest = V::Elem::from_f64(if V::Elem::MANTISSA_DIGITS == 24 { f32::MIN as f64 } else { f64::MIN });
+        let (mut m_row, mut d_row) = (f64::NEG_INFINITY, 0.0f64);
+        let mut start = 0;
+        while start < n {
+            let end = (start + BLOCK).min(n);
+            let (mut m, mut d) = (V::splat(lowest), V::splat(V::Elem::ZERO));
+            let mut i = start;
+            while i + V::LANES <= end {
+                online_step(&mut m, &mut d, V::load(x.add(i)));
+                i += V::LANES;
+            }
+            if i < end {
+                online_step(&mut m, &mut d, V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY));
+            }
+            let m_block = m.reduce_max();
+            let d_block = d.mul(exp(m.sub(V::splat(m_block)))).reduce_add().to_f64();
+            let m_new = m_row.max(m_block.to_f64());
+            d_row = d_row * (m_row - m_new).exp() + d_block * (m_block.to_f64() - m_new).exp();
+            m_row = m_new;
+            start = end;
         }
-        if i < end {
-            online_step(&mut m, &mut d, V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY));
+        let m_row = V::Elem::from_f64(m_row);
+        if !m_row.is_finite() || !d_row.is_finite() || m_row == lowest {
+            // NaN or +inf in the row, nothing but -inf, or a row at the very
+            // bottom of the range: the three-pass path gives the scipy result.
+            return three_pass::<V, false>(x, y, n);
         }
-        let m_block = m.reduce_max();
-        let d_block = d.mul(exp(m.sub(V::splat(m_block)))).reduce_add().to_f64();
-        let m_new = m_row.max(m_block.to_f64());
-        d_row = d_row * (m_row - m_new).exp() + d_block * (m_block.to_f64() - m_new).exp();
-        m_row = m_new;
-        start = end;
+        let shifted = ShiftedExp::<V>::new(m_row);
+        let factor = 1.0 / (d_row * shifted.row_constant().to_f64());
+        write_map::<V>(x, y, n, &shifted, V::Elem::from_f64(factor));
     }
-    let m_row = V::Elem::from_f64(m_row);
-    if !m_row.is_finite() || !d_row.is_finite() || m_row == lowest {
-        // NaN or +inf in the row, nothing but -inf, or a row at the very
-        // bottom of the range: the three-pass path gives the scipy result.
-        return three_pass::<V, false>(x, y, n);
-    }
-    let shifted = ShiftedExp::<V>::new(m_row);
-    let factor = 1.0 / (d_row * shifted.row_constant().to_f64());
-    write_map::<V>(x, y, n, &shifted, V::Elem::from_f64(factor));
 }
 
 /// y = (x - m) - ln(sum exp(x - m)), m the row max or 0 when not finite.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
 #[inline(always)]
 pub unsafe fn log_softmax<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
-    let m = row_max::<V>(x, n);
-    let m = if m.is_finite() { m } else { V::Elem::ZERO };
-    let ln_sum = V::splat(V::Elem::from_f64(sum_map::<V, false>(x, y, n, &ShiftedExp::plain(m)).ln()));
-    let vm = V::splat(m);
-    let mut i = 0;
-    while i + V::LANES <= n {
-        V::load(x.add(i)).sub(vm).sub(ln_sum).store(y.add(i));
-        i += V::LANES;
-    }
-    if i < n {
-        V::load_partial(x.add(i), n - i, V::Elem::ZERO).sub(vm).sub(ln_sum).store_partial(y.add(i), n - i);
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let m = row_max::<V>(x, n);
+        let m = if m.is_finite() { m } else { V::Elem::ZERO };
+        let ln_sum = V::splat(V::Elem::from_f64(sum_map::<V, false>(x, y, n, &ShiftedExp::plain(m)).ln()));
+        let vm = V::splat(m);
+        let mut i = 0;
+        while i + V::LANES <= n {
+            V::load(x.add(i)).sub(vm).sub(ln_sum).store(y.add(i));
+            i += V::LANES;
+        }
+        if i < n {
+            V::load_partial(x.add(i), n - i, V::Elem::ZERO).sub(vm).sub(ln_sum).store_partial(y.add(i), n - i);
+        }
     }
 }
