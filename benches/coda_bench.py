@@ -23,6 +23,7 @@ import numpy as np
 import scipy.linalg
 
 from normkit import coda
+from normkit.compare import cpu_model
 
 
 def wide_compositions(n: int, d: int, seed: int = 0) -> np.ndarray:
@@ -78,6 +79,7 @@ def main() -> None:
         steps.insert(1, ("peer: scikit-bio clr", lambda: skbio.clr(x)))
     except ImportError:
         pass
+    print(f"cpu: {cpu_model()}")
     print(f"{args.samples} samples x {args.parts} parts (input {input_mib:.1f} MiB), median of {args.repeats}")
     print(f"{'step':<44} {'seconds':>9} {'peak MiB':>9}")
     for name, fn in steps:

@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from normkit import coda
+from normkit.compare import cpu_model
 
 R_SCRIPT = r"""
 suppressMessages(library(corpcor))
@@ -53,6 +54,7 @@ def main() -> None:
         r_lambda, r_lambda_var = np.loadtxt(outputs[1])
         r_pcor = np.loadtxt(outputs[2], delimiter=",")
     ours = coda.shrunk_partial_correlations(x)
+    print(f"cpu: {cpu_model()}")
     print(f"{args.samples} samples x {args.parts} parts")
     print(f"lambda     corpcor {r_lambda:.15f}  normkit {ours.lambda_cor:.15f}")
     print(f"lambda.var corpcor {r_lambda_var:.15f}  normkit {ours.lambda_var:.15f}")

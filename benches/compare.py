@@ -69,6 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     both = not (args.peers or args.algorithms)
     info = normkit.cpu_info()
+    print(f"cpu: {compare.cpu_model()}")
     print(f"normkit {normkit.__version__}, isa {info['active']}, numpy {np.__version__}, "
           f"peers {compare.available_peers()}, 1 thread, {args.rounds} rounds\n")
     rng = np.random.default_rng(0)

@@ -37,7 +37,7 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import normkit  # noqa: E402
-from normkit.compare import interleaved_medians  # noqa: E402
+from normkit.compare import cpu_model, interleaved_medians  # noqa: E402
 from normkit.nn import minilm  # noqa: E402
 
 
@@ -86,6 +86,7 @@ def main() -> None:
     base = [str(s) for s in np.load(path)["sentences"]] if path else list(minilm.DEMO_SENTENCES)
     sentences = base * ARGS.copies
     ours = minilm.MiniLM()
+    print(f"cpu: {cpu_model()}")
     print(f"normkit {normkit.cpu_info()['active']}, {ARGS.threads} BLAS/torch thread(s), {kernel_threads} normkit "
           f"kernel thread(s), {len(sentences)} sentences, batch size {ARGS.batch_size}, medians of {ARGS.repeats}")
     contenders = {"normkit.nn (NumPy/OpenBLAS + normkit)": lambda: ours.encode(sentences, ARGS.batch_size)}

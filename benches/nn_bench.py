@@ -35,7 +35,7 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 import numpy as np  # noqa: E402
 
 import normkit  # noqa: E402
-from normkit.compare import interleaved_medians  # noqa: E402
+from normkit.compare import cpu_model, interleaved_medians  # noqa: E402
 from normkit.nn.build import random_transformer  # noqa: E402
 from normkit.nn.convert import pre_ln_to_pre_rmsnorm, pre_rmsnorm_to_pre_crmsnorm  # noqa: E402
 
@@ -47,6 +47,7 @@ def main() -> None:
     normkit.set_num_threads(ARGS.threads)
     dtype = np.dtype(ARGS.dtype)
     rng = np.random.default_rng(0)
+    print(f"cpu: {cpu_model()}")
     print(f"normkit {normkit.cpu_info()['active']}, {ARGS.threads} thread(s), {dtype}, "
           f"batch {ARGS.batch} x {ARGS.length} tokens, medians of {ARGS.repeats}")
     print(f"{'model':>22} {'form':>13} {'forward ms':>11} {'vs Pre-LN':>9} {'norm kernel us':>15} {'max |diff|':>11}")

@@ -20,7 +20,7 @@ import time
 import numpy as np
 
 import normkit
-from normkit.compare import OnnxNode
+from normkit.compare import OnnxNode, cpu_model
 
 
 def peers(x, w, b, y):
@@ -101,6 +101,7 @@ def main():
     x = rng.standard_normal((rows, cols)).astype(np.float32)
     w = (1 + 0.1 * rng.standard_normal(cols)).astype(np.float32)
     b = (0.1 * rng.standard_normal(cols)).astype(np.float32)
+    print(f"cpu: {cpu_model()}")
     print(f"{rows}x{cols} float32, 1 thread, {rounds} rounds x (1 untimed + 3 timed calls) each, medians; {normkit.cpu_info()}")
     funcs, nbytes = one_input(x, w, b)
     table("one input, one output (GB/s: 1 read + 1 write of the array)", measure(funcs, rounds), nbytes)

@@ -11,6 +11,7 @@ import os
 import numpy as np
 
 import normkit
+from normkit.compare import cpu_model
 
 TINY = np.finfo(np.float32).tiny
 
@@ -35,6 +36,7 @@ def relative_error(y, reference):
 def main():
     rng = np.random.default_rng(1)
     isa = normkit.cpu_info()["active"]
+    print(f"cpu: {cpu_model()}")
     lengths = list(range(1, 301, 7)) + [1024, 4096]
     rows = [scale * rng.standard_normal((50, n)).astype(np.float32) for n in lengths for scale in (1, 30)]
     row64k = 10 * rng.standard_normal((1, 1 << 16)).astype(np.float32)

@@ -122,3 +122,21 @@ def test_shrinkage_bad_input():
         coda.shrunk_partial_correlations(bad)
     with pytest.raises(ValueError, match="NaN"):
         coda.shrink_covariance(np.array([[1.0, np.nan], [2.0, 3.0]]))
+
+
+def test_two_samples_are_too_few_to_estimate_the_intensities():
+    """corpcor stops with "Sample size too small!" below 3 samples: with 2,
+    both estimated intensities would be 0 (an unshrunk rank-1 result)."""
+    x = compositions(2, 9, 10)
+    for call in (
+        lambda **kw: coda.shrunk_partial_correlations(x, **kw),
+        lambda **kw: coda.shrink_covariance(np.log(x), **kw),
+    ):
+        for kw in ({}, {"lambda_cor": 0.5}, {"lambda_var": 0.5}):
+            with pytest.raises(ValueError, match=r"2 sample\(s\).*at least 3.*Sample size too small"):
+                call(**kw)
+        # Fixed intensities need no estimate: 2 samples are enough.
+        result = call(lambda_cor=0.5, lambda_var=0.5)
+        assert (result.lambda_cor, result.lambda_var) == (0.5, 0.5)
+    three = coda.shrunk_partial_correlations(compositions(3, 9, 10))
+    assert np.isfinite(three.correlations).all()

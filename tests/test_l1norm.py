@@ -6,9 +6,6 @@ and the lower instruction sets through NORMKIT_ISA in a subprocess."""
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from fractions import Fraction
 
 import numpy as np
@@ -175,6 +172,81 @@ def test_int8_partially_overlapping_out():
     np.testing.assert_array_equal(buf[:, 1:], want)
 
 
+def test_native_refuses_a_weight_or_bias_overlapping_out():
+    """Issue 10, item 4: the native layer accepted a weight that is a view
+    of out (``_native.l1_norm_i8(x, w, 20.0, w.reshape(128))``), so the
+    kernel wrote into its own weight mid-computation. Now a ValueError
+    naming both, raised before anything is written."""
+    from normkit import _native
+
+    x = np.random.default_rng(9).integers(-128, 128, (1, 128)).astype(np.int8)
+    w = np.ones((1, 128), np.int8)
+    with pytest.raises(ValueError, match="weight shares memory with out"):
+        _native.l1_norm_i8(x, w, 20.0, w.reshape(128))
+    assert (w == 1).all()
+    out = np.full((3, 128), 7, np.int8)
+    xs = np.zeros((3, 128), np.int8)
+    for weight, bias, name in [
+        (out[1], None, "weight"),
+        (None, out[2, ::-1], "bias"),  # negative stride
+        (None, out.reshape(-1)[64:192], "bias"),  # straddles two rows
+    ]:
+        with pytest.raises(ValueError, match=f"{name} shares memory with out"):
+            _native.l1_norm_i8(xs, out, 1.0, weight, bias)
+        assert (out == 7).all()
+    xf, outf = np.ones((2, 8), np.float32), np.full((2, 8), 7.0, np.float32)
+    for weight, bias, name in [(outf[0], None, "weight"), (np.ones(8, np.float32), outf[1], "bias")]:
+        with pytest.raises(ValueError, match=f"{name} shares memory with out"):
+            _native.l1_norm_float(xf, outf, 1e-5, weight, bias)
+        assert (outf == 7.0).all()
+    # A weight that only shares memory with x is fine (x is read-only here).
+    _native.l1_norm_i8(xs, out, 1.0, xs[0], None)
+
+
+def test_weight_sharing_memory_with_out_reads_the_weight_before_writing():
+    """Through the public API a weight or bias that is a view of ``out``
+    (or of x with ``out=x``) still works: it gives the result of a copy."""
+    rng = np.random.default_rng(10)
+    x = rng.integers(-100, 100, (6, 40)).astype(np.int8)
+    want = normkit.l1_norm(x, x[0].copy(), x[1].copy(), out_scale=0.05)
+    y = x.copy()
+    assert normkit.l1_norm(y, y[0], y[1], out_scale=0.05, out=y) is y
+    np.testing.assert_array_equal(y, want)
+    xf = rng.standard_normal((6, 40)).astype(np.float32)
+    want = normkit.l1_norm(xf, xf[0].copy(), xf[::-1][2].copy())  # same input memory
+    assert normkit.l1_norm(xf, xf[0], xf[::-1][2], out=xf) is xf
+    np.testing.assert_array_equal(xf, want)
+
+
+def test_weights_reach_the_native_layer_uncopied(monkeypatch):
+    """Weights are copied at most once: the Python layer converts a dtype
+    when it must and otherwise hands the caller's array to the native
+    layer, which makes the one private copy."""
+    import normkit.l1norm as mod
+
+    seen = []
+    native = mod._native
+
+    class Spy:
+        def __getattr__(self, name):
+            f = getattr(native, name)
+
+            def spy(*args):
+                seen.append(args)
+                return f(*args)
+
+            return spy
+
+    monkeypatch.setattr(mod, "_native", Spy())
+    x = np.arange(12, dtype=np.int8).reshape(3, 4)
+    w, b = np.array([1, 2, 3, 4], np.int8), np.array([0, 1, 0, 1], np.int8)
+    normkit.l1_norm(x, w, b, out_scale=0.1)
+    assert seen[-1][3] is w and seen[-1][4] is b
+    wf = np.ones(4, np.float32)
+    normkit.l1_norm(x.astype(np.float32), wf)
+    assert seen[-1][3] is wf
+
+
 def test_int8_weight_as_python_ints():
     x = np.array([[1, 2, 3, 10]], np.int8)
     got = normkit.l1_norm(x, [1, -2, 127, -128], [0, 5, -128, 127], out_scale=0.25)
@@ -236,13 +308,12 @@ _FLAT_ROWS = [
 
 
 @pytest.mark.parametrize("isa", normkit.cpu_info()["available"])
-def test_float32_flat_rows_with_eps_zero_match_float64(isa):
+def test_float32_flat_rows_with_eps_zero_match_float64(isa, run_with_isa):
     """Rows whose spread is near float32's subnormal range: the mean rounded
     to float32 would be a large part of s; such rows are computed in f64."""
     script = ("import json, numpy as np, normkit; "
               f"print(json.dumps(normkit.l1_norm(np.array({_FLAT_ROWS!r}, np.float32), eps=0.0).tolist()))")
-    env = dict(os.environ, NORMKIT_ISA=isa)
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+    done = run_with_isa(isa, script, check=True)
     want = float_reference(np.array(_FLAT_ROWS, np.float32), 0.0)
     np.testing.assert_allclose(json.loads(done.stdout), want, rtol=1e-6, atol=0)
 
@@ -350,16 +421,13 @@ print(json.dumps({
 """
 
 
-def _run_isa(isa):
-    env = dict(os.environ, NORMKIT_ISA=isa) if isa else {k: v for k, v in os.environ.items() if k != "NORMKIT_ISA"}
-    done = subprocess.run([sys.executable, "-c", _ISA_SCRIPT], env=env, capture_output=True, text=True, check=True)
-    return json.loads(done.stdout)
+def test_lower_isas_match_bit_for_bit(run_with_isa):
+    def run(isa):
+        return json.loads(run_with_isa(isa, _ISA_SCRIPT, check=True).stdout)
 
-
-def test_lower_isas_match_bit_for_bit():
-    best = _run_isa(None)
+    best = run(None)
     for isa in normkit.cpu_info()["available"]:
-        got = _run_isa(isa)
+        got = run(isa)
         assert got["isa"] == isa
         assert got["int8"] == best["int8"], isa
         assert got["plain"] == best["plain"], isa

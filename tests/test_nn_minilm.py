@@ -17,7 +17,22 @@ import pytest
 
 from normkit.nn import minilm
 
-TOL = 1e-4
+# Max abs errors against the reference, measured (float32 normkit; avx2 /
+# scalar levels, 1 and 2 threads; the avx512 figures from issue 10 agree),
+# each bounded by about 3x so that a 3x regression fails:
+#   sentence embeddings 1.6e-7 (encode: 1.6e-7)     -> EMBEDDING_TOL
+#   last hidden state at real tokens 3.1e-6         -> TOKEN_TOL
+#     (float64 normkit there: 2.4e-6, the reference's own float32 error)
+#   hidden states of every layer, max 7.2e-6        -> LAYER_TOL
+#   float32 vs float64 normkit, padding included 3.4e-5 -> PRECISION_TOL
+# Padding rows against the reference: 1.4e-4 (the reference's own error
+# there, see test_last_hidden_state_at_padding) -> PADDING_TOL.
+EMBEDDING_TOL = 5e-7
+TOKEN_TOL = 1e-5
+FLOAT64_TOKEN_TOL = 8e-6
+LAYER_TOL = 2e-5
+PRECISION_TOL = 1e-4
+PADDING_TOL = 2e-4
 
 
 def reference_file() -> Path:
@@ -71,7 +86,7 @@ def test_last_hidden_state_at_tokens(model, ref):
     mask = ref["attention_mask"].astype(bool)
     for i in range(len(mask)):
         err = np.abs(hidden[i, mask[i]] - ref["last_hidden_state"][i, mask[i]]).max()
-        assert err <= TOL, f"sentence {i}: max abs error {err:.2e}"
+        assert err <= TOKEN_TOL, f"sentence {i}: max abs error {err:.2e}"
 
 
 def test_last_hidden_state_at_padding(model, model64, ref):
@@ -82,10 +97,10 @@ def test_last_hidden_state_at_padding(model, model64, ref):
     hidden, exact = run(model, ref), run(model64, ref)
     pad = ~ref["attention_mask"].astype(bool)
     assert pad.any()
-    np.testing.assert_array_less(np.abs(hidden - exact).max(), TOL)
-    np.testing.assert_array_less(np.abs(hidden[pad] - ref["last_hidden_state"][pad]).max(), 2 * TOL)
+    np.testing.assert_array_less(np.abs(hidden - exact).max(), PRECISION_TOL)
+    np.testing.assert_array_less(np.abs(hidden[pad] - ref["last_hidden_state"][pad]).max(), PADDING_TOL)
     tokens = ~pad
-    np.testing.assert_array_less(np.abs(exact[tokens] - ref["last_hidden_state"][tokens]).max(), TOL)
+    np.testing.assert_array_less(np.abs(exact[tokens] - ref["last_hidden_state"][tokens]).max(), FLOAT64_TOKEN_TOL)
 
 
 def test_hidden_states_of_every_layer(model, ref):
@@ -94,23 +109,23 @@ def test_hidden_states_of_every_layer(model, ref):
     assert len(layers) == expected.shape[0] == 7
     for depth, (h, e) in enumerate(zip(layers, expected)):
         err = np.abs(h[:2] - e).max()
-        assert err <= TOL, f"layer {depth}: max abs error {err:.2e}"
+        assert err <= LAYER_TOL, f"layer {depth}: max abs error {err:.2e}"
 
 
 def test_sentence_embeddings_from_stored_ids(model, ref):
     emb = model.embed_tokens(ref["input_ids"], ref["attention_mask"], ref["token_type_ids"])
     np.testing.assert_allclose(np.linalg.norm(emb.astype(np.float64), axis=1), 1.0, atol=1e-6)
     for i, (a, b) in enumerate(zip(emb, ref["sentence_embedding"])):
-        assert np.abs(a - b).max() <= TOL, f"sentence {i}"
+        assert np.abs(a - b).max() <= EMBEDDING_TOL, f"sentence {i}"
 
 
 def test_encode_from_text(model, ref):
     """Own tokenization, sorted length batches of 5 (different padding)."""
     emb = model.encode(list(ref["sentences"]), batch_size=5)
     assert emb.shape == ref["sentence_embedding"].shape
-    assert np.abs(emb - ref["sentence_embedding"]).max() <= TOL
+    assert np.abs(emb - ref["sentence_embedding"]).max() <= EMBEDDING_TOL
     single = model.encode(str(ref["sentences"][3]))
-    assert np.abs(single[0] - ref["sentence_embedding"][3]).max() <= TOL
+    assert np.abs(single[0] - ref["sentence_embedding"][3]).max() <= EMBEDDING_TOL
 
 
 def test_demo_prints_similarities_and_error(monkeypatch, capsys):
@@ -121,8 +136,8 @@ def test_demo_prints_similarities_and_error(monkeypatch, capsys):
     n = len(minilm.DEMO_SENTENCES)
     assert result["similarity"].shape == (n, n)
     np.testing.assert_allclose(np.diag(result["similarity"]), 1.0, atol=1e-5)
-    assert result["reference_max_abs_error"]["sentence_embedding"] <= TOL
-    assert result["reference_max_abs_error"]["last_hidden_state (tokens)"] <= TOL
+    assert result["reference_max_abs_error"]["sentence_embedding"] <= EMBEDDING_TOL
+    assert result["reference_max_abs_error"]["last_hidden_state (tokens)"] <= TOKEN_TOL
 
 
 def test_encode_batches_sentences_of_similar_length(model, ref, monkeypatch):

@@ -3,9 +3,6 @@ special-value rules, and the NumPy contract (dtypes, axis, out=, layouts)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -285,13 +282,8 @@ SCRIPT = textwrap.dedent(
 )
 
 
-def run_with_isa(isa: str, code: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, NORMKIT_ISA=isa)
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
-
-
 @pytest.mark.parametrize("isa", ["scalar", "avx2", "avx512"])
-def test_every_isa_through_the_python_api(isa):
+def test_every_isa_through_the_python_api(isa, run_with_isa):
     proc = run_with_isa(isa, SCRIPT.format(isa=isa))
     if isa in normkit.cpu_info()["available"]:
         assert proc.returncode == 0, proc.stderr
@@ -301,7 +293,7 @@ def test_every_isa_through_the_python_api(isa):
         assert proc.returncode != 0 and "not supported by this CPU" in proc.stderr
 
 
-def test_unknown_isa_is_a_clear_error():
+def test_unknown_isa_is_a_clear_error(run_with_isa):
     proc = run_with_isa("sse9", "import normkit")
     assert proc.returncode != 0 and "NORMKIT_ISA" in proc.stderr and "sse9" in proc.stderr
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from . import _native
 from . import coda
-from ._native import get_num_threads, set_num_threads
+from ._threads import get_num_threads, set_num_threads
 from .l1norm import l1_norm
 from .norm import add_layer_norm, add_rms_norm, crms_norm, layer_norm, rms_norm
 from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS

@@ -74,6 +74,7 @@ def kernel_table(model) -> None:
 
 def main() -> None:
     info = normkit.cpu_info()
+    print(f"cpu: {compare.cpu_model()}")
     print(f"normkit {normkit.__version__}: detected {info['detected']}, active {info['active']}, "
           f"available {info['available']}, {info['num_threads']} threads")
     model, reason = _model()

@@ -1,13 +1,20 @@
 """Type stubs for the compiled extension ``normkit._native``.
 
 The native functions take 2-d float32/float64 arrays with contiguous rows
-(the Python layer prepares them) and write into ``out``.
+(the Python layer prepares them) and write into ``out``. They re-check what
+memory safety depends on: aligned, native-byte-order arrays of one shape, a
+writeable ``out`` that is the input itself or is computed through a scratch
+buffer when it partially overlaps it, and ``weight`` / ``bias`` (1-d, of the
+row length) that share no memory with any output (``ValueError``). Each
+weight and bias is copied once, by the native layer. Calls of 16384
+elements or more release the GIL.
 """
 
 import numpy as np
 import numpy.typing as npt
 
 ISA_LEVELS: list[str]
+MAX_THREADS: int
 SOFTMAX_ALGORITHMS: list[str]
 
 def cpu_info() -> dict[str, object]: ...

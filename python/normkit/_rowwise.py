@@ -11,12 +11,15 @@ argument before a single element is written:
   float32 (float16 results) or float64 and cast. Complex, object, string and
   other dtypes raise ``TypeError`` naming the dtype.
 * ``axis``: any valid axis (``numpy.exceptions.AxisError`` otherwise).
-* layouts: input whose rows are contiguous is read in place; other layouts
-  are copied first.
+* layouts: input whose rows are contiguous and aligned, in native byte
+  order, is read in place; other layouts (strided, negative strides,
+  Fortran order, unaligned, byte-swapped) are copied first, to native
+  byte order (the result dtype is always native).
 * ``out=``: an ndarray of the input's shape and the result dtype, writeable.
   It may be the input itself (in place); an ``out`` that partially overlaps
-  the input, or whose rows are not contiguous, is computed into a temporary
-  and copied at the end.
+  the input, or whose rows are not contiguous or not aligned, is computed
+  into an aligned temporary and copied at the end. A byte-swapped ``out``
+  does not have the result dtype: ``TypeError``.
 """
 
 from __future__ import annotations
@@ -57,6 +60,8 @@ def check_eps(name: str, eps) -> float:
         value = float(eps)
     except (TypeError, ValueError):
         raise TypeError(f"{name}: eps must be a real number, got {type(eps).__name__}") from None
+    except OverflowError:  # an int beyond float range, e.g. 10**400
+        raise ValueError(f"{name}: eps must be finite and >= 0, got an integer too large for a float") from None
     if not (math.isfinite(value) and value >= 0):
         raise ValueError(f"{name}: eps must be finite and >= 0, got {eps!r}")
     return value
@@ -65,6 +70,9 @@ def check_eps(name: str, eps) -> float:
 def normalize_axis(axis, ndim: int, name: str | None = None) -> int:
     """``axis`` in [0, ndim); errors are prefixed with ``name`` when given."""
     prefix = f"{name}: " if name else ""
+    if isinstance(axis, (bool, np.bool_)):
+        # operator.index(True) is 1; NumPy rejects a bool axis, and so do we.
+        raise TypeError(f"{prefix}axis must be an integer, got {type(axis).__name__}")
     try:
         axis = operator.index(axis)
     except TypeError:
@@ -91,6 +99,10 @@ def check_out(name: str, out, shape: tuple, dtype: np.dtype, label: str = "out")
     if out.shape != shape:
         raise ValueError(f"{name}: {label} has shape {out.shape}, expected {shape}")
     if out.dtype != dtype:
+        if out.dtype.newbyteorder("=") == dtype:
+            # The kernels write native floats; converting the result into a
+            # byte-swapped out would be a hidden copy the caller did not ask for.
+            raise TypeError(f"{name}: {label} has dtype {out.dtype.str} (non-native byte order), expected {dtype} in native byte order")
         raise TypeError(f"{name}: {label} has dtype {out.dtype}, expected {dtype}")
     if not out.flags.writeable:
         raise ValueError(f"{name}: {label} is read-only; expected a writeable array")
@@ -126,8 +138,10 @@ def input_rows(x: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
         x = x.astype(dtype)
     rows = _rows_view(x, axis, n)
     if rows is None:
+        # Not contiguous along the axis, or unaligned (np.ascontiguousarray
+        # would return an unaligned C-contiguous array as it is): copy.
         moved = np.moveaxis(x, axis, -1)
-        rows = np.ascontiguousarray(moved).reshape(-1, n)
+        rows = np.array(moved, order="C", copy=True).reshape(-1, n)
     return rows
 
 
@@ -182,24 +196,24 @@ def _overlaps_differently(out_rows: np.ndarray, x_rows: np.ndarray) -> bool:
 
 def fast_rows(x, axis, out):
     """(x, out) unchanged for the common case the native layer takes as it
-    is: a C-contiguous float32/float64 ndarray along its last axis, ``out``
-    absent or a matching writeable C-contiguous array (the native layer
-    itself copes with an ``out`` overlapping ``x``). None otherwise (then
-    ``rowwise`` does the full checks)."""
-    if type(x) is not np.ndarray or type(axis) is not int or x.dtype.char not in "fd":
+    is: an aligned C-contiguous float32/float64 ndarray in native byte order
+    along its last axis, ``out`` absent or a matching writeable, aligned
+    C-contiguous array (the native layer itself copes with an ``out``
+    overlapping ``x``). None otherwise (then ``rowwise`` does the full
+    checks and copies what the kernels cannot read or write in place)."""
+    # dtype.char is "f" for ">f4" too: isnative keeps byte-swapped arrays out.
+    if type(x) is not np.ndarray or type(axis) is not int or x.dtype.char not in "fd" or not x.dtype.isnative:
         return None
     ndim = x.ndim
-    if not ndim or axis != -1 and axis != ndim - 1 or not x.size or not x.flags.c_contiguous:
+    if not ndim or axis != -1 and axis != ndim - 1 or not x.size:
+        return None
+    flags = x.flags
+    if not (flags.c_contiguous and flags.aligned):
         return None
     if out is None:
-        return x, np.empty_like(x)
-    if (
-        type(out) is np.ndarray
-        and out.shape == x.shape
-        and out.dtype == x.dtype
-        and out.flags.c_contiguous
-        and out.flags.writeable
-    ):
+        return x, np.empty(x.shape, x.dtype)
+    # carray: C-contiguous, aligned and writeable.
+    if type(out) is np.ndarray and out.shape == x.shape and out.dtype == x.dtype and out.flags.carray:
         return x, out
     return None
 

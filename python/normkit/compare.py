@@ -18,7 +18,11 @@ one.
 
 from __future__ import annotations
 
+import functools
 import importlib
+import os
+import platform
+import subprocess
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -71,6 +75,44 @@ def available_peers() -> dict[str, str | None]:
         mod = _optional(module)
         versions[name] = getattr(mod, "__version__", "?") if mod is not None else None
     return versions
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_model() -> str:
+    """The CPU that results are measured on, as the operating system names
+    it, for printing next to every benchmark result: ``model name`` from
+    /proc/cpuinfo with its ``cpu family`` and ``model`` numbers (x86 Linux;
+    a virtual machine may report a generic name such as "AMD EPYC", and the
+    numbers are the ones the hypervisor passes on), else lscpu's ``Model
+    name``, else ``platform.processor()``; then the number of logical CPUs.
+    Which instruction set normkit uses on it is ``normkit.cpu_info()``."""
+    fields: dict[str, str] = {}
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, sep, value = line.partition(":")
+                if not sep:
+                    if fields:
+                        break  # the end of the first processor's block
+                    continue
+                fields.setdefault(key.strip(), value.strip())
+    except OSError:
+        pass
+    name = fields.get("model name")
+    if not name:
+        try:
+            lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=10,
+                                   env={**os.environ, "LC_ALL": "C"}).stdout
+            name = next((line.partition(":")[2].strip() for line in lscpu.splitlines()
+                         if line.strip().startswith("Model name:")), None)
+        except (OSError, subprocess.SubprocessError):
+            name = None
+    name = name or platform.processor() or platform.machine() or "unknown CPU"
+    numbers = [f"{label} {fields[key]}" for key, label in
+               [("cpu family", "family"), ("model", "model"), ("stepping", "stepping")] if key in fields]
+    if numbers:
+        name += f" ({', '.join(numbers)})"
+    return f"{name}, {os.cpu_count()} logical CPUs"
 
 
 class OnnxNode:

@@ -1,6 +1,8 @@
 """L1 normalization along the last axis: an int8 fixed-point mode and a
-float mode (Wu et al. 2018, L1BN; the fully quantized L1 norm layer of
-"Towards Accurate and Efficient Sub-8-Bit Integer Training")."""
+float mode (Wu et al. 2018, L1BN; the int8 mode after the L1 norm layer of
+"Towards Accurate and Efficient Sub-8-Bit Integer Training", whose
+fixed-point details are not public: normkit's integer contract, documented
+in ``l1_norm``, is its own design)."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import math
 import numpy as np
 
 from . import _native
-from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, input_rows, rowwise
+from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, input_rows, result_dtype, rowwise
+from .norm import shares_memory
 
 _INT8 = np.dtype(np.int8)
 
@@ -77,6 +80,10 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     eps = 1e-5 if eps is None else check_eps(name, eps)
     w = _float_channel(name, "weight", weight, n)
     b = _float_channel(name, "bias", bias, n)
+    if out is not None and shares_memory((out,), w, b):
+        check_out(name, out, x.shape, result_dtype(name, x.dtype))
+        np.copyto(out, rowwise(name, _float_rows, x, -1, None, eps, w, b))
+        return out
     return rowwise(name, _float_rows, x, -1, out, eps, w, b)
 
 
@@ -87,6 +94,8 @@ def _gain(name: str, out_scale) -> np.float32:
         scale = float(out_scale)
     except (TypeError, ValueError):
         raise TypeError(f"{name}: out_scale must be a real number, got {type(out_scale).__name__}") from None
+    except OverflowError:  # an int beyond float range, e.g. 10**400
+        raise ValueError(f"{name}: out_scale must be positive and finite, got an integer too large for a float") from None
     if not (math.isfinite(scale) and scale > 0):
         raise ValueError(f"{name}: out_scale must be positive and finite, got {out_scale!r}")
     with np.errstate(over="ignore", under="ignore"):
@@ -111,8 +120,8 @@ def _int8_channel(name: str, label: str, value, n: int) -> np.ndarray | None:
         raise TypeError(f"{name}: {label} must be an integer array for int8 input, got dtype {a.dtype}")
     if a.dtype != _INT8 and a.size and (a.min() < -128 or a.max() > 127):
         raise ValueError(f"{name}: {label} values must lie in [-128, 127]")
-    # A private copy: the kernel must not see it change while writing out.
-    return np.array(a, dtype=_INT8, copy=True)
+    # Converted only when needed: the native layer makes the one copy.
+    return np.asarray(a, dtype=_INT8)
 
 
 def _float_channel(name: str, label: str, value, n: int) -> np.ndarray | None:
@@ -126,8 +135,8 @@ def _float_channel(name: str, label: str, value, n: int) -> np.ndarray | None:
 
 def _float_rows(x_rows: np.ndarray, out_rows: np.ndarray, eps: float, weight, bias) -> None:
     dt = x_rows.dtype
-    w = None if weight is None else np.array(weight, dtype=dt, copy=True)
-    b = None if bias is None else np.array(bias, dtype=dt, copy=True)
+    w = None if weight is None else np.asarray(weight, dtype=dt)
+    b = None if bias is None else np.asarray(bias, dtype=dt)
     _native.l1_norm_float(x_rows, out_rows, eps, w, b)
 
 
@@ -138,7 +147,13 @@ def _l1_norm_int8(name: str, x: np.ndarray, gain: np.float32, w, b, out) -> np.n
     target = out if out is not None else np.empty(x.shape, dtype=_INT8)
     if x.size == 0:
         return target
+    apart = out is not None and shares_memory((out,), w, b)
+    if apart:
+        target = np.empty(x.shape, dtype=_INT8)
     x_rows = input_rows(x, axis, _INT8)
     dest = Output(target, axis, _INT8, x_rows)
     _native.l1_norm_i8(x_rows, dest.rows, float(gain), w, b)
+    if apart:
+        np.copyto(out, dest.finish())
+        return out
     return dest.finish()

@@ -90,7 +90,9 @@ def add_layer_norm(x, residual, weight=None, bias=None, *, eps: float = 1e-5, ax
 
 
 def _channel(name: str, label: str, value, n: int, dtype: np.dtype) -> np.ndarray | None:
-    """A private contiguous copy of weight / bias in the computation dtype."""
+    """weight / bias as a 1-d array of the computation dtype: the caller's
+    array when it already has that dtype, else converted. No private copy
+    here: the native layer makes the one copy of each weight and bias."""
     if value is None:
         return None
     a = as_input_array(name, value, label)
@@ -98,7 +100,17 @@ def _channel(name: str, label: str, value, n: int, dtype: np.dtype) -> np.ndarra
         raise ValueError(f"{name}: {label} has shape {a.shape}, expected ({n},) (1-d, the length of the normalized axis)")
     if a.dtype.kind not in "biuf":
         raise TypeError(f"{name}: {label} has unsupported dtype {a.dtype}; expected a real dtype")
-    return np.array(a, dtype=dtype, copy=True)
+    return np.asarray(a, dtype=dtype)
+
+
+def shares_memory(outs, *channels) -> bool:
+    """True when a weight or bias shares memory with one of ``outs`` (None
+    entries ignored). The native layer refuses such a call (the kernel would
+    overwrite its weight while reading it), so the public functions compute
+    it into new arrays and copy the result into ``out`` at the end."""
+    return any(
+        isinstance(o, np.ndarray) and c is not None and np.may_share_memory(c, o) for o in outs for c in channels
+    )
 
 
 def _prepare(name: str, x, axis):
@@ -116,6 +128,10 @@ def _norm(name, kind, x, weight, bias, eps, axis, out):
     compute = compute_dtype(result_dtype(name, x.dtype))
     w = _channel(name, "weight", weight, n, compute)
     b = _channel(name, "bias", bias, n, compute)
+    if out is not None and shares_memory((out,), w, b):
+        check_out(name, out, x.shape, result_dtype(name, x.dtype))
+        np.copyto(out, rowwise(name, _native.norm, x, axis, None, kind, eps, w, b))
+        return out
     return rowwise(name, _native.norm, x, axis, out, kind, eps, w, b)
 
 
@@ -148,9 +164,16 @@ def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out):
         normed, summed = _check_outs(name, out, x.shape, result)
     if x.size == 0:
         return normed, summed
+    outs = None
+    if out is not None and shares_memory((normed, summed), w, b):
+        outs, normed, summed = (normed, summed), np.empty(x.shape, dtype=result), np.empty(x.shape, dtype=result)
     x_rows = input_rows(x, axis, compute)
     r_rows = input_rows(residual, axis, compute)
     dest_normed = Output(normed, axis, compute, x_rows, r_rows)
     dest_summed = Output(summed, axis, compute, x_rows, r_rows)
     _native.add_norm(x_rows, r_rows, dest_normed.rows, dest_summed.rows, kind, eps, w, b)
+    if outs is not None:
+        np.copyto(outs[0], dest_normed.finish())
+        np.copyto(outs[1], dest_summed.finish())
+        return outs
     return dest_normed.finish(), dest_summed.finish()

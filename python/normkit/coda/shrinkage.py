@@ -106,6 +106,22 @@ def _variance_lambda(xc: np.ndarray, target: float) -> float:
     return _intensity(q2.sum(), ((q1 - target * (n - 1) / n) ** 2).sum(), n)
 
 
+#: Fewest samples from which the intensities are estimated (corpcor stops
+#: with "Sample size too small!" below 3: with 2 samples every standardized
+#: product ``w_kli`` is the same for both samples, so both intensities come
+#: out 0 and the "shrunk" estimate is the rank-1 sample covariance).
+MIN_SAMPLES_TO_ESTIMATE = 3
+
+
+def _check_estimable(name: str, arg: str, n: int, lambda_cor, lambda_var) -> None:
+    if n < MIN_SAMPLES_TO_ESTIMATE and (lambda_cor is None or lambda_var is None):
+        raise ValueError(
+            f"{name}: {arg} has {n} sample(s) (rows); estimating the shrinkage intensities needs at "
+            f"least {MIN_SAMPLES_TO_ESTIMATE} (corpcor: 'Sample size too small!'), or pass both "
+            "lambda_cor and lambda_var to fix them"
+        )
+
+
 def _shrink(y: np.ndarray, lambda_cor, lambda_var) -> ShrunkCovariance:
     n = y.shape[0]
     xc = y - y.mean(axis=0)
@@ -129,15 +145,17 @@ def _shrink(y: np.ndarray, lambda_cor, lambda_var) -> ShrunkCovariance:
 
 def shrink_covariance(y, *, lambda_cor=None, lambda_var=None) -> ShrunkCovariance:
     """corpcor's ``cov.shrink`` for an ``(n, p)`` data matrix (rows =
-    samples), ``n >= 2``. ``lambda_cor`` / ``lambda_var``: ``None`` estimates
-    the intensity, a number in [0, 1] fixes it (0, 0 gives the unbiased
-    sample covariance)."""
+    samples). ``lambda_cor`` / ``lambda_var``: ``None`` estimates the
+    intensity, which needs ``n >= 3`` (as corpcor; ``ValueError``
+    otherwise); a number in [0, 1] fixes it (0, 0 gives the unbiased sample
+    covariance), and with both fixed ``n >= 2`` suffices."""
     name = "shrink_covariance"
     a, _ = _checks.as_float_matrix(name, "y", y)
     _checks.check_shape(name, "y", a, 1, 2)
     _checks.check_finite(name, "y", a)
     lc = _checks.unit_interval(name, "lambda_cor", lambda_cor)
     lv = _checks.unit_interval(name, "lambda_var", lambda_var)
+    _check_estimable(name, "y", a.shape[0], lc, lv)
     return _shrink(a, lc, lv)
 
 
@@ -151,8 +169,11 @@ def _center_both(cov: np.ndarray) -> np.ndarray:
 def shrunk_partial_correlations(x, *, lambda_cor=None, lambda_var=None, zeros: str = "raise") -> ShrunkPartialCorrelations:
     """Basis-shrinkage partial correlations (propr's ``pcor.bshrink``).
 
-    ``x``: ``(n, D)`` positive compositions, any ``n >= 2`` (meant for
-    ``D > n``). The shrunk covariance of ``log(closure(x))`` is positive
+    ``x``: ``(n, D)`` positive compositions (meant for ``D > n``), ``n >= 3``
+    when an intensity is estimated (``lambda_cor`` or ``lambda_var`` None;
+    corpcor stops with "Sample size too small!" there, and with 2 samples
+    both estimates are 0, an unshrunk rank-1 result), ``n >= 2`` when both
+    are fixed; fewer raise ``ValueError``. The shrunk covariance of ``log(closure(x))`` is positive
     definite when ``lambda_cor > 0`` and all shrunk variances are positive;
     its clr projection then has rank ``D - 1`` and is pseudo-inverted with one
     LU inverse, otherwise with an SVD.
@@ -161,6 +182,7 @@ def shrunk_partial_correlations(x, *, lambda_cor=None, lambda_var=None, zeros: s
     a, _ = _checks.positive(name, x, zeros, min_samples=2)
     lc = _checks.unit_interval(name, "lambda_cor", lambda_cor)
     lv = _checks.unit_interval(name, "lambda_var", lambda_var)
+    _check_estimable(name, "x", a.shape[0], lc, lv)
     log_props = np.log(a / a.sum(axis=1, keepdims=True))
     shrunk = _shrink(log_props, lc, lv)
     gamma = _center_both(shrunk.covariance)

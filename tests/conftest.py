@@ -1,0 +1,42 @@
+"""Shared fixtures.
+
+``run_with_isa`` runs Python code in a fresh interpreter with
+``NORMKIT_ISA`` set: the instruction set is chosen once per process, so the
+lower levels are only reachable from a subprocess. Tests parametrize over
+the levels themselves (``normkit.cpu_info()["available"]``, or every level
+to check that a missing one is a clear error) and ask the fixture to run
+their script.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def run_python_with_isa(isa: str | None, code: str, *, timeout: float = 300, check: bool = False) -> subprocess.CompletedProcess:
+    """Runs ``python -c code`` with ``NORMKIT_ISA=isa`` (``None``: unset,
+    so the detected level) and returns the completed process (text stdout /
+    stderr). The tests directory is on the child's ``sys.path``, so the
+    script can import helpers from the test modules. ``check=True`` fails
+    the test, with the child's stderr, when it exits non-zero."""
+    env = {k: v for k, v in os.environ.items() if k != "NORMKIT_ISA"}
+    if isa is not None:
+        env["NORMKIT_ISA"] = isa
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (TESTS_DIR, env.get("PYTHONPATH")) if p)
+    proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        pytest.fail(f"NORMKIT_ISA={isa}: the subprocess exited with {proc.returncode}\n{proc.stderr}", pytrace=False)
+    return proc
+
+
+@pytest.fixture(scope="session")
+def run_with_isa():
+    """``run_with_isa(isa, code, *, timeout=300, check=False)``: see
+    :func:`run_python_with_isa`."""
+    return run_python_with_isa
