@@ -64,6 +64,7 @@ macro_rules! vector_levels {
     ($( #[cfg($cfg:meta)] $isa:ident => $token:ty, $detect:ident [$($feature:tt),+]; )+) => {
         /// The best level this CPU has: the highest whose features are all
         /// detected.
+        #[allow(unused_mut)] // targets without a vector level never assign
         fn probe() -> Isa {
             let mut best = Isa::Scalar;
             $(
@@ -206,6 +207,35 @@ mod tests {
             } else {
                 assert!(matches!(got, Err(IsaError::Unsupported { .. })), "{got:?}");
             }
+        }
+    }
+
+    /// Reports which path and token `run` chose.
+    struct WhichLevel;
+
+    impl Kernel for WhichLevel {
+        type Output = Isa;
+        fn scalar(self) -> Isa {
+            Isa::Scalar
+        }
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) -> Isa {
+            S::ISA
+        }
+    }
+
+    #[test]
+    fn run_reaches_each_available_level_with_its_own_token() {
+        for isa in available() {
+            assert_eq!(run(isa, WhichLevel), isa);
+        }
+    }
+
+    #[test]
+    fn run_refuses_levels_this_cpu_lacks() {
+        for isa in Isa::ALL.into_iter().filter(|isa| !isa.is_supported()) {
+            let refused = std::panic::catch_unwind(|| run(isa, WhichLevel));
+            assert!(refused.is_err(), "{isa} ran on a CPU without it");
         }
     }
 

@@ -10,12 +10,15 @@ use super::Algorithm;
 use crate::simd::exp::{exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
 use crate::simd::{Real, Vector};
 
-/// Elements summed in registers before folding into the f64 total. Each of
-/// the 16 AVX2 float32 lanes then adds at most 32 terms, so its rounding
-/// error stays below 31 * 2^-24 = 1.8e-6 even when every term rounds the
-/// same way (constant rows; 4096 let the AVX2 two-pass drift 3.5e-6, found
-/// by the fuzzer).
-const BLOCK: usize = 512;
+/// Elements summed in registers before folding into the f64 total. A lane
+/// then adds at most 16 terms (`online`: one chain of 8 AVX2 float32
+/// lanes; the other kernels: two chains), each rounding by at most half an
+/// ulp of the lane's value, so a lane drifts by at most 16 * 2^-24 = 1e-6
+/// relative even when every term rounds the same way. Found by the fuzzer:
+/// 4096 let the AVX2 two-pass drift 3.5e-6 on constant rows; 512 let AVX2
+/// `online` drift 3.7e-6 when one lane holds exp(0) = 1 and adds many terms
+/// below its ulp (one 0 among 1062 values of -14.07).
+const BLOCK: usize = 128;
 
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer

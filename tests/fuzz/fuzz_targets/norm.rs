@@ -5,7 +5,8 @@
 //! byte 0: bit 0 dtype (f32 / f64), bits 1-2 kind (rms, layer, crms, and
 //! 3: layer fused with a residual add), bit 3 weight, bit 4 bias, bits 5-6
 //! ISA choice (0: all available); byte 1: offset 0..16; bytes 2-3: length
-//! 0..=4096; byte 4: eps; byte 5: scale; then values (see normkit_fuzz).
+//! 0..=4096; byte 4: eps; bytes 5-6: the row spec, then values (see
+//! normkit_fuzz; past the input's end, bytes come from a PRNG seeded by it).
 
 #![no_main]
 
@@ -13,40 +14,10 @@ use libfuzzer_sys::fuzz_target;
 use normkit::dispatch::Isa;
 use normkit::norm::{self, Affine, Norm, RowBatch};
 use normkit::simd::Element;
-use normkit_fuzz::{close, isas, row_buffer, values, Reader, ValueSpec};
+use normkit_fuzz::reference::{self, close};
+use normkit_fuzz::{isas, row_buffer, Reader, RowSpec};
 
 const MAX_LEN: usize = 4096;
-
-/// y = (x - c) / sqrt(q / d + eps) * w + b in f64 from the definitions,
-/// the centre as an unevaluated sum (as in tests/norm_kernels.rs); a row
-/// with a non-finite entry is all NaN.
-fn reference(kind: Norm, x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]>) -> Vec<f64> {
-    let n = x.len() as f64;
-    if x.iter().any(|v| !v.is_finite()) {
-        return vec![f64::NAN; x.len()];
-    }
-    // Scaled by a power of two so squares of 1e300 neither overflow nor
-    // those of 1e-300 underflow (exact; eps scaled to match).
-    let top = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
-    let k = if top > 0.0 { -(top.log2().floor()) } else { 0.0 };
-    // 2^k in two factors: 2^1074 (subnormal rows) is beyond f64 (found by
-    // this target: a row of 5e-324 gave NaN here).
-    let (s1, s2) = ((k / 2.0).floor().exp2(), (k - (k / 2.0).floor()).exp2());
-    let xs: Vec<f64> = x.iter().map(|v| v * s1 * s2).collect();
-    let eps = eps * s1 * s1 * s2 * s2;
-    let sum: f64 = xs.iter().sum();
-    let (c, c_lo, ms) = match kind {
-        Norm::Rms => (0.0, 0.0, xs.iter().map(|v| v * v).sum::<f64>() / n),
-        Norm::Crms => (0.0, 0.0, (xs.iter().map(|v| v * v).sum::<f64>() + sum * sum) / (n + 1.0)),
-        Norm::Layer => {
-            let c = sum / n;
-            let c_lo = xs.iter().map(|v| v - c).sum::<f64>() / n;
-            (c, c_lo, xs.iter().map(|v| ((v - c) - c_lo).powi(2)).sum::<f64>() / n)
-        }
-    };
-    let r = 1.0 / (ms + eps).sqrt();
-    (0..x.len()).map(|i| ((xs[i] - c) - c_lo) * r * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect()
-}
 
 fn tolerance<T: Element>() -> f64 {
     if T::MANTISSA_DIGITS == 24 { 1e-5 } else { 1e-12 }
@@ -81,7 +52,7 @@ impl<T: Element> Case<'_, T> {
     /// `y` (the norm of `x` on `isa`) against f64 and the scalar result.
     fn check(&self, isa: Isa, what: &str, x: &[T], y: &[T], scalar: &[T]) {
         let (wf, bf) = (self.w.map(f64s), self.b.map(f64s));
-        let want = reference(self.kind, &f64s(x), self.eps, wf.as_deref(), bf.as_deref());
+        let want = reference::norm(self.kind, &f64s(x), self.eps, wf.as_deref(), bf.as_deref());
         let tol = tolerance::<T>();
         for i in 0..x.len() {
             let (got, s, e, wi) = (y[i].to_f64(), scalar[i].to_f64(), want[i], self.w_at(i));
@@ -110,6 +81,9 @@ fn run_norm<T: Element>(isas: &[Isa], case: &Case<T>, x: &[T]) {
         }
         let mut ys = vec![T::NAN; 3 * n];
         let batch = RowBatch { x: xs.as_ptr(), x_stride: stride as isize, y: ys.as_mut_ptr(), y_stride: n as isize, rows: 3, n };
+        // SAFETY: the batch describes 3 rows of n elements at stride n + 3 in
+        // `xs` (3 * stride long) and at stride n in `ys` (3 * n long),
+        // distinct live buffers; the affine slices are n long.
         unsafe { norm::norm_rows_raw(isa, case.kind, batch, case.eps, case.affine()) };
         for r in 0..3 {
             case.check(isa, "batch", x, &ys[r * n..(r + 1) * n], &scalar);
@@ -144,11 +118,10 @@ fn run<T: Element>(r: &mut Reader, header: u8) {
     };
     let isas = isas((header >> 5) & 3);
     let offset = r.byte() as usize % 16;
-    let n = r.u16() as usize % (MAX_LEN + 1);
+    let n = r.length(MAX_LEN);
     let eps = [1e-5, 1e-12, 1e-6, 1.0][r.byte() as usize % 4];
-    let spec = ValueSpec::read(r, true, f64::INFINITY);
-    let vals = values::<T>(r, spec);
-    let buf = row_buffer(&vals, offset, n);
+    let spec = RowSpec::read(r, true, f64::INFINITY);
+    let buf = row_buffer::<T>(r, spec, offset, n);
     let x = &buf[offset..];
     let w: Vec<T> = (0..n).map(|i| T::from_f64(((i * 37 % 101) as f64 / 25.0) - 2.0)).collect();
     let b: Vec<T> = (0..n).map(|i| T::from_f64(((i * 53 % 97) as f64 / 48.0) - 1.0)).collect();

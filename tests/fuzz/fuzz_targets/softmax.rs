@@ -4,8 +4,9 @@
 //!
 //! byte 0: bit 0 dtype (f32 / f64), bit 1 softmax / log-softmax, bits 2-3
 //! algorithm, bits 4-5 ISA choice (0: all available), bit 6 also in place;
-//! byte 1: offset 0..16; bytes 2-3: length 0..=4096; byte 4: scale; then
-//! values (see normkit_fuzz).
+//! byte 1: offset 0..16; bytes 2-3: length 0..=4096; bytes 4-5: the row
+//! spec, then values (see normkit_fuzz; past the input's end, bytes come
+//! from a PRNG seeded by it).
 
 #![no_main]
 
@@ -13,47 +14,20 @@ use libfuzzer_sys::fuzz_target;
 use normkit::dispatch::Isa;
 use normkit::simd::Element;
 use normkit::softmax::{self, Algorithm};
-use normkit_fuzz::{close, isas, row_buffer, values, Reader, ValueSpec};
+use normkit_fuzz::reference::{self, close, f64_sum_error};
+use normkit_fuzz::{isas, row_buffer, Reader, RowSpec};
 
 const MAX_LEN: usize = 4096;
 
-/// Softmax in f64 with the scipy special-value rules.
-fn reference(x: &[f64]) -> Vec<f64> {
-    let m = x.iter().cloned().fold(f64::NEG_INFINITY, |a, b| if a.is_nan() || b.is_nan() { f64::NAN } else { a.max(b) });
-    if !m.is_finite() {
-        return vec![f64::NAN; x.len()];
-    }
-    let e: Vec<f64> = x.iter().map(|&v| (v - m).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.iter().map(|v| v / s).collect()
-}
-
-/// Log-softmax in f64 with the scipy rules (a non-finite max shifts by 0).
-fn log_reference(x: &[f64]) -> Vec<f64> {
-    let m = x.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let m = if m.is_finite() { m } else { 0.0 };
-    let s: f64 = x.iter().map(|&v| (v - m).exp()).sum();
-    x.iter().map(|&v| (v - m) - s.ln()).collect()
-}
-
 fn is_f32<T: Element>() -> bool {
     T::MANTISSA_DIGITS == 24
-}
-
-/// The relative error of summing n terms one after another in f64 (the
-/// scalar reference does; Higham, "Accuracy and Stability of Numerical
-/// Algorithms", eq. 4.4: gamma_(n-1) ~ (n-1) u). The kernel tests' 1e-13
-/// covers their rows of at most 300 elements; constant rows of thousands
-/// reach it (found by this target: 1.01e-13 at n = 4080).
-fn f64_sum_error(n: usize) -> f64 {
-    n as f64 * f64::EPSILON / 2.0
 }
 
 fn check_softmax<T: Element>(isas: &[Isa], algorithm: Algorithm, x: &[T], in_place: bool) {
     let rel = if is_f32::<T>() { 2e-6 } else { 1e-13 + f64_sum_error(x.len()) };
     let tiny = if is_f32::<T>() { 1e-37 } else { 1e-300 };
     let xf: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
-    let want = reference(&xf);
+    let want = reference::softmax(&xf);
     let mut scalar = vec![T::ZERO; x.len()];
     softmax::softmax(Isa::Scalar, algorithm, x, &mut scalar);
     for &isa in isas {
@@ -80,7 +54,7 @@ fn check_log_softmax<T: Element>(isas: &[Isa], x: &[T], in_place: bool) {
     let (abs, rel) = if is_f32::<T>() { (1e-5, f32::EPSILON as f64) } else { (1e-13 + f64_sum_error(x.len()), f64::EPSILON) };
     let xf: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
     // The T result of an f64 value beyond T's range is +-inf.
-    let want: Vec<f64> = log_reference(&xf).into_iter().map(|w| T::from_f64(w).to_f64()).collect();
+    let want: Vec<f64> = reference::log_softmax(&xf).into_iter().map(|w| T::from_f64(w).to_f64()).collect();
     let mut scalar = vec![T::ZERO; x.len()];
     softmax::log_softmax(Isa::Scalar, x, &mut scalar);
     for &isa in isas {
@@ -94,8 +68,7 @@ fn check_log_softmax<T: Element>(isas: &[Isa], x: &[T], in_place: bool) {
         }
         if in_place {
             let mut z = x.to_vec();
-            let zp = z.as_mut_ptr();
-            unsafe { softmax::log_softmax_raw(isa, zp, zp, z.len()) };
+            softmax::log_softmax_inplace(isa, &mut z);
             assert!(z.iter().zip(&y).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits()), "{isa} log_softmax in place differs");
         }
     }
@@ -107,10 +80,9 @@ fn run<T: Element>(r: &mut Reader, header: u8) {
     let isas = isas((header >> 4) & 3);
     let in_place = header & 0x40 != 0;
     let offset = r.byte() as usize % 16;
-    let n = r.u16() as usize % (MAX_LEN + 1);
-    let spec = ValueSpec::read(r, true, f64::INFINITY);
-    let vals = values::<T>(r, spec);
-    let buf = row_buffer(&vals, offset, n);
+    let n = r.length(MAX_LEN);
+    let spec = RowSpec::read(r, true, f64::INFINITY);
+    let buf = row_buffer::<T>(r, spec, offset, n);
     let x = &buf[offset..];
     if log {
         check_log_softmax(&isas, x, in_place);
