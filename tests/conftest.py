@@ -40,3 +40,29 @@ def run_with_isa():
     """``run_with_isa(isa, code, *, timeout=300, check=False)``: see
     :func:`run_python_with_isa`."""
     return run_python_with_isa
+
+
+@pytest.fixture
+def native_calls(monkeypatch):
+    """``native_calls(module)`` replaces ``module._native`` by a spy for the
+    test and returns the list that each native call's positional arguments
+    are appended to, so a test can see what reached the native layer."""
+
+    def install(module):
+        seen = []
+        native = module._native
+
+        class Spy:
+            def __getattr__(self, name):
+                f = getattr(native, name)
+
+                def spy(*args):
+                    seen.append(args)
+                    return f(*args)
+
+                return spy
+
+        monkeypatch.setattr(module, "_native", Spy())
+        return seen
+
+    return install

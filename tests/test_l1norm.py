@@ -218,26 +218,13 @@ def test_weight_sharing_memory_with_out_reads_the_weight_before_writing():
     np.testing.assert_array_equal(xf, want)
 
 
-def test_weights_reach_the_native_layer_uncopied(monkeypatch):
+def test_weights_reach_the_native_layer_uncopied(native_calls):
     """Weights are copied at most once: the Python layer converts a dtype
     when it must and otherwise hands the caller's array to the native
     layer, which makes the one private copy."""
     import normkit.l1norm as mod
 
-    seen = []
-    native = mod._native
-
-    class Spy:
-        def __getattr__(self, name):
-            f = getattr(native, name)
-
-            def spy(*args):
-                seen.append(args)
-                return f(*args)
-
-            return spy
-
-    monkeypatch.setattr(mod, "_native", Spy())
+    seen = native_calls(mod)
     x = np.arange(12, dtype=np.int8).reshape(3, 4)
     w, b = np.array([1, 2, 3, 4], np.int8), np.array([0, 1, 0, 1], np.int8)
     normkit.l1_norm(x, w, b, out_scale=0.1)

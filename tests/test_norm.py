@@ -372,26 +372,13 @@ def test_weight_sharing_memory_with_out_reads_the_weight_before_writing(kind):
     np.testing.assert_array_equal(b, want_s)
 
 
-def test_weights_reach_the_native_layer_uncopied(monkeypatch):
+def test_weights_reach_the_native_layer_uncopied(native_calls):
     """Weights are copied at most once: the Python layer converts a dtype
     only when it must (here float64 -> float32) and otherwise hands over the
     caller's array; the native layer makes the one private copy."""
     import normkit.norm as mod
 
-    seen = []
-    native = mod._native
-
-    class Spy:
-        def __getattr__(self, name):
-            f = getattr(native, name)
-
-            def spy(*args):
-                seen.append(args)
-                return f(*args)
-
-            return spy
-
-    monkeypatch.setattr(mod, "_native", Spy())
+    seen = native_calls(mod)
     x = np.ones((3, 4), np.float32)
     w, b = np.full(4, 2.0, np.float32), np.full(4, 3.0, np.float32)
     normkit.layer_norm(x, w, b)
