@@ -73,6 +73,18 @@ unsafe fn pow2_f64(k: __m128i) -> __m256d {
     }
 }
 
+/// Runs intrinsics of AVX2 + FMA in a method of a register value.
+///
+/// Use only there: the value exists only after an `unsafe` constructor
+/// whose caller confirmed the CPU has these features (see `Vector`).
+macro_rules! avx2 {
+    ($e:expr) => {
+        // SAFETY: used only in methods of register values, which exist only
+        // after an unsafe constructor confirmed the features (see above).
+        unsafe { $e }
+    };
+}
+
 // SAFETY: the register is private (values come only from the unsafe
 // constructors) and every method uses only the token's features.
 unsafe impl Vector for F32x8 {
@@ -123,83 +135,43 @@ unsafe impl Vector for F32x8 {
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_add_ps(self.0, b.0))
-        }
+        avx2!(Self(_mm256_add_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn sub(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_sub_ps(self.0, b.0))
-        }
+        avx2!(Self(_mm256_sub_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn mul(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_mul_ps(self.0, b.0))
-        }
+        avx2!(Self(_mm256_mul_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn div(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_div_ps(self.0, b.0))
-        }
+        avx2!(Self(_mm256_div_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_fmadd_ps(self.0, a.0, b.0))
-        }
+        avx2!(Self(_mm256_fmadd_ps(self.0, a.0, b.0)))
     }
     #[inline(always)]
     fn max(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_max_ps(self.0, b.0))
-        }
+        avx2!(Self(_mm256_max_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn min(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_min_ps(self.0, b.0))
-        }
+        avx2!(Self(_mm256_min_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn abs(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0))
-        }
+        avx2!(Self(_mm256_andnot_ps(_mm256_set1_ps(-0.0), self.0)))
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_sqrt_ps(self.0))
-        }
+        avx2!(Self(_mm256_sqrt_ps(self.0)))
     }
     #[inline(always)]
     fn round(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0))
-        }
+        avx2!(Self(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)))
     }
     /// Two steps of 2^k built from exponent bits, each k in [-126, 127]:
     /// exact for |self| in [2^-100, 2^100] (and 0), which covers every use
@@ -207,58 +179,48 @@ unsafe impl Vector for F32x8 {
     /// NaN unless `self` is.
     #[inline(always)]
     fn scale_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let n = _mm256_min_ps(_mm256_set1_ps(254.0), _mm256_max_ps(_mm256_set1_ps(-252.0), n.0));
             let k = _mm256_cvtps_epi32(n);
             let a = _mm256_srai_epi32::<1>(k);
             let b = _mm256_sub_epi32(k, a);
             Self(_mm256_mul_ps(_mm256_mul_ps(self.0, pow2_f32(a)), pow2_f32(b)))
-        }
+        })
     }
     /// k = max(n, -127): 2^-127 built from exponent bits is +0.
     #[inline(always)]
     fn scale_down_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let k = _mm256_cvtps_epi32(_mm256_max_ps(_mm256_set1_ps(-127.0), n.0));
             Self(_mm256_mul_ps(self.0, pow2_f32(k)))
-        }
+        })
     }
     #[inline(always)]
     fn reduce_add(self) -> f32 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let s = _mm_add_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
             let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
             let s = _mm_add_ss(s, _mm_movehdup_ps(s));
             _mm_cvtss_f32(s)
-        }
+        })
     }
     #[inline(always)]
     fn reduce_max(self) -> f32 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let s = _mm_max_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
             let s = _mm_max_ps(s, _mm_movehl_ps(s, s));
             let s = _mm_max_ss(s, _mm_movehdup_ps(s));
             _mm_cvtss_f32(s)
-        }
+        })
     }
     #[inline(always)]
     fn reduce_min(self) -> f32 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let s = _mm_min_ps(_mm256_castps256_ps128(self.0), _mm256_extractf128_ps::<1>(self.0));
             let s = _mm_min_ps(s, _mm_movehl_ps(s, s));
             let s = _mm_min_ss(s, _mm_movehdup_ps(s));
             _mm_cvtss_f32(s)
-        }
+        })
     }
 }
 
@@ -312,133 +274,83 @@ unsafe impl Vector for F64x4 {
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_add_pd(self.0, b.0))
-        }
+        avx2!(Self(_mm256_add_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn sub(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_sub_pd(self.0, b.0))
-        }
+        avx2!(Self(_mm256_sub_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn mul(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_mul_pd(self.0, b.0))
-        }
+        avx2!(Self(_mm256_mul_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn div(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_div_pd(self.0, b.0))
-        }
+        avx2!(Self(_mm256_div_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_fmadd_pd(self.0, a.0, b.0))
-        }
+        avx2!(Self(_mm256_fmadd_pd(self.0, a.0, b.0)))
     }
     #[inline(always)]
     fn max(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_max_pd(self.0, b.0))
-        }
+        avx2!(Self(_mm256_max_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn min(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_min_pd(self.0, b.0))
-        }
+        avx2!(Self(_mm256_min_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn abs(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0))
-        }
+        avx2!(Self(_mm256_andnot_pd(_mm256_set1_pd(-0.0), self.0)))
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_sqrt_pd(self.0))
-        }
+        avx2!(Self(_mm256_sqrt_pd(self.0)))
     }
     #[inline(always)]
     fn round(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
-            Self(_mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0))
-        }
+        avx2!(Self(_mm256_round_pd::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(self.0)))
     }
     /// Two steps of 2^k, each k in [-1022, 1023]: exact for |self| in
     /// [2^-900, 2^900] (and 0). `n` must not be NaN unless `self` is.
     #[inline(always)]
     fn scale_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let n = _mm256_min_pd(_mm256_set1_pd(2046.0), _mm256_max_pd(_mm256_set1_pd(-2044.0), n.0));
             let k = _mm256_cvtpd_epi32(n);
             let a = _mm_srai_epi32::<1>(k);
             let b = _mm_sub_epi32(k, a);
             Self(_mm256_mul_pd(_mm256_mul_pd(self.0, pow2_f64(a)), pow2_f64(b)))
-        }
+        })
     }
     /// k = max(n, -1023): 2^-1023 built from exponent bits is +0.
     #[inline(always)]
     fn scale_down_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let k = _mm256_cvtpd_epi32(_mm256_max_pd(_mm256_set1_pd(-1023.0), n.0));
             Self(_mm256_mul_pd(self.0, pow2_f64(k)))
-        }
+        })
     }
     #[inline(always)]
     fn reduce_add(self) -> f64 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let s = _mm_add_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
             _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s)))
-        }
+        })
     }
     #[inline(always)]
     fn reduce_max(self) -> f64 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let s = _mm_max_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
             _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s)))
-        }
+        })
     }
     #[inline(always)]
     fn reduce_min(self) -> f64 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX2 + FMA (see `Vector`).
-        unsafe {
+        avx2!({
             let s = _mm_min_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
             _mm_cvtsd_f64(_mm_min_sd(s, _mm_unpackhi_pd(s, s)))
-        }
+        })
     }
 }

@@ -39,6 +39,18 @@ pub struct F64x8(__m512d);
 
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
+/// Runs intrinsics of AVX-512 F/BW/DQ/VL (and AVX2 + FMA) in a method of a register value.
+///
+/// Use only there: the value exists only after an `unsafe` constructor
+/// whose caller confirmed the CPU has these features (see `Vector`).
+macro_rules! avx512 {
+    ($e:expr) => {
+        // SAFETY: used only in methods of register values, which exist only
+        // after an unsafe constructor confirmed the features (see above).
+        unsafe { $e }
+    };
+}
+
 // SAFETY: the register is private (values come only from the unsafe
 // constructors) and every method uses only the token's features.
 unsafe impl Vector for F32x16 {
@@ -89,123 +101,63 @@ unsafe impl Vector for F32x16 {
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_add_ps(self.0, b.0))
-        }
+        avx512!(Self(_mm512_add_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn sub(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_sub_ps(self.0, b.0))
-        }
+        avx512!(Self(_mm512_sub_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn mul(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_mul_ps(self.0, b.0))
-        }
+        avx512!(Self(_mm512_mul_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn div(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_div_ps(self.0, b.0))
-        }
+        avx512!(Self(_mm512_div_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_fmadd_ps(self.0, a.0, b.0))
-        }
+        avx512!(Self(_mm512_fmadd_ps(self.0, a.0, b.0)))
     }
     #[inline(always)]
     fn max(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_max_ps(self.0, b.0))
-        }
+        avx512!(Self(_mm512_max_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn min(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_min_ps(self.0, b.0))
-        }
+        avx512!(Self(_mm512_min_ps(self.0, b.0)))
     }
     #[inline(always)]
     fn abs(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_abs_ps(self.0))
-        }
+        avx512!(Self(_mm512_abs_ps(self.0)))
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_sqrt_ps(self.0))
-        }
+        avx512!(Self(_mm512_sqrt_ps(self.0)))
     }
     #[inline(always)]
     fn round(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_roundscale_ps::<ROUND_NEAREST>(self.0))
-        }
+        avx512!(Self(_mm512_roundscale_ps::<ROUND_NEAREST>(self.0)))
     }
     #[inline(always)]
     fn scale_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_scalef_ps(self.0, n.0))
-        }
+        avx512!(Self(_mm512_scalef_ps(self.0, n.0)))
     }
     #[inline(always)]
     fn scale_down_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_scalef_ps(self.0, n.0))
-        }
+        avx512!(Self(_mm512_scalef_ps(self.0, n.0)))
     }
     #[inline(always)]
     fn reduce_add(self) -> f32 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            _mm512_reduce_add_ps(self.0)
-        }
+        avx512!(_mm512_reduce_add_ps(self.0))
     }
     #[inline(always)]
     fn reduce_max(self) -> f32 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            _mm512_reduce_max_ps(self.0)
-        }
+        avx512!(_mm512_reduce_max_ps(self.0))
     }
     #[inline(always)]
     fn reduce_min(self) -> f32 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            _mm512_reduce_min_ps(self.0)
-        }
+        avx512!(_mm512_reduce_min_ps(self.0))
     }
 }
 
@@ -259,122 +211,62 @@ unsafe impl Vector for F64x8 {
     }
     #[inline(always)]
     fn add(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_add_pd(self.0, b.0))
-        }
+        avx512!(Self(_mm512_add_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn sub(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_sub_pd(self.0, b.0))
-        }
+        avx512!(Self(_mm512_sub_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn mul(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_mul_pd(self.0, b.0))
-        }
+        avx512!(Self(_mm512_mul_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn div(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_div_pd(self.0, b.0))
-        }
+        avx512!(Self(_mm512_div_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn mul_add(self, a: Self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_fmadd_pd(self.0, a.0, b.0))
-        }
+        avx512!(Self(_mm512_fmadd_pd(self.0, a.0, b.0)))
     }
     #[inline(always)]
     fn max(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_max_pd(self.0, b.0))
-        }
+        avx512!(Self(_mm512_max_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn min(self, b: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_min_pd(self.0, b.0))
-        }
+        avx512!(Self(_mm512_min_pd(self.0, b.0)))
     }
     #[inline(always)]
     fn abs(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_abs_pd(self.0))
-        }
+        avx512!(Self(_mm512_abs_pd(self.0)))
     }
     #[inline(always)]
     fn sqrt(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_sqrt_pd(self.0))
-        }
+        avx512!(Self(_mm512_sqrt_pd(self.0)))
     }
     #[inline(always)]
     fn round(self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_roundscale_pd::<ROUND_NEAREST>(self.0))
-        }
+        avx512!(Self(_mm512_roundscale_pd::<ROUND_NEAREST>(self.0)))
     }
     #[inline(always)]
     fn scale_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_scalef_pd(self.0, n.0))
-        }
+        avx512!(Self(_mm512_scalef_pd(self.0, n.0)))
     }
     #[inline(always)]
     fn scale_down_pow2(self, n: Self) -> Self {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            Self(_mm512_scalef_pd(self.0, n.0))
-        }
+        avx512!(Self(_mm512_scalef_pd(self.0, n.0)))
     }
     #[inline(always)]
     fn reduce_add(self) -> f64 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            _mm512_reduce_add_pd(self.0)
-        }
+        avx512!(_mm512_reduce_add_pd(self.0))
     }
     #[inline(always)]
     fn reduce_max(self) -> f64 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            _mm512_reduce_max_pd(self.0)
-        }
+        avx512!(_mm512_reduce_max_pd(self.0))
     }
     #[inline(always)]
     fn reduce_min(self) -> f64 {
-        // SAFETY: a value of Self exists only after an unsafe constructor
-        // whose caller confirmed AVX-512 F/BW/DQ/VL (see `Vector`).
-        unsafe {
-            _mm512_reduce_min_pd(self.0)
-        }
+        avx512!(_mm512_reduce_min_pd(self.0))
     }
 }
