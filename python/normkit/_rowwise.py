@@ -67,16 +67,22 @@ def check_eps(name: str, eps) -> float:
     return value
 
 
+def exact_int(value, what: str) -> int:
+    """``value`` as an int (``operator.index``), refusing bools:
+    ``operator.index(True)`` is 1, but NumPy rejects a bool axis, and so do
+    we. A ``TypeError`` says ``"{what} must be an integer, got <type>"``."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{what} must be an integer, got {type(value).__name__}") from None
+
+
 def normalize_axis(axis, ndim: int, name: str | None = None) -> int:
     """``axis`` in [0, ndim); errors are prefixed with ``name`` when given."""
     prefix = f"{name}: " if name else ""
-    if isinstance(axis, (bool, np.bool_)):
-        # operator.index(True) is 1; NumPy rejects a bool axis, and so do we.
-        raise TypeError(f"{prefix}axis must be an integer, got {type(axis).__name__}")
-    try:
-        axis = operator.index(axis)
-    except TypeError:
-        raise TypeError(f"{prefix}axis must be an integer, got {type(axis).__name__}") from None
+    axis = exact_int(axis, f"{prefix}axis")
     if not -ndim <= axis < ndim:
         raise AxisError(axis, ndim, name)
     return axis % ndim

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import operator
-
-import numpy as np
-
 from . import _native
+from ._rowwise import exact_int
 
 #: The largest count ``set_num_threads`` accepts: a fixed bound, the same on
 #: every machine (so ``set_num_threads(os.cpu_count())`` works even on the
@@ -21,12 +18,7 @@ def set_num_threads(threads: int) -> None:
     the number of CPUs. Raises ``TypeError`` for a non-integer (or bool),
     ``ValueError`` outside the range, and ``RuntimeError`` if the operating
     system will not start the threads; on any error the count is unchanged."""
-    if isinstance(threads, (bool, np.bool_)):
-        raise TypeError(f"set_num_threads: threads must be an integer, got {type(threads).__name__}")
-    try:
-        n = operator.index(threads)
-    except TypeError:
-        raise TypeError(f"set_num_threads: threads must be an integer, got {type(threads).__name__}") from None
+    n = exact_int(threads, "set_num_threads: threads")
     if not 1 <= n <= MAX_THREADS:
         shown = n if abs(n) < 10**18 else f"{'-' if n < 0 else ''}an integer of {len(str(abs(n)))} digits"
         raise ValueError(f"set_num_threads: the number of threads must be between 1 and {MAX_THREADS}, got {shown}")

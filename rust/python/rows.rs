@@ -65,6 +65,15 @@ fn typed<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>, what: &str)
     })
 }
 
+/// `array` as an aligned array of `T` (what every row view needs).
+fn aligned<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
+    let array = typed::<T>(name, array, "an array")?;
+    if !array.is_aligned() {
+        return Err(PyValueError::new_err(format!("{name}: array is not aligned")));
+    }
+    Ok(array)
+}
+
 fn is_writeable(array: &Bound<'_, PyUntypedArray>) -> bool {
     // SAFETY: `as_array_ptr` points at the live array object `array` holds a
     // reference to; the GIL is held (we have a `Bound`), so reading its
@@ -158,10 +167,7 @@ unsafe impl<T: Sync> Sync for RowsRef<'_, T> {}
 impl<'a, T: Item> RowsRef<'a, T> {
     /// The rows of `array` (an aligned array of `T` in native byte order).
     pub fn new(name: &str, array: &'a Bound<'_, PyAny>) -> PyResult<Self> {
-        let array = typed::<T>(name, array, "an array")?;
-        if !array.is_aligned() {
-            return Err(PyValueError::new_err(format!("{name}: array is not aligned")));
-        }
+        let array = aligned::<T>(name, array)?;
         let grid = Grid::of(name, array, false)?;
         Ok(RowsRef { ptr: array.data(), grid, _array: PhantomData })
     }
@@ -210,10 +216,7 @@ unsafe impl<T: Send> Sync for RowsMut<'_, T> {}
 impl<'a, T: Item> RowsMut<'a, T> {
     /// The rows of `array`: aligned, writeable, rows not sharing memory.
     pub fn new(name: &str, array: &'a Bound<'_, PyAny>) -> PyResult<Self> {
-        let array = typed::<T>(name, array, "an array")?;
-        if !array.is_aligned() {
-            return Err(PyValueError::new_err(format!("{name}: array is not aligned")));
-        }
+        let array = aligned::<T>(name, array)?;
         if !is_writeable(array.as_untyped()) {
             return Err(PyValueError::new_err(format!("{name}: array is read-only")));
         }
