@@ -10,6 +10,7 @@ import math
 
 import numpy as np
 
+from ._dask_hook import is_dask, on_dask
 from . import _native
 from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, input_rows, result_dtype, rowwise
 from .norm import shares_memory
@@ -63,6 +64,8 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     int8 input), writeable; it may be ``x`` itself. Every argument is checked
     before anything is written.
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("l1_norm", locals())
     name = "l1_norm"
     x = as_input_array(name, x)
     if x.ndim == 0:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._dask_hook import is_dask, on_dask
 from . import _native
 from ._rowwise import (
     AxisError,
@@ -48,11 +49,15 @@ def layer_norm(x, weight=None, bias=None, *, eps: float = 1e-5, axis: int = -1, 
     Chan, Golub & LeVeque. A float32 row of 1e4 + N(0, 1) is normalized to
     float32 precision.
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("layer_norm", locals())
     return _norm("layer_norm", "layer", x, weight, bias, eps, axis, out)
 
 
 def rms_norm(x, weight=None, *, eps: float = 1e-6, axis: int = -1, out: np.ndarray | None = None) -> np.ndarray:
     """RMSNorm (Zhang & Sennrich 2019): ``x / sqrt(mean(x**2) + eps) * weight``."""
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("rms_norm", locals())
     return _norm("rms_norm", "rms", x, weight, None, eps, axis, out)
 
 
@@ -64,6 +69,8 @@ def crms_norm(x, weight=None, *, eps: float = 1e-6, axis: int = -1, out: np.ndar
     the result is ``x / sqrt((sum(x**2) + sum(x)**2) / d + eps) * weight``
     with ``d = x.shape[axis] + 1``.
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("crms_norm", locals())
     return _norm("crms_norm", "crms", x, weight, None, eps, axis, out)
 
 
@@ -79,6 +86,8 @@ def add_rms_norm(x, residual, weight=None, *, eps: float = 1e-6, axis: int = -1,
     ``np.result_type(x, residual)`` (then the rules of ``rms_norm``); both
     outputs have it.
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("add_rms_norm", locals())
     return _add_norm("add_rms_norm", "rms", x, residual, weight, None, eps, axis, out)
 
 
@@ -86,6 +95,8 @@ def add_layer_norm(x, residual, weight=None, bias=None, *, eps: float = 1e-5, ax
     """Fused residual add and LayerNorm: returns
     ``(layer_norm(s, weight, bias), s)`` with ``s = x + residual``; ``out``
     as for :func:`add_rms_norm`."""
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("add_layer_norm", locals())
     return _add_norm("add_layer_norm", "layer", x, residual, weight, bias, eps, axis, out)
 
 

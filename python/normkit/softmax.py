@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ._dask_hook import is_dask, on_dask
 from . import _native
 from ._rowwise import rowwise
 
@@ -35,6 +36,8 @@ def softmax(x, axis: int = -1, *, algorithm: str = "auto", out: np.ndarray | Non
     +-3.4e38. Elementwise relative error against a float64 computation is
     at most 2e-6 (float32).
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("softmax", locals())
     if algorithm not in ALGORITHMS:
         raise ValueError(f"softmax: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     return rowwise("softmax", _native.softmax, x, axis, out, algorithm)
@@ -50,4 +53,6 @@ def log_softmax(x, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarr
     Absolute error against float64 is at most 1e-5 (or one float32 ulp of
     the result where that is larger).
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("log_softmax", locals())
     return rowwise("log_softmax", _native.log_softmax, x, axis, out)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dask_hook import is_dask, on_dask
 from . import _checks
 from .transforms import _clr_rows
 
@@ -26,6 +27,8 @@ def centered_clr(name: str, x, zeros: str, ddof) -> tuple[np.ndarray, int]:
 
 def clr_covariance(x, *, ddof: int = 1, zeros: str = "raise") -> np.ndarray:
     """``(D, D)`` covariance of the clr-transformed rows, divided by ``n - ddof``."""
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("clr_covariance", locals())
     return named_clr_covariance("clr_covariance", x, ddof, zeros)
 
 

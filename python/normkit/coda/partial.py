@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._dask_hook import is_dask, on_dask
 from . import _checks
 from .covariance import centered_clr, precision_from_centered
 
@@ -70,6 +71,8 @@ def partial_correlations(x, *, ddof: int = 1, zeros: str = "raise") -> PartialCo
     covariance divides by ``n - ddof`` (default 1); partial correlations do
     not depend on ddof, partial variances scale with ``1 / (n - ddof)``.
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("partial_correlations", locals())
     z, ddof = centered_clr("partial_correlations", x, zeros, ddof)
     omega, rank = precision_from_centered(z, ddof)
     pcor, pvar = correlations_from_precision(omega)
@@ -81,6 +84,8 @@ def partial_correlation(x, i: int, j: int, given, *, zeros: str = "raise") -> fl
     in ``given`` only: ``partial_correlations`` on the subcomposition
     ``{i, j} u given`` (Erb 2020). ``given`` needs at least one part (on a
     two-part subcomposition the clr coordinates are ``c`` and ``-c``)."""
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("partial_correlation", locals())
     name = "partial_correlation"
     a, _ = _checks.positive(name, x, zeros, min_parts=3, min_samples=2)
     d = a.shape[1]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._dask_hook import is_dask, on_dask
 from .covariance import named_clr_covariance
 
 
@@ -25,6 +26,8 @@ def _variation_from(gamma: np.ndarray) -> np.ndarray:
 def variation_matrix(x, *, ddof: int = 1, zeros: str = "raise") -> np.ndarray:
     """Aitchison's variation matrix ``tau_ij = var(log(x_i / x_j))``, ``(D, D)``,
     with sample variances divided by ``n - ddof`` (default 1)."""
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("variation_matrix", locals())
     return _variation_from(named_clr_covariance("variation_matrix", x, ddof, zeros))
 
 
@@ -34,6 +37,8 @@ def proportionality_rho(x, *, zeros: str = "raise") -> np.ndarray:
     on relative gene expression data?", Theory Biosci. 135; propr's rho), in
     [-1, 1], 1 on the diagonal. It does not depend on ddof (a ratio of
     variances). NaN where both clr variances are zero."""
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("proportionality_rho", locals())
     gamma = named_clr_covariance("proportionality_rho", x, 1, zeros)
     v = np.diag(gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -46,6 +51,8 @@ def proportionality_phi(x, *, zeros: str = "raise") -> np.ndarray:
     var(log(x_i / x_j)) / var(clr_i)``: 0 for perfectly proportional parts.
     Not symmetric: row ``i`` is scaled by part ``i``'s clr variance. Does not
     depend on ddof. Inf/NaN where ``var(clr_i)`` is zero."""
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("proportionality_phi", locals())
     gamma = named_clr_covariance("proportionality_phi", x, 1, zeros)
     with np.errstate(divide="ignore", invalid="ignore"):
         return _variation_from(gamma) / np.diag(gamma)[:, None]

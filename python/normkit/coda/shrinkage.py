@@ -35,6 +35,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .._dask_hook import is_dask, on_dask
 from . import _checks
 from .covariance import pinv_clr_covariance
 from .partial import correlations_from_precision
@@ -178,6 +179,8 @@ def shrunk_partial_correlations(x, *, lambda_cor=None, lambda_var=None, zeros: s
     its clr projection then has rank ``D - 1`` and is pseudo-inverted with one
     LU inverse, otherwise with an SVD.
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("shrunk_partial_correlations", locals())
     name = "shrunk_partial_correlations"
     a, _ = _checks.positive(name, x, zeros, min_samples=2)
     lc = _checks.unit_interval(name, "lambda_cor", lambda_cor)

@@ -1,0 +1,505 @@
+"""normkit on Dask: row-wise kernels on chunked arrays, compositional
+statistics out of core, sentence embeddings over a bag.
+
+``import normkit.dask`` (or passing a dask collection to a normkit function,
+which imports this module) needs ``pip install "normkit[dask]"``. Every
+function builds a lazy dask graph; nothing runs until ``.compute()`` (or
+``dask.compute``, ``da.store``...), on whatever scheduler is active: the
+threaded default, or a ``distributed.Client`` (``Client("tcp://...")`` for an
+existing cluster).
+
+Row-wise kernels (``softmax``, ``log_softmax``, ``logsumexp``, ``layer_norm``,
+``rms_norm``, ``crms_norm``, ``add_rms_norm``, ``add_layer_norm``,
+``l1_norm``) return a lazy ``dask.array.Array`` with the input's chunks:
+
+* normalized axis within one chunk: ``map_blocks`` of the in-memory
+  function (extra keyword arguments pass through to it);
+* normalized axis split over several chunks: exact, never piecewise
+  (dask#6810). A tree reduction (``da.reduction``) of per-chunk partials
+  gives per-row statistics, then one map over the data: two reads, no
+  rechunk. Softmax family: per-chunk ``(m, s) = (max, sum exp(x - m))``,
+  merged as ``M = max m_k, S = sum s_k exp(m_k - M)``. Norms: per-chunk
+  ``(n, c, mean, M2)`` of the data divided by a power of two ``c`` (no
+  overflow for any finite row), merged with the k-way form of Chan, Golub &
+  LeVeque's pairwise update ``M2 = sum M2_k + sum n_k (mean_k - mean)^2``.
+  Partials and statistics are float64; float32 data are read as float32.
+
+Tasks run normkit single-threaded (Dask runs tasks in parallel already): each
+task sets ``normkit.set_num_threads(n)`` in the process that runs it, with
+``n`` read from the dask config key ``"normkit.num_threads"`` (default 1)
+when the graph is built; ``None`` leaves the count alone.
+
+Compositional statistics take ``(n, D)`` samples as a dask array (any row
+chunking; the parts are brought into one chunk), reduce per-chunk
+``(n, mean, centred cross-product)`` of the clr data in a tree, and finish the
+``D x D`` result on the client with NumPy. ``encode`` embeds a dask bag or
+dataframe column of sentences with a MiniLM loaded once per worker process.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
+    raise ImportError('normkit.dask needs dask: pip install "normkit[dask]"') from exc
+
+import normkit
+from normkit._rowwise import AxisError, check_eps, compute_dtype, exact_int, normalize_axis, result_dtype
+from normkit._threads import MAX_THREADS
+
+#: dask config key of the normkit thread count inside tasks (default 1).
+THREADS_KEY = "normkit.num_threads"
+
+_F64 = np.dtype(np.float64)
+
+
+# --------------------------------------------------------------------------
+# Threads
+
+
+def _task_threads():
+    """The thread count tasks built now will use (read once per graph)."""
+    n = dask.config.get(THREADS_KEY, 1)
+    if n is None:
+        return None
+    n = exact_int(n, f"dask config {THREADS_KEY!r}")
+    if not 1 <= n <= MAX_THREADS:
+        raise ValueError(f"dask config {THREADS_KEY!r} must be between 1 and {MAX_THREADS} or None, got {n}")
+    return n
+
+
+def _use_threads(n) -> None:
+    if n is not None and normkit.get_num_threads() != n:
+        normkit.set_num_threads(n)
+
+
+# --------------------------------------------------------------------------
+# Argument checks (all before any task runs)
+
+
+def _fail_out(name: str, out) -> None:
+    if out is not None:
+        raise TypeError(
+            f"normkit.dask.{name}: out= is not supported for dask arrays (they are immutable); "
+            "use the returned array, or da.store() it into your destination"
+        )
+
+
+def _as_dask(name: str, x, arg: str = "x"):
+    if not isinstance(x, da.Array):
+        x = da.asarray(x)
+    if any(math.isnan(c) for chunks in x.chunks for c in chunks):
+        raise ValueError(
+            f"normkit.dask.{name}: {arg} has unknown chunk sizes (NaN, e.g. after boolean indexing); "
+            f"call {arg}.compute_chunk_sizes() first"
+        )
+    return x
+
+
+def _rows_input(name: str, x, axis, out):
+    """(x as a dask array with known chunks, axis in [0, ndim), result dtype)."""
+    _fail_out(name, out)
+    x = _as_dask(name, x)
+    result = result_dtype(name, x.dtype)  # TypeError for complex, object...
+    if x.ndim == 0:
+        raise AxisError(-1, 0, f"{name}: x is a 0-d array; expected at least 1 dimension to normalize along")
+    return x, normalize_axis(axis, x.ndim, name), result
+
+
+def _is_split(x, axis: int) -> bool:
+    return x.numblocks[axis] > 1
+
+
+def _empty_rows(x, axis: int) -> np.ndarray:
+    """An empty in-memory stand-in for ``x``: the normalized axis keeps its
+    length, every other axis has length 0. The in-memory function checks its
+    arguments on it (weight shapes, eps...) and gives the result dtype, for
+    free and before any task runs."""
+    shape = [0] * max(x.ndim, 2)
+    shape[axis if x.ndim > 1 else 1] = x.shape[axis]
+    return np.empty(shape, x.dtype)
+
+
+def _stand_in_axis(x, axis: int) -> int:
+    return axis if x.ndim > 1 else 1
+
+
+def _no_extra_kwargs(name: str, kwargs: dict) -> None:
+    if kwargs:
+        raise TypeError(
+            f"normkit.dask.{name}: {', '.join(sorted(kwargs))} not supported when the normalized axis "
+            "is split across chunks; rechunk so that the axis is one chunk (x.rechunk({axis: -1}))"
+        )
+
+
+# --------------------------------------------------------------------------
+# Axis within one chunk: map the in-memory function over the blocks
+
+
+def _run_blocks(block, *more, function, threads, kwargs, pick=None):
+    _use_threads(threads)
+    result = function(block, *more, **kwargs)
+    return result if pick is None else result[pick]
+
+
+def _map_function(function, arrays, threads, kwargs, dtype, pick=None):
+    """``function(*blocks, **kwargs)`` over aligned blocks of ``arrays``
+    (``pick``: the item of a tuple result to keep)."""
+    ind = tuple(range(arrays[0].ndim))
+    args = [a for arr in arrays for a in (arr, ind)]
+    return da.blockwise(
+        _run_blocks, ind, *args,
+        function=function, threads=threads, kwargs=kwargs, pick=pick,
+        dtype=dtype, meta=np.empty((0,) * arrays[0].ndim, dtype),
+    )
+
+
+# --------------------------------------------------------------------------
+# Axis split over chunks: softmax family
+
+
+def _take(a: np.ndarray, axis: int, start: int, step: int) -> np.ndarray:
+    index = [slice(None)] * a.ndim
+    index[axis] = slice(start, None, step)
+    return a[tuple(index)]
+
+
+def _finite_or(a: np.ndarray, value: float) -> np.ndarray:
+    return np.where(np.isfinite(a), a, value)
+
+
+def _lse_chunk(block, axis, keepdims=True, computing_meta=False, compute=None):
+    """``(m, s)`` of one chunk along ``axis`` (float64, size 2 on the axis):
+    ``m`` its max (NaN if any NaN), ``s = sum exp(x - m')`` with ``m'`` = ``m``
+    when finite, else 0 (scipy's rule: a chunk of -inf gives s = 0, one with
+    +inf gives s = inf). float32 chunks are exponentiated in float32 and summed
+    in float64 (m is a float32 element, so x - m is one float32 rounding)."""
+    (axis,) = axis
+    if computing_meta:
+        return block
+    x = block.astype(compute, copy=False)
+    shape = list(x.shape)
+    shape[axis] = 1
+    if x.shape[axis] == 0:
+        return np.concatenate([np.full(shape, -np.inf), np.zeros(shape)], axis=axis)
+    m = np.max(x, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        s = np.sum(np.exp(x - _finite_or(m, 0).astype(compute)), axis=axis, keepdims=True, dtype=_F64)
+    return np.concatenate([m.astype(_F64), s], axis=axis)
+
+
+def _lse_merge(parts, axis, keepdims=True, computing_meta=False):
+    """Merges ``(m_k, s_k)`` pairs laid along ``axis``: ``M = max m_k``,
+    ``S = sum s_k exp(m'_k - M')`` (primes: non-finite replaced by 0; a
+    chunk with ``s_k = 0`` contributes 0 even where the exp overflows)."""
+    (axis,) = axis
+    if computing_meta:
+        return parts
+    m, s = _take(parts, axis, 0, 2), _take(parts, axis, 1, 2)
+    big_m = np.max(m, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore", over="ignore"):
+        terms = np.where(s == 0, 0.0, s * np.exp(_finite_or(m, 0) - _finite_or(big_m, 0)))
+    return np.concatenate([big_m, terms.sum(axis=axis, keepdims=True)], axis=axis)
+
+
+def _lse_stats(x, axis: int, compute: np.dtype, split_every=None):
+    """Per-row ``(M, S)``: two dask arrays of x's shape with the axis of
+    length 1 (one chunk), from a tree reduction over the chunks."""
+    stats = da.reduction(
+        x, functools.partial(_lse_chunk, compute=compute), _lse_merge, combine=_lse_merge, axis=axis,
+        keepdims=True, dtype=_F64, output_size=2, concatenate=True, split_every=split_every,
+        meta=np.empty((0,) * x.ndim, _F64),
+    )
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(0, 1)
+    big_m = stats[tuple(index)]
+    index[axis] = slice(1, 2)
+    return big_m, stats[tuple(index)]
+
+
+def _softmax_block(block, big_m, s, compute, result):
+    x = block.astype(compute, copy=False)
+    # A row with NaN or +inf, or all -inf, becomes NaN (normkit.softmax).
+    shift = np.where(np.isfinite(big_m), big_m, np.nan).astype(compute)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = np.exp(x - shift)
+        y /= s.astype(compute)
+    return y.astype(result, copy=False)
+
+
+def _log_softmax_block(block, big_m, s, compute, result):
+    x = block.astype(compute, copy=False)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        y = (x - _finite_or(big_m, 0).astype(compute)) - np.log(s).astype(compute)
+    return y.astype(result, copy=False)
+
+
+def _logsumexp_block(big_m, s, result):
+    with np.errstate(divide="ignore"):
+        return (_finite_or(big_m, 0) + np.log(s)).astype(result)
+
+
+def _map_rows(fn, x, stats, compute, result):
+    """``fn(block, *row_stats, compute, result)`` over the blocks of ``x``,
+    each with the per-row statistics (length 1 on the axis) broadcast to it."""
+    ind = tuple(range(x.ndim))
+    args = [a for arr in (x, *stats) for a in (arr, ind)]
+    return da.blockwise(fn, ind, *args, compute=compute, result=result, dtype=result,
+                        meta=np.empty((0,) * x.ndim, result))
+
+
+def _exp_family(name, function, block_fn, x, axis, out, kwargs, split_every):
+    x, axis, result = _rows_input(name, x, axis, out)
+    meta = function(_empty_rows(x, axis), axis=_stand_in_axis(x, axis), **kwargs)
+    if not _is_split(x, axis):
+        return _map_function(function, [x], _task_threads(), dict(kwargs, axis=axis), meta.dtype)
+    kwargs.pop("algorithm", None)  # checked on the stand-in; every algorithm gives the same result
+    _no_extra_kwargs(name, kwargs)
+    compute = compute_dtype(result)
+    big_m, s = _lse_stats(x, axis, compute, split_every)
+    return _map_rows(block_fn, x, (big_m, s), compute, result)
+
+
+def softmax(x, axis: int = -1, *, out=None, split_every=None, **kwargs):
+    """``normkit.softmax`` of a dask array, lazily; exact when ``axis`` is
+    split across chunks (see the module docstring). ``split_every``: fan-in
+    of the tree reduction (dask's default when None)."""
+    return _exp_family("softmax", normkit.softmax, _softmax_block, x, axis, out, kwargs, split_every)
+
+
+def log_softmax(x, axis: int = -1, *, out=None, split_every=None, **kwargs):
+    """``normkit.log_softmax`` of a dask array, lazily; see :func:`softmax`."""
+    return _exp_family("log_softmax", normkit.log_softmax, _log_softmax_block, x, axis, out, kwargs, split_every)
+
+
+def _logsumexp_partials(block, axis, keepdims, result):
+    """One-chunk logsumexp from the split-row partials (used while
+    ``normkit.logsumexp`` does not exist)."""
+    big_m, s = np.split(_lse_merge(_lse_chunk(block, (axis,), compute=compute_dtype(result)), (axis,)), 2, axis=axis)
+    lse = _logsumexp_block(big_m, s, result)
+    return lse if keepdims else np.squeeze(lse, axis=axis)
+
+
+def logsumexp(x, axis: int = -1, keepdims: bool = False, *, split_every=None):
+    """``log(sum(exp(x)))`` along ``axis`` (scipy.special.logsumexp's special
+    values: +inf in a row gives inf, all -inf gives -inf, NaN spreads), of
+    the result dtype of ``normkit.softmax``. A row within one chunk uses
+    ``normkit.logsumexp`` when normkit has it, else the per-chunk partials
+    below, per block; a split row merges per-chunk ``(max, sum exp)``
+    partials in a tree reduction."""
+    name = "logsumexp"
+    x, axis, result = _rows_input(name, x, axis, None)
+    if not isinstance(keepdims, (bool, np.bool_)):
+        raise TypeError(f"{name}: keepdims must be a bool, got {type(keepdims).__name__}")
+    chunks = list(x.chunks)
+    chunks[axis] = (1,) * x.numblocks[axis]
+    if not _is_split(x, axis):
+        native = getattr(normkit, "logsumexp", None)
+        meta = np.empty((0,) * x.ndim, result)
+        if native is not None:
+            y = x.map_blocks(_run_blocks, function=native, threads=_task_threads(),
+                             kwargs={"axis": axis, "keepdims": True}, chunks=chunks, dtype=result, meta=meta)
+        else:
+            y = x.map_blocks(_logsumexp_partials, axis=axis, keepdims=True, result=result,
+                             chunks=chunks, dtype=result, meta=meta)
+        return y if keepdims else y.squeeze(axis=axis)
+    big_m, s = _lse_stats(x, axis, compute_dtype(result), split_every)
+    y = da.map_blocks(_logsumexp_block, big_m, s, result=result, dtype=result, meta=np.empty((0,) * x.ndim, result))
+    return y if keepdims else y.squeeze(axis=axis)
+
+
+# --------------------------------------------------------------------------
+# Axis split over chunks: norms
+
+
+def _moments_chunk(block, axis, keepdims=True, computing_meta=False):
+    """``(n, c, mean, M2)`` of one chunk along ``axis`` (float64, size 4 on
+    the axis) for the data divided by ``c``, the power of two at or above
+    the chunk's max |x| (exact scaling: squares never overflow). NaN or inf
+    make ``c`` NaN or inf, and so the row's statistics NaN."""
+    (axis,) = axis
+    if computing_meta:
+        return block
+    x = block.astype(_F64)
+    shape = list(x.shape)
+    shape[axis] = 1
+    n = x.shape[axis]
+    if n == 0:
+        return np.concatenate([np.zeros(shape), np.ones(shape), np.zeros(shape), np.zeros(shape)], axis=axis)
+    top = np.max(np.abs(x), axis=axis, keepdims=True)
+    ordinary = np.isfinite(top) & (top > 0)
+    c = np.where(ordinary, np.ldexp(1.0, np.frexp(np.where(ordinary, top, 1.0))[1]), np.where(top == 0, 1.0, top))
+    with np.errstate(invalid="ignore"):
+        x /= c
+        mean = x.mean(axis=axis, keepdims=True)
+        x -= mean
+        m2 = np.einsum("...i,...i->...", np.moveaxis(x, axis, -1), np.moveaxis(x, axis, -1))
+    m2 = np.expand_dims(m2, axis)
+    return np.concatenate([np.full(shape, float(n)), c, mean, m2], axis=axis)
+
+
+def _moments_merge(parts, axis, keepdims=True, computing_meta=False):
+    """k-way Chan merge of ``(n_k, c_k, mean_k, M2_k)``: rescale to the
+    largest ``c``, then ``mean = sum n_k mean_k / n`` and ``M2 = sum M2_k +
+    sum n_k (mean_k - mean)^2`` (Chan, Golub & LeVeque 1979; non-negative
+    terms, no cancellation)."""
+    (axis,) = axis
+    if computing_meta:
+        return parts
+    n, c, mean, m2 = (_take(parts, axis, i, 4) for i in range(4))
+    big_c = np.max(c, axis=axis, keepdims=True)
+    with np.errstate(invalid="ignore"):
+        ratio = c / big_c
+        mean = mean * ratio
+        m2 = m2 * ratio * ratio
+        total = n.sum(axis=axis, keepdims=True)
+        big_mean = np.where(total > 0, (n * mean).sum(axis=axis, keepdims=True) / np.maximum(total, 1), 0.0)
+        big_m2 = m2.sum(axis=axis, keepdims=True) + (n * (mean - big_mean) ** 2).sum(axis=axis, keepdims=True)
+    return np.concatenate([total, big_c, big_mean, big_m2], axis=axis)
+
+
+def _norm_scale(moments, axis, kind: str, eps: float):
+    """Per-row ``(shift, 1 / sqrt(mean_square + eps))`` (size 2 on ``axis``)
+    from merged moments; ``hypot`` keeps ``mean_square + eps`` from
+    overflowing or underflowing."""
+    n, c, mean, m2 = (_take(moments, axis, i, 4) for i in range(4))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if kind == "layer":
+            shift, square = c * mean, m2 / n
+        elif kind == "rms":
+            shift, square = np.zeros_like(mean), m2 / n + mean * mean
+        else:  # crms: d = n + 1 entries, the last -sum(x)
+            shift, square = np.zeros_like(mean), (m2 + n * mean * mean + (n * mean) ** 2) / (n + 1)
+        return np.concatenate([shift, 1.0 / np.hypot(c * np.sqrt(square), math.sqrt(eps))], axis=axis)
+
+
+def _norm_block(block, shift, inv, weight, bias, axis, result):
+    y = (block.astype(_F64) - shift) * inv
+    shape = [1] * block.ndim
+    shape[axis] = block.shape[axis]
+    if weight is not None:
+        y *= weight.reshape(shape)
+    if bias is not None:
+        y += bias.reshape(shape)
+    return y.astype(result)
+
+
+def _row_scales(x, axis: int, kind: str, eps: float, split_every=None):
+    """Per-row ``(shift, 1 / sqrt(mean_square + eps))`` as two dask arrays of
+    x's shape with the axis of length 1, from a tree reduction of moments."""
+    moments = da.reduction(
+        x, _moments_chunk, _moments_merge, combine=_moments_merge, axis=axis, keepdims=True,
+        dtype=_F64, output_size=4, concatenate=True, split_every=split_every,
+        meta=np.empty((0,) * x.ndim, _F64),
+    )
+    chunks = list(moments.chunks)
+    chunks[axis] = (2,)
+    scales = moments.map_blocks(_norm_scale, axis, kind, eps, chunks=chunks, dtype=_F64)
+    index = [slice(None)] * x.ndim
+    index[axis] = slice(0, 1)
+    shift = scales[tuple(index)]
+    index[axis] = slice(1, 2)
+    return shift, scales[tuple(index)]
+
+
+def _channel_along(values, x, axis: int, compute: np.dtype):
+    """weight / bias as a 1-d dask array chunked like ``x`` along ``axis``."""
+    if values is None:
+        return None
+    return da.from_array(np.asarray(values, dtype=compute), chunks=(x.chunks[axis],))
+
+
+def _split_norm(x, axis, kind, eps, weight, bias, result, split_every):
+    compute = compute_dtype(result)
+    shift, inv = _row_scales(x, axis, kind, eps, split_every)
+    ind = tuple(range(x.ndim))
+    args = [x, ind, shift, ind, inv, ind]
+    for channel in (_channel_along(weight, x, axis, compute), _channel_along(bias, x, axis, compute)):
+        args += [channel, (axis,)] if channel is not None else [None, None]
+    return da.blockwise(
+        _norm_block, ind, *args, axis=axis, result=result,
+        dtype=result, meta=np.empty((0,) * x.ndim, result),
+    )
+
+
+def _norm(name, function, kind, x, weight, bias, eps, axis, out, kwargs, split_every):
+    x, axis, result = _rows_input(name, x, axis, out)
+    channels = {"weight": weight} if kind != "layer" else {"weight": weight, "bias": bias}
+    meta = function(_empty_rows(x, axis), **channels, eps=eps, axis=_stand_in_axis(x, axis), **kwargs)
+    if not _is_split(x, axis):
+        return _map_function(function, [x], _task_threads(), dict(kwargs, axis=axis, eps=eps, **channels), meta.dtype)
+    _no_extra_kwargs(name, kwargs)
+    return _split_norm(x, axis, kind, check_eps(name, eps), weight, bias, result, split_every)
+
+
+def layer_norm(x, weight=None, bias=None, *, eps: float = 1e-5, axis: int = -1, out=None, split_every=None, **kwargs):
+    """``normkit.layer_norm`` of a dask array, lazily; exact when ``axis`` is
+    split across chunks (merged per-chunk moments, then one map)."""
+    return _norm("layer_norm", normkit.layer_norm, "layer", x, weight, bias, eps, axis, out, kwargs, split_every)
+
+
+def rms_norm(x, weight=None, *, eps: float = 1e-6, axis: int = -1, out=None, split_every=None, **kwargs):
+    """``normkit.rms_norm`` of a dask array, lazily; see :func:`layer_norm`."""
+    return _norm("rms_norm", normkit.rms_norm, "rms", x, weight, None, eps, axis, out, kwargs, split_every)
+
+
+def crms_norm(x, weight=None, *, eps: float = 1e-6, axis: int = -1, out=None, split_every=None, **kwargs):
+    """``normkit.crms_norm`` of a dask array, lazily; see :func:`layer_norm`."""
+    return _norm("crms_norm", normkit.crms_norm, "crms", x, weight, None, eps, axis, out, kwargs, split_every)
+
+
+def _add_norm(name, function, kind, x, residual, weight, bias, eps, axis, out, kwargs, split_every):
+    x, axis, _ = _rows_input(name, x, axis, out)
+    residual = _as_dask(name, residual, "residual")
+    if residual.shape != x.shape:
+        raise ValueError(f"{name}: residual has shape {residual.shape}, expected {x.shape} (the shape of x)")
+    residual = residual.rechunk(x.chunks)  # x's chunks decide where rows are split
+    channels = {"weight": weight} if kind != "layer" else {"weight": weight, "bias": bias}
+    stand_in = _empty_rows(x, axis)
+    meta, _ = function(stand_in, stand_in.astype(residual.dtype), **channels, eps=eps, axis=_stand_in_axis(x, axis), **kwargs)
+    result = meta.dtype
+    compute = compute_dtype(result)
+    summed = x.astype(compute) + residual.astype(compute)
+    if not _is_split(x, axis):
+        normed = _map_function(function, [x, residual], _task_threads(),
+                               dict(kwargs, axis=axis, eps=eps, **channels), result, pick=0)
+    else:
+        _no_extra_kwargs(name, kwargs)
+        normed = _split_norm(summed, axis, kind, check_eps(name, eps), weight, bias, result, split_every)
+    return normed, summed.astype(result)
+
+
+def add_rms_norm(x, residual, weight=None, *, eps: float = 1e-6, axis: int = -1, out=None, split_every=None, **kwargs):
+    """``normkit.add_rms_norm`` of dask arrays: a tuple ``(normed, sum)`` of
+    two lazy dask arrays."""
+    return _add_norm("add_rms_norm", normkit.add_rms_norm, "rms", x, residual, weight, None, eps, axis, out, kwargs, split_every)
+
+
+def add_layer_norm(x, residual, weight=None, bias=None, *, eps: float = 1e-5, axis: int = -1, out=None, split_every=None, **kwargs):
+    """``normkit.add_layer_norm`` of dask arrays: a tuple ``(normed, sum)``
+    of two lazy dask arrays."""
+    return _add_norm("add_layer_norm", normkit.add_layer_norm, "layer", x, residual, weight, bias, eps, axis, out, kwargs, split_every)
+
+
+def l1_norm(x, weight=None, bias=None, *, out=None, **kwargs):
+    """``normkit.l1_norm`` (last axis) of a dask array, lazily. The last axis
+    must be one chunk: the mean absolute deviation needs the row mean before
+    its sum (a second reduction), and the int8 contract is exact integer
+    arithmetic over the whole row; a split last axis raises ``ValueError``
+    naming the rechunk to do (never a piecewise result)."""
+    name = "l1_norm"
+    x, axis, _ = _rows_input(name, x, -1, out)
+    kwargs = dict(kwargs, weight=weight, bias=bias)
+    meta = normkit.l1_norm(_empty_rows(x, axis), **kwargs)
+    if _is_split(x, axis):
+        raise ValueError(
+            f"normkit.dask.{name}: the last axis is split into {x.numblocks[axis]} chunks; l1_norm needs "
+            "each row in one chunk: x.rechunk({-1: -1})"
+        )
+    return _map_function(normkit.l1_norm, [x], _task_threads(), kwargs, meta.dtype)
