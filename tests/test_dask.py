@@ -30,12 +30,15 @@ def cluster_client():
 @pytest.fixture(params=["threads", "distributed"])
 def compute(request):
     """``compute(*collections)``: the computed values, on the threaded
-    scheduler or on the LocalCluster."""
-    if request.param == "threads":
-        run = lambda *c: dask.compute(*c, scheduler="threads")  # noqa: E731
-    else:
-        client = request.getfixturevalue("cluster_client")
-        run = lambda *c: dask.compute(*c, scheduler=client)  # noqa: E731
+    scheduler or on the LocalCluster; ``compute.scheduler`` is that
+    scheduler (for ``dask.config.set(scheduler=...)``), ``compute.on_cluster``
+    says which."""
+    scheduler = "threads" if request.param == "threads" else request.getfixturevalue("cluster_client")
+
+    def run(*collections):
+        return dask.compute(*collections, scheduler=scheduler)
+
+    run.scheduler = scheduler
     run.on_cluster = request.param == "distributed"
     return run
 
@@ -310,3 +313,88 @@ class TestThreads:
                 nkd.rms_norm(x)
         finally:
             normkit.set_num_threads(before)
+
+
+# --------------------------------------------------------------------------
+# Compositional statistics
+
+
+def _compositions(n, d, seed):
+    """Positive compositions with correlated log-ratios (a few latent factors)."""
+    rng = np.random.default_rng(seed)
+    logs = rng.standard_normal((n, 3)) @ rng.standard_normal((3, d)) + 0.5 * rng.standard_normal((n, d))
+    return np.exp(logs + 3.0)
+
+
+CODA_MATRICES = ["clr_covariance", "variation_matrix", "proportionality_rho", "proportionality_phi"]
+
+
+def test_coda_matrices_match_in_memory(compute):
+    a = _compositions(1003, 9, 1)
+    want = {f: getattr(normkit.coda, f)(a) for f in CODA_MATRICES}
+    want_pcor = normkit.coda.partial_correlations(a, ddof=0)
+    want_one = normkit.coda.partial_correlation(a, 0, 4, [1, 7])
+    # Ragged last chunks, parts split (brought into one chunk), one chunk.
+    chunkings = [(200, 4)] if compute.on_cluster else [(60, 9), (17, 4), (1003, 9)]
+    for chunks in chunkings:
+        x = da.from_array(a, chunks=chunks)
+        with dask.config.set(scheduler=compute.scheduler):
+            got = {f: getattr(normkit.coda, f)(x) for f in CODA_MATRICES}
+            pcor = normkit.coda.partial_correlations(x, ddof=0)
+            one = normkit.coda.partial_correlation(x, 0, 4, [1, 7])
+        for f in CODA_MATRICES:
+            assert type(got[f]) is np.ndarray
+            np.testing.assert_allclose(got[f], want[f], rtol=0, atol=1e-10, err_msg=f"{f} {chunks}")
+        np.testing.assert_allclose(pcor.correlations, want_pcor.correlations, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(pcor.partial_variances, want_pcor.partial_variances, rtol=1e-10)
+        scale = np.abs(want_pcor.precision).max()
+        np.testing.assert_allclose(pcor.precision, want_pcor.precision, rtol=0, atol=1e-10 * scale)
+        assert (pcor.rank, pcor.ddof) == (want_pcor.rank, want_pcor.ddof) == (8, 0)
+        assert one == pytest.approx(want_one, abs=1e-10)
+
+
+def test_shrunk_partial_correlations_match_in_memory(compute):
+    a = _compositions(45, 30, 2)
+    x = da.from_array(a, chunks=(8, 30))
+    fixed = dict(lambda_cor=0.25, lambda_var=0.5)
+    with dask.config.set(scheduler=compute.scheduler):
+        estimated, given = normkit.coda.shrunk_partial_correlations(x), normkit.coda.shrunk_partial_correlations(x, **fixed)
+    for got, want in ((estimated, normkit.coda.shrunk_partial_correlations(a)), (given, normkit.coda.shrunk_partial_correlations(a, **fixed))):
+        assert 0 < want.lambda_cor < 1 and 0 < want.lambda_var < 1
+        assert got.lambda_cor == pytest.approx(want.lambda_cor, rel=1e-12)
+        assert got.lambda_var == pytest.approx(want.lambda_var, rel=1e-12)
+        np.testing.assert_allclose(got.correlations, want.correlations, rtol=0, atol=1e-10)
+        np.testing.assert_allclose(got.clr_covariance, want.clr_covariance, rtol=0, atol=1e-10 * np.abs(want.clr_covariance).max())
+        np.testing.assert_allclose(got.partial_variances, want.partial_variances, rtol=1e-10)
+
+
+def test_coda_merge_has_no_cancellation():
+    """A large common offset (|mean| >> spread) would wreck sum(x x^T) - n
+    mean mean^T; the Chan merge keeps the in-memory accuracy."""
+    a = _compositions(2000, 5, 3) ** 0.01 * np.array([1.0, 1e6, 1e-6, 3.0, 1e3])
+    got = normkit.coda.clr_covariance(da.from_array(a, chunks=(150, 5)), ddof=0)
+    np.testing.assert_allclose(got, normkit.coda.clr_covariance(a, ddof=0), rtol=1e-9, atol=0)
+
+
+def test_coda_zeros_and_bad_input():
+    a = _compositions(100, 6, 4)
+    a[57, 2] = 0.0
+    x = da.from_array(a, chunks=(20, 6))
+    with pytest.raises(ValueError, match="first at row 57, column 2"):
+        normkit.coda.clr_covariance(x)
+    np.testing.assert_allclose(normkit.coda.variation_matrix(x, zeros="replace"),
+                               normkit.coda.variation_matrix(a, zeros="replace"), rtol=0, atol=1e-10)
+    np.testing.assert_allclose(normkit.coda.partial_correlation(x, 1, 3, [0, 2], zeros="replace"),
+                               normkit.coda.partial_correlation(a, 1, 3, [0, 2], zeros="replace"), atol=1e-10)
+    never = lazy_never_computed((100, 6), np.complex128, (20, 6))
+    with pytest.raises(TypeError, match="complex128"):
+        normkit.coda.partial_correlations(never)
+    never = lazy_never_computed((100, 6), np.float64, (20, 6))
+    with pytest.raises(ValueError, match="ddof=100"):
+        normkit.coda.clr_covariance(never, ddof=100)
+    with pytest.raises(ValueError, match="given must not contain"):
+        normkit.coda.partial_correlation(never, 0, 1, [1])
+    with pytest.raises(ValueError, match="lambda_cor"):
+        normkit.coda.shrunk_partial_correlations(never, lambda_cor=2.0)
+    with pytest.raises(ValueError, match=r"compute_chunk_sizes\(\)"):
+        normkit.coda.clr_covariance(x[x[:, 0] > 1])

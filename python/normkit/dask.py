@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 
 import numpy as np
 
@@ -52,6 +53,20 @@ except ImportError as exc:  # pragma: no cover - exercised in a subprocess test
 import normkit
 from normkit._rowwise import AxisError, check_eps, compute_dtype, exact_int, normalize_axis, result_dtype
 from normkit._threads import MAX_THREADS
+from normkit.coda import _checks
+from normkit.coda.covariance import pinv_clr_covariance
+from normkit.coda.partial import PartialCorrelations, correlations_from_precision
+from normkit.coda.proportionality import _variation_from
+from normkit.coda.shrinkage import _EPS as _SHRINK_EPS
+from normkit.coda.shrinkage import (
+    ShrunkCovariance,
+    ShrunkPartialCorrelations,
+    _center_both,
+    _check_estimable,
+    _intensity,
+    _off_diagonal_sum,
+)
+from normkit.coda.transforms import _clr_rows
 
 #: dask config key of the normkit thread count inside tasks (default 1).
 THREADS_KEY = "normkit.num_threads"
@@ -503,3 +518,227 @@ def l1_norm(x, weight=None, bias=None, *, out=None, **kwargs):
             "each row in one chunk: x.rechunk({-1: -1})"
         )
     return _map_function(normkit.l1_norm, [x], _task_threads(), kwargs, meta.dtype)
+
+
+# --------------------------------------------------------------------------
+# Compositional statistics: (n, mean, centred cross-product) per chunk of
+# rows, merged in a tree; the D x D result is finished on the client.
+
+#: Fan-in of the tree that merges per-chunk partial sums.
+CODA_FAN_IN = 8
+
+
+def _coda_input(name: str, x, min_parts: int, zeros: str):
+    """(x as a dask array of samples with the parts in one chunk, n, D)."""
+    x = _as_dask(name, x)
+    if x.dtype.kind not in "iuf":
+        raise TypeError(f"{name}: x has dtype {x.dtype}; expected a real integer or float dtype")
+    if x.ndim != 2:
+        raise ValueError(f"{name}: a dask x must be 2-d (rows = samples, columns = parts), got {x.ndim}-d")
+    if zeros not in _checks.ZERO_POLICIES:
+        raise ValueError(f"{name}: zeros must be one of {_checks.ZERO_POLICIES}, got {zeros!r}")
+    n, d = x.shape
+    _checks.check_shape(name, "x", np.broadcast_to(np.uint8(0), (n, d)), min_parts, 2)
+    if x.numblocks[1] > 1:
+        x = x.rechunk({1: -1})
+    return x, n, d
+
+
+def _global_rows(message: str, offset: int) -> str:
+    """An error message about a chunk with its row numbers made global."""
+    return re.sub(r"\brow (\d+)", lambda m: f"row {offset + int(m.group(1))}", message)
+
+
+def _chunk_coordinates(block, offset, name, zeros, columns, kind):
+    """The chunk's checked rows as clr coordinates (``kind="clr"``) or
+    log-proportions (``"log_closure"``), restricted to ``columns``."""
+    if block.shape[0] == 0:
+        return np.empty((0, block.shape[1] if columns is None else len(columns)))
+    try:
+        a, _ = _checks.positive(name, block, zeros)
+    except ValueError as exc:
+        raise ValueError(_global_rows(str(exc), offset)) from None
+    if columns is not None:
+        a = a[:, columns]
+    return _clr_rows(a) if kind == "clr" else np.log(a / a.sum(axis=1, keepdims=True))
+
+
+def _cross_partial(block, offset, name, zeros, columns, kind):
+    """``(n, mean, C)`` of one chunk, ``C`` the cross-product of the rows
+    centred on the chunk's mean."""
+    z = _chunk_coordinates(block, offset, name, zeros, columns, kind)
+    n = z.shape[0]
+    mean = z.mean(axis=0) if n else np.zeros(z.shape[1])
+    z -= mean
+    return n, mean, z.T @ z
+
+
+def _cross_merge(parts):
+    """k-way Chan merge: ``mean = sum n_k mean_k / n``, ``C = sum C_k + sum
+    n_k (mean_k - mean)(mean_k - mean)^T`` (Chan, Golub & LeVeque 1979;
+    no ``sum x x^T - n mean mean^T`` cancellation)."""
+    n = sum(p[0] for p in parts)
+    if n == 0:
+        return parts[0]
+    mean = sum(p[0] * p[1] for p in parts) / n
+    cross = sum(p[2] for p in parts)
+    for count, part_mean, _ in parts:
+        delta = part_mean - mean
+        cross = cross + count * np.outer(delta, delta)
+    return n, mean, cross
+
+
+def _fourth_partial(block, offset, name, zeros, columns, kind, mean):
+    """``sum_i (z_i - mean)^2 (z_i - mean)^2^T`` over one chunk, about the
+    global ``mean`` (second pass of the shrinkage intensities)."""
+    z = _chunk_coordinates(block, offset, name, zeros, columns, kind)
+    sq = (z - mean) ** 2
+    return sq.T @ sq
+
+
+def _tree(parts, merge):
+    while len(parts) > 1:
+        parts = [dask.delayed(merge, pure=True)(parts[i : i + CODA_FAN_IN]) for i in range(0, len(parts), CODA_FAN_IN)]
+    return parts[0]
+
+
+def _per_chunk(x, function, *args):
+    blocks = x.to_delayed().ravel()
+    offsets = np.concatenate([[0], np.cumsum(x.chunks[0])[:-1]]).astype(int)
+    return [dask.delayed(function, pure=True)(b, int(o), *args) for b, o in zip(blocks, offsets)]
+
+
+def _cross_moments(name, x, zeros, columns=None, kind="clr"):
+    """``(n, mean, C)`` of the clr (or log-closure) rows of ``x``, computed."""
+    (result,) = dask.compute(_tree(_per_chunk(x, _cross_partial, name, zeros, columns, kind), _cross_merge))
+    return result
+
+
+def _gamma(name, x, ddof, zeros):
+    x, n, _ = _coda_input(name, x, 2, zeros)
+    ddof = _checks.ddof(name, ddof, n)
+    count, _, cross = _cross_moments(name, x, zeros)
+    return cross / (count - ddof)
+
+
+def clr_covariance(x, *, ddof: int = 1, zeros: str = "raise") -> np.ndarray:
+    """``normkit.coda.clr_covariance`` of a dask array of samples, computed
+    (on the active scheduler) and returned as NumPy."""
+    return _gamma("clr_covariance", x, ddof, zeros)
+
+
+def variation_matrix(x, *, ddof: int = 1, zeros: str = "raise") -> np.ndarray:
+    """``normkit.coda.variation_matrix`` of a dask array, computed."""
+    return _variation_from(_gamma("variation_matrix", x, ddof, zeros))
+
+
+def proportionality_rho(x, *, zeros: str = "raise") -> np.ndarray:
+    """``normkit.coda.proportionality_rho`` of a dask array, computed."""
+    gamma = _gamma("proportionality_rho", x, 1, zeros)
+    v = np.diag(gamma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return 1.0 - _variation_from(gamma) / (v[:, None] + v[None, :])
+
+
+def proportionality_phi(x, *, zeros: str = "raise") -> np.ndarray:
+    """``normkit.coda.proportionality_phi`` of a dask array, computed."""
+    gamma = _gamma("proportionality_phi", x, 1, zeros)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _variation_from(gamma) / np.diag(gamma)[:, None]
+
+
+def _precision_from_cross(cross: np.ndarray, n: int, ddof: int) -> tuple[np.ndarray, int]:
+    """``precision_from_centered`` from ``C = z^T z`` instead of ``z``: the
+    eigenvalues of ``C`` are the squared singular values of ``z``; the same
+    rank rule and ``Omega = (n - ddof) V S^-2 V^T``."""
+    d = cross.shape[0]
+    eigenvalues, vectors = np.linalg.eigh(cross)
+    eigenvalues, vectors = eigenvalues[::-1], vectors[:, ::-1]
+    s = np.sqrt(np.maximum(eigenvalues, 0.0))
+    tol = s[0] * max(n, d) * np.finfo(np.float64).eps
+    rank = min(int((s > tol).sum()), n - 1, d - 1)
+    v = vectors[:, :rank]
+    return (v * ((n - ddof) / eigenvalues[:rank])) @ v.T, rank
+
+
+def _partial_correlations(name, x, ddof, zeros, columns=None):
+    count, _, cross = _cross_moments(name, x, zeros, columns)
+    omega, rank = _precision_from_cross(cross, count, ddof)
+    pcor, pvar = correlations_from_precision(omega)
+    return PartialCorrelations(pcor, pvar, omega, rank, ddof)
+
+
+def partial_correlations(x, *, ddof: int = 1, zeros: str = "raise") -> PartialCorrelations:
+    """``normkit.coda.partial_correlations`` (Erb 2020) of a dask array,
+    computed; the pseudo-inverse comes from the eigendecomposition of the
+    merged cross-product (same rank rule as in memory)."""
+    name = "partial_correlations"
+    x, n, _ = _coda_input(name, x, 2, zeros)
+    return _partial_correlations(name, x, _checks.ddof(name, ddof, n), zeros)
+
+
+def partial_correlation(x, i: int, j: int, given, *, zeros: str = "raise") -> float:
+    """``normkit.coda.partial_correlation`` of a dask array: only the parts
+    ``{i, j} u given`` are reduced (rows are checked, and zeros replaced, on
+    the whole composition, as in memory)."""
+    name = "partial_correlation"
+    x, _, d = _coda_input(name, x, 3, zeros)
+    pair = [_checks.part_index(name, "i", i, d), _checks.part_index(name, "j", j, d)]
+    if pair[0] == pair[1]:
+        raise ValueError(f"{name}: i and j must be different parts, both are {pair[0]}")
+    rest = _checks.part_indices(name, "given", given, d)
+    if not rest:
+        raise ValueError(f"{name}: given must name at least one part to control for")
+    if set(rest) & set(pair):
+        raise ValueError(f"{name}: given must not contain i or j")
+    return float(_partial_correlations(name, x, 1, zeros, pair + rest).correlations[0, 1])
+
+
+def _shrink_from_sums(n, cross, fourth, lambda_cor, lambda_var) -> ShrunkCovariance:
+    """``normkit.coda.shrinkage._shrink`` from sums: ``cross = xc^T xc`` and
+    ``fourth = (xc^2)^T (xc^2)`` of the centred columns ``xc`` (``fourth``
+    only when an intensity is estimated)."""
+    v = np.diag(cross) / (n - 1)
+    v = np.where(v < _SHRINK_EPS, 0.0, v)
+    sd = np.sqrt(v)
+    inv_sd = np.divide(1.0, sd, out=np.zeros_like(sd), where=sd > 0)
+    gram = cross * np.outer(inv_sd, inv_sd)
+    if lambda_cor is None:
+        inv_var = inv_sd * inv_sd
+        sum_mean_w2 = _off_diagonal_sum(fourth * np.outer(inv_var, inv_var)) / n
+        sum_mean_w_squared = _off_diagonal_sum(gram * gram) / n**2
+        lambda_cor = _intensity(sum_mean_w2 - sum_mean_w_squared, sum_mean_w_squared, n)
+    target = float(np.median(v))
+    if lambda_var is None:
+        q1 = np.diag(cross) / n
+        q2 = np.diag(fourth) / n - q1 * q1
+        lambda_var = _intensity(q2.sum(), ((q1 - target * (n - 1) / n) ** 2).sum(), n)
+    cov = gram * ((1.0 - lambda_cor) / (n - 1))
+    np.fill_diagonal(cov, 1.0)
+    sd_shrunk = np.sqrt(lambda_var * target + (1.0 - lambda_var) * v)
+    cov *= sd_shrunk[:, None]
+    cov *= sd_shrunk[None, :]
+    return ShrunkCovariance(cov, float(lambda_cor), float(lambda_var))
+
+
+def shrunk_partial_correlations(x, *, lambda_cor=None, lambda_var=None, zeros: str = "raise") -> ShrunkPartialCorrelations:
+    """``normkit.coda.shrunk_partial_correlations`` (propr's ``pcor.bshrink``)
+    of a dask array, computed. Estimated intensities need a second pass over
+    the data: the sums of ``(y - mean)^2 (y - mean)^2^T`` about the global
+    mean of the log-proportions ``y`` (the per-entry variances of the
+    standardized cross-products of Schafer & Strimmer)."""
+    name = "shrunk_partial_correlations"
+    x, n, _ = _coda_input(name, x, 2, zeros)
+    lc = _checks.unit_interval(name, "lambda_cor", lambda_cor)
+    lv = _checks.unit_interval(name, "lambda_var", lambda_var)
+    _check_estimable(name, "x", n, lc, lv)
+    count, mean, cross = _cross_moments(name, x, zeros, kind="log_closure")
+    fourth = None
+    if lc is None or lv is None:
+        (fourth,) = dask.compute(_tree(_per_chunk(x, _fourth_partial, name, zeros, None, "log_closure", mean), sum))
+    shrunk = _shrink_from_sums(count, cross, fourth, lc, lv)
+    gamma = _center_both(shrunk.covariance)
+    full_rank = shrunk.lambda_cor > 0 and bool((np.diag(shrunk.covariance) > 0).all())
+    omega = pinv_clr_covariance(gamma, full_rank)
+    pcor, pvar = correlations_from_precision(omega)
+    return ShrunkPartialCorrelations(pcor, pvar, omega, gamma, shrunk.lambda_cor, shrunk.lambda_var)
