@@ -10,7 +10,12 @@ argument before a single element is written:
   uint8 -> float16; int16 -> float32; wider ints -> float64), computed in
   float32 (float16 results) or float64 and cast. Complex, object, string and
   other dtypes raise ``TypeError`` naming the dtype.
-* ``axis``: any valid axis (``numpy.exceptions.AxisError`` otherwise).
+* ``axis``: an int, a tuple of ints or None (every axis). Several axes are
+  one row: they are moved to the end in increasing order and flattened
+  (C order), so a row of ``axis=(0, 2)`` holds ``x[:, j, :]``'s entries.
+  Out-of-range axes raise ``numpy.exceptions.AxisError``, repeated ones
+  ``ValueError``. A 0-d input is one row of one entry for ``axis`` in
+  ``-1, 0, (), None`` (as torch and SciPy).
 * layouts: input whose rows are contiguous and aligned, in native byte
   order, is read in place; other layouts (strided, negative strides,
   Fortran order, unaligned, byte-swapped) are copied first, to native
@@ -88,6 +93,33 @@ def normalize_axis(axis, ndim: int, name: str | None = None) -> int:
     return axis % ndim
 
 
+def normalize_axes(axis, ndim: int, name: str | None = None) -> tuple[int, ...]:
+    """``axis`` (an int, a tuple of ints or None for every axis) as a sorted
+    tuple of distinct axes in [0, ndim)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if not isinstance(axis, tuple):
+        return (normalize_axis(axis, ndim, name),)
+    axes = tuple(normalize_axis(a, ndim, name) for a in axis)
+    if len(set(axes)) != len(axes):
+        prefix = f"{name}: " if name else ""
+        raise ValueError(f"{prefix}axis {axis} has repeated entries")
+    return tuple(sorted(axes))
+
+
+def row_length(shape: tuple, axes: tuple[int, ...]) -> int:
+    """Entries per row: the product of the normalized axes' lengths."""
+    return math.prod(shape[a] for a in axes)
+
+
+def axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``a`` with ``axes`` moved to the end (in their order): a view."""
+    k = len(axes)
+    if axes == tuple(range(a.ndim - k, a.ndim)):
+        return a
+    return np.moveaxis(a, axes, tuple(range(a.ndim - k, a.ndim)))
+
+
 def as_input_array(name: str, x, arg: str = "x") -> np.ndarray:
     """``x`` as an ndarray, with a clear error for what NumPy cannot convert."""
     if isinstance(x, np.ndarray):
@@ -115,10 +147,10 @@ def check_out(name: str, out, shape: tuple, dtype: np.dtype, label: str = "out")
     return out
 
 
-def _rows_view(a: np.ndarray, axis: int, n: int) -> np.ndarray | None:
-    """``a`` with ``axis`` moved last as a 2-d view with contiguous rows, or
+def _rows_view(a: np.ndarray, axes: tuple[int, ...], n: int) -> np.ndarray | None:
+    """``a`` with ``axes`` moved last as a 2-d view with contiguous rows, or
     None if that needs a copy."""
-    moved = np.moveaxis(a, axis, -1) if axis != a.ndim - 1 else a
+    moved = axes_last(a, axes)
     try:
         rows = moved.reshape(-1, n, copy=False)
     except TypeError:  # NumPy < 2.1 has no copy= on reshape
@@ -136,19 +168,24 @@ def _rows_view(a: np.ndarray, axis: int, n: int) -> np.ndarray | None:
     return rows
 
 
-def input_rows(x: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
-    """The rows of ``x`` along ``axis`` as a 2-d array of ``dtype`` with
-    contiguous rows: a view when the layout allows, else a copy."""
-    n = x.shape[axis]
+def input_rows(x: np.ndarray, axes, dtype: np.dtype) -> np.ndarray:
+    """The rows of ``x`` along ``axes`` (an int or a normalized tuple) as a
+    2-d array of ``dtype`` with contiguous rows: a view when the layout
+    allows, else a copy."""
+    axes = _as_axes(axes)
+    n = row_length(x.shape, axes)
     if x.dtype != dtype:
         x = x.astype(dtype)
-    rows = _rows_view(x, axis, n)
+    rows = _rows_view(x, axes, n)
     if rows is None:
-        # Not contiguous along the axis, or unaligned (np.ascontiguousarray
+        # Not contiguous along the axes, or unaligned (np.ascontiguousarray
         # would return an unaligned C-contiguous array as it is): copy.
-        moved = np.moveaxis(x, axis, -1)
-        rows = np.array(moved, order="C", copy=True).reshape(-1, n)
+        rows = np.array(axes_last(x, axes), order="C", copy=True).reshape(-1, n)
     return rows
+
+
+def _as_axes(axes) -> tuple[int, ...]:
+    return axes if isinstance(axes, tuple) else (axes,)
 
 
 class Output:
@@ -156,23 +193,23 @@ class Output:
     and ``finish()`` that returns the caller's array (copying from a
     temporary when the kernel could not write the caller's memory)."""
 
-    def __init__(self, target: np.ndarray, axis: int, compute: np.dtype, *inputs: np.ndarray):
+    def __init__(self, target: np.ndarray, axes, compute: np.dtype, *inputs: np.ndarray):
         self.target = target
-        self.axis = axis
-        n = target.shape[axis]
+        self.axes = axes = _as_axes(axes)
+        n = row_length(target.shape, axes)
         direct = target.dtype == compute
-        rows = _rows_view(target, axis, n) if direct else None
+        rows = _rows_view(target, axes, n) if direct else None
         if rows is not None and (_overlaps_itself(rows) or any(_overlaps_differently(rows, x) for x in inputs)):
             rows = None
         self.direct = rows is not None
         if rows is None:
-            moved_shape = target.shape[:axis] + target.shape[axis + 1 :] + (n,)
-            rows = np.empty(moved_shape, dtype=compute).reshape(-1, n)
+            count = math.prod(s for i, s in enumerate(target.shape) if i not in axes)
+            rows = np.empty((count, n), dtype=compute)
         self.rows = rows
 
     def finish(self) -> np.ndarray:
         if not self.direct:
-            moved = np.moveaxis(self.target, self.axis, -1)
+            moved = axes_last(self.target, self.axes)
             np.copyto(moved, self.rows.reshape(moved.shape), casting="unsafe")
         return self.target
 
@@ -225,23 +262,29 @@ def fast_rows(x, axis, out):
 
 
 def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
-    """Applies ``native(x_rows, out_rows, *args)`` along ``axis``."""
+    """Applies ``native(x_rows, out_rows, *args)`` along ``axis`` (an int,
+    a tuple of ints or None)."""
     fast = fast_rows(x, axis, out)
     if fast is not None:
         native(*fast, *args)
         return fast[1]
     x = as_input_array(name, x)
     result = result_dtype(name, x.dtype)
-    if x.ndim == 0:
-        raise AxisError(axis if isinstance(axis, int) else -1, 0, f"{name}: x is a 0-d array; expected at least 1 dimension to normalize along")
-    axis = normalize_axis(axis, x.ndim, name)
     if out is not None:
         check_out(name, out, x.shape, result)
+    if x.ndim == 0:
+        # One row of one entry (torch and SciPy agree), after the same axis
+        # checks as a 1-d input.
+        normalize_axes(axis, 1, name)
+        target = out if out is not None else np.empty((), dtype=result)
+        target[...] = rowwise(name, native, x.reshape(1), -1, None, *args)[0]
+        return target
+    axes = normalize_axes(axis, x.ndim, name)
     compute = compute_dtype(result)
     target = out if out is not None else np.empty(x.shape, dtype=result)
     if x.size == 0:
         return target
-    x_rows = input_rows(x, axis, compute)
-    dest = Output(target, axis, compute, x_rows)
+    x_rows = input_rows(x, axes, compute)
+    dest = Output(target, axes, compute, x_rows)
     native(x_rows, dest.rows, *args)
     return dest.finish()

@@ -2,6 +2,7 @@
 
 use super::rows::active_isa;
 use super::runner::{with_float_type, Call};
+use crate::simd::Real;
 use crate::softmax::{self as kernels, Algorithm};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -52,6 +53,20 @@ fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> 
     }))
 }
 
+/// logsumexp(x, out): ln(sum(exp(row))) of each row of `x` into `out`, an
+/// array with one element per row.
+#[pyfunction]
+fn logsumexp(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
+    with_float_type!(x, T => Call::<T, 1, 0>::new([("x", x)], [])?.row_values("out", out)?.run(py, |b| {
+        for i in b.rows() {
+            // SAFETY: the runner's guarantee (`runner::Block`): input row `i`
+            // holds `b.n()` valid elements and `value(0, i)` is this row's own
+            // writeable element, apart from every input.
+            unsafe { *b.value(0, i) = T::from_f64(kernels::logsumexp_raw(b.isa(), b.input(0, i), b.n())) }
+        }
+    }))
+}
+
 /// The algorithm "auto" picks for rows of `n` elements of `itemsize` bytes
 /// at the active instruction set.
 #[pyfunction]
@@ -62,6 +77,7 @@ fn auto_algorithm(n: usize, itemsize: usize) -> PyResult<&'static str> {
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(softmax, m)?)?;
     m.add_function(wrap_pyfunction!(log_softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(logsumexp, m)?)?;
     m.add_function(wrap_pyfunction!(auto_algorithm, m)?)?;
     m.add("SOFTMAX_ALGORITHMS", Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>())?;
     Ok(())

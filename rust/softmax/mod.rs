@@ -14,6 +14,9 @@
 //! * [`Algorithm::Online`]: Milakov & Gimelshein (2018): one pass keeps a
 //!   running max and a sum rescaled to it; a second pass writes.
 //!
+//! [`logsumexp`] shares the two-pass algorithm's first pass: its
+//! (mantissa, exponent) sum is ln-ready, so the row is read once.
+//!
 //! Special values follow `scipy.special.softmax`: a `-inf` entry gets 0;
 //! a row holding NaN or `+inf`, and a row that is all `-inf`, is all NaN.
 //!
@@ -162,4 +165,44 @@ pub fn log_softmax_inplace<T: Element>(isa: Isa, y: &mut [T]) {
     let p = y.as_mut_ptr();
     // SAFETY: `p` is valid for `y.len()` elements; x and y are the same.
     unsafe { log_softmax_raw(isa, p.cast_const(), p, y.len()) }
+}
+
+/// logsumexp of one row. Built only by [`logsumexp_raw`].
+struct LogSumExpRow<T> {
+    x: *const T,
+    n: usize,
+}
+
+impl<T: Element> Kernel for LogSumExpRow<T> {
+    type Output = f64;
+
+    fn scalar(self) -> f64 {
+        // SAFETY: `x` is valid for `n` elements (the contract of
+        // `logsumexp_raw`, the only constructor).
+        unsafe { scalar::logsumexp(self.x, self.n) }
+    }
+
+    #[inline(always)]
+    fn vector<S: Simd>(self, _: S) -> f64 {
+        // SAFETY: as in `scalar`; the token proves the CPU has `S`.
+        unsafe { vector::logsumexp::<T::Vector<S>>(self.x, self.n) }
+    }
+}
+
+/// ln(sum(exp(x))) of one row of `n` elements, in f64 (the caller rounds
+/// it once to its type), with the special values of
+/// `scipy.special.logsumexp`: NaN anywhere gives NaN; else a `+inf` entry
+/// gives `+inf`; a row of `-inf` entries only (or empty) gives `-inf`.
+///
+/// # Safety
+/// `x` must be valid for reading `n` elements. Panics when `isa` is not
+/// supported by this CPU.
+pub unsafe fn logsumexp_raw<T: Element>(isa: Isa, x: *const T, n: usize) -> f64 {
+    dispatch::run(isa, LogSumExpRow { x, n })
+}
+
+/// logsumexp of `x` with the given instruction set (see [`logsumexp_raw`]).
+pub fn logsumexp<T: Element>(isa: Isa, x: &[T]) -> f64 {
+    // SAFETY: a slice is valid for reading its length.
+    unsafe { logsumexp_raw(isa, x.as_ptr(), x.len()) }
 }

@@ -137,3 +137,15 @@ pub fn close(a: f64, b: f64, bound: f64) -> bool {
     }
     a == b || (a - b).abs() <= bound
 }
+
+/// ln(sum(exp(x))) with the special values of `scipy.special.logsumexp`.
+pub fn logsumexp(x: &[f64]) -> f64 {
+    if x.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + x.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+}
