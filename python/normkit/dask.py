@@ -296,36 +296,22 @@ def log_softmax(x, axis: int = -1, *, out=None, split_every=None, **kwargs):
     return _exp_family("log_softmax", normkit.log_softmax, _log_softmax_block, x, axis, out, kwargs, split_every)
 
 
-def _logsumexp_partials(block, axis, keepdims, result):
-    """One-chunk logsumexp from the split-row partials (used while
-    ``normkit.logsumexp`` does not exist)."""
-    big_m, s = np.split(_lse_merge(_lse_chunk(block, (axis,), compute=compute_dtype(result)), (axis,)), 2, axis=axis)
-    lse = _logsumexp_block(big_m, s, result)
-    return lse if keepdims else np.squeeze(lse, axis=axis)
-
-
-def logsumexp(x, axis: int = -1, keepdims: bool = False, *, split_every=None):
+def logsumexp(x, axis: int = -1, keepdims: bool = False, *, out=None, split_every=None):
     """``log(sum(exp(x)))`` along ``axis`` (scipy.special.logsumexp's special
     values: +inf in a row gives inf, all -inf gives -inf, NaN spreads), of
-    the result dtype of ``normkit.softmax``. A row within one chunk uses
-    ``normkit.logsumexp`` when normkit has it, else the per-chunk partials
-    below, per block; a split row merges per-chunk ``(max, sum exp)``
-    partials in a tree reduction."""
+    the result dtype of ``normkit.softmax``. Rows within one chunk:
+    ``normkit.logsumexp`` per block; a split row merges per-chunk
+    ``(max, sum exp)`` partials in a tree reduction."""
     name = "logsumexp"
-    x, axis, result = _rows_input(name, x, axis, None)
+    x, axis, result = _rows_input(name, x, axis, out)
     if not isinstance(keepdims, (bool, np.bool_)):
         raise TypeError(f"{name}: keepdims must be a bool, got {type(keepdims).__name__}")
     chunks = list(x.chunks)
     chunks[axis] = (1,) * x.numblocks[axis]
     if not _is_split(x, axis):
-        native = getattr(normkit, "logsumexp", None)
-        meta = np.empty((0,) * x.ndim, result)
-        if native is not None:
-            y = x.map_blocks(_run_blocks, function=native, threads=_task_threads(),
-                             kwargs={"axis": axis, "keepdims": True}, chunks=chunks, dtype=result, meta=meta)
-        else:
-            y = x.map_blocks(_logsumexp_partials, axis=axis, keepdims=True, result=result,
-                             chunks=chunks, dtype=result, meta=meta)
+        y = x.map_blocks(_run_blocks, function=normkit.logsumexp, threads=_task_threads(),
+                         kwargs={"axis": axis, "keepdims": True}, chunks=chunks, dtype=result,
+                         meta=np.empty((0,) * x.ndim, result))
         return y if keepdims else y.squeeze(axis=axis)
     big_m, s = _lse_stats(x, axis, compute_dtype(result), split_every)
     y = da.map_blocks(_logsumexp_block, big_m, s, result=result, dtype=result, meta=np.empty((0,) * x.ndim, result))

@@ -108,6 +108,8 @@ def logsumexp(x, axis=-1, *, keepdims: bool = False, out: np.ndarray | None = No
     array([[1.38629436],
            [1.38629436]])
     """
+    if type(x) is not np.ndarray and is_dask(x):
+        return on_dask("logsumexp", locals())
     name = "logsumexp"
     x = as_input_array(name, x)
     result = result_dtype(name, x.dtype)
