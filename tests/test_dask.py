@@ -65,9 +65,10 @@ CHUNKINGS = [
 #: Fewer blocks on the cluster (each task costs milliseconds there).
 CLUSTER_CHUNKINGS = [((9, 300), (5, 300)), ((9, 300), (5, 120))]
 
-# Elementwise tolerances measured against the in-memory functions (float32
-# differences are a few float32 ulps of the result; float64 a few 1e-16).
-TOL = {np.float32: dict(rtol=2e-6, atol=2e-6), np.float64: dict(rtol=1e-13, atol=1e-13)}
+# Elementwise tolerances against the in-memory functions; measured: float32
+# up to 1.9e-6 absolute (log_softmax), 3.6e-7 relative (softmax); float64
+# up to 3.6e-15 absolute.
+TOL = {np.float32: dict(rtol=1e-6, atol=2e-6), np.float64: dict(rtol=1e-14, atol=2e-14)}
 
 
 def _data(shape, dtype):

@@ -18,7 +18,9 @@ Row-wise kernels (``softmax``, ``log_softmax``, ``logsumexp``, ``layer_norm``,
   (dask#6810). A tree reduction (``da.reduction``) of per-chunk partials
   gives per-row statistics, then one map over the data: two reads, no
   rechunk. Softmax family: per-chunk ``(m, s) = (max, sum exp(x - m))``,
-  merged as ``M = max m_k, S = sum s_k exp(m_k - M)``. Norms: per-chunk
+  merged as ``M = max m_k, S = sum s_k exp(m_k - M)``; softmax then maps
+  ``normkit.softmax`` of each chunk times ``s_k exp(m_k - M) / S``,
+  log_softmax ``(x - M) - log S``, logsumexp is ``M + log S``. Norms: per-chunk
   ``(n, c, mean, M2)`` of the data divided by a power of two ``c`` (no
   overflow for any finite row), merged with the k-way form of Chan, Golub &
   LeVeque's pairwise update ``M2 = sum M2_k + sum n_k (mean_k - mean)^2``.
@@ -38,7 +40,6 @@ dataframe column of sentences with a MiniLM loaded once per worker process.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import re
@@ -226,28 +227,48 @@ def _lse_merge(parts, axis, keepdims=True, computing_meta=False):
     return np.concatenate([big_m, terms.sum(axis=axis, keepdims=True)], axis=axis)
 
 
-def _lse_stats(x, axis: int, compute: np.dtype, split_every=None):
-    """Per-row ``(M, S)``: two dask arrays of x's shape with the axis of
-    length 1 (one chunk), from a tree reduction over the chunks."""
+def _lse_partials(x, axis: int, compute: np.dtype):
+    """Per-chunk ``(m, s)``: x's chunks with those along ``axis`` of length 2."""
+    chunks = list(x.chunks)
+    chunks[axis] = (2,) * x.numblocks[axis]
+    return x.map_blocks(_lse_chunk, axis=(axis,), compute=compute, chunks=chunks, dtype=_F64,
+                        meta=np.empty((0,) * x.ndim, _F64))
+
+
+def _keep_partials(parts, axis, keepdims=True, computing_meta=False):
+    return parts
+
+
+def _lse_stats(partials, axis: int, split_every=None):
+    """Per-row ``(M, S)``: two dask arrays of the data's shape with the axis
+    of length 1 (one chunk), from a tree reduction of the chunk partials."""
     stats = da.reduction(
-        x, functools.partial(_lse_chunk, compute=compute), _lse_merge, combine=_lse_merge, axis=axis,
-        keepdims=True, dtype=_F64, output_size=2, concatenate=True, split_every=split_every,
-        meta=np.empty((0,) * x.ndim, _F64),
+        partials, _keep_partials, _lse_merge, combine=_lse_merge, axis=axis, keepdims=True,
+        dtype=_F64, output_size=2, concatenate=True, split_every=split_every,
+        meta=np.empty((0,) * partials.ndim, _F64),
     )
-    index = [slice(None)] * x.ndim
+    index = [slice(None)] * partials.ndim
     index[axis] = slice(0, 1)
     big_m = stats[tuple(index)]
     index[axis] = slice(1, 2)
     return big_m, stats[tuple(index)]
 
 
-def _softmax_block(block, big_m, s, compute, result):
-    x = block.astype(compute, copy=False)
-    # A row with NaN or +inf, or all -inf, becomes NaN (normkit.softmax).
-    shift = np.where(np.isfinite(big_m), big_m, np.nan).astype(compute)
+def _softmax_block(block, partials, chunk, big_m, s, axis, compute, result, threads):
+    """``normkit.softmax`` of the chunk, ``exp(x - m_k) / s_k``, rescaled to
+    the whole row by ``s_k exp(m_k - M) / S`` (float64, then one rounding of
+    the product): the native kernel's accuracy, not a float32 ``x - M``."""
+    _use_threads(threads)
+    k = int(chunk[0])
+    m_k, s_k = np.split(np.take(partials, [2 * k, 2 * k + 1], axis=axis), 2, axis=axis)
     with np.errstate(invalid="ignore", over="ignore"):
-        y = np.exp(x - shift)
-        y /= s.astype(compute)
+        factor = np.where(s_k == 0, 0.0, s_k * np.exp(_finite_or(m_k, 0) - big_m) / s)
+    # A row with NaN or +inf, or all -inf, becomes NaN (normkit.softmax).
+    factor[~np.isfinite(big_m)] = np.nan
+    y = normkit.softmax(block.astype(compute, copy=False), axis=axis)
+    y *= factor.astype(compute)
+    if (factor == 0).any():  # chunks of -inf only (their local softmax is NaN) contribute 0
+        y[np.broadcast_to(factor == 0, y.shape)] = 0
     return y.astype(result, copy=False)
 
 
@@ -263,37 +284,47 @@ def _logsumexp_block(big_m, s, result):
         return (_finite_or(big_m, 0) + np.log(s)).astype(result)
 
 
-def _map_rows(fn, x, stats, compute, result):
-    """``fn(block, *row_stats, compute, result)`` over the blocks of ``x``,
-    each with the per-row statistics (length 1 on the axis) broadcast to it."""
+def _split_softmax(x, axis, compute, result, split_every):
+    partials = _lse_partials(x, axis, compute)
+    big_m, s = _lse_stats(partials, axis, split_every)
     ind = tuple(range(x.ndim))
-    args = [a for arr in (x, *stats) for a in (arr, ind)]
-    return da.blockwise(fn, ind, *args, compute=compute, result=result, dtype=result,
-                        meta=np.empty((0,) * x.ndim, result))
+    all_chunks = ind[:axis] + (x.ndim,) + ind[axis + 1 :]  # a new index: concatenated, one block per row block
+    chunk_index = da.arange(x.numblocks[axis], chunks=1)
+    return da.blockwise(
+        _softmax_block, ind, x, ind, partials.rechunk({axis: -1}), all_chunks, chunk_index, (axis,),
+        big_m, ind, s, ind, axis=axis, compute=compute, result=result, threads=_task_threads(),
+        dtype=result, meta=np.empty((0,) * x.ndim, result),
+        concatenate=True, align_arrays=False,  # chunk_index: one entry per chunk of x (same blocks, other sizes)
+    )
 
 
-def _exp_family(name, function, block_fn, x, axis, out, kwargs, split_every):
+def _split_log_softmax(x, axis, compute, result, split_every):
+    big_m, s = _lse_stats(_lse_partials(x, axis, compute), axis, split_every)
+    ind = tuple(range(x.ndim))
+    return da.blockwise(_log_softmax_block, ind, x, ind, big_m, ind, s, ind, compute=compute, result=result,
+                        dtype=result, meta=np.empty((0,) * x.ndim, result))
+
+
+def _exp_family(name, function, split, x, axis, out, kwargs, split_every):
     x, axis, result = _rows_input(name, x, axis, out)
     meta = function(_empty_rows(x, axis), axis=_stand_in_axis(x, axis), **kwargs)
     if not _is_split(x, axis):
         return _map_function(function, [x], _task_threads(), dict(kwargs, axis=axis), meta.dtype)
     kwargs.pop("algorithm", None)  # checked on the stand-in; every algorithm gives the same result
     _no_extra_kwargs(name, kwargs)
-    compute = compute_dtype(result)
-    big_m, s = _lse_stats(x, axis, compute, split_every)
-    return _map_rows(block_fn, x, (big_m, s), compute, result)
+    return split(x, axis, compute_dtype(result), result, split_every)
 
 
 def softmax(x, axis: int = -1, *, out=None, split_every=None, **kwargs):
     """``normkit.softmax`` of a dask array, lazily; exact when ``axis`` is
     split across chunks (see the module docstring). ``split_every``: fan-in
     of the tree reduction (dask's default when None)."""
-    return _exp_family("softmax", normkit.softmax, _softmax_block, x, axis, out, kwargs, split_every)
+    return _exp_family("softmax", normkit.softmax, _split_softmax, x, axis, out, kwargs, split_every)
 
 
 def log_softmax(x, axis: int = -1, *, out=None, split_every=None, **kwargs):
     """``normkit.log_softmax`` of a dask array, lazily; see :func:`softmax`."""
-    return _exp_family("log_softmax", normkit.log_softmax, _log_softmax_block, x, axis, out, kwargs, split_every)
+    return _exp_family("log_softmax", normkit.log_softmax, _split_log_softmax, x, axis, out, kwargs, split_every)
 
 
 def logsumexp(x, axis: int = -1, keepdims: bool = False, *, out=None, split_every=None):
@@ -313,7 +344,7 @@ def logsumexp(x, axis: int = -1, keepdims: bool = False, *, out=None, split_ever
                          kwargs={"axis": axis, "keepdims": True}, chunks=chunks, dtype=result,
                          meta=np.empty((0,) * x.ndim, result))
         return y if keepdims else y.squeeze(axis=axis)
-    big_m, s = _lse_stats(x, axis, compute_dtype(result), split_every)
+    big_m, s = _lse_stats(_lse_partials(x, axis, compute_dtype(result)), axis, split_every)
     y = da.map_blocks(_logsumexp_block, big_m, s, result=result, dtype=result, meta=np.empty((0,) * x.ndim, result))
     return y if keepdims else y.squeeze(axis=axis)
 
