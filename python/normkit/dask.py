@@ -34,8 +34,8 @@ when the graph is built; ``None`` leaves the count alone.
 Compositional statistics take ``(n, D)`` samples as a dask array (any row
 chunking; the parts are brought into one chunk), reduce per-chunk
 ``(n, mean, centred cross-product)`` of the clr data in a tree, and finish the
-``D x D`` result on the client with NumPy. ``encode`` embeds a dask bag or
-dataframe column of sentences with a MiniLM loaded once per worker process.
+``D x D`` result on the client with NumPy. ``encode`` embeds a dask bag of
+sentences with a MiniLM loaded once per worker process.
 """
 
 from __future__ import annotations
