@@ -235,8 +235,10 @@ def test_empty_compositions_are_named_by_their_index():
     x[2, :, 1] = 0.0
     with pytest.raises(ValueError, match=r"closure: x\[2, :, 1\] sums to zero"):
         coda.closure(x, axis=1)
+    columns = np.ones((5, 4))
+    columns[:, 3] = 0.0
     with pytest.raises(ValueError, match=r"multi_replace: column 3 of x sums to zero"):
-        coda.multi_replace(x[0].T.copy() * (np.arange(4) != 3)[None, :], axis=0)
+        coda.multi_replace(columns, axis=0)
     with pytest.raises(ValueError, match=r"closure: x sums to zero"):
         coda.closure(np.zeros(3))
 
