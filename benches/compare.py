@@ -4,6 +4,7 @@ softmax algorithms next to each other, as time / copy of the same bytes.
     OPENBLAS_NUM_THREADS=1 python benches/compare.py            # both tables
     python benches/compare.py --peers --markdown                # README form
     python benches/compare.py --algorithms --rounds 15
+    python benches/compare.py --peers --json docs/plots/peers.json  # for docs/plots/make_plots.py
 
 One thread everywhere (normkit, torch, ONNX Runtime). Medians over
 interleaved rounds; the machine is shared, so run it twice and compare.
@@ -13,6 +14,7 @@ Peers that are not installed are left out (pip install ".[bench]" torch).
 from __future__ import annotations
 
 import argparse
+import json
 
 import numpy as np
 
@@ -66,6 +68,7 @@ def main() -> None:
     parser.add_argument("--algorithms", action="store_true", help="only the softmax algorithm table")
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--markdown", action="store_true")
+    parser.add_argument("--json", metavar="FILE", help="also write the table against the peers as JSON")
     args = parser.parse_args()
     both = not (args.peers or args.algorithms)
     info = normkit.cpu_info()
@@ -74,7 +77,13 @@ def main() -> None:
           f"peers {compare.available_peers()}, 1 thread, {args.rounds} rounds\n")
     rng = np.random.default_rng(0)
     if args.peers or both:
-        print(compare.run(peer_cases(rng), rounds=args.rounds, markdown=args.markdown), "\n")
+        results = compare.measure_all(peer_cases(rng), rounds=args.rounds)
+        print(compare.format_table(results, args.markdown) + "\n" + compare.footnotes(results), "\n")
+        if args.json:
+            with open(args.json, "w", encoding="utf-8") as f:
+                json.dump({"cpu": compare.cpu_model(), "isa": info["active"], "normkit": normkit.__version__,
+                           "numpy": np.__version__, "peers": compare.available_peers(), "threads": 1,
+                           "rounds": args.rounds, "cases": compare.results_as_dicts(results)}, f, indent=1)
     if args.algorithms or both:
         normkit.set_num_threads(1)
         print("softmax algorithms, time / copy")

@@ -416,16 +416,32 @@ def footnotes(results: list[tuple[Case, dict[str, Timing]]]) -> str:
     return "\n".join(notes)
 
 
-def run(cases: list[Case], rounds: int = 7, sample_seconds: float = 0.02,
-        markdown: bool = False) -> str:
+def measure_all(cases: list[Case], rounds: int = 7, sample_seconds: float = 0.02) -> list[tuple[Case, dict[str, Timing]]]:
     """Measures every case with normkit on one thread (restored after)."""
     threads = normkit.get_num_threads()
     normkit.set_num_threads(1)
     try:
-        results = [(case, measure(case, rounds, sample_seconds)) for case in cases]
+        return [(case, measure(case, rounds, sample_seconds)) for case in cases]
     finally:
         normkit.set_num_threads(threads)
+
+
+def run(cases: list[Case], rounds: int = 7, sample_seconds: float = 0.02,
+        markdown: bool = False) -> str:
+    """Measures every case (``measure_all``) and formats the tables."""
+    results = measure_all(cases, rounds, sample_seconds)
     return format_table(results, markdown) + "\n" + footnotes(results)
+
+
+def results_as_dicts(results: list[tuple[Case, dict[str, Timing]]]) -> list[dict]:
+    """The measurements in plain types (for JSON): per case its label, the
+    copy's seconds and, per implementation, seconds, time / copy, max error
+    and the note (e.g. "allocates") where there is one."""
+    return [{"case": case.label, "copy_seconds": timing["copy"].seconds,
+             "impls": {name: {"seconds": t.seconds, "ratio_to_copy": t.ratio_to_copy,
+                              "max_error": t.max_error, "note": case.notes.get(name)}
+                       for name, t in timing.items() if name != "copy"}}
+            for case, timing in results]
 
 
 def quantize_int8(x: np.ndarray) -> np.ndarray:
@@ -445,7 +461,9 @@ __all__ = [
     "layer_norm_case",
     "log_softmax_case",
     "measure",
+    "measure_all",
     "quantize_int8",
+    "results_as_dicts",
     "rms_norm_case",
     "run",
     "softmax_case",
