@@ -2,7 +2,7 @@
 softmax algorithms next to each other, as time / copy of the same bytes.
 
     OPENBLAS_NUM_THREADS=1 python benches/compare.py            # both tables
-    python benches/compare.py --peers --markdown                # README form
+    python benches/compare.py --peers --markdown                # the form of docs/guide/performance.md
     python benches/compare.py --algorithms --rounds 15
     python benches/compare.py --peers --json docs/plots/peers.json  # for docs/plots/make_plots.py
 
@@ -15,11 +15,15 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import time
 
 import numpy as np
 
 import normkit
 from normkit import compare
+
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
 def peer_cases(rng: np.random.Generator) -> list[compare.Case]:
@@ -43,7 +47,7 @@ def peer_cases(rng: np.random.Generator) -> list[compare.Case]:
     ]
 
 
-def algorithm_table(rng: np.random.Generator, rounds: int, markdown: bool) -> str:
+def algorithm_table(rng: np.random.Generator, rounds: int, markdown: bool, clock) -> str:
     """Each softmax algorithm on rows of 128 to 16M float32 elements (4M
     elements in all, 16 MB), as time / copy: where two-pass starts to win."""
     algorithms = [a for a in normkit.SOFTMAX_ALGORITHMS if a != "auto"]
@@ -55,7 +59,7 @@ def algorithm_table(rng: np.random.Generator, rounds: int, markdown: bool) -> st
         kernels = {"copy": lambda: np.copyto(y, x)}
         for a in algorithms:
             kernels[a] = lambda a=a: normkit.softmax(x, algorithm=a, out=y)
-        median = compare.interleaved_medians(kernels, rounds)
+        median = compare.interleaved_medians(kernels, rounds, clock=clock)
         table.append([f"{x.shape[0]}x{cols}", f"{median['copy'] * 1e6:.0f}",
                       normkit._native.auto_algorithm(cols, 4),
                       *[f"{median[a] / median['copy']:.2f}x" for a in algorithms]])
@@ -69,25 +73,27 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="also write the table against the peers as JSON")
+    parser.add_argument("--clock", choices=CLOCKS, default="wall",
+                        help="wall time, or the process's CPU time (leaves out waiting for a core on a busy machine)")
     args = parser.parse_args()
     both = not (args.peers or args.algorithms)
     info = normkit.cpu_info()
     print(f"cpu: {compare.cpu_model()}")
     print(f"normkit {normkit.__version__}, isa {info['active']}, numpy {np.__version__}, "
-          f"peers {compare.available_peers()}, 1 thread, {args.rounds} rounds\n")
+          f"peers {compare.available_peers()}, 1 thread, {args.rounds} rounds, {args.clock} clock\n")
     rng = np.random.default_rng(0)
     if args.peers or both:
-        results = compare.measure_all(peer_cases(rng), rounds=args.rounds)
+        results = compare.measure_all(peer_cases(rng), rounds=args.rounds, clock=CLOCKS[args.clock])
         print(compare.format_table(results, args.markdown) + "\n" + compare.footnotes(results), "\n")
         if args.json:
             with open(args.json, "w", encoding="utf-8") as f:
                 json.dump({"cpu": compare.cpu_model(), "isa": info["active"], "normkit": normkit.__version__,
                            "numpy": np.__version__, "peers": compare.available_peers(), "threads": 1,
-                           "rounds": args.rounds, "cases": compare.results_as_dicts(results)}, f, indent=1)
+                           "rounds": args.rounds, "clock": args.clock, "load_average": f"{os.getloadavg()[0]:.1f}", "cases": compare.results_as_dicts(results)}, f, indent=1)
     if args.algorithms or both:
         normkit.set_num_threads(1)
         print("softmax algorithms, time / copy")
-        print(algorithm_table(rng, args.rounds, args.markdown))
+        print(algorithm_table(rng, args.rounds, args.markdown, CLOCKS[args.clock]))
 
 
 if __name__ == "__main__":

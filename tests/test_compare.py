@@ -59,3 +59,10 @@ def test_results_as_dicts_is_json_with_every_implementation():
     for name, impl in row["impls"].items():
         assert impl["seconds"] > 0 and impl["ratio_to_copy"] == results[0][1][name].ratio_to_copy
         assert impl["note"] == case.notes.get(name)
+
+
+def test_interleaved_medians_times_with_the_given_clock():
+    ticks = iter(range(1000))
+    medians = compare.interleaved_medians({"a": lambda: None, "b": lambda: None}, rounds=3,
+                                          sample_seconds=1e-12, clock=lambda: float(next(ticks)))
+    assert medians == {"a": 1.0, "b": 1.0}  # one call per sample, one tick per clock read pair
