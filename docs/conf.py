@@ -2,9 +2,11 @@
 
     pip install -e ".[docs]" && sphinx-build -W -b html docs docs/_build/html
 
-The user guide is Markdown (myst-parser, ``docs/guide/*.md``), the API
-reference is generated from the docstrings (autosummary + numpydoc) of the
-modules listed in ``docs/api/index.rst``. Building needs the installed
+The user guide is Markdown (myst-parser, ``docs/guide/*.md``; the toctree
+in ``index.md`` lists the pages in reading order and ends with a glob, so a
+new page there is picked up without an edit), the API reference is
+generated from the docstrings (autosummary + numpydoc) of the modules
+listed in ``docs/api/index.rst``, each module's ``__all__``. Building needs the installed
 package (its native extension), but runs no benchmark: the plots in
 ``docs/_static/`` are made by ``docs/plots/make_plots.py``.
 """
