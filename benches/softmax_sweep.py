@@ -3,6 +3,7 @@ length, as time / copy of the same bytes: the data of the docs'
 "time / copy by row length" plot (where two-pass starts to win).
 
     NORMKIT_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benches/softmax_sweep.py --json docs/plots/softmax_sweep.json
+    ... --rounds 9 --clock cpu   # as for the committed plot, on a busy machine
 
 float32 rows of 16 to 16M elements, 4M elements per call (16M for the
 longest row); one thread; medians over interleaved rounds of every
