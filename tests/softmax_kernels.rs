@@ -391,3 +391,37 @@ fn logsumexp_matches_f64_on_every_isa() {
     check_logsumexp::<f32>(2e-7, 2f64.powi(-24));
     check_logsumexp::<f64>(2e-15, 2f64.powi(-51));
 }
+
+/// The fused form (scale, bias, mask) on every instruction set against the
+/// float64 softmax of the kept entries of scale * x + bias, every length
+/// and offset: masked entries exactly 0, all-masked rows all 0.
+#[test]
+fn fused_softmax_matches_f64_on_every_isa() {
+    let mut rng = SmallRng::seed_from_u64(33);
+    for (offset, buf) in random_rows::<f32>(&mut rng, 8.0) {
+        let x = &buf[offset..];
+        let n = x.len();
+        let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let mask: Vec<bool> = (0..n).map(|i| i % 5 != 1 && rng.random_range(0.0..1.0) < 0.7).collect();
+        let z: Vec<f64> = (0..n).map(|i| if mask[i] { -0.5 * x[i] as f64 + bias[i] as f64 } else { f64::NEG_INFINITY }).collect();
+        let any = mask.iter().any(|&m| m);
+        let want = if any { reference::softmax(&z) } else { vec![0.0; n] };
+        let want_log: Vec<f64> = if any { reference::log_softmax(&z) } else { vec![f64::NEG_INFINITY; n] };
+        for isa in dispatch::available() {
+            for algorithm in Algorithm::ALL {
+                let mut y = vec![f32::NAN; n];
+                softmax::softmax_fused(isa, Some(algorithm), -0.5, Some(&bias), Some(&mask), x, &mut y);
+                for i in 0..n {
+                    let (g, w) = (y[i] as f64, want[i]);
+                    assert!((g - w).abs() <= 2e-6 * w + 1e-37 && (mask[i] || g == 0.0), "{isa} {} [{i}] = {g}, want {w}, n = {n}", algorithm.name());
+                }
+            }
+            let mut y = vec![f32::NAN; n];
+            softmax::softmax_fused(isa, None, -0.5, Some(&bias), Some(&mask), x, &mut y);
+            for i in 0..n {
+                let (g, w) = (y[i] as f64, want_log[i]);
+                assert!(if w.is_infinite() { g == w } else { (g - w).abs() <= 1e-5 + 1e-7 * w.abs() }, "{isa} log [{i}] = {g}, want {w}, n = {n}");
+            }
+        }
+    }
+}

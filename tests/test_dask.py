@@ -449,3 +449,16 @@ def test_encode_bad_input():
         nkd.encode(db.from_sequence(["a"]), batch_size=0)
     with pytest.raises(TypeError, match="must be a str"):
         nkd.encode(db.from_sequence(["a", 3], npartitions=1)).compute(scheduler="sync")
+
+
+def test_softmax_keywords_of_the_fused_form():
+    a = _data((6, 40), np.float32)
+    one_chunk = da.from_array(a, chunks=(2, 40))
+    got = nkd.softmax(one_chunk, scale=0.5, dtype=np.float64).compute(scheduler="threads")
+    np.testing.assert_array_equal(got, normkit.softmax(a, scale=0.5, dtype=np.float64))
+    split = da.from_array(a, chunks=(2, 15))
+    np.testing.assert_allclose(normkit.softmax(split, scale=None).compute(scheduler="threads"), normkit.softmax(a), **TOL[np.float32])
+    with pytest.raises(TypeError, match="scale not supported when the normalized axis is split"):
+        nkd.softmax(split, scale=0.5)
+    with pytest.raises(TypeError, match="bias not supported for dask arrays"):
+        nkd.log_softmax(one_chunk, bias=np.ones(40, np.float32))

@@ -52,6 +52,21 @@ def result_dtype(name: str, dtype: np.dtype) -> np.dtype:
     raise TypeError(f"{name}: x has unsupported dtype {dtype}; expected a real (bool, integer or float) dtype")
 
 
+_REQUESTABLE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def requested_dtype(name: str, dtype) -> np.dtype:
+    """A ``dtype=`` argument: float16, float32 or float64 (the dtypes the
+    kernels compute, or float16 computed in float32 and rounded once)."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: dtype must be a float dtype, got {dtype!r}") from None
+    if d.newbyteorder("=") not in _REQUESTABLE:
+        raise TypeError(f"{name}: dtype must be float16, float32 or float64, got {d}")
+    return d.newbyteorder("=")
+
+
 def compute_dtype(result: np.dtype) -> np.dtype:
     """The native dtype a result dtype is computed in."""
     if result in _NATIVE:
@@ -261,15 +276,21 @@ def fast_rows(x, axis, out):
     return None
 
 
-def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
-    """Applies ``native(x_rows, out_rows, *args)`` along ``axis`` (an int,
-    a tuple of ints or None)."""
-    fast = fast_rows(x, axis, out)
+def rowwise(name: str, native, x, axis, out, *args, dtype=None, operands=()) -> np.ndarray:
+    """Applies ``native(x_rows, out_rows, *args, *tables)`` along ``axis``
+    (an int, a tuple of ints or None); ``dtype``: the result dtype (None:
+    x's). ``operands``: arrays that broadcast against x (checked by the
+    caller with ``check_broadcast``) or None; each reaches ``native`` as
+    its ``broadcast_rows`` (table, index) pair, or (None, None). Numeric
+    operands are converted to the computation dtype, bool ones kept."""
+    fast = fast_rows(x, axis, out) if dtype is None and not operands else None
     if fast is not None:
         native(*fast, *args)
         return fast[1]
     x = as_input_array(name, x)
-    result = result_dtype(name, x.dtype)
+    result = result_dtype(name, x.dtype) if dtype is None else requested_dtype(name, dtype)
+    if dtype is not None and x.dtype.kind not in "biuf":
+        result_dtype(name, x.dtype)  # the same TypeError for a non-real x
     if out is not None:
         check_out(name, out, x.shape, result)
     if x.ndim == 0:
@@ -277,7 +298,8 @@ def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
         # checks as a 1-d input.
         normalize_axes(axis, 1, name)
         target = out if out is not None else np.empty((), dtype=result)
-        target[...] = rowwise(name, native, x.reshape(1), -1, None, *args)[0]
+        ones = tuple(None if a is None else a.reshape(1) for a in operands)
+        target[...] = rowwise(name, native, x.reshape(1), -1, None, *args, dtype=result, operands=ones)[0]
         return target
     axes = normalize_axes(axis, x.ndim, name)
     compute = compute_dtype(result)
@@ -286,5 +308,43 @@ def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
         return target
     x_rows = input_rows(x, axes, compute)
     dest = Output(target, axes, compute, x_rows)
-    native(x_rows, dest.rows, *args)
+    tables = []
+    for a in operands:
+        if a is None:
+            tables += [None, None]
+        else:
+            a = a if a.dtype == np.bool_ else a.astype(compute, copy=False)
+            tables += broadcast_rows(a, x.shape, axes, dest.rows)
+    native(x_rows, dest.rows, *args, *tables)
     return dest.finish()
+
+
+def check_broadcast(name: str, label: str, a: np.ndarray, shape: tuple) -> None:
+    """``ValueError`` unless ``a`` broadcasts to ``shape`` (without
+    changing it)."""
+    try:
+        ok = np.broadcast_shapes(a.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: {label} of shape {a.shape} does not broadcast to x's shape {shape}")
+
+
+def broadcast_rows(a: np.ndarray, shape: tuple, axes: tuple[int, ...], avoid: np.ndarray):
+    """An operand ``a`` that broadcasts to ``shape`` as the native row
+    table of the rows along ``axes``: ``(table, index)`` with ``table`` the
+    distinct rows (2-d, C-contiguous, aligned) and ``index[i]`` the table
+    row of row ``i``. Leading axes ``a`` does not vary along are not
+    copied: a (batch, 1, 1, key) mask for (batch, head, query, key) scores
+    is ``batch`` rows. The table is copied when it shares memory with
+    ``avoid`` (the kernel's output). ``a`` must pass ``check_broadcast``."""
+    moved = axes_last(np.broadcast_to(a, shape), axes)
+    lead = moved.ndim - len(axes)
+    compact = moved[tuple(slice(0, 1) if moved.strides[d] == 0 else slice(None) for d in range(lead))]
+    n = row_length(shape, axes)
+    table = np.require(compact, requirements=["C", "A"]).reshape(-1, n)
+    if np.may_share_memory(table, avoid):
+        table = table.copy()
+    ids = np.arange(table.shape[0], dtype=np.intp).reshape(compact.shape[:lead])
+    index = np.ascontiguousarray(np.broadcast_to(ids, moved.shape[:lead])).reshape(-1)
+    return table, index

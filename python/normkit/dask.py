@@ -307,6 +307,10 @@ def _split_log_softmax(x, axis, compute, result, split_every):
 
 def _exp_family(name, function, split, x, axis, out, kwargs, split_every):
     x, axis, result = _rows_input(name, x, axis, out)
+    per_entry = [k for k in ("bias", "where") if kwargs.get(k) is not None]
+    if per_entry:
+        raise TypeError(f"normkit.dask.{name}: {' and '.join(per_entry)} not supported for dask arrays yet")
+    kwargs = {k: v for k, v in kwargs.items() if v is not None}  # None: left at the default
     meta = function(_empty_rows(x, axis), axis=_stand_in_axis(x, axis), **kwargs)
     if not _is_split(x, axis):
         return _map_function(function, [x], _task_threads(), dict(kwargs, axis=axis), meta.dtype)

@@ -478,3 +478,60 @@ impl<'a, T: Item> RowValues<'a, T> {
         overlap(self.span(), other.span())
     }
 }
+
+/// Rows of an operand broadcast against the rows of a call (an attention
+/// bias or mask): a table of distinct rows and, for each row of the call,
+/// the index of its table row. The Python layer builds both from any
+/// operand that broadcasts against x, so a (batch, 1, 1, key) mask for
+/// (batch, head, query, key) scores is `batch` table rows, not a copy per
+/// row.
+///
+/// Invariant: for `i < index.len()`, `row(i)` points at `cols` elements of
+/// `U` inside an aligned array that outlives `'a` and overlaps no output of
+/// the call.
+#[derive(Debug)]
+pub(crate) struct RowTable<'a, U> {
+    table: RowsRef<'a, U>,
+    index: &'a [isize],
+}
+
+// SAFETY: a `RowTable` only reads (it hands out `*const U`) arrays that
+// outlive it; `U: Sync` makes shared reads from several threads fine.
+unsafe impl<U: Sync> Send for RowTable<'_, U> {}
+// SAFETY: as for `Send`.
+unsafe impl<U: Sync> Sync for RowTable<'_, U> {}
+
+impl<'a, U: Item> RowTable<'a, U> {
+    /// Checks `table` (rows of `cols` elements) and `index` (a 1-d,
+    /// C-contiguous intp array with `rows` entries, each a row of the
+    /// table); the table must share no memory with `outputs`.
+    pub fn new<T: Item>(name: &'static str, table: &'a Bound<'_, PyAny>, index: &'a Bound<'_, PyAny>, rows: usize, cols: usize, outputs: &[Output<'_, T>]) -> PyResult<Self> {
+        let table = RowsRef::<U>::new(name, table)?;
+        if table.grid.cols != cols {
+            return Err(PyValueError::new_err(format!("{name}: rows of {} elements, expected {cols}", table.grid.cols)));
+        }
+        let index = typed::<isize>(name, index, "an index array")?;
+        // SAFETY: the index array is only read, and no Python code runs (the
+        // GIL is held until the call releases it, and the slice lives no
+        // longer than the call); a copy-on-write race is the caller's, as
+        // for any input.
+        let index = unsafe { index.as_slice() }.map_err(|_| PyValueError::new_err(format!("{name}: index must be C-contiguous")))?;
+        if index.len() != rows {
+            return Err(PyValueError::new_err(format!("{name}: {} index entries, expected {rows}", index.len())));
+        }
+        if let Some(bad) = index.iter().find(|&&k| k < 0 || k as usize >= table.grid.rows) {
+            return Err(PyValueError::new_err(format!("{name}: index {bad} out of range for {} rows", table.grid.rows)));
+        }
+        let span = table.span();
+        if let Some(out) = outputs.iter().find(|o| overlap(span, o.rows().span())) {
+            return Err(PyValueError::new_err(format!("{name} shares memory with {}", out.name())));
+        }
+        Ok(RowTable { table, index })
+    }
+
+    /// The table row of call row `i` (`i < rows`).
+    #[inline]
+    pub fn row(&self, i: usize) -> *const U {
+        self.table.row(self.index[i] as usize)
+    }
+}

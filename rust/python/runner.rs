@@ -8,6 +8,8 @@
 //!                                          one aligned private copy
 //!     .row_values(name, array)?            one value per row (up to two),
 //!                                          apart from everything else
+//! call.table(name, rows, index)?           a broadcast operand's rows, read
+//!                                          by the kernel closure per row
 //!     .run(py, |block| kernel(block))      GIL rule, threads, copy-back,
 //!                                          panics become RuntimeError
 //! ```
@@ -20,7 +22,7 @@
 //! so calling `normkit._native` directly cannot make a kernel read or write
 //! outside the arrays or write what it still has to read.
 
-use super::rows::{active_isa, Channel, Item, Output, RowValues, RowsRef};
+use super::rows::{active_isa, Channel, Item, Output, RowTable, RowValues, RowsRef};
 use crate::dispatch::Isa;
 use crate::l1norm::{Affine, RowBatch};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -137,6 +139,13 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
         };
         *slot = Some(values);
         Ok(self)
+    }
+
+    /// The rows of an operand broadcast against the call's rows (see
+    /// [`RowTable`]): checked against its shape, apart from every output.
+    /// The kernel closure reads row `i`'s through [`RowTable::row`].
+    pub fn table<U: Item>(&self, name: &'static str, table: &'a Bound<'_, PyAny>, index: &'a Bound<'_, PyAny>) -> PyResult<RowTable<'a, U>> {
+        RowTable::new(name, table, index, self.inputs[0].grid.rows, self.n(), &self.outputs)
     }
 
     /// Runs `kernel` over blocks of consecutive rows that together cover

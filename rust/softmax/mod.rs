@@ -24,8 +24,11 @@
 //! version written once over [`Vector`](crate::simd::Vector); each level
 //! reaches it through [`dispatch::run`].
 
+mod fused;
 pub mod scalar;
 mod vector;
+
+pub use fused::Fused;
 
 use crate::dispatch::{self, Isa, Kernel};
 use crate::simd::{Element, Simd};
@@ -135,6 +138,27 @@ pub unsafe fn softmax_raw<T: Element>(isa: Isa, algorithm: Algorithm, x: *const 
 /// As for [`softmax_raw`].
 pub unsafe fn log_softmax_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: usize) {
     dispatch::run(isa, SoftmaxRow { algorithm: None, x, y, n })
+}
+
+/// Softmax (`algorithm` `Some`) or log-softmax (`None`) of one row of
+/// `scale * x + bias` over the entries `mask` keeps (see [`fused`]).
+///
+/// # Safety
+/// As for [`softmax_raw`], and `fused.bias` / `fused.mask` are null or
+/// valid for reading `n` elements and overlap no element of `y`.
+pub unsafe fn softmax_fused_raw<T: Element>(isa: Isa, algorithm: Option<Algorithm>, fused: Fused<T>, x: *const T, y: *mut T, n: usize) {
+    dispatch::run(isa, fused::FusedRow { algorithm, fused, x, y, n })
+}
+
+/// [`softmax_fused_raw`] on slices: `bias` and `mask` of `x`'s length.
+pub fn softmax_fused<T: Element>(isa: Isa, algorithm: Option<Algorithm>, scale: T, bias: Option<&[T]>, mask: Option<&[bool]>, x: &[T], y: &mut [T]) {
+    let n = x.len();
+    assert!(y.len() == n && bias.is_none_or(|b| b.len() == n) && mask.is_none_or(|m| m.len() == n), "softmax_fused: lengths differ");
+    let bias = bias.map_or(std::ptr::null(), <[T]>::as_ptr);
+    let mask = mask.map_or(std::ptr::null(), <[bool]>::as_ptr);
+    // SAFETY: slices of length n; `y` is borrowed mutably, so it overlaps
+    // none of the shared slices.
+    unsafe { softmax_fused_raw(isa, algorithm, Fused { scale, bias, mask }, x.as_ptr(), y.as_mut_ptr(), n) }
 }
 
 /// Softmax of `x` into `y` (same length) with the given instruction set.
