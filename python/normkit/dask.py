@@ -826,3 +826,26 @@ def encode(sentences, model_dir=None, *, batch_size: int = 32, dtype=np.float32)
         for p in sentences.to_delayed()
     ]
     return da.concatenate(parts, axis=0)
+
+
+__all__ = [
+    "THREADS_KEY",
+    "add_layer_norm",
+    "add_rms_norm",
+    "clr_covariance",
+    "crms_norm",
+    "encode",
+    "l1_norm",
+    "layer_norm",
+    "log_softmax",
+    "logsumexp",
+    "partial_correlation",
+    "partial_correlations",
+    "proportionality_phi",
+    "proportionality_rho",
+    "rms_norm",
+    "shrunk_partial_correlations",
+    "softmax",
+    "variation_matrix",
+    "worker_model",
+]
