@@ -1,7 +1,7 @@
 //! Bindings of RMSNorm, LayerNorm, CRMSNorm and their fused residual forms.
 
 use super::runner::{with_float_type, Call};
-use crate::norm::{self as kernels, Norm};
+use crate::norm::{self as kernels, Norm, RowStats};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -40,7 +40,7 @@ fn norm(
     with_float_type!(x, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.affine(weight, bias)?.run(py, |b| {
         // SAFETY: the runner's guarantee (`runner::Block`) covers the batch's
         // rows and the affine pointers.
-        unsafe { kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine()) }
+        unsafe { kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine(), RowStats::NONE) }
     }))
 }
 
@@ -67,7 +67,7 @@ fn add_norm(
             // SAFETY: the runner's guarantee (`runner::Block`): the out and
             // sum_out rows are valid and apart from each other, and each is
             // an input row exactly or overlaps neither input.
-            unsafe { kernels::add_norm_raw(b.isa(), kind.0, b.input(0, i), b.input(1, i), b.output(1, i), b.output(0, i), b.n(), eps, b.affine()) }
+            unsafe { kernels::add_norm_raw(b.isa(), kind.0, b.input(0, i), b.input(1, i), b.output(1, i), b.output(0, i), b.n(), eps, b.affine(), RowStats::NONE) }
         }
     }))
 }
