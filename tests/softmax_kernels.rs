@@ -349,3 +349,79 @@ fn one_large_term_among_many_small_ones() {
         }
     }
 }
+
+/// logsumexp against the f64 reference on every instruction set: random
+/// rows of every length and offset at scales that take the one-pass path
+/// (|x| <= 2^20) and the max-pass path beyond, and the special rows.
+/// Bound: `abs` + one rounding of the result to T (relative `rel`).
+fn check_logsumexp<T: Element>(abs: f64, rel: f64) {
+    let mut rng = SmallRng::seed_from_u64(21);
+    let mut rows: Vec<(usize, Vec<T>)> = Vec::new();
+    for scale in [1.0, 60.0, 3e4, 5e6] {
+        rows.extend(random_rows::<T>(&mut rng, scale));
+    }
+    for row in special_rows() {
+        rows.push((0, row.iter().map(|&v| T::from_f64(v as f64)).collect()));
+    }
+    let mut worst = 0.0f64;
+    for (offset, buf) in &rows {
+        let x = &buf[*offset..];
+        let want = reference::logsumexp(&x.iter().map(|v| v.to_f64()).collect::<Vec<_>>());
+        let want_t = T::from_f64(want).to_f64();
+        for isa in dispatch::available() {
+            let got = T::from_f64(softmax::logsumexp(isa, x)).to_f64();
+            let ok = if want.is_nan() {
+                got.is_nan()
+            } else if want_t.is_infinite() {
+                got == want_t
+            } else {
+                worst = worst.max((got - want).abs() / (abs + rel * want.abs()));
+                (got - want).abs() <= abs + rel * want.abs()
+            };
+            assert!(ok, "{isa} logsumexp = {got:e}, want {want:e}; n = {}, x = {:?}", x.len(), &x[..x.len().min(6)].iter().map(|v| v.to_f64()).collect::<Vec<_>>());
+        }
+    }
+    eprintln!("logsumexp f{}: worst error / bound = {worst:.3}", size_of::<T>() * 8);
+}
+
+#[test]
+fn logsumexp_matches_f64_on_every_isa() {
+    // f32: the pair sums in f32 lanes (a few ulps of the sum: ~3e-7 after
+    // ln) plus the rounding of the result (2^-24 relative).
+    check_logsumexp::<f32>(2e-7, 2f64.powi(-24));
+    check_logsumexp::<f64>(2e-15, 2f64.powi(-51));
+}
+
+/// The fused form (scale, bias, mask) on every instruction set against the
+/// float64 softmax of the kept entries of scale * x + bias, every length
+/// and offset: masked entries exactly 0, all-masked rows all 0.
+#[test]
+fn fused_softmax_matches_f64_on_every_isa() {
+    let mut rng = SmallRng::seed_from_u64(33);
+    for (offset, buf) in random_rows::<f32>(&mut rng, 8.0) {
+        let x = &buf[offset..];
+        let n = x.len();
+        let bias: Vec<f32> = (0..n).map(|_| rng.random_range(-2.0..2.0)).collect();
+        let mask: Vec<bool> = (0..n).map(|i| i % 5 != 1 && rng.random_range(0.0..1.0) < 0.7).collect();
+        let z: Vec<f64> = (0..n).map(|i| if mask[i] { -0.5 * x[i] as f64 + bias[i] as f64 } else { f64::NEG_INFINITY }).collect();
+        let any = mask.iter().any(|&m| m);
+        let want = if any { reference::softmax(&z) } else { vec![0.0; n] };
+        let want_log: Vec<f64> = if any { reference::log_softmax(&z) } else { vec![f64::NEG_INFINITY; n] };
+        for isa in dispatch::available() {
+            for algorithm in Algorithm::ALL {
+                let mut y = vec![f32::NAN; n];
+                softmax::softmax_fused(isa, Some(algorithm), -0.5, Some(&bias), Some(&mask), x, &mut y);
+                for i in 0..n {
+                    let (g, w) = (y[i] as f64, want[i]);
+                    assert!((g - w).abs() <= 2e-6 * w + 1e-37 && (mask[i] || g == 0.0), "{isa} {} [{i}] = {g}, want {w}, n = {n}", algorithm.name());
+                }
+            }
+            let mut y = vec![f32::NAN; n];
+            softmax::softmax_fused(isa, None, -0.5, Some(&bias), Some(&mask), x, &mut y);
+            for i in 0..n {
+                let (g, w) = (y[i] as f64, want_log[i]);
+                assert!(if w.is_infinite() { g == w } else { (g - w).abs() <= 1e-5 + 1e-7 * w.abs() }, "{isa} log [{i}] = {g}, want {w}, n = {n}");
+            }
+        }
+    }
+}

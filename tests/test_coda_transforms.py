@@ -174,12 +174,10 @@ def test_zeros_error_points_to_the_option():
 
 
 def test_shape_and_dtype_errors():
-    with pytest.raises(ValueError, match="1 part"):
+    with pytest.raises(ValueError, match=r"1 part\(s\) along axis 1; at least 2 are needed"):
         coda.clr(np.ones((4, 1)))
-    with pytest.raises(ValueError, match="0 sample"):
+    with pytest.raises(ValueError, match=r"x of shape \(0, 3\) holds no composition"):
         coda.clr(np.ones((0, 3)))
-    with pytest.raises(ValueError, match="got 3-d"):
-        coda.clr(np.ones((2, 2, 2)))
     with pytest.raises(TypeError, match="dtype"):
         coda.clr(np.array([[1 + 1j, 2.0]]))
     with pytest.raises(TypeError, match="dtype"):

@@ -63,8 +63,8 @@ def ref_attention(att, x, mask=None):
                     visible &= mask[b].astype(bool)
                 if att.causal:
                     visible[i + 1:] = False
-                if not visible.any():  # nothing visible: uniform over all keys
-                    out[b, i] = v[b].mean(axis=0)
+                if not visible.any():  # nothing visible: zero weights (jax where=)
+                    out[b, i] = 0.0
                     continue
                 s = k[b, visible] @ q[b, i] / math.sqrt(d)
                 out[b, i] = ref_softmax(s) @ v[b, visible]
@@ -217,7 +217,7 @@ def test_padding_keys_do_not_leak():
     np.testing.assert_allclose(causal(x)[0, :3], causal(changed)[0, :3], atol=1e-12)
 
 
-def test_query_without_visible_key_attends_uniformly():
+def test_query_without_visible_key_gets_zero_weights():
     att = make_attention(causal=True)
     x = rand(1, 4, 24)
     mask = np.array([[0, 1, 1, 1]])  # left padding: query 0 sees nothing

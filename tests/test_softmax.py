@@ -127,7 +127,45 @@ def test_axis_errors():
     with pytest.raises(TypeError, match="axis"):
         normkit.softmax(x, axis=1.0)
     with pytest.raises(AxisError):
-        normkit.softmax(np.float32(3.0))
+        normkit.softmax(np.float32(3.0), axis=1)
+
+
+def _softmax64(x, axis):
+    z = x.astype(np.float64)
+    z = z - z.max(axis=axis, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("axis", [None, (0, 2), (2, 0), (1,), (-1, -3, 1), (0, 1), ()])
+def test_several_axes_are_one_row_as_in_scipy(dtype, axis):
+    rng = np.random.default_rng(7)
+    x = (rng.standard_normal((3, 5, 7)) * 4).astype(dtype)
+    tol = 2e-6 if dtype == np.float32 else 1e-13
+    norm_axis = None if axis is None else tuple(a % 3 for a in axis)
+    expected = _softmax64(x, norm_axis)
+    y = normkit.softmax(x, axis=axis)
+    assert y.shape == x.shape and y.dtype == dtype
+    np.testing.assert_allclose(y, expected, rtol=tol, atol=0)
+    np.testing.assert_allclose(y, sp.softmax(x, axis=axis), rtol=4 * tol, atol=0)
+    logp = normkit.log_softmax(x, axis=axis)
+    np.testing.assert_allclose(logp, np.log(expected), rtol=0, atol=10 * tol)
+    # out= on a non-contiguous (Fortran-order) destination
+    out = np.asfortranarray(np.full(x.shape, -1, dtype))
+    assert normkit.softmax(x, axis=axis, out=out) is out
+    np.testing.assert_array_equal(out, y)
+
+
+@pytest.mark.parametrize("axis", [-1, 0, None, ()])
+def test_zero_d_input_is_a_row_of_one(axis):
+    for x in (np.float32(3.5), np.float64(-1e300), 7):
+        y = normkit.softmax(x, axis=axis)
+        assert y.shape == () and y == 1.0
+        assert normkit.log_softmax(x, axis=axis) == 0.0
+    assert np.isnan(normkit.softmax(np.float32(np.nan)))
+    out = np.zeros((), np.float32)
+    assert normkit.softmax(np.float32(2), out=out) is out and out == 1.0
 
 
 def test_bad_algorithm():

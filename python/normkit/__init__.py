@@ -13,7 +13,7 @@ from ._threads import get_num_threads, set_num_threads
 from .l1norm import l1_norm
 from .norm import add_layer_norm, add_rms_norm, crms_norm, layer_norm, rms_norm
 from .softmax import ALGORITHMS as SOFTMAX_ALGORITHMS
-from .softmax import log_softmax, softmax
+from .softmax import log_softmax, logsumexp, softmax
 from . import nn  # after the kernels it is built on
 
 __version__ = "0.1.0"
@@ -38,6 +38,7 @@ __all__ = [
     "l1_norm",
     "layer_norm",
     "log_softmax",
+    "logsumexp",
     "nn",
     "rms_norm",
     "set_num_threads",

@@ -10,7 +10,12 @@ argument before a single element is written:
   uint8 -> float16; int16 -> float32; wider ints -> float64), computed in
   float32 (float16 results) or float64 and cast. Complex, object, string and
   other dtypes raise ``TypeError`` naming the dtype.
-* ``axis``: any valid axis (``numpy.exceptions.AxisError`` otherwise).
+* ``axis``: an int, a tuple of ints or None (every axis). Several axes are
+  one row: they are moved to the end in increasing order and flattened
+  (C order), so a row of ``axis=(0, 2)`` holds ``x[:, j, :]``'s entries.
+  Out-of-range axes raise ``numpy.exceptions.AxisError``, repeated ones
+  ``ValueError``. A 0-d input is one row of one entry for ``axis`` in
+  ``-1, 0, (), None`` (as torch and SciPy).
 * layouts: input whose rows are contiguous and aligned, in native byte
   order, is read in place; other layouts (strided, negative strides,
   Fortran order, unaligned, byte-swapped) are copied first, to native
@@ -45,6 +50,21 @@ def result_dtype(name: str, dtype: np.dtype) -> np.dtype:
         # The ufunc rule: the smallest float that holds the input exactly.
         return np.result_type(dtype, np.float16)
     raise TypeError(f"{name}: x has unsupported dtype {dtype}; expected a real (bool, integer or float) dtype")
+
+
+_REQUESTABLE = (np.dtype(np.float16), np.dtype(np.float32), np.dtype(np.float64))
+
+
+def requested_dtype(name: str, dtype) -> np.dtype:
+    """A ``dtype=`` argument: float16, float32 or float64 (the dtypes the
+    kernels compute, or float16 computed in float32 and rounded once)."""
+    try:
+        d = np.dtype(dtype)
+    except TypeError:
+        raise TypeError(f"{name}: dtype must be a float dtype, got {dtype!r}") from None
+    if d.newbyteorder("=") not in _REQUESTABLE:
+        raise TypeError(f"{name}: dtype must be float16, float32 or float64, got {d}")
+    return d.newbyteorder("=")
 
 
 def compute_dtype(result: np.dtype) -> np.dtype:
@@ -88,6 +108,33 @@ def normalize_axis(axis, ndim: int, name: str | None = None) -> int:
     return axis % ndim
 
 
+def normalize_axes(axis, ndim: int, name: str | None = None) -> tuple[int, ...]:
+    """``axis`` (an int, a tuple of ints or None for every axis) as a sorted
+    tuple of distinct axes in [0, ndim)."""
+    if axis is None:
+        return tuple(range(ndim))
+    if not isinstance(axis, tuple):
+        return (normalize_axis(axis, ndim, name),)
+    axes = tuple(normalize_axis(a, ndim, name) for a in axis)
+    if len(set(axes)) != len(axes):
+        prefix = f"{name}: " if name else ""
+        raise ValueError(f"{prefix}axis {axis} has repeated entries")
+    return tuple(sorted(axes))
+
+
+def row_length(shape: tuple, axes: tuple[int, ...]) -> int:
+    """Entries per row: the product of the normalized axes' lengths."""
+    return math.prod(shape[a] for a in axes)
+
+
+def axes_last(a: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
+    """``a`` with ``axes`` moved to the end (in their order): a view."""
+    k = len(axes)
+    if axes == tuple(range(a.ndim - k, a.ndim)):
+        return a
+    return np.moveaxis(a, axes, tuple(range(a.ndim - k, a.ndim)))
+
+
 def as_input_array(name: str, x, arg: str = "x") -> np.ndarray:
     """``x`` as an ndarray, with a clear error for what NumPy cannot convert."""
     if isinstance(x, np.ndarray):
@@ -115,10 +162,10 @@ def check_out(name: str, out, shape: tuple, dtype: np.dtype, label: str = "out")
     return out
 
 
-def _rows_view(a: np.ndarray, axis: int, n: int) -> np.ndarray | None:
-    """``a`` with ``axis`` moved last as a 2-d view with contiguous rows, or
+def _rows_view(a: np.ndarray, axes: tuple[int, ...], n: int) -> np.ndarray | None:
+    """``a`` with ``axes`` moved last as a 2-d view with contiguous rows, or
     None if that needs a copy."""
-    moved = np.moveaxis(a, axis, -1) if axis != a.ndim - 1 else a
+    moved = axes_last(a, axes)
     try:
         rows = moved.reshape(-1, n, copy=False)
     except TypeError:  # NumPy < 2.1 has no copy= on reshape
@@ -136,19 +183,24 @@ def _rows_view(a: np.ndarray, axis: int, n: int) -> np.ndarray | None:
     return rows
 
 
-def input_rows(x: np.ndarray, axis: int, dtype: np.dtype) -> np.ndarray:
-    """The rows of ``x`` along ``axis`` as a 2-d array of ``dtype`` with
-    contiguous rows: a view when the layout allows, else a copy."""
-    n = x.shape[axis]
+def input_rows(x: np.ndarray, axes, dtype: np.dtype) -> np.ndarray:
+    """The rows of ``x`` along ``axes`` (an int or a normalized tuple) as a
+    2-d array of ``dtype`` with contiguous rows: a view when the layout
+    allows, else a copy."""
+    axes = _as_axes(axes)
+    n = row_length(x.shape, axes)
     if x.dtype != dtype:
         x = x.astype(dtype)
-    rows = _rows_view(x, axis, n)
+    rows = _rows_view(x, axes, n)
     if rows is None:
-        # Not contiguous along the axis, or unaligned (np.ascontiguousarray
+        # Not contiguous along the axes, or unaligned (np.ascontiguousarray
         # would return an unaligned C-contiguous array as it is): copy.
-        moved = np.moveaxis(x, axis, -1)
-        rows = np.array(moved, order="C", copy=True).reshape(-1, n)
+        rows = np.array(axes_last(x, axes), order="C", copy=True).reshape(-1, n)
     return rows
+
+
+def _as_axes(axes) -> tuple[int, ...]:
+    return axes if isinstance(axes, tuple) else (axes,)
 
 
 class Output:
@@ -156,23 +208,23 @@ class Output:
     and ``finish()`` that returns the caller's array (copying from a
     temporary when the kernel could not write the caller's memory)."""
 
-    def __init__(self, target: np.ndarray, axis: int, compute: np.dtype, *inputs: np.ndarray):
+    def __init__(self, target: np.ndarray, axes, compute: np.dtype, *inputs: np.ndarray):
         self.target = target
-        self.axis = axis
-        n = target.shape[axis]
+        self.axes = axes = _as_axes(axes)
+        n = row_length(target.shape, axes)
         direct = target.dtype == compute
-        rows = _rows_view(target, axis, n) if direct else None
+        rows = _rows_view(target, axes, n) if direct else None
         if rows is not None and (_overlaps_itself(rows) or any(_overlaps_differently(rows, x) for x in inputs)):
             rows = None
         self.direct = rows is not None
         if rows is None:
-            moved_shape = target.shape[:axis] + target.shape[axis + 1 :] + (n,)
-            rows = np.empty(moved_shape, dtype=compute).reshape(-1, n)
+            count = math.prod(s for i, s in enumerate(target.shape) if i not in axes)
+            rows = np.empty((count, n), dtype=compute)
         self.rows = rows
 
     def finish(self) -> np.ndarray:
         if not self.direct:
-            moved = np.moveaxis(self.target, self.axis, -1)
+            moved = axes_last(self.target, self.axes)
             np.copyto(moved, self.rows.reshape(moved.shape), casting="unsafe")
         return self.target
 
@@ -224,24 +276,63 @@ def fast_rows(x, axis, out):
     return None
 
 
-def rowwise(name: str, native, x, axis, out, *args) -> np.ndarray:
-    """Applies ``native(x_rows, out_rows, *args)`` along ``axis``."""
-    fast = fast_rows(x, axis, out)
+def rowwise(name: str, native, x, axis, out, *args, dtype=None) -> np.ndarray:
+    """Applies ``native(x_rows, out_rows, *args)`` along ``axis`` (an int,
+    a tuple of ints or None); ``dtype``: the result dtype (None: x's)."""
+    fast = fast_rows(x, axis, out) if dtype is None else None
     if fast is not None:
         native(*fast, *args)
         return fast[1]
     x = as_input_array(name, x)
-    result = result_dtype(name, x.dtype)
-    if x.ndim == 0:
-        raise AxisError(axis if isinstance(axis, int) else -1, 0, f"{name}: x is a 0-d array; expected at least 1 dimension to normalize along")
-    axis = normalize_axis(axis, x.ndim, name)
+    result = result_dtype(name, x.dtype) if dtype is None else requested_dtype(name, dtype)
+    if dtype is not None and x.dtype.kind not in "biuf":
+        result_dtype(name, x.dtype)  # the same TypeError for a non-real x
     if out is not None:
         check_out(name, out, x.shape, result)
+    if x.ndim == 0:
+        # One row of one entry (torch and SciPy agree), after the same axis
+        # checks as a 1-d input.
+        normalize_axes(axis, 1, name)
+        target = out if out is not None else np.empty((), dtype=result)
+        target[...] = rowwise(name, native, x.reshape(1), -1, None, *args, dtype=result)[0]
+        return target
+    axes = normalize_axes(axis, x.ndim, name)
     compute = compute_dtype(result)
     target = out if out is not None else np.empty(x.shape, dtype=result)
     if x.size == 0:
         return target
-    x_rows = input_rows(x, axis, compute)
-    dest = Output(target, axis, compute, x_rows)
+    x_rows = input_rows(x, axes, compute)
+    dest = Output(target, axes, compute, x_rows)
     native(x_rows, dest.rows, *args)
     return dest.finish()
+
+
+def check_broadcast(name: str, label: str, a: np.ndarray, shape: tuple) -> None:
+    """``ValueError`` unless ``a`` broadcasts to ``shape`` (without
+    changing it)."""
+    try:
+        ok = np.broadcast_shapes(a.shape, shape) == shape
+    except ValueError:
+        ok = False
+    if not ok:
+        raise ValueError(f"{name}: {label} of shape {a.shape} does not broadcast to x's shape {shape}")
+
+
+def broadcast_rows(a: np.ndarray, shape: tuple, axes: tuple[int, ...], avoid: np.ndarray):
+    """An operand ``a`` that broadcasts to ``shape`` as the native row
+    table of the rows along ``axes``: ``(table, index)`` with ``table`` the
+    distinct rows (2-d, C-contiguous, aligned) and ``index[i]`` the table
+    row of row ``i``. Leading axes ``a`` does not vary along are not
+    copied: a (batch, 1, 1, key) mask for (batch, head, query, key) scores
+    is ``batch`` rows. The table is copied when it shares memory with
+    ``avoid`` (the kernel's output). ``a`` must pass ``check_broadcast``."""
+    moved = axes_last(np.broadcast_to(a, shape), axes)
+    lead = moved.ndim - len(axes)
+    compact = moved[tuple(slice(0, 1) if moved.strides[d] == 0 else slice(None) for d in range(lead))]
+    n = row_length(shape, axes)
+    table = np.require(compact, requirements=["C", "A"]).reshape(-1, n)
+    if np.may_share_memory(table, avoid):
+        table = table.copy()
+    ids = np.arange(table.shape[0], dtype=np.intp).reshape(compact.shape[:lead])
+    index = np.ascontiguousarray(np.broadcast_to(ids, moved.shape[:lead])).reshape(-1)
+    return table, index

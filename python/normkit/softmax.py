@@ -2,15 +2,41 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from . import _native
-from ._rowwise import rowwise
+from ._rowwise import (
+    Output,
+    as_input_array,
+    broadcast_rows,
+    check_broadcast,
+    check_out,
+    compute_dtype,
+    input_rows,
+    normalize_axes,
+    requested_dtype,
+    result_dtype,
+    row_length,
+    rowwise,
+)
 
 ALGORITHMS = ("auto",) + tuple(_native.SOFTMAX_ALGORITHMS)
 
 
-def softmax(x, axis: int = -1, *, algorithm: str = "auto", out: np.ndarray | None = None) -> np.ndarray:
+def softmax(
+    x,
+    axis=-1,
+    *,
+    algorithm: str = "auto",
+    scale=None,
+    bias=None,
+    where=None,
+    dtype=None,
+    out: np.ndarray | None = None,
+) -> np.ndarray:
     """Softmax along ``axis``: ``exp(x - max) / sum(exp(x - max))``.
 
     Parameters
@@ -18,30 +44,74 @@ def softmax(x, axis: int = -1, *, algorithm: str = "auto", out: np.ndarray | Non
     x : array_like
         Real input. float32 and float64 are computed natively; other real
         dtypes follow the NumPy ufunc result dtype (see ``normkit._rowwise``).
-    axis : int
-        Axis to normalize along (default: last).
+    axis : int, tuple of ints or None
+        Axes to normalize over (default: the last). Several axes (or None:
+        all) are normalized as one row, as ``scipy.special.softmax`` does;
+        note that SciPy's default is ``axis=None``, normkit's (like torch's
+        and JAX's) is ``-1``. A 0-d input is a row of one entry: 1.0.
     algorithm : str
         ``"auto"`` (three-pass reload; with AVX-512, two-pass for rows of
-        1 MB and more, where it was measured faster), ``"two_pass"`` (Dukhan & Ablavatski 2020: no max pass),
-        ``"three_pass_reload"``, ``"three_pass_recompute"`` or ``"online"``
-        (Milakov & Gimelshein 2018). All give the same result to within
-        a few float32 ulps.
+        1 MB and more, where it was measured faster), ``"two_pass"``
+        (Dukhan & Ablavatski 2020: no max pass), ``"three_pass_reload"``,
+        ``"three_pass_recompute"`` or ``"online"`` (Milakov & Gimelshein
+        2018). All give the same result to within a few float32 ulps.
+    scale : float, optional
+        Fused attention form: normalize ``scale * x + bias``.
+    bias : array_like, optional
+        Added after scaling; broadcasts against ``x``; converted to the
+        computation dtype.
+    where : array_like of bool, optional
+        Entries to include (broadcasts against ``x``). Excluded entries get
+        probability 0, as in ``jax.nn.softmax(where=)``; a row with every
+        entry excluded is all 0 (not NaN).
+    dtype : dtype, optional
+        Compute and return in this float dtype (float16, float32 or
+        float64; float16 is computed in float32), as NumPy ufuncs' ``dtype=``.
     out : ndarray, optional
         Destination of the input's shape and result dtype; may be ``x``.
 
+    Notes
+    -----
+    The fused form runs in one kernel call per row: ``scale * x + bias``
+    (or -inf where ``where`` is False) is written into the output row and
+    normalized there while it is in cache; no array of it is made, and a
+    broadcast ``bias`` or ``where`` is read as its distinct rows (a
+    (batch, 1, 1, key) padding mask for (batch, head, query, key) scores
+    is not expanded).
+
     Special values follow ``scipy.special.softmax``: a ``-inf`` entry gets
     probability 0; a row containing NaN or ``+inf``, or made only of
-    ``-inf``, becomes all NaN. Finite inputs never overflow, even near
+    ``-inf``, becomes all NaN (in the fused form: among the included
+    entries; excluded ones stay 0). Finite inputs never overflow, even near
     +-3.4e38. Elementwise relative error against a float64 computation is
     at most 2e-6 (float32).
+
+    Examples
+    --------
+    >>> import numpy as np, normkit
+    >>> normkit.softmax(np.array([1.0, 2.0, 3.0]))
+    array([0.09003057, 0.24472847, 0.66524096])
+    >>> x = np.array([[1.0, 2.0], [3.0, 4.0]])
+    >>> normkit.softmax(x, axis=None)  # one row over every entry
+    array([[0.0320586 , 0.08714432],
+           [0.23688282, 0.64391426]])
+    >>> normkit.softmax(x, scale=0.5, where=np.array([True, False]))
+    array([[1., 0.],
+           [1., 0.]])
     """
     if algorithm not in ALGORITHMS:
         raise ValueError(f"softmax: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    return rowwise("softmax", _native.softmax, x, axis, out, algorithm)
+    if scale is None and bias is None and where is None:
+        return rowwise("softmax", _native.softmax, x, axis, out, algorithm, dtype=dtype)
+    return _fused("softmax", False, x, axis, algorithm, scale, bias, where, dtype, out)
 
 
-def log_softmax(x, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarray:
+def log_softmax(x, axis=-1, *, scale=None, bias=None, where=None, dtype=None, out: np.ndarray | None = None) -> np.ndarray:
     """Log-softmax along ``axis``: ``(x - max) - log(sum(exp(x - max)))``.
+
+    ``axis``, ``scale``, ``bias``, ``where``, ``dtype`` and ``out`` as for
+    :func:`softmax`; excluded entries (``where`` False) get ``-inf``, and so
+    does every entry of a row with all entries excluded.
 
     Special values follow ``scipy.special.log_softmax``: a non-finite row
     max is replaced by 0 before shifting, so ``-inf`` entries give ``-inf``,
@@ -49,5 +119,136 @@ def log_softmax(x, axis: int = -1, *, out: np.ndarray | None = None) -> np.ndarr
     ``+inf`` ones, an all ``-inf`` row gives NaN, and NaN spreads to the row.
     Absolute error against float64 is at most 1e-5 (or one float32 ulp of
     the result where that is larger).
+
+    Examples
+    --------
+    >>> import numpy as np, normkit
+    >>> normkit.log_softmax(np.array([0.0, np.log(3.0)]))
+    array([-1.38629436, -0.28768207])
+    >>> normkit.log_softmax([1.0, 2.0, 5.0], where=[True, True, False])
+    array([-1.31326169, -0.31326169,        -inf])
     """
-    return rowwise("log_softmax", _native.log_softmax, x, axis, out)
+    if scale is None and bias is None and where is None:
+        return rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype)
+    return _fused("log_softmax", True, x, axis, "auto", scale, bias, where, dtype, out)
+
+
+def _check_scale(name: str, scale) -> float:
+    if scale is None:
+        return 1.0
+    if isinstance(scale, (bool, np.bool_)) or not isinstance(scale, (numbers.Real, np.floating, np.integer)):
+        raise TypeError(f"{name}: scale must be a real number, got {type(scale).__name__}")
+    try:
+        value = float(scale)
+    except OverflowError:
+        value = math.inf
+    if not math.isfinite(value):
+        raise ValueError(f"{name}: scale must be finite, got {scale!r}")
+    return value
+
+
+def _operand(name: str, label: str, value, kinds: str, what: str) -> np.ndarray | None:
+    if value is None:
+        return None
+    a = as_input_array(name, value, label)
+    if a.dtype.kind not in kinds:
+        raise TypeError(f"{name}: {label} has dtype {a.dtype}; expected {what}")
+    return a
+
+
+def _fused(name, log, x, axis, algorithm, scale, bias, where, dtype, out):
+    """softmax / log_softmax of ``scale * x + bias`` over ``where``: every
+    argument checked before anything is written, then one native call."""
+    scale = _check_scale(name, scale)
+    x = as_input_array(name, x)
+    bias = _operand(name, "bias", bias, "biuf", "a real dtype")
+    where = _operand(name, "where", where, "b", "bool")
+    result = result_dtype(name, x.dtype) if dtype is None else requested_dtype(name, dtype)
+    if dtype is not None:
+        result_dtype(name, x.dtype)  # the TypeError for a non-real x
+    if out is not None:
+        check_out(name, out, x.shape, result)
+    for label, a in (("bias", bias), ("where", where)):
+        if a is not None:
+            check_broadcast(name, label, a, x.shape)
+    if x.ndim == 0:
+        normalize_axes(axis, 1, name)
+        target = out if out is not None else np.empty((), dtype=result)
+        one = lambda a: None if a is None else a.reshape(1)  # noqa: E731
+        target[...] = _fused(name, log, x.reshape(1), -1, algorithm, scale, one(bias), one(where), result, None)[0]
+        return target
+    axes = normalize_axes(axis, x.ndim, name)
+    compute = compute_dtype(result)
+    target = out if out is not None else np.empty(x.shape, dtype=result)
+    if x.size == 0:
+        return target
+    x_rows = input_rows(x, axes, compute)
+    dest = Output(target, axes, compute, x_rows)
+    tables = []
+    for a in (None if bias is None else bias.astype(compute, copy=False), where):
+        tables += [None, None] if a is None else broadcast_rows(a, x.shape, axes, dest.rows)
+    _native.softmax_fused(x_rows, dest.rows, algorithm, log, scale, *tables)
+    return dest.finish()
+
+
+def logsumexp(x, axis=-1, *, keepdims: bool = False, out: np.ndarray | None = None) -> np.ndarray:
+    """``log(sum(exp(x)))`` along ``axis``, without overflow.
+
+    Parameters
+    ----------
+    x : array_like
+        Real input, with the dtype rules of :func:`softmax`.
+    axis : int, tuple of ints or None
+        Axes to reduce (default: the last; None: all). Unlike
+        ``scipy.special.logsumexp``, whose default is ``axis=None``.
+    keepdims : bool
+        Keep the reduced axes with length 1.
+    out : ndarray, optional
+        Destination of the result's shape and dtype.
+
+    Returns
+    -------
+    ndarray
+        x's shape without the reduced axes (or with them of length 1), in
+        x's result dtype; a 0-d array when every axis is reduced.
+
+    Notes
+    -----
+    One pass over the data for rows whose entries lie within ``2**20`` in
+    magnitude: the first pass of the two-pass softmax (Dukhan & Ablavatski
+    2020) sums ``exp(x)`` as (mantissa, exponent) pairs, from which
+    ``log`` follows without a max pass. Other rows take a max pass first.
+    Computed in float64 from the float32 or float64 sums, rounded once.
+    Special values follow ``scipy.special.logsumexp``: a NaN entry gives NaN;
+    otherwise a ``+inf`` entry gives ``+inf``; ``-inf`` entries contribute
+    nothing, so a row of ``-inf`` only, or an empty row, gives ``-inf``.
+
+    Examples
+    --------
+    >>> import numpy as np, normkit
+    >>> round(float(normkit.logsumexp(np.array([1000.0, 1000.0]))), 9)  # no overflow
+    1000.693147181
+    >>> normkit.logsumexp(np.log([[1.0, 3.0], [2.0, 2.0]]), keepdims=True)
+    array([[1.38629436],
+           [1.38629436]])
+    """
+    name = "logsumexp"
+    x = as_input_array(name, x)
+    result = result_dtype(name, x.dtype)
+    axes = normalize_axes(axis, max(x.ndim, 1), name)
+    if x.ndim == 0:
+        x, axes = x.reshape(1), (0,)
+    kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
+    shape = kept if keepdims else tuple(s for i, s in enumerate(x.shape) if i not in axes)
+    if out is not None:
+        check_out(name, out, shape, result)
+    compute = compute_dtype(result)
+    values = np.empty(shape, dtype=compute)
+    if row_length(x.shape, axes) == 0:
+        values.fill(-np.inf)
+    elif values.size:
+        _native.logsumexp(input_rows(x, axes, compute), values)
+    if out is None:
+        return values.astype(result, copy=False)
+    np.copyto(out, values, casting="unsafe")
+    return out

@@ -410,3 +410,128 @@ impl<T: Item> Channel<T> {
         &self.buf[self.start..self.start + self.n]
     }
 }
+
+/// One value per row of a call (logsumexp, a norm's mean or 1/std): a
+/// writeable, aligned, C-contiguous array of `T` with one element per row,
+/// whatever its shape (the Python layer shapes it like x with the
+/// normalized axes of length 1).
+///
+/// Invariant: for `i < len`, element `i` lies inside a writeable, aligned
+/// buffer of `T` that outlives `'a` and overlaps no input or output rows of
+/// the call.
+#[derive(Debug)]
+pub(crate) struct RowValues<'a, T> {
+    name: &'static str,
+    ptr: *mut T,
+    len: usize,
+    _array: PhantomData<&'a mut ()>,
+}
+
+// SAFETY: the runner hands each thread a disjoint range of rows, and each
+// row writes only its own element, so no element is written by two
+// threads. The buffer outlives the view (`'a`).
+unsafe impl<T: Send> Send for RowValues<'_, T> {}
+// SAFETY: as for `Send`.
+unsafe impl<T: Send> Sync for RowValues<'_, T> {}
+
+impl<'a, T: Item> RowValues<'a, T> {
+    /// Checks `array` (aligned, writeable, C-contiguous, `rows` elements,
+    /// sharing no memory with the call's `inputs` and `outputs`).
+    pub fn new(name: &'static str, array: &'a Bound<'_, PyAny>, rows: usize, inputs: &[RowsRef<'_, T>], outputs: &[Output<'_, T>]) -> PyResult<Self> {
+        let array = aligned::<T>(name, array)?;
+        if !is_writeable(array.as_untyped()) {
+            return Err(PyValueError::new_err(format!("{name}: array is read-only")));
+        }
+        if !array.is_c_contiguous() {
+            return Err(PyValueError::new_err(format!("{name}: array must be C-contiguous")));
+        }
+        if array.len() != rows {
+            return Err(PyValueError::new_err(format!("{name}: {} elements, expected one per row ({rows})", array.len())));
+        }
+        let ptr = array.data();
+        let span = (rows > 0).then(|| (ptr as usize, ptr as usize + rows * std::mem::size_of::<T>()));
+        let spans = inputs.iter().map(|x| (x.span(), "an input")).chain(outputs.iter().map(|o| (o.rows().span(), o.name())));
+        for (other, what) in spans {
+            if overlap(span, other) {
+                return Err(PyValueError::new_err(format!("{name} shares memory with {what}")));
+            }
+        }
+        Ok(RowValues { name, ptr, len: rows, _array: PhantomData })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    /// Where row `i`'s value goes (`i < len`).
+    #[inline]
+    pub fn at(&self, i: usize) -> *mut T {
+        self.ptr.wrapping_add(i)
+    }
+
+    fn span(&self) -> Option<(usize, usize)> {
+        (self.len > 0).then(|| (self.ptr as usize, self.ptr as usize + self.len * std::mem::size_of::<T>()))
+    }
+
+    /// True when the two may share memory.
+    pub fn overlaps(&self, other: &RowValues<'_, T>) -> bool {
+        overlap(self.span(), other.span())
+    }
+}
+
+/// Rows of an operand broadcast against the rows of a call (an attention
+/// bias or mask): a table of distinct rows and, for each row of the call,
+/// the index of its table row. The Python layer builds both from any
+/// operand that broadcasts against x, so a (batch, 1, 1, key) mask for
+/// (batch, head, query, key) scores is `batch` table rows, not a copy per
+/// row.
+///
+/// Invariant: for `i < index.len()`, `row(i)` points at `cols` elements of
+/// `U` inside an aligned array that outlives `'a` and overlaps no output of
+/// the call.
+#[derive(Debug)]
+pub(crate) struct RowTable<'a, U> {
+    table: RowsRef<'a, U>,
+    index: &'a [isize],
+}
+
+// SAFETY: a `RowTable` only reads (it hands out `*const U`) arrays that
+// outlive it; `U: Sync` makes shared reads from several threads fine.
+unsafe impl<U: Sync> Send for RowTable<'_, U> {}
+// SAFETY: as for `Send`.
+unsafe impl<U: Sync> Sync for RowTable<'_, U> {}
+
+impl<'a, U: Item> RowTable<'a, U> {
+    /// Checks `table` (rows of `cols` elements) and `index` (a 1-d,
+    /// C-contiguous intp array with `rows` entries, each a row of the
+    /// table); the table must share no memory with `outputs`.
+    pub fn new<T: Item>(name: &'static str, table: &'a Bound<'_, PyAny>, index: &'a Bound<'_, PyAny>, rows: usize, cols: usize, outputs: &[Output<'_, T>]) -> PyResult<Self> {
+        let table = RowsRef::<U>::new(name, table)?;
+        if table.grid.cols != cols {
+            return Err(PyValueError::new_err(format!("{name}: rows of {} elements, expected {cols}", table.grid.cols)));
+        }
+        let index = typed::<isize>(name, index, "an index array")?;
+        // SAFETY: the index array is only read, and no Python code runs (the
+        // GIL is held until the call releases it, and the slice lives no
+        // longer than the call); a copy-on-write race is the caller's, as
+        // for any input.
+        let index = unsafe { index.as_slice() }.map_err(|_| PyValueError::new_err(format!("{name}: index must be C-contiguous")))?;
+        if index.len() != rows {
+            return Err(PyValueError::new_err(format!("{name}: {} index entries, expected {rows}", index.len())));
+        }
+        if let Some(bad) = index.iter().find(|&&k| k < 0 || k as usize >= table.grid.rows) {
+            return Err(PyValueError::new_err(format!("{name}: index {bad} out of range for {} rows", table.grid.rows)));
+        }
+        let span = table.span();
+        if let Some(out) = outputs.iter().find(|o| overlap(span, o.rows().span())) {
+            return Err(PyValueError::new_err(format!("{name} shares memory with {}", out.name())));
+        }
+        Ok(RowTable { table, index })
+    }
+
+    /// The table row of call row `i` (`i < rows`).
+    #[inline]
+    pub fn row(&self, i: usize) -> *const U {
+        self.table.row(self.index[i] as usize)
+    }
+}

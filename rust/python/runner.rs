@@ -6,6 +6,10 @@
 //!                                          scratch for partial overlap
 //!     .affine(weight, bias)?               1-d, row length, apart from outputs,
 //!                                          one aligned private copy
+//!     .row_values(name, array)?            one value per row (up to two),
+//!                                          apart from everything else
+//! call.table(name, rows, index)?           a broadcast operand's rows, read
+//!                                          by the kernel closure per row
 //!     .run(py, |block| kernel(block))      GIL rule, threads, copy-back,
 //!                                          panics become RuntimeError
 //! ```
@@ -18,7 +22,7 @@
 //! so calling `normkit._native` directly cannot make a kernel read or write
 //! outside the arrays or write what it still has to read.
 
-use super::rows::{active_isa, Channel, Item, Output, RowsRef};
+use super::rows::{active_isa, Channel, Item, Output, RowTable, RowValues, RowsRef};
 use crate::dispatch::Isa;
 use crate::l1norm::{Affine, RowBatch};
 use pyo3::exceptions::{PyRuntimeError, PyValueError};
@@ -58,7 +62,11 @@ pub(crate) struct Call<'a, T, const I: usize, const O: usize> {
     outputs: [Output<'a, T>; O],
     weight: Option<Channel<T>>,
     bias: Option<Channel<T>>,
+    values: [Option<RowValues<'a, T>>; MAX_ROW_VALUES],
 }
+
+/// The most per-row value arrays a call writes (a norm's mean and 1/std).
+const MAX_ROW_VALUES: usize = 2;
 
 /// `f` applied to each element of `a`, or the first error (without a heap
 /// allocation: this runs on every call).
@@ -76,7 +84,7 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
     /// each other; one that partially overlaps an input is computed into a
     /// scratch buffer and copied back (exact aliasing, in place, is fine).
     pub fn new(inputs: [(&str, &'a Bound<'_, PyAny>); I], outputs: [(&'static str, &'a Bound<'_, PyAny>); O]) -> PyResult<Self> {
-        const { assert!(I > 0 && O > 0) };
+        const { assert!(I > 0) };
         let isa = active_isa()?;
         let names = inputs.map(|(name, _)| name);
         let inputs = try_map(inputs, |(name, array)| RowsRef::new(name, array))?;
@@ -97,7 +105,7 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
                 return Err(PyValueError::new_err(format!("{} and {} must not share memory", a.name(), b.name())));
             }
         }
-        Ok(Call { isa, inputs, outputs, weight: None, bias: None })
+        Ok(Call { isa, inputs, outputs, weight: None, bias: None, values: [None, None] })
     }
 
     /// The row length.
@@ -119,6 +127,27 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
         Ok(self)
     }
 
+    /// Adds an array receiving one value per row (see [`RowValues`]); at
+    /// most [`MAX_ROW_VALUES`], read back in order by [`Block::value`].
+    pub fn row_values(mut self, name: &'static str, array: &'a Bound<'_, PyAny>) -> PyResult<Self> {
+        let values = RowValues::new(name, array, self.inputs[0].grid.rows, &self.inputs, &self.outputs)?;
+        if let Some(other) = self.values.iter().flatten().find(|v| v.overlaps(&values)) {
+            return Err(PyValueError::new_err(format!("{name} and {} must not share memory", other.name())));
+        }
+        let Some(slot) = self.values.iter_mut().find(|v| v.is_none()) else {
+            return Err(PyRuntimeError::new_err("normkit internal error: too many row-value outputs"));
+        };
+        *slot = Some(values);
+        Ok(self)
+    }
+
+    /// The rows of an operand broadcast against the call's rows (see
+    /// [`RowTable`]): checked against its shape, apart from every output.
+    /// The kernel closure reads row `i`'s through [`RowTable::row`].
+    pub fn table<U: Item>(&self, name: &'static str, table: &'a Bound<'_, PyAny>, index: &'a Bound<'_, PyAny>) -> PyResult<RowTable<'a, U>> {
+        RowTable::new(name, table, index, self.inputs[0].grid.rows, self.n(), &self.outputs)
+    }
+
     /// Runs `kernel` over blocks of consecutive rows that together cover
     /// every row once (one block per worker thread for large calls), then
     /// copies scratch outputs back. The GIL is released for calls of
@@ -128,13 +157,13 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
     where
         K: Fn(Block<'_, 'a, T, I, O>) + Send + Sync,
     {
-        let Call { isa, inputs, outputs, weight, bias } = self;
+        let Call { isa, inputs, outputs, weight, bias, values } = self;
         let (rows, n) = (inputs[0].grid.rows, inputs[0].grid.cols);
         let work = || {
             catch_unwind(AssertUnwindSafe(|| {
                 crate::rows::for_each_row_range(rows, n, |range| {
                     let affine = Affine::from_slices(weight.as_ref().map(Channel::as_slice), bias.as_ref().map(Channel::as_slice));
-                    kernel(Block { isa, n, range, affine, inputs: &inputs, outputs: &outputs })
+                    kernel(Block { isa, n, range, affine, inputs: &inputs, outputs: &outputs, values: &values })
                 });
                 outputs.iter().for_each(Output::copy_back);
             }))
@@ -160,6 +189,9 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
 ///   nowhere;
 /// * the non-null pointers of `affine` are valid for reading `n` elements
 ///   and overlap no output;
+/// * `value(k, i)`, for each row-value array `k` the call has, is valid for
+///   writing one element, no other thread reads or writes it, and it
+///   overlaps no input, output or other value;
 /// * `isa` is supported by this CPU.
 ///
 /// The fields are private, so a kernel closure cannot change what the
@@ -171,6 +203,7 @@ pub(crate) struct Block<'b, 'a, T, const I: usize, const O: usize> {
     affine: Affine<T>,
     inputs: &'b [RowsRef<'a, T>; I],
     outputs: &'b [Output<'a, T>; O],
+    values: &'b [Option<RowValues<'a, T>>; MAX_ROW_VALUES],
 }
 
 impl<T: Item, const I: usize, const O: usize> Block<'_, '_, T, I, O> {
@@ -208,6 +241,13 @@ impl<T: Item, const I: usize, const O: usize> Block<'_, '_, T, I, O> {
     #[inline]
     pub fn output(&self, k: usize, i: usize) -> *mut T {
         self.outputs[k].dest().row(i)
+    }
+
+    /// Where row `i`'s value goes in row-value array `k` (in the order of
+    /// [`Call::row_values`]). Panics when the call has no such array.
+    #[inline]
+    pub fn value(&self, k: usize, i: usize) -> *mut T {
+        self.values[k].as_ref().expect("a row-value array the call was given").at(i)
     }
 
     /// (input 0, output 0) row pointers for each row of the block.

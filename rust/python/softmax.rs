@@ -2,6 +2,7 @@
 
 use super::rows::active_isa;
 use super::runner::{with_float_type, Call};
+use crate::simd::Real;
 use crate::softmax::{self as kernels, Algorithm};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -52,6 +53,73 @@ fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> 
     }))
 }
 
+/// softmax_fused(x, out, algorithm, log, scale, bias, bias_index, mask,
+/// mask_index): softmax (log-softmax with `log`) of each row of
+/// `scale * x + bias` over the entries `mask` keeps. `bias` (of x's dtype)
+/// and `mask` (bool) are tables of rows with an intp index giving each row
+/// of x its table row (see `rows::RowTable`); either may be None.
+#[pyfunction]
+#[pyo3(signature = (x, out, algorithm, log, scale, bias=None, bias_index=None, mask=None, mask_index=None))]
+#[allow(clippy::too_many_arguments)]
+fn softmax_fused(
+    py: Python<'_>,
+    x: &Bound<'_, PyAny>,
+    out: &Bound<'_, PyAny>,
+    algorithm: AlgorithmArg,
+    log: bool,
+    scale: f64,
+    bias: Option<&Bound<'_, PyAny>>,
+    bias_index: Option<&Bound<'_, PyAny>>,
+    mask: Option<&Bound<'_, PyAny>>,
+    mask_index: Option<&Bound<'_, PyAny>>,
+) -> PyResult<()> {
+    if !scale.is_finite() {
+        return Err(PyValueError::new_err(format!("softmax: scale must be finite, got {scale}")));
+    }
+    with_float_type!(x, T => {
+        let call = Call::<T, 1, 1>::new([("x", x)], [("out", out)])?;
+        let bias = match (bias, bias_index) {
+            (Some(t), Some(k)) => Some(call.table::<T>("bias", t, k)?),
+            (None, None) => None,
+            _ => return Err(PyValueError::new_err("softmax_fused: bias and bias_index go together")),
+        };
+        let mask = match (mask, mask_index) {
+            (Some(t), Some(k)) => Some(call.table::<bool>("where", t, k)?),
+            (None, None) => None,
+            _ => return Err(PyValueError::new_err("softmax_fused: mask and mask_index go together")),
+        };
+        let scale = T::from_f64(scale);
+        call.run(py, |b| {
+            let algorithm = (!log).then(|| algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa())));
+            for i in b.rows() {
+                let fused = kernels::Fused {
+                    scale,
+                    bias: bias.as_ref().map_or(std::ptr::null(), |t| t.row(i)),
+                    mask: mask.as_ref().map_or(std::ptr::null(), |t| t.row(i)),
+                };
+                // SAFETY: the runner's guarantee (`runner::Block`) for x and
+                // out; the tables' rows hold `b.n()` elements and overlap no
+                // output (`RowTable`'s invariant).
+                unsafe { kernels::softmax_fused_raw(b.isa(), algorithm, fused, b.input(0, i), b.output(0, i), b.n()) }
+            }
+        })
+    })
+}
+
+/// logsumexp(x, out): ln(sum(exp(row))) of each row of `x` into `out`, an
+/// array with one element per row.
+#[pyfunction]
+fn logsumexp(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
+    with_float_type!(x, T => Call::<T, 1, 0>::new([("x", x)], [])?.row_values("out", out)?.run(py, |b| {
+        for i in b.rows() {
+            // SAFETY: the runner's guarantee (`runner::Block`): input row `i`
+            // holds `b.n()` valid elements and `value(0, i)` is this row's own
+            // writeable element, apart from every input.
+            unsafe { *b.value(0, i) = T::from_f64(kernels::logsumexp_raw(b.isa(), b.input(0, i), b.n())) }
+        }
+    }))
+}
+
 /// The algorithm "auto" picks for rows of `n` elements of `itemsize` bytes
 /// at the active instruction set.
 #[pyfunction]
@@ -62,6 +130,8 @@ fn auto_algorithm(n: usize, itemsize: usize) -> PyResult<&'static str> {
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(softmax, m)?)?;
     m.add_function(wrap_pyfunction!(log_softmax, m)?)?;
+    m.add_function(wrap_pyfunction!(logsumexp, m)?)?;
+    m.add_function(wrap_pyfunction!(softmax_fused, m)?)?;
     m.add_function(wrap_pyfunction!(auto_algorithm, m)?)?;
     m.add("SOFTMAX_ALGORITHMS", Algorithm::ALL.iter().map(|a| a.name()).collect::<Vec<_>>())?;
     Ok(())

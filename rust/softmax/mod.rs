@@ -14,6 +14,9 @@
 //! * [`Algorithm::Online`]: Milakov & Gimelshein (2018): one pass keeps a
 //!   running max and a sum rescaled to it; a second pass writes.
 //!
+//! [`logsumexp`] shares the two-pass algorithm's first pass: its
+//! (mantissa, exponent) sum is ln-ready, so the row is read once.
+//!
 //! Special values follow `scipy.special.softmax`: a `-inf` entry gets 0;
 //! a row holding NaN or `+inf`, and a row that is all `-inf`, is all NaN.
 //!
@@ -21,8 +24,11 @@
 //! version written once over [`Vector`](crate::simd::Vector); each level
 //! reaches it through [`dispatch::run`].
 
+mod fused;
 pub mod scalar;
 mod vector;
+
+pub use fused::Fused;
 
 use crate::dispatch::{self, Isa, Kernel};
 use crate::simd::{Element, Simd};
@@ -134,6 +140,27 @@ pub unsafe fn log_softmax_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: u
     dispatch::run(isa, SoftmaxRow { algorithm: None, x, y, n })
 }
 
+/// Softmax (`algorithm` `Some`) or log-softmax (`None`) of one row of
+/// `scale * x + bias` over the entries `mask` keeps (see [`fused`]).
+///
+/// # Safety
+/// As for [`softmax_raw`], and `fused.bias` / `fused.mask` are null or
+/// valid for reading `n` elements and overlap no element of `y`.
+pub unsafe fn softmax_fused_raw<T: Element>(isa: Isa, algorithm: Option<Algorithm>, fused: Fused<T>, x: *const T, y: *mut T, n: usize) {
+    dispatch::run(isa, fused::FusedRow { algorithm, fused, x, y, n })
+}
+
+/// [`softmax_fused_raw`] on slices: `bias` and `mask` of `x`'s length.
+pub fn softmax_fused<T: Element>(isa: Isa, algorithm: Option<Algorithm>, scale: T, bias: Option<&[T]>, mask: Option<&[bool]>, x: &[T], y: &mut [T]) {
+    let n = x.len();
+    assert!(y.len() == n && bias.is_none_or(|b| b.len() == n) && mask.is_none_or(|m| m.len() == n), "softmax_fused: lengths differ");
+    let bias = bias.map_or(std::ptr::null(), <[T]>::as_ptr);
+    let mask = mask.map_or(std::ptr::null(), <[bool]>::as_ptr);
+    // SAFETY: slices of length n; `y` is borrowed mutably, so it overlaps
+    // none of the shared slices.
+    unsafe { softmax_fused_raw(isa, algorithm, Fused { scale, bias, mask }, x.as_ptr(), y.as_mut_ptr(), n) }
+}
+
 /// Softmax of `x` into `y` (same length) with the given instruction set.
 pub fn softmax<T: Element>(isa: Isa, algorithm: Algorithm, x: &[T], y: &mut [T]) {
     assert_eq!(x.len(), y.len(), "softmax: input and output lengths differ");
@@ -162,4 +189,44 @@ pub fn log_softmax_inplace<T: Element>(isa: Isa, y: &mut [T]) {
     let p = y.as_mut_ptr();
     // SAFETY: `p` is valid for `y.len()` elements; x and y are the same.
     unsafe { log_softmax_raw(isa, p.cast_const(), p, y.len()) }
+}
+
+/// logsumexp of one row. Built only by [`logsumexp_raw`].
+struct LogSumExpRow<T> {
+    x: *const T,
+    n: usize,
+}
+
+impl<T: Element> Kernel for LogSumExpRow<T> {
+    type Output = f64;
+
+    fn scalar(self) -> f64 {
+        // SAFETY: `x` is valid for `n` elements (the contract of
+        // `logsumexp_raw`, the only constructor).
+        unsafe { scalar::logsumexp(self.x, self.n) }
+    }
+
+    #[inline(always)]
+    fn vector<S: Simd>(self, _: S) -> f64 {
+        // SAFETY: as in `scalar`; the token proves the CPU has `S`.
+        unsafe { vector::logsumexp::<T::Vector<S>>(self.x, self.n) }
+    }
+}
+
+/// ln(sum(exp(x))) of one row of `n` elements, in f64 (the caller rounds
+/// it once to its type), with the special values of
+/// `scipy.special.logsumexp`: NaN anywhere gives NaN; else a `+inf` entry
+/// gives `+inf`; a row of `-inf` entries only (or empty) gives `-inf`.
+///
+/// # Safety
+/// `x` must be valid for reading `n` elements. Panics when `isa` is not
+/// supported by this CPU.
+pub unsafe fn logsumexp_raw<T: Element>(isa: Isa, x: *const T, n: usize) -> f64 {
+    dispatch::run(isa, LogSumExpRow { x, n })
+}
+
+/// logsumexp of `x` with the given instruction set (see [`logsumexp_raw`]).
+pub fn logsumexp<T: Element>(isa: Isa, x: &[T]) -> f64 {
+    // SAFETY: a slice is valid for reading its length.
+    unsafe { logsumexp_raw(isa, x.as_ptr(), x.len()) }
 }

@@ -216,3 +216,25 @@ pub(crate) unsafe fn log_softmax<T: Real>(x: *const T, y: *mut T, n: usize) {
         }
     }
 }
+
+/// logsumexp of one row in f64: max + ln(sum exp(x - max)), with the
+/// special values of `scipy.special.logsumexp` (NaN anywhere: NaN; else a
+/// `+inf` entry: `+inf`; all `-inf` or empty: `-inf`).
+///
+/// # Safety
+/// `x` must be valid for reading `n` elements.
+pub(crate) unsafe fn logsumexp<T: Real>(x: *const T, n: usize) -> f64 {
+    // SAFETY: this function's contract: every access below stays inside the
+    // elements the caller vouched for.
+    unsafe {
+        let m = row_max(x, n).to_f64();
+        if !m.is_finite() {
+            return m;
+        }
+        let mut sum = 0.0f64;
+        for i in 0..n {
+            sum += exp_scalar((*x.add(i)).to_f64() - m);
+        }
+        m + sum.ln()
+    }
+}

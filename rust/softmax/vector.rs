@@ -536,3 +536,36 @@ pub unsafe fn log_softmax<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usiz
         }
     }
 }
+
+/// logsumexp of one row in f64, in one pass over the data for every row
+/// the two-pass (mantissa, exponent) sum represents (|x| <= 2^20, no NaN or
+/// +inf, not all -inf): ln(sum * 2^exp) = ln(sum) + exp ln 2. Other rows
+/// take a max pass and a shifted-exp sum, or are special (see
+/// [`scalar::logsumexp`](super::scalar::logsumexp)).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`; `x` must be valid for
+/// reading `n` elements.
+#[inline(always)]
+pub unsafe fn logsumexp<V: Vector>(x: *const V::Elem, n: usize) -> f64 {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (sum, exp) = two_pass_sum::<V>(x, n);
+        if let Some((sum, exp)) = two_pass_accept(sum, exp) {
+            return sum.ln() + exp * std::f64::consts::LN_2;
+        }
+        let m = row_max::<V>(x, n);
+        if !m.is_finite() {
+            // +inf, or -inf (all -inf, or empty); the vector max may have
+            // dropped a NaN, which wins over both.
+            let has_nan = (0..n).any(|i| (*x.add(i)).is_nan());
+            return if has_nan { f64::NAN } else { m.to_f64() };
+        }
+        // A finite max: the row's entries beyond 2^20 in magnitude. NaN
+        // entries poison the sum.
+        let f = ShiftedExp::<V>::new(m);
+        let scaled = sum_map::<V, false>(x, std::ptr::null_mut(), n, &f);
+        m.to_f64() + (scaled.ln() - f.row_constant().to_f64().ln())
+    }
+}

@@ -138,6 +138,18 @@ pub fn close(a: f64, b: f64, bound: f64) -> bool {
     a == b || (a - b).abs() <= bound
 }
 
+/// ln(sum(exp(x))) with the special values of `scipy.special.logsumexp`.
+pub fn logsumexp(x: &[f64]) -> f64 {
+    if x.iter().any(|v| v.is_nan()) {
+        return f64::NAN;
+    }
+    let m = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    if !m.is_finite() {
+        return m;
+    }
+    m + x.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+}
+
 /// The row statistics of [`norm`]: (mean, rstd) with mean the centre (the
 /// row's mean for LayerNorm, 0 otherwise) and rstd = 1 / sqrt(q / d + eps)
 /// on the unscaled row; (NaN, NaN) for a row with a non-finite entry and

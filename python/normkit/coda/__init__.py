@@ -1,10 +1,14 @@
 """Compositional data analysis: log-ratio transforms, proportionality and
 partial correlations.
 
-Layout: rows are samples and columns are parts (2-d); a 1-d array is one
-composition. Parts must be strictly positive; zeros raise ``ValueError``
-unless ``zeros='replace'`` (multiplicative replacement, ``multi_replace``).
-Statistics use sample (co)variances with ``ddof=1`` unless told otherwise.
+Layout: the transforms, ``closure`` and ``multi_replace`` take N-d arrays
+with the parts along ``axis`` (an int, default -1, the last axis, as in
+scikit-bio); every other axis indexes compositions. The statistics take
+samples x parts: rows are samples and columns are parts (2-d); a 1-d array
+is one composition. Parts must be strictly positive; zeros raise
+``ValueError`` unless ``zeros='replace'`` (multiplicative replacement,
+``multi_replace``). Statistics use sample (co)variances with ``ddof=1``
+unless told otherwise.
 
 Modules: ``transforms`` (closure, clr, alr, ilr and inverses), ``zeros``
 (multiplicative replacement), ``covariance`` (clr covariance and its

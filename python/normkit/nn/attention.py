@@ -1,7 +1,9 @@
 """Multi-head self-attention with padding and causal masks.
 
-The attention weights are ``softmax(q k^T / sqrt(d_head) + mask)`` computed
-in place by the normkit softmax kernel; the projections are BLAS GEMMs.
+The attention weights are ``softmax(q k^T / sqrt(d_head))`` over the keys a
+query may see, computed in place by normkit's fused softmax (the scale and
+the padding / causal masks are applied inside the kernel, the masks read as
+their distinct rows); the projections are BLAS GEMMs.
 """
 
 from __future__ import annotations
@@ -45,9 +47,9 @@ class MultiHeadSelfAttention:
     projections side by side (3 * n_heads * d_head outputs); ``out`` maps
     the concatenated heads back to the model width. ``causal=True`` lets
     position i see keys 0..i only. Masked keys get probability exactly 0;
-    a query that sees no key at all attends uniformly (the additive mask is
-    the dtype's most negative finite number, as in PyTorch BERT), so
-    padding never produces NaN.
+    a query that sees no key at all (a left-padded position under a causal
+    mask, or a sequence of padding only) gets all-zero weights, so its
+    context is 0, never NaN (``jax.nn.softmax(where=)`` semantics).
     """
 
     def __init__(self, qkv: Linear, out: Linear, n_heads: int, *, causal: bool = False):
@@ -83,22 +85,19 @@ class MultiHeadSelfAttention:
         heads, d_head = self.n_heads, self.head_dim
         # (3, batch, heads, length, d_head) views of one GEMM's output.
         q, k, v = self.qkv(x).reshape(batch, length, 3, heads, d_head).transpose(2, 0, 3, 1, 4)
-        scores = (q * (1.0 / math.sqrt(d_head))) @ k.transpose(0, 1, 3, 2)
-        bias = self._mask_bias(padding_mask(attention_mask, batch, length), length, scores.dtype)
-        if bias is not None:
-            scores += bias
-        softmax(scores, axis=-1, out=scores)
+        scores = q @ k.transpose(0, 1, 3, 2)
+        visible = self._visible(padding_mask(attention_mask, batch, length), length)
+        softmax(scores, axis=-1, scale=1.0 / math.sqrt(d_head), where=visible, out=scores)
         context = (scores @ v).transpose(0, 2, 1, 3).reshape(batch, length, heads * d_head)
         return self.out(context)
 
-    def _mask_bias(self, keep: np.ndarray | None, length: int, dtype) -> np.ndarray | None:
-        """Additive mask broadcasting against (batch, heads, query, key)."""
-        blocked = None
+    def _visible(self, keep: np.ndarray | None, length: int) -> np.ndarray | None:
+        """The keys each query may see, broadcasting against (batch, heads,
+        query, key); None when it sees them all."""
+        visible = None
         if keep is not None and not keep.all():
-            blocked = ~keep[:, None, None, :]
+            visible = keep[:, None, None, :]
         if self.causal:
-            future = np.triu(np.ones((length, length), dtype=bool), k=1)[None, None]
-            blocked = future if blocked is None else blocked | future
-        if blocked is None:
-            return None
-        return np.where(blocked, np.finfo(dtype).min, 0).astype(dtype)
+            past = np.tril(np.ones((length, length), dtype=bool))
+            visible = past if visible is None else visible & past
+        return visible
