@@ -117,11 +117,13 @@ pub(crate) struct RowConstants {
 
 /// r for a row whose (scaled) mean square is `ms`: the row was multiplied
 /// by `scale`, so 1 / sqrt(ms / scale^2 + eps) / scale is what multiplies
-/// the scaled values. Computed as 1 / sqrt(ms + eps scale^2), or, when
-/// eps scale^2 overflows (ms is then negligible), 1 / (scale sqrt(eps)).
+/// the scaled values. Computed as 1 / sqrt(ms + eps scale^2), or as
+/// 1 / (scale sqrt(eps)) when eps scale^2 overflows (ms is then
+/// negligible) or underflows to 0 on a row with ms = 0 (a constant float64
+/// row of |x| ~ 1e160 or more, with eps > 0: 1 / sqrt(0) would be +inf).
 pub(crate) fn inv_rms(ms: f64, eps: f64, scale: f64) -> f64 {
     let eps_scaled = eps * scale * scale;
-    if eps_scaled.is_finite() {
+    if eps_scaled.is_finite() && (ms > 0.0 || eps_scaled > 0.0 || eps == 0.0) {
         1.0 / (ms + eps_scaled).sqrt()
     } else {
         1.0 / (scale * eps.sqrt())

@@ -76,9 +76,12 @@ pub fn norm(kind: Norm, x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]
     };
     let centred = |i: usize| (xs[i] - c) - c_lo;
     // A scaled eps beyond f64 (eps > 0 on a row of subnormals) leaves the
-    // mean square negligible: y = x / sqrt(eps), undone scaling first.
+    // mean square negligible: y = x / sqrt(eps), undone scaling first; so
+    // does one that underflowed to 0 on a row with ms = 0 (a constant row
+    // of huge values), where 1 / sqrt(0) would make y = 0 * inf = NaN.
     let r = 1.0 / (ms + eps_s).sqrt();
-    let y = |i: usize| if eps_s.is_finite() { centred(i) * r } else { centred(i) / s1 / s2 / eps.sqrt() };
+    let direct = eps_s.is_finite() && (ms > 0.0 || eps_s > 0.0 || eps == 0.0);
+    let y = |i: usize| if direct { centred(i) * r } else { centred(i) / s1 / s2 / eps.sqrt() };
     (0..x.len()).map(|i| y(i) * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect()
 }
 
@@ -175,7 +178,8 @@ pub fn norm_stats(kind: Norm, x: &[f64], eps: f64) -> (f64, f64) {
     let ms = q / if kind == Norm::Crms { n + 1.0 } else { n };
     let eps_s = eps * s1 * s1 * s2 * s2;
     // 1 / sqrt(ms / s^2 + eps) = s / sqrt(ms + eps s^2), or 1 / sqrt(eps)
-    // when eps s^2 is beyond f64 (ms is then negligible).
-    let rstd = if eps_s.is_finite() { 1.0 / (ms + eps_s).sqrt() * s1 * s2 } else { 1.0 / eps.sqrt() };
+    // when eps s^2 is beyond f64 (ms is then negligible) or ms = 0 (eps s^2
+    // may underflow for a constant row of huge values).
+    let rstd = if eps_s.is_finite() && ms > 0.0 { 1.0 / (ms + eps_s).sqrt() * s1 * s2 } else { 1.0 / eps.sqrt() };
     (mean / s1 / s2, rstd)
 }
