@@ -9,6 +9,9 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 from numpy.exceptions import AxisError
 
 import normkit
@@ -339,3 +342,29 @@ def test_stats_on_every_isa(isa, run_with_isa):
     proc = run_with_isa(isa, SCRIPT.format(isa=isa))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("ok")
+
+
+finite_or_special = st.one_of(
+    st.floats(-1e4, 1e4, width=32),
+    st.sampled_from([-np.inf, np.inf, np.nan, 0.0, -3e38, 3e38, 1e-30]),
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    x=hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=9), elements=finite_or_special),
+    data=st.data(),
+)
+def test_hypothesis_trailing_axes_and_stats(x, data):
+    """Any shape, any number of trailing axes in any order: the result is
+    the norm of the reshaped rows, and the statistics match the float64
+    reference."""
+    k = data.draw(st.integers(1, x.ndim))
+    axis = tuple(data.draw(st.permutations(range(-k, 0))))
+    kind = data.draw(st.sampled_from(KINDS))
+    rows = x.reshape(int(np.prod(x.shape[: x.ndim - k])), int(np.prod(x.shape[x.ndim - k :])))
+    with np.errstate(invalid="ignore", over="ignore"):
+        y, *stats = call(kind, x, axis=axis, return_stats=True)
+        want = call(kind, rows).reshape(x.shape)
+    np.testing.assert_array_equal(y, want)
+    check_stats(kind, x, y, stats, tuple(range(x.ndim - k, x.ndim)))
