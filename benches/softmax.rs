@@ -7,6 +7,9 @@
 //! show per-row costs and long rows the streaming rate. Throughput is
 //! reported as bytes read once plus written once per iteration.
 //!
+//! Rows of 1K also run logsumexp (read once, nothing written) and the
+//! fused attention form (scale, bias and mask of the row).
+//!
 //! `cargo bench --bench softmax` (all), or a filter such as
 //! `cargo bench --bench softmax -- 'avx512/two_pass'`.
 
@@ -46,6 +49,22 @@ fn bench(c: &mut Criterion) {
                     b.iter(|| {
                         for (xr, yr) in x.chunks_exact(len).zip(y.chunks_exact_mut(len)) {
                             softmax::softmax(isa, algorithm, black_box(xr), yr);
+                        }
+                    })
+                });
+            }
+        }
+        if len == ROW_LENGTHS[0] {
+            let bias: Vec<f32> = (0..len).map(|_| rng.random_range(-1.0..1.0)).collect();
+            let mask: Vec<bool> = (0..len).map(|i| i % 7 != 0).collect();
+            for isa in dispatch::available() {
+                group.bench_function(format!("{}/logsumexp", isa.name()), |b| {
+                    b.iter(|| x.chunks_exact(len).map(|xr| softmax::logsumexp(isa, black_box(xr))).sum::<f64>())
+                });
+                group.bench_function(format!("{}/fused_scale_bias_mask", isa.name()), |b| {
+                    b.iter(|| {
+                        for (xr, yr) in x.chunks_exact(len).zip(y.chunks_exact_mut(len)) {
+                            softmax::softmax_fused(isa, Some(Algorithm::ThreePassReload), 0.125, Some(&bias), Some(&mask), black_box(xr), yr);
                         }
                     })
                 });

@@ -6,7 +6,6 @@ on rows of 1..4096 elements (scales 1 and 30), one 64K row and one
     for isa in scalar avx2 avx512; do NORMKIT_ISA=$isa python benches/softmax_accuracy.py; done
 """
 
-import os
 
 import numpy as np
 

@@ -46,3 +46,23 @@ def test_table_lists_every_case_and_restores_threads():
 def test_quantize_int8_is_symmetric_and_saturates_at_127():
     q = compare.quantize_int8(np.array([-2.0, -1.0, 0.0, 1.0, 2.0]))
     np.testing.assert_array_equal(q, [-127, -64, 0, 64, 127])
+
+
+def test_results_as_dicts_is_json_with_every_implementation():
+    import json
+
+    case = CASES["softmax"]()
+    results = compare.measure_all([case], rounds=1, sample_seconds=1e-4)
+    [row] = json.loads(json.dumps(compare.results_as_dicts(results)))
+    assert row["case"] == case.label and row["copy_seconds"] > 0
+    assert set(row["impls"]) == set(case.impls)
+    for name, impl in row["impls"].items():
+        assert impl["seconds"] > 0 and impl["ratio_to_copy"] == results[0][1][name].ratio_to_copy
+        assert impl["note"] == case.notes.get(name)
+
+
+def test_interleaved_medians_times_with_the_given_clock():
+    ticks = iter(range(1000))
+    medians = compare.interleaved_medians({"a": lambda: None, "b": lambda: None}, rounds=3,
+                                          sample_seconds=1e-12, clock=lambda: float(next(ticks)))
+    assert medians == {"a": 1.0, "b": 1.0}  # one call per sample, one tick per clock read pair

@@ -14,7 +14,6 @@ import pytest
 import scipy.special as sp
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.extra import numpy as hnp
 
 import normkit
 

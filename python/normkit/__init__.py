@@ -23,7 +23,17 @@ def cpu_info() -> dict:
     """What the CPU supports and which kernels run: ``detected`` (best
     level), ``available`` (every level), ``active`` (in use, lowered by
     ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch`` and
-    ``num_threads``."""
+    ``num_threads``.
+
+    Examples
+    --------
+    >>> import normkit
+    >>> info = normkit.cpu_info()
+    >>> sorted(info)
+    ['active', 'arch', 'available', 'detected', 'forced', 'num_threads']
+    >>> info["active"] in info["available"]
+    True
+    """
     return _native.cpu_info()
 
 

@@ -276,10 +276,14 @@ def fast_rows(x, axis, out):
     return None
 
 
-def rowwise(name: str, native, x, axis, out, *args, dtype=None) -> np.ndarray:
-    """Applies ``native(x_rows, out_rows, *args)`` along ``axis`` (an int,
-    a tuple of ints or None); ``dtype``: the result dtype (None: x's)."""
-    fast = fast_rows(x, axis, out) if dtype is None else None
+def rowwise(name: str, native, x, axis, out, *args, dtype=None, operands=()) -> np.ndarray:
+    """Applies ``native(x_rows, out_rows, *args, *tables)`` along ``axis``
+    (an int, a tuple of ints or None); ``dtype``: the result dtype (None:
+    x's). ``operands``: arrays that broadcast against x (checked by the
+    caller with ``check_broadcast``) or None; each reaches ``native`` as
+    its ``broadcast_rows`` (table, index) pair, or (None, None). Numeric
+    operands are converted to the computation dtype, bool ones kept."""
+    fast = fast_rows(x, axis, out) if dtype is None and not operands else None
     if fast is not None:
         native(*fast, *args)
         return fast[1]
@@ -294,7 +298,8 @@ def rowwise(name: str, native, x, axis, out, *args, dtype=None) -> np.ndarray:
         # checks as a 1-d input.
         normalize_axes(axis, 1, name)
         target = out if out is not None else np.empty((), dtype=result)
-        target[...] = rowwise(name, native, x.reshape(1), -1, None, *args, dtype=result)[0]
+        ones = tuple(None if a is None else a.reshape(1) for a in operands)
+        target[...] = rowwise(name, native, x.reshape(1), -1, None, *args, dtype=result, operands=ones)[0]
         return target
     axes = normalize_axes(axis, x.ndim, name)
     compute = compute_dtype(result)
@@ -303,7 +308,14 @@ def rowwise(name: str, native, x, axis, out, *args, dtype=None) -> np.ndarray:
         return target
     x_rows = input_rows(x, axes, compute)
     dest = Output(target, axes, compute, x_rows)
-    native(x_rows, dest.rows, *args)
+    tables = []
+    for a in operands:
+        if a is None:
+            tables += [None, None]
+        else:
+            a = a if a.dtype == np.bool_ else a.astype(compute, copy=False)
+            tables += broadcast_rows(a, x.shape, axes, dest.rows)
+    native(x_rows, dest.rows, *args, *tables)
     return dest.finish()
 
 

@@ -319,31 +319,36 @@ def _calibrate(fn: Kernel, target: float) -> int:
     return max(1, min(10_000, int(target / once)))
 
 
-def measure(case: Case, rounds: int = 7, sample_seconds: float = 0.02) -> dict[str, Timing]:
+def measure(case: Case, rounds: int = 7, sample_seconds: float = 0.02,
+            clock: Callable[[], float] = time.perf_counter) -> dict[str, Timing]:
     """Median seconds per call of each implementation and of a copy of the
     same array, interleaved over `rounds`; plus each implementation's max
     error against the float64 reference (relative for floats, in output
     steps for int8)."""
     copy_out = np.empty_like(case.x)
     kernels = {"copy": lambda: np.copyto(copy_out, case.x), **case.impls}
-    seconds = interleaved_medians(kernels, rounds, sample_seconds)
+    seconds = interleaved_medians(kernels, rounds, sample_seconds, clock)
     return {
         name: Timing(median, median / seconds["copy"], _error(case, kernels[name]) if name != "copy" else None)
         for name, median in seconds.items()
     }
 
 
-def interleaved_medians(kernels: dict[str, Kernel], rounds: int = 7, sample_seconds: float = 0.02) -> dict[str, float]:
+def interleaved_medians(kernels: dict[str, Kernel], rounds: int = 7, sample_seconds: float = 0.02,
+                        clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Median seconds per call of each kernel: every round times each
-    kernel once, in order, over enough calls to last ``sample_seconds``."""
+    kernel once, in order, over enough calls to last ``sample_seconds``.
+    ``clock`` is wall time by default; ``time.process_time`` (the process's
+    CPU time) leaves out the time a single-threaded run waits for a core on
+    a busy machine."""
     calls = {name: _calibrate(fn, sample_seconds) for name, fn in kernels.items()}
     samples: dict[str, list[float]] = {name: [] for name in kernels}
     for _ in range(rounds):
         for name, fn in kernels.items():
-            start = time.perf_counter()
+            start = clock()
             for _ in range(calls[name]):
                 fn()
-            samples[name].append((time.perf_counter() - start) / calls[name])
+            samples[name].append((clock() - start) / calls[name])
     return {name: float(np.median(times)) for name, times in samples.items()}
 
 
@@ -416,16 +421,33 @@ def footnotes(results: list[tuple[Case, dict[str, Timing]]]) -> str:
     return "\n".join(notes)
 
 
-def run(cases: list[Case], rounds: int = 7, sample_seconds: float = 0.02,
-        markdown: bool = False) -> str:
+def measure_all(cases: list[Case], rounds: int = 7, sample_seconds: float = 0.02,
+                clock: Callable[[], float] = time.perf_counter) -> list[tuple[Case, dict[str, Timing]]]:
     """Measures every case with normkit on one thread (restored after)."""
     threads = normkit.get_num_threads()
     normkit.set_num_threads(1)
     try:
-        results = [(case, measure(case, rounds, sample_seconds)) for case in cases]
+        return [(case, measure(case, rounds, sample_seconds, clock)) for case in cases]
     finally:
         normkit.set_num_threads(threads)
+
+
+def run(cases: list[Case], rounds: int = 7, sample_seconds: float = 0.02,
+        markdown: bool = False) -> str:
+    """Measures every case (``measure_all``) and formats the tables."""
+    results = measure_all(cases, rounds, sample_seconds)
     return format_table(results, markdown) + "\n" + footnotes(results)
+
+
+def results_as_dicts(results: list[tuple[Case, dict[str, Timing]]]) -> list[dict]:
+    """The measurements in plain types (for JSON): per case its label, the
+    copy's seconds and, per implementation, seconds, time / copy, max error
+    and the note (e.g. "allocates") where there is one."""
+    return [{"case": case.label, "copy_seconds": timing["copy"].seconds,
+             "impls": {name: {"seconds": t.seconds, "ratio_to_copy": t.ratio_to_copy,
+                              "max_error": t.max_error, "note": case.notes.get(name)}
+                       for name, t in timing.items() if name != "copy"}}
+            for case, timing in results]
 
 
 def quantize_int8(x: np.ndarray) -> np.ndarray:
@@ -445,7 +467,9 @@ __all__ = [
     "layer_norm_case",
     "log_softmax_case",
     "measure",
+    "measure_all",
     "quantize_int8",
+    "results_as_dicts",
     "rms_norm_case",
     "run",
     "softmax_case",

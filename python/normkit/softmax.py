@@ -9,15 +9,12 @@ import numpy as np
 
 from . import _native
 from ._rowwise import (
-    Output,
     as_input_array,
-    broadcast_rows,
     check_broadcast,
     check_out,
     compute_dtype,
     input_rows,
     normalize_axes,
-    requested_dtype,
     result_dtype,
     row_length,
     rowwise,
@@ -157,38 +154,17 @@ def _operand(name: str, label: str, value, kinds: str, what: str) -> np.ndarray 
 
 
 def _fused(name, log, x, axis, algorithm, scale, bias, where, dtype, out):
-    """softmax / log_softmax of ``scale * x + bias`` over ``where``: every
-    argument checked before anything is written, then one native call."""
+    """softmax / log_softmax of ``scale * x + bias`` over ``where``: the
+    operands checked here, the rest by ``rowwise``, before anything is
+    written; then one native call."""
     scale = _check_scale(name, scale)
     x = as_input_array(name, x)
     bias = _operand(name, "bias", bias, "biuf", "a real dtype")
     where = _operand(name, "where", where, "b", "bool")
-    result = result_dtype(name, x.dtype) if dtype is None else requested_dtype(name, dtype)
-    if dtype is not None:
-        result_dtype(name, x.dtype)  # the TypeError for a non-real x
-    if out is not None:
-        check_out(name, out, x.shape, result)
     for label, a in (("bias", bias), ("where", where)):
         if a is not None:
             check_broadcast(name, label, a, x.shape)
-    if x.ndim == 0:
-        normalize_axes(axis, 1, name)
-        target = out if out is not None else np.empty((), dtype=result)
-        one = lambda a: None if a is None else a.reshape(1)  # noqa: E731
-        target[...] = _fused(name, log, x.reshape(1), -1, algorithm, scale, one(bias), one(where), result, None)[0]
-        return target
-    axes = normalize_axes(axis, x.ndim, name)
-    compute = compute_dtype(result)
-    target = out if out is not None else np.empty(x.shape, dtype=result)
-    if x.size == 0:
-        return target
-    x_rows = input_rows(x, axes, compute)
-    dest = Output(target, axes, compute, x_rows)
-    tables = []
-    for a in (None if bias is None else bias.astype(compute, copy=False), where):
-        tables += [None, None] if a is None else broadcast_rows(a, x.shape, axes, dest.rows)
-    _native.softmax_fused(x_rows, dest.rows, algorithm, log, scale, *tables)
-    return dest.finish()
+    return rowwise(name, _native.softmax_fused, x, axis, out, algorithm, log, scale, dtype=dtype, operands=(bias, where))
 
 
 def logsumexp(x, axis=-1, *, keepdims: bool = False, out: np.ndarray | None = None) -> np.ndarray:

@@ -37,42 +37,40 @@ pub(super) struct FusedRow<T> {
     pub n: usize,
 }
 
-/// What the prologue saw of the kept entries.
-struct Kept<T> {
-    count: usize,
-    /// The largest kept z (NaN when any kept z is NaN).
-    max: T,
-}
-
-/// Writes z into `y` and returns what it saw. Plain code: inlined into each
-/// level's trampoline, where the compiler vectorizes it for that level.
+/// Writes z into `y`, returning how many entries the mask keeps. Plain
+/// code, one loop per combination of operands (no per-element test of
+/// which are present): inlined into each level's trampoline, where the
+/// compiler vectorizes it for that level.
 ///
 /// # Safety
 /// `x` and `y` are valid for `n` elements (equal or disjoint); `f.bias`
-/// and `f.mask` are null or valid for reading `n` elements and overlap no
-/// element of `y`.
+/// (if `BIAS`) and `f.mask` (if `MASK`) are valid for reading `n` elements
+/// and overlap no element of `y`.
 #[inline(always)]
-unsafe fn prologue<T: Real>(f: &Fused<T>, x: *const T, y: *mut T, n: usize) -> Kept<T> {
+unsafe fn prologue<T: Real, const BIAS: bool, const MASK: bool>(f: &Fused<T>, x: *const T, y: *mut T, n: usize) -> usize {
     // SAFETY: this function's contract: every access stays inside the `n`
     // elements of each row the caller vouched for.
     unsafe {
-        let (mut count, mut max, mut nan) = (0usize, T::NEG_INFINITY, false);
+        let mut kept = 0usize;
         for i in 0..n {
-            let keep = f.mask.is_null() || *f.mask.add(i);
-            let b = if f.bias.is_null() { T::ZERO } else { *f.bias.add(i) };
-            let z = if keep { f.scale * *x.add(i) + b } else { T::NEG_INFINITY };
-            *y.add(i) = z;
-            count += keep as usize;
-            nan |= z.is_nan();
-            max = max.max(z);
+            let z = f.scale * *x.add(i) + if BIAS { *f.bias.add(i) } else { T::ZERO };
+            if MASK {
+                let keep = *f.mask.add(i);
+                *y.add(i) = if keep { z } else { T::NEG_INFINITY };
+                kept += keep as usize;
+            } else {
+                *y.add(i) = z;
+            }
         }
-        Kept { count, max: if nan { T::NAN } else { max } }
+        if MASK {
+            kept
+        } else {
+            n
+        }
     }
 }
 
-/// Sets the masked entries of a normalized row to `value` (0 or -inf):
-/// only needed for rows whose kept max is not finite, which the scipy
-/// rules fill with NaN.
+/// Sets the masked entries of a normalized row to `value` (0 or -inf).
 ///
 /// # Safety
 /// `y` is valid for writing `n` elements and `mask` for reading them.
@@ -88,55 +86,98 @@ unsafe fn clear_masked<T: Real>(mask: *const bool, y: *mut T, n: usize, value: T
 }
 
 impl<T: Element> FusedRow<T> {
-    /// The prologue, the in-place normalization `normalize` (scalar or
-    /// vector), and the masked-row rules.
+    /// What a dropped entry becomes: probability 0, log-probability -inf.
+    #[inline(always)]
+    fn dropped(&self) -> T {
+        if self.algorithm.is_some() {
+            T::ZERO
+        } else {
+            T::NEG_INFINITY
+        }
+    }
+
+    /// The prologue: z into `y`. `None` when the mask keeps no entry (the
+    /// row is then final).
     ///
     /// # Safety
-    /// The fields satisfy the contract of `softmax_fused_raw`, and
-    /// `normalize(y, n)` is safe to call on a row of `n` valid elements.
+    /// The fields satisfy the contract of `softmax_fused_raw`.
     #[inline(always)]
-    unsafe fn run(self, normalize: impl FnOnce(*mut T, usize)) {
-        let FusedRow { algorithm, fused, y, n, .. } = self;
-        // What a dropped entry becomes: probability 0, log-probability -inf.
-        let dropped = if algorithm.is_some() { T::ZERO } else { T::NEG_INFINITY };
-        // SAFETY: the contract of `softmax_fused_raw` (this function's).
+    unsafe fn begin(&self) -> Option<()> {
+        let (f, x, y, n) = (&self.fused, self.x, self.y, self.n);
+        // SAFETY: this function's contract, with each operand used only
+        // when its pointer is non-null.
         unsafe {
-            let kept = prologue(&fused, self.x, y, n);
-            if kept.count == 0 {
-                return (0..n).for_each(|i| *y.add(i) = dropped);
+            let kept = match (!f.bias.is_null(), !f.mask.is_null()) {
+                (false, false) => prologue::<T, false, false>(f, x, y, n),
+                (true, false) => prologue::<T, true, false>(f, x, y, n),
+                (false, true) => prologue::<T, false, true>(f, x, y, n),
+                (true, true) => prologue::<T, true, true>(f, x, y, n),
+            };
+            if kept == 0 {
+                for i in 0..self.n {
+                    *self.y.add(i) = self.dropped();
+                }
+                return None;
             }
-            normalize(y, n);
-            if !fused.mask.is_null() && !kept.max.is_finite() {
-                clear_masked(fused.mask, y, n, dropped);
+            Some(())
+        }
+    }
+
+    /// After the in-place normalization: masked entries are 0 / -inf
+    /// already unless the scipy rules made the row NaN (a kept NaN or
+    /// +inf, or kept entries all -inf); then they are set back. The first
+    /// masked entry tells which case this is.
+    ///
+    /// # Safety
+    /// The fields satisfy the contract of `softmax_fused_raw`.
+    #[inline(always)]
+    unsafe fn end(&self) {
+        let (mask, y, n) = (self.fused.mask, self.y, self.n);
+        if mask.is_null() {
+            return;
+        }
+        // SAFETY: this function's contract: `mask` and `y` hold `n` elements.
+        unsafe {
+            if let Some(i) = (0..n).find(|&i| !*mask.add(i)) {
+                if (*y.add(i)).is_nan() {
+                    clear_masked(mask, y, n, self.dropped());
+                }
             }
         }
     }
 }
 
+// Both paths spell out the same three steps rather than sharing them
+// through a closure: a closure is compiled without the trampoline's target
+// features, and the vector kernels inside it would become calls.
 impl<T: Element> Kernel for FusedRow<T> {
     type Output = ();
 
     fn scalar(self) {
-        let algorithm = self.algorithm;
         // SAFETY: the contract of `softmax_fused_raw`, the only constructor;
-        // `y` then holds `n` valid elements, normalized in place (x = y).
+        // after `begin`, `y` holds `n` valid elements, normalized in place.
         unsafe {
-            self.run(|y, n| match algorithm {
+            let Some(()) = self.begin() else { return };
+            let (y, n) = (self.y, self.n);
+            match self.algorithm {
                 Some(a) => scalar::softmax(a, y.cast_const(), y, n),
                 None => scalar::log_softmax(y.cast_const(), y, n),
-            })
+            }
+            self.end();
         }
     }
 
     #[inline(always)]
     fn vector<S: Simd>(self, _: S) {
-        let algorithm = self.algorithm;
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
         unsafe {
-            self.run(|y, n| match algorithm {
+            let Some(()) = self.begin() else { return };
+            let (y, n) = (self.y, self.n);
+            match self.algorithm {
                 Some(a) => vector::softmax::<T::Vector<S>>(a, y.cast_const(), y, n),
                 None => vector::log_softmax::<T::Vector<S>>(y.cast_const(), y, n),
-            })
+            }
+            self.end();
         }
     }
 }

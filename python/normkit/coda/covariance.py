@@ -25,7 +25,18 @@ def centered_clr(name: str, x, zeros: str, ddof) -> tuple[np.ndarray, int]:
 
 
 def clr_covariance(x, *, ddof: int = 1, zeros: str = "raise") -> np.ndarray:
-    """``(D, D)`` covariance of the clr-transformed rows, divided by ``n - ddof``."""
+    """``(D, D)`` covariance of the clr-transformed rows, divided by ``n - ddof``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.coda import clr_covariance
+    >>> x = np.array([[1.0, 2.0, 4.0], [2.0, 4.0, 1.0], [3.0, 6.0, 2.0], [4.0, 8.0, 8.0]])  # part 1 = 2 x part 0
+    >>> np.round(clr_covariance(x), 4)  # rows sum to zero: singular
+    array([[ 0.1039,  0.1039, -0.2079],
+           [ 0.1039,  0.1039, -0.2079],
+           [-0.2079, -0.2079,  0.4158]])
+    """
     return named_clr_covariance("clr_covariance", x, ddof, zeros)
 
 

@@ -69,6 +69,17 @@ def partial_correlations(x, *, ddof: int = 1, zeros: str = "raise") -> PartialCo
     ``x``: ``(n, D)`` positive compositions, ``n >= 2``, ``D >= 2``. The
     covariance divides by ``n - ddof`` (default 1); partial correlations do
     not depend on ddof, partial variances scale with ``1 / (n - ddof)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.coda import load_cups, partial_correlations
+    >>> x, names = load_cups()
+    >>> pc = partial_correlations(x)
+    >>> pc.rank, pc.correlations.shape  # the clr covariance of D parts has rank D - 1
+    (10, (11, 11))
+    >>> names[:4], np.round(pc.correlations[0, :4], 3)
+    (['Si', 'Al', 'Fe', 'Mg'], array([ 1.   ,  0.722, -0.663,  0.166]))
     """
     z, ddof = centered_clr("partial_correlations", x, zeros, ddof)
     omega, rank = precision_from_centered(z, ddof)
@@ -80,7 +91,17 @@ def partial_correlation(x, i: int, j: int, given, *, zeros: str = "raise") -> fl
     """Partial correlation of parts ``i`` and ``j`` controlling for the parts
     in ``given`` only: ``partial_correlations`` on the subcomposition
     ``{i, j} u given`` (Erb 2020). ``given`` needs at least one part (on a
-    two-part subcomposition the clr coordinates are ``c`` and ``-c``)."""
+    two-part subcomposition the clr coordinates are ``c`` and ``-c``).
+
+    Examples
+    --------
+    >>> from normkit.coda import load_cups, partial_correlation
+    >>> x, names = load_cups()
+    >>> names[0], names[1], [names[2], names[3]]
+    ('Si', 'Al', ['Fe', 'Mg'])
+    >>> round(partial_correlation(x, 0, 1, given=[2, 3]), 4)
+    0.9596
+    """
     name = "partial_correlation"
     a, _ = _checks.positive(name, x, zeros, min_parts=3, min_samples=2)
     d = a.shape[1]
@@ -108,6 +129,17 @@ def logratio_residuals(x, part: int, others=None, reference=None, *, zeros: str 
     variance of ``part`` in the subcomposition ``{part} u others``, and
     the correlation of the residuals of ``i`` and ``j`` with the same
     ``others`` is ``partial_correlation(x, i, j, others)``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.coda import load_cups, logratio_residuals
+    >>> x, _ = load_cups()
+    >>> r = logratio_residuals(x, 0, reference=1)
+    >>> r.shape
+    (47,)
+    >>> bool(np.allclose(r, logratio_residuals(x, 0, reference=2)))  # any reference part
+    True
     """
     name = "logratio_residuals"
     a, _ = _checks.positive(name, x, zeros, min_samples=2)

@@ -50,6 +50,24 @@ class MultiHeadSelfAttention:
     a query that sees no key at all (a left-padded position under a causal
     mask, or a sequence of padding only) gets all-zero weights, so its
     context is 0, never NaN (``jax.nn.softmax(where=)`` semantics).
+
+    Examples
+    --------
+    With zero query and key projections every allowed key gets the same
+    weight, so each output is the mean of the values it may see:
+
+    >>> import numpy as np
+    >>> from normkit.nn import Linear, MultiHeadSelfAttention
+    >>> qkv = Linear(np.vstack([np.zeros((4, 2)), np.eye(2)]))  # q, k = 0; v = x
+    >>> x = np.array([[[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]]])  # (batch, length, width)
+    >>> MultiHeadSelfAttention(qkv, Linear(np.eye(2)), n_heads=1)(x, attention_mask=[[1, 1, 0]])
+    array([[[2., 3.],
+            [2., 3.],
+            [2., 3.]]])
+    >>> MultiHeadSelfAttention(qkv, Linear(np.eye(2)), n_heads=1, causal=True)(x)
+    array([[[1., 2.],
+            [2., 3.],
+            [3., 4.]]])
     """
 
     def __init__(self, qkv: Linear, out: Linear, n_heads: int, *, causal: bool = False):

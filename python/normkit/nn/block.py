@@ -21,6 +21,23 @@ POSITIONS = ("post", "pre")
 
 
 class Block:
+    """One transformer block: ``attention`` and ``mlp``, each in a residual
+    connection normalized by ``norm1`` / ``norm2`` (layers of the same kind),
+    placed after (``norm_position="post"``) or before (``"pre"``) it; see
+    the module docstring for the equations. ``norm_scale`` multiplies the
+    pre-norm outputs (LayerNorm Scaling); pre-norm blocks only.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import random_transformer
+    >>> block = random_transformer(width=8, n_heads=2, n_layers=1).stack.blocks[0]
+    >>> block.norm_position, block.norm_kind
+    ('pre', 'layer')
+    >>> block(np.ones((1, 3, 8))).shape  # (batch, length, width)
+    (1, 3, 8)
+    """
+
     def __init__(self, attention: MultiHeadSelfAttention, mlp, norm1, norm2, *,
                  norm_position: str = "pre", norm_scale: float = 1.0):
         if norm_position not in POSITIONS:

@@ -50,6 +50,16 @@ def random_transformer(*, width: int = 64, n_heads: int = 4, hidden: int | None 
     ``scaled`` applies LayerNorm Scaling to the pre-norm blocks; ``norm``
     "layer", "rms" or "crms"; ``final_norm`` defaults to "the last block is
     pre-norm"; ``head`` adds an output Linear with that many outputs.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import random_transformer
+    >>> model = random_transformer(width=16, n_heads=2, n_layers=4, layout="mix", mix_alpha=0.5, norm="rms")
+    >>> [block.norm_position for block in model.stack.blocks]
+    ['post', 'post', 'pre', 'pre']
+    >>> model(np.array([[1, 2, 3]])).shape
+    (1, 3, 16)
     """
     rng = np.random.default_rng(seed)
     dtype = np.dtype(dtype)

@@ -38,7 +38,20 @@ from .stack import Embeddings, Stack, Transformer
 
 def pre_ln_to_pre_rmsnorm(model: Transformer) -> Transformer:
     """The Pre-RMSNorm model computing exactly what Pre-LN ``model`` does
-    (the input is left unchanged)."""
+    (the input is left unchanged).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import pre_ln_to_pre_rmsnorm, random_transformer
+    >>> model = random_transformer(width=8, n_heads=2, layout="pre", norm="layer")
+    >>> converted = pre_ln_to_pre_rmsnorm(model)
+    >>> converted.stack.blocks[0].norm_kind
+    'rms'
+    >>> ids = np.array([[5, 7, 9]])
+    >>> bool(np.abs(converted(ids) - model(ids)).max() < 1e-12)
+    True
+    """
     _require_pre(model, "layer", "pre_ln_to_pre_rmsnorm")
     dtype = model.dtype
 
@@ -59,7 +72,20 @@ def pre_ln_to_pre_rmsnorm(model: Transformer) -> Transformer:
 def pre_rmsnorm_to_pre_crmsnorm(model: Transformer) -> Transformer:
     """The Pre-CRMSNorm model (width d - 1) computing exactly what
     Pre-RMSNorm ``model`` does. ``model`` must have a zero-mean residual
-    stream (every writer re-centered), as ``pre_ln_to_pre_rmsnorm`` gives."""
+    stream (every writer re-centered), as ``pre_ln_to_pre_rmsnorm`` gives.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import pre_ln_to_pre_rmsnorm, pre_rmsnorm_to_pre_crmsnorm, random_transformer
+    >>> model = random_transformer(width=8, n_heads=2, layout="pre", norm="layer")
+    >>> compressed = pre_rmsnorm_to_pre_crmsnorm(pre_ln_to_pre_rmsnorm(model))
+    >>> compressed.embeddings.word.shape  # (vocab, width - 1)
+    (100, 7)
+    >>> ids = np.array([[5, 7, 9]])
+    >>> bool(np.abs(compressed(ids) - model(ids)).max() < 1e-12)
+    True
+    """
     name = "pre_rmsnorm_to_pre_crmsnorm"
     _require_pre(model, "rms", name)
     _require_zero_mean_writers(model, name)

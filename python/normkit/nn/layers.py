@@ -34,7 +34,16 @@ def _optional_vector(name: str, value, dtype) -> np.ndarray | None:
 
 class Linear:
     """``y = x @ weight.T + bias`` with ``weight`` of shape (out, in), the
-    PyTorch layout, so checkpoints load without transposing."""
+    PyTorch layout, so checkpoints load without transposing.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import Linear
+    >>> layer = Linear(np.array([[1.0, 2.0], [0.0, -1.0]]), bias=np.array([0.5, 0.0]))
+    >>> layer(np.array([[1.0, 1.0]]))
+    array([[ 3.5, -1. ]])
+    """
 
     def __init__(self, weight, bias=None):
         self.weight = as_param("Linear.weight", weight)
@@ -93,7 +102,19 @@ class _Norm:
 
 class LayerNorm(_Norm):
     """``(x - mean) / sqrt(var + eps) * weight + bias`` over the last axis
-    (biased variance, eps inside the root, as PyTorch)."""
+    (biased variance, eps inside the root, as PyTorch).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import LayerNorm
+    >>> norm = LayerNorm(np.ones(3), np.zeros(3))
+    >>> np.round(norm(np.array([1.0, 2.0, 3.0])), 4)
+    array([-1.2247,  0.    ,  1.2247])
+    >>> normed, total = norm.add(np.array([1.0, 2.0, 3.0]), np.array([1.0, 1.0, 1.0]))
+    >>> total
+    array([2., 3., 4.])
+    """
 
     kind = "layer"
 
@@ -114,6 +135,13 @@ class RMSNorm(_Norm):
     The optional ``bias`` (added after the kernel) only appears where an
     exact conversion keeps a LayerNorm's bias with no linear layer to fold
     it into: the final norm of a model without output head.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import RMSNorm
+    >>> np.round(RMSNorm()(np.array([3.0, 4.0])), 4)  # x / sqrt(12.5)
+    array([0.8485, 1.1314])
     """
 
     kind = "rms"
@@ -138,8 +166,20 @@ class RMSNorm(_Norm):
 class CRMSNorm(RMSNorm):
     """Compressed RMSNorm (Jiang et al. 2023): ``x`` holds the first
     ``n`` entries of a zero-mean vector of ``n + 1`` entries, whose last
-    entry is ``-sum(x)``; ``y = x / sqrt((sum x^2 + (sum x)^2) / (n + 1) + eps)
-    * weight (+ bias)``."""
+    entry is ``-sum(x)``;
+    ``y = x / sqrt((sum x^2 + (sum x)^2) / (n + 1) + eps) * weight (+ bias)``.
+
+    Examples
+    --------
+    The RMSNorm of the zero-mean vector ``[1, -1, 0]``, without its last entry:
+
+    >>> import numpy as np
+    >>> from normkit.nn import CRMSNorm, RMSNorm
+    >>> np.round(CRMSNorm()(np.array([1.0, -1.0])), 4)
+    array([ 1.2247, -1.2247])
+    >>> np.round(RMSNorm()(np.array([1.0, -1.0, 0.0])), 4)
+    array([ 1.2247, -1.2247,  0.    ])
+    """
 
     kind = "crms"
 
@@ -157,7 +197,15 @@ NORMS = {"layer": LayerNorm, "rms": RMSNorm, "crms": CRMSNorm}
 
 
 def make_norm(kind: str, weight=None, bias=None, *, eps: float, dtype=None) -> _Norm:
-    """The normalization layer named ``kind``: "layer", "rms" or "crms"."""
+    """The normalization layer named ``kind``: "layer", "rms" or "crms".
+
+    Examples
+    --------
+    >>> from normkit.nn import make_norm
+    >>> norm = make_norm("rms", eps=1e-6)
+    >>> type(norm).__name__, norm.kind
+    ('RMSNorm', 'rms')
+    """
     if kind not in NORMS:
         raise ValueError(f"norm type must be one of {tuple(NORMS)}, got {kind!r}")
     return NORMS[kind](weight, bias, eps=eps, dtype=dtype)

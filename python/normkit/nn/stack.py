@@ -11,7 +11,17 @@ from .layers import Linear, as_param
 
 class Embeddings:
     """Sum of word, (absolute) position and token-type embeddings, then an
-    optional norm (BERT has one, Pre-LN models usually do not)."""
+    optional norm (BERT has one, Pre-LN models usually do not).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import Embeddings
+    >>> embed = Embeddings(np.arange(6.0).reshape(3, 2), position=np.array([[0.5, 0.5], [1.0, 1.0]]))
+    >>> embed([[2, 0]])  # word 2 at position 0, word 0 at position 1
+    array([[[4.5, 5.5],
+            [1. , 2. ]]])
+    """
 
     def __init__(self, word, position=None, token_type=None, norm=None):
         self.word = as_param("Embeddings.word", word)
@@ -58,8 +68,17 @@ def _token_ids(name: str, ids, vocab: int) -> np.ndarray:
 
 
 class Stack:
-    """``head(final_norm(block_L(... block_1(h))))``; ``final_norm`` and
-    ``head`` are optional."""
+    """``head(final_norm(block_L(...block_1(h))))``; ``final_norm`` and
+    ``head`` are optional.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import LayerNorm, Stack
+    >>> stack = Stack([], final_norm=LayerNorm(np.ones(2), np.zeros(2)))
+    >>> np.round(stack(np.array([[[1.0, 3.0]]])), 4)
+    array([[[-1.,  1.]]])
+    """
 
     def __init__(self, blocks: list[Block], final_norm=None, head: Linear | None = None):
         self.blocks, self.final_norm, self.head = list(blocks), final_norm, head
@@ -77,7 +96,17 @@ class Stack:
 
 
 class Transformer:
-    """Embeddings followed by a Stack: token ids in, hidden states out."""
+    """Embeddings followed by a Stack: token ids in, hidden states out.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from normkit.nn import random_transformer
+    >>> model = random_transformer(width=8, n_heads=2, n_layers=2)
+    >>> out, hidden = model(np.array([[5, 7, 9]]), output_hidden_states=True)
+    >>> out.shape, len(hidden)  # embeddings + one state per block
+    ((1, 3, 8), 3)
+    """
 
     def __init__(self, embeddings: Embeddings, stack: Stack):
         self.embeddings, self.stack = embeddings, stack
