@@ -75,11 +75,37 @@ def layer_norm(
     Chan, Golub & LeVeque. A float32 row of 1e4 + N(0, 1) is normalized to
     float32 precision.
 
-    ``axis``: an int, or a tuple of the trailing axes; ``weight`` and
-    ``bias`` have the shape of the normalized axes (see the module docs).
-    ``return_stats=True`` returns ``(y, mean, rstd)`` with
-    ``rstd = 1 / sqrt(var + eps)``, shaped like x with the normalized axes
-    of length 1.
+    Parameters
+    ----------
+    x : array_like
+        Real input. float32 and float64 are computed natively; other real
+        dtypes follow the NumPy ufunc result dtype (see ``normkit._rowwise``).
+    weight, bias : array_like, optional
+        Of exactly the shape of the normalized axes (torch's
+        ``normalized_shape``): 1-d of ``x.shape[axis]`` for an int axis.
+    eps : float
+        Added to the variance; finite and >= 0.
+    axis : int, tuple of ints or None
+        The axis to normalize along (default: the last), or a tuple of the
+        trailing axes, in any order (``(-2, -1)``; None: every axis),
+        normalized as one row, as ONNX's ``axis=k``. Other tuples are a
+        ``ValueError``.
+    out : ndarray, optional
+        Destination of the input's shape and result dtype; may be ``x``.
+        Receives only the result, not the statistics.
+    return_stats : bool
+        Also return each row's ``mean`` and ``rstd = 1 / sqrt(var + eps)``
+        (ONNX's Mean and InvStdDev, ``torch.native_layer_norm``'s).
+
+    Returns
+    -------
+    y : ndarray
+        The result (``out`` when given).
+    mean, rstd : ndarray
+        With ``return_stats=True`` only: x's shape with the normalized
+        axes of length 1, float32 for float32 and float16 inputs (float64
+        for float64), computed in the same pass as ``y``; NaN for rows
+        holding NaN or +-inf, and for an empty axis.
 
     Examples
     --------
@@ -104,10 +130,28 @@ def layer_norm(
 def rms_norm(x, weight=None, *, eps: float = 1e-6, axis=-1, out: np.ndarray | None = None, return_stats: bool = False):
     """RMSNorm (Zhang & Sennrich 2019): ``x / sqrt(mean(x**2) + eps) * weight``.
 
-    ``axis``: an int, or a tuple of the trailing axes; ``weight`` has the
-    shape of the normalized axes. ``return_stats=True`` returns
-    ``(y, rstd)`` with ``rstd = 1 / sqrt(mean(x**2) + eps)``, shaped like x
-    with the normalized axes of length 1.
+    Parameters
+    ----------
+    x : array_like
+        Real input, with the dtype rules of :func:`layer_norm`.
+    weight : array_like, optional
+        Of exactly the shape of the normalized axes.
+    eps : float
+        Added to the mean square; finite and >= 0.
+    axis : int, tuple of ints or None
+        As for :func:`layer_norm`: an axis, or the trailing axes.
+    out : ndarray, optional
+        Destination of the result (only); may be ``x``.
+    return_stats : bool
+        Also return ``rstd = 1 / sqrt(mean(x**2) + eps)`` of each row.
+
+    Returns
+    -------
+    y : ndarray
+        The result (``out`` when given).
+    rstd : ndarray
+        With ``return_stats=True`` only; shaped and typed as the
+        statistics of :func:`layer_norm`.
 
     Examples
     --------
@@ -132,10 +176,29 @@ def crms_norm(x, weight=None, *, eps: float = 1e-6, axis=-1, out: np.ndarray | N
     the result is ``x / sqrt((sum(x**2) + sum(x)**2) / d + eps) * weight``
     with ``d`` = the row length + 1.
 
-    ``axis``: an int, or a tuple of the trailing axes; ``weight`` has the
-    shape of the normalized axes. ``return_stats=True`` returns
-    ``(y, rstd)``, ``rstd`` the reciprocal of the denominator above, shaped
-    like x with the normalized axes of length 1.
+    Parameters
+    ----------
+    x : array_like
+        Real input, with the dtype rules of :func:`layer_norm`.
+    weight : array_like, optional
+        Of exactly the shape of the normalized axes.
+    eps : float
+        Added to the mean square; finite and >= 0.
+    axis : int, tuple of ints or None
+        As for :func:`layer_norm`: an axis, or the trailing axes.
+    out : ndarray, optional
+        Destination of the result (only); may be ``x``.
+    return_stats : bool
+        Also return ``rstd``, the reciprocal of the denominator above, of
+        each row.
+
+    Returns
+    -------
+    y : ndarray
+        The result (``out`` when given).
+    rstd : ndarray
+        With ``return_stats=True`` only; shaped and typed as the
+        statistics of :func:`layer_norm`.
 
     Examples
     --------
@@ -156,14 +219,30 @@ def add_rms_norm(x, residual, weight=None, *, eps: float = 1e-6, axis=-1, out=No
     with ``s = x + residual``, computed in one kernel (``s`` is written once
     and normalized from cache).
 
-    ``out``: None or a tuple of two arrays ``(normed, s)`` as for NumPy
-    ufuncs with two outputs; either may be ``x`` or ``residual`` itself
-    (e.g. ``out=(x, residual)`` updates both in place), but they must not
-    share memory with each other. The result dtype follows
-    ``np.result_type(x, residual)`` (then the rules of ``rms_norm``); both
-    outputs have it. ``axis`` and ``weight`` as for :func:`rms_norm`;
-    ``return_stats=True`` returns ``(normed, s, rstd)`` with the ``rstd``
-    of ``s``.
+    Parameters
+    ----------
+    x, residual : array_like
+        Real inputs of one shape. The result dtype follows
+        ``np.result_type(x, residual)`` (then the rules of ``rms_norm``).
+    weight : array_like, optional
+        Of exactly the shape of the normalized axes.
+    eps : float
+        As for :func:`rms_norm`.
+    axis : int, tuple of ints or None
+        As for :func:`rms_norm`: an axis, or the trailing axes.
+    out : tuple of two ndarrays, optional
+        ``(normed, s)`` as for NumPy ufuncs with two outputs; either may be
+        ``x`` or ``residual`` itself (``out=(x, residual)`` updates both in
+        place), but they must not share memory with each other.
+    return_stats : bool
+        Also return the ``rstd`` of ``s`` (see :func:`rms_norm`).
+
+    Returns
+    -------
+    normed, s : ndarray
+        The norm of the sum, and the sum, both in the result dtype.
+    rstd : ndarray
+        With ``return_stats=True`` only.
 
     Examples
     --------
@@ -182,10 +261,31 @@ def add_layer_norm(
     x, residual, weight=None, bias=None, *, eps: float = 1e-5, axis=-1, out=None, return_stats: bool = False
 ) -> tuple:
     """Fused residual add and LayerNorm: returns
-    ``(layer_norm(s, weight, bias), s)`` with ``s = x + residual``; ``out``
-    as for :func:`add_rms_norm`, ``axis``, ``weight`` and ``bias`` as for
-    :func:`layer_norm`. ``return_stats=True`` returns
-    ``(normed, s, mean, rstd)`` with the statistics of ``s``.
+    ``(layer_norm(s, weight, bias), s)`` with ``s = x + residual``, in one
+    kernel.
+
+    Parameters
+    ----------
+    x, residual : array_like
+        Real inputs of one shape, as for :func:`add_rms_norm`.
+    weight, bias : array_like, optional
+        Of exactly the shape of the normalized axes.
+    eps : float
+        As for :func:`layer_norm`.
+    axis : int, tuple of ints or None
+        As for :func:`layer_norm`: an axis, or the trailing axes.
+    out : tuple of two ndarrays, optional
+        ``(normed, s)``, as for :func:`add_rms_norm`.
+    return_stats : bool
+        Also return the ``mean`` and ``rstd`` of ``s`` (see
+        :func:`layer_norm`).
+
+    Returns
+    -------
+    normed, s : ndarray
+        The norm of the sum, and the sum, both in the result dtype.
+    mean, rstd : ndarray
+        With ``return_stats=True`` only.
 
     Examples
     --------
