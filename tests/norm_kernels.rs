@@ -7,7 +7,7 @@
 //! the sizes are cut down (`common::size`).
 
 use normkit::dispatch::{self, Isa};
-use normkit::norm::{self, Norm, RowBatch};
+use normkit::norm::{self, Norm, RowBatch, RowStats};
 use normkit::simd::Element;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -278,14 +278,14 @@ fn batches_equal_single_rows() {
                     // SAFETY: `rows` rows of n at stride n in `y_inplace`
                     // (rows * n long), each y row its own x row, both
                     // pointers from one borrow; w and b are n long.
-                    unsafe { norm::norm_rows_raw(isa, kind, batch, EPS, norm::Affine::from_slices(wo, bo)) };
+                    unsafe { norm::norm_rows_raw(isa, kind, batch, EPS, norm::Affine::from_slices(wo, bo), RowStats::NONE) };
                     for r in 0..rows {
                         // The sums split at x's alignment in both: identical.
                         let mut want = vec![0.0f32; n];
                         let row = &x[r * n..(r + 1) * n];
                         // SAFETY: `row` and `want` are n long and distinct;
                         // w and b are n long.
-                        unsafe { norm::norm_raw(isa, kind, row.as_ptr(), want.as_mut_ptr(), n, EPS, norm::Affine::from_slices(wo, bo)) };
+                        unsafe { norm::norm_raw(isa, kind, row.as_ptr(), want.as_mut_ptr(), n, EPS, norm::Affine::from_slices(wo, bo), RowStats::NONE) };
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert!(bits(&y[r * n..(r + 1) * n]) == bits(&want), "{what} row {r}");
                         // In place reads a copy of x: another alignment, so
@@ -332,7 +332,7 @@ fn check_add<T: Element>(seed: u64) {
                     // pointer from one borrow; the sum goes over x and the
                     // norm over the residual (each an input, not overlapping
                     // the other); w and b are n long.
-                    unsafe { norm::add_norm_raw(isa, kind, xp, rp, xp, rp, n, EPS, affine) };
+                    unsafe { norm::add_norm_raw(isa, kind, xp, rp, xp, rp, n, EPS, affine, RowStats::NONE) };
                     assert_eq!(to_f64(&xi), to_f64(&s), "{what}: sum over x");
                     assert_matches_scalar(&format!("{what}: norm over residual"), &ri, &y, wo);
                 }
@@ -433,5 +433,115 @@ fn float64_huge_rows_within_an_ulp_of_their_mean() {
             x[0] = ulps(-1);
             check_row(&format!("c={c:e} n={n}, x[0] at an end"), &x, EPS, &w, &b);
         }
+    }
+}
+
+/// Checks row statistics against [`reference::norm_stats`]: NaN exactly
+/// where expected, the mean within the tolerance of |mean| + 1 / rstd (the
+/// row's spread), rstd within the tolerance relative to itself (equal
+/// infinities included).
+fn assert_stats_match<T: Element>(what: &str, kind: Norm, x: &[f64], eps: f64, (mean, rstd): (T, T)) {
+    let (want_mean, want_rstd) = reference::norm_stats(kind, x, eps);
+    let (mean, rstd) = (mean.to_f64(), rstd.to_f64());
+    let tol = tolerance::<T>();
+    assert!(reference::close(mean, want_mean, tol * (want_mean.abs() + 1.0 / want_rstd)), "{what}: mean {mean:e}, want {want_mean:e}");
+    assert!(reference::close(rstd, want_rstd, tol * want_rstd), "{what}: rstd {rstd:e}, want {want_rstd:e}");
+}
+
+/// Row statistics on every ISA, kind and length 0..=MAX_LEN, for a batch
+/// of ordinary, NaN, inf, huge, tiny, constant, zero and large-mean rows:
+/// against the f64 reference; y is bit for bit the same with and without
+/// them; a single-row call gives the batch's statistics bit for bit, and
+/// the fused form gives those of the sum.
+fn check_stats<T: Element>(seed: u64) {
+    let mut rng = SmallRng::seed_from_u64(seed);
+    let (huge, tiny) = if T::MANTISSA_DIGITS == 24 { (1e30, 1e-30) } else { (1e200, 1e-200) };
+    let rows = 8;
+    for n in (0..=MAX_LEN).step_by(size(1, 5)) {
+        let offset = n % 4;
+        let mut buf = random::<T>(&mut rng, offset + rows * n, 0.0, 1.0);
+        let x = &mut buf[offset..];
+        let residual = random::<T>(&mut rng, rows * n, 0.5, 1.0);
+        let mut row = |r: usize, f: &mut dyn FnMut(usize, T) -> T| (0..n).for_each(|i| x[r * n + i] = f(i, x[r * n + i]));
+        row(1, &mut |i, v| if i == n / 2 { T::NAN } else { v });
+        row(2, &mut |i, v| if i == n - 1 { T::NEG_INFINITY } else { v });
+        row(3, &mut |_, v| v * T::from_f64(huge));
+        row(4, &mut |_, v| v * T::from_f64(tiny));
+        row(5, &mut |_, _| T::from_f64(2.5));
+        row(6, &mut |_, _| T::ZERO);
+        row(7, &mut |_, v| v + T::from_f64(1e4));
+        let x = &*x;
+        for isa in dispatch::available() {
+            for kind in Norm::ALL {
+                let what = format!("{isa} {} n={n}", kind.name());
+                let mut plain = vec![T::ZERO; x.len()];
+                norm::norm_rows(isa, kind, x, &mut plain, n, EPS, None, None);
+                let (mut y, mut mean, mut rstd) = (vec![T::ZERO; x.len()], vec![T::ZERO; rows], vec![T::ZERO; rows]);
+                norm::norm_rows_stats(isa, kind, x, &mut y, n, EPS, None, None, &mut mean, &mut rstd);
+                assert!(to_f64(&y).iter().zip(to_f64(&plain)).all(|(a, b)| a.to_bits() == b.to_bits()), "{what}: y changed");
+                for r in 0..rows {
+                    let xr = &x[r * n..(r + 1) * n];
+                    assert_stats_match(&format!("{what} row {r}"), kind, &to_f64(xr), EPS, (mean[r], rstd[r]));
+                    let (mut m1, mut s1, mut y1) = (T::ZERO, T::ZERO, vec![T::ZERO; n]);
+                    let stats = RowStats { mean: &mut m1, rstd: &mut s1 };
+                    // SAFETY: `xr` and `y1` are n long and distinct; the
+                    // statistics point at two distinct locals.
+                    unsafe { norm::norm_raw(isa, kind, xr.as_ptr(), y1.as_mut_ptr(), n, EPS, norm::Affine::NONE, stats) };
+                    assert!(m1.to_f64().to_bits() == mean[r].to_f64().to_bits(), "{what} row {r}: single-row mean");
+                    assert!(s1.to_f64().to_bits() == rstd[r].to_f64().to_bits(), "{what} row {r}: single-row rstd");
+                    let rr = &residual[r * n..(r + 1) * n];
+                    let (mut sum, mut ya) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+                    let stats = RowStats { mean: &mut m1, rstd: &mut s1 };
+                    // SAFETY: four distinct buffers of n; the statistics
+                    // point at two distinct locals.
+                    unsafe { norm::add_norm_raw(isa, kind, xr.as_ptr(), rr.as_ptr(), sum.as_mut_ptr(), ya.as_mut_ptr(), n, EPS, norm::Affine::NONE, stats) };
+                    assert_stats_match(&format!("{what} row {r} fused"), kind, &to_f64(&sum), EPS, (m1, s1));
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn row_statistics_f32() {
+    check_stats::<f32>(17);
+}
+
+#[test]
+fn row_statistics_f64() {
+    check_stats::<f64>(18);
+}
+
+/// eps = 0 on a zero row: rstd is +inf (1 / sqrt(0)), the mean 0, and y
+/// NaN (0 * inf), for every kind and ISA; the mean of RMSNorm and CRMSNorm
+/// rows is their centre, 0.
+#[test]
+fn row_statistics_of_zero_rows_without_eps() {
+    let n = size(37, 5);
+    for isa in dispatch::available() {
+        for kind in Norm::ALL {
+            let (x, mut y, mut mean, mut rstd) = (vec![0.0f32; 2 * n], vec![0.0f32; 2 * n], [1.0f32; 2], [1.0f32; 2]);
+            norm::norm_rows_stats(isa, kind, &x, &mut y, n, 0.0, None, None, &mut mean, &mut rstd);
+            assert_eq!((mean, rstd), ([0.0; 2], [f32::INFINITY; 2]), "{isa} {}", kind.name());
+            assert!(y.iter().all(|v| v.is_nan()), "{isa} {}", kind.name());
+        }
+    }
+}
+
+/// A constant float64 row of huge values is rescaled by 2^-k so far that
+/// eps 2^-2k underflows to 0: its rstd is still 1 / sqrt(eps), not +inf,
+/// and its y the bias, not 0 * inf = NaN (both were wrong before
+/// `inv_rms` took this case, as was `reference::norm`).
+#[test]
+fn row_statistics_of_huge_constant_rows() {
+    for v in [1e200f64, -3e300, 1e160] {
+        for isa in dispatch::available() {
+            let x = vec![v; 9];
+            let (mut y, mut mean, mut rstd) = (vec![1.0; 9], [0.0], [0.0]);
+            norm::norm_rows_stats(isa, Norm::Layer, &x, &mut y, 9, EPS, None, None, &mut mean, &mut rstd);
+            assert_eq!((mean[0], rstd[0]), (v, 1.0 / EPS.sqrt()), "{isa} {v:e}");
+            assert!(y.iter().all(|&v| v == 0.0), "{isa} {v:e}: {y:?}");
+        }
+        check_row(&format!("constant {v:e}"), &[v; 9], EPS, &[1.5; 9], &[0.25; 9]);
     }
 }

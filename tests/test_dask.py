@@ -462,3 +462,18 @@ def test_softmax_keywords_of_the_fused_form():
         nkd.softmax(split, scale=0.5)
     with pytest.raises(TypeError, match="bias not supported for dask arrays"):
         nkd.log_softmax(one_chunk, bias=np.ones(40, np.float32))
+
+
+def test_norm_statistics_are_refused_and_the_plain_call_unaffected():
+    """return_stats=True is not computed on dask arrays (TypeError before
+    any task); the public functions pass return_stats=False through, which
+    must work for whole and split rows alike."""
+    a = np.random.default_rng(4).standard_normal((6, 50))
+    for chunks in ((3, 50), (3, 7)):
+        x = da.from_array(a, chunks=chunks)
+        np.testing.assert_allclose(normkit.layer_norm(x).compute(scheduler="threads"), normkit.layer_norm(a), rtol=1e-12, atol=1e-12)
+        normed, summed = normkit.add_rms_norm(x, x)
+        np.testing.assert_allclose(normed.compute(scheduler="threads"), normkit.add_rms_norm(a, a)[0], rtol=1e-12, atol=1e-12)
+        for call in (lambda: normkit.layer_norm(x, return_stats=True), lambda: normkit.add_rms_norm(x, x, return_stats=True)):
+            with pytest.raises(TypeError, match="return_stats=True is not supported on dask arrays"):
+                call()

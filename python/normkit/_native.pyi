@@ -56,6 +56,8 @@ def norm(
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
     bias: npt.NDArray[np.floating] | None = None,
+    mean: npt.NDArray[np.floating] | None = None,
+    rstd: npt.NDArray[np.floating] | None = None,
 ) -> None: ...
 def add_norm(
     x: npt.NDArray[np.floating],
@@ -66,4 +68,6 @@ def add_norm(
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
     bias: npt.NDArray[np.floating] | None = None,
+    mean: npt.NDArray[np.floating] | None = None,
+    rstd: npt.NDArray[np.floating] | None = None,
 ) -> None: ...

@@ -467,7 +467,17 @@ def _split_norm(x, axis, kind, eps, weight, bias, result, split_every):
     )
 
 
+def _no_stats(name: str, kwargs: dict) -> dict:
+    """``kwargs`` without ``return_stats`` (False is the plain call; the
+    statistics are not computed on dask arrays)."""
+    kwargs = dict(kwargs)
+    if kwargs.pop("return_stats", False):
+        raise TypeError(f"normkit.dask.{name}: return_stats=True is not supported on dask arrays")
+    return kwargs
+
+
 def _norm(name, function, kind, x, weight, bias, eps, axis, out, kwargs, split_every):
+    kwargs = _no_stats(name, kwargs)
     x, axis, result = _rows_input(name, x, axis, out)
     channels = {"weight": weight} if kind != "layer" else {"weight": weight, "bias": bias}
     meta = function(_empty_rows(x, axis), **channels, eps=eps, axis=_stand_in_axis(x, axis), **kwargs)
@@ -494,6 +504,7 @@ def crms_norm(x, weight=None, *, eps: float = 1e-6, axis: int = -1, out=None, sp
 
 
 def _add_norm(name, function, kind, x, residual, weight, bias, eps, axis, out, kwargs, split_every):
+    kwargs = _no_stats(name, kwargs)
     x, axis, _ = _rows_input(name, x, axis, out)
     residual = _as_dask(name, residual, "residual")
     if residual.shape != x.shape:

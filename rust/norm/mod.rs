@@ -45,11 +45,19 @@
 //! and address) only, not on the outputs or the split over threads; the
 //! same values at another address may differ in the last bit.
 //!
+//! # Row statistics
+//!
+//! On request ([`RowStats`]) a kernel also writes each row's centre c and
+//! rstd = 1 / sqrt(q / d + eps), the numbers y was computed from, during
+//! the same pass (ONNX LayerNormalization's Mean and InvStdDev outputs,
+//! `torch.native_layer_norm`).
+//!
 //! # Special values
 //!
-//! A row holding NaN or +-inf becomes all NaN, for every norm. (torch
-//! gives the same for layer_norm; its rms_norm gives 0 for the finite
-//! entries of a row with an infinity.) An empty row writes nothing.
+//! A row holding NaN or +-inf becomes all NaN, for every norm, and so do
+//! its statistics. (torch gives the same for layer_norm; its rms_norm
+//! gives 0 for the finite entries of a row with an infinity.) An empty row
+//! writes no y, and NaN statistics (the mean of no values, as `np.mean`).
 //!
 //! `scalar` holds the reference (f64 arithmetic, also the portable path),
 //! `vector` the algorithm written once over [`Vector`](crate::simd::Vector);
@@ -109,11 +117,13 @@ pub(crate) struct RowConstants {
 
 /// r for a row whose (scaled) mean square is `ms`: the row was multiplied
 /// by `scale`, so 1 / sqrt(ms / scale^2 + eps) / scale is what multiplies
-/// the scaled values. Computed as 1 / sqrt(ms + eps scale^2), or, when
-/// eps scale^2 overflows (ms is then negligible), 1 / (scale sqrt(eps)).
+/// the scaled values. Computed as 1 / sqrt(ms + eps scale^2), or as
+/// 1 / (scale sqrt(eps)) when eps scale^2 overflows (ms is then
+/// negligible) or underflows to 0 on a row with ms = 0 (a constant float64
+/// row of |x| ~ 1e160 or more, with eps > 0: 1 / sqrt(0) would be +inf).
 pub(crate) fn inv_rms(ms: f64, eps: f64, scale: f64) -> f64 {
     let eps_scaled = eps * scale * scale;
-    if eps_scaled.is_finite() {
+    if eps_scaled.is_finite() && (ms > 0.0 || eps_scaled > 0.0 || eps == 0.0) {
         1.0 / (ms + eps_scaled).sqrt()
     } else {
         1.0 / (scale * eps.sqrt())
@@ -141,6 +151,55 @@ pub(crate) fn safe_min<T: Real>() -> f64 {
     }
 }
 
+/// Where a kernel writes each row's statistics: `mean`, the centre c the
+/// row is normalized around (its mean for LayerNorm, 0 for RMSNorm and
+/// CRMSNorm), and `rstd` = 1 / sqrt(q / d + eps) (see the module docs), so
+/// that y = (x - mean) * rstd (* w + b). Each is computed in f64 and rounded
+/// once to `T`. Row i of a batch writes element i of each; a null pointer
+/// is not written ([`RowStats::NONE`] costs nothing).
+#[derive(Clone, Copy, Debug)]
+pub struct RowStats<T> {
+    pub mean: *mut T,
+    pub rstd: *mut T,
+}
+
+impl<T: Real> RowStats<T> {
+    pub const NONE: RowStats<T> = RowStats { mean: std::ptr::null_mut(), rstd: std::ptr::null_mut() };
+
+    /// From optional slices (their lengths are checked by the callers).
+    pub fn from_slices(mean: Option<&mut [T]>, rstd: Option<&mut [T]>) -> RowStats<T> {
+        let ptr = |s: Option<&mut [T]>| s.map_or(std::ptr::null_mut(), <[T]>::as_mut_ptr);
+        RowStats { mean: ptr(mean), rstd: ptr(rstd) }
+    }
+
+    /// The statistics of row `i` (null pointers stay null; forming the
+    /// pointers is safe, writing them is [`RowStats::write`]'s contract).
+    #[inline(always)]
+    pub(crate) fn row(self, i: usize) -> RowStats<T> {
+        let at = |p: *mut T| if p.is_null() { p } else { p.wrapping_add(i) };
+        RowStats { mean: at(self.mean), rstd: at(self.rstd) }
+    }
+
+    /// Writes the statistics of a row normalized with `k`; None (a row
+    /// holding NaN or +-inf, or an empty row) writes NaN.
+    ///
+    /// # Safety
+    /// The non-null pointers must be valid for writing one element.
+    #[inline(always)]
+    pub(crate) unsafe fn write(self, k: Option<&RowConstants>) {
+        // SAFETY: this function's contract.
+        unsafe {
+            if !self.mean.is_null() {
+                // The row was multiplied by `scale` (a power of two: exact).
+                *self.mean = T::from_f64(k.map_or(f64::NAN, |k| (k.c_hi + k.c_lo) / k.scale));
+            }
+            if !self.rstd.is_null() {
+                *self.rstd = T::from_f64(k.map_or(f64::NAN, |k| k.r * k.scale));
+            }
+        }
+    }
+}
+
 /// What a [`NormKernel`] computes.
 enum NormWork<T> {
     /// One row, `x` into `y`.
@@ -157,6 +216,7 @@ struct NormKernel<T> {
     kind: Norm,
     eps: f64,
     affine: Affine<T>,
+    stats: RowStats<T>,
     work: NormWork<T>,
 }
 
@@ -164,32 +224,32 @@ impl<T: Element> Kernel for NormKernel<T> {
     type Output = ();
 
     fn scalar(self) {
-        let NormKernel { kind, eps, affine, work } = self;
+        let NormKernel { kind, eps, affine, stats, work } = self;
         // SAFETY: the pointers satisfy the contract of the constructor
         // (`norm_raw`, `norm_rows_raw` or `add_norm_raw`).
         unsafe {
             match work {
-                NormWork::Row { x, y, n } => scalar::norm(kind, x, y, n, eps, affine),
+                NormWork::Row { x, y, n } => scalar::norm(kind, x, y, n, eps, affine, stats),
                 NormWork::Rows(batch) => {
                     for i in 0..batch.rows {
-                        scalar::norm(kind, batch.x_row(i), batch.y_row(i), batch.n, eps, affine)
+                        scalar::norm(kind, batch.x_row(i), batch.y_row(i), batch.n, eps, affine, stats.row(i))
                     }
                 }
-                NormWork::Add { x, residual, sum, y, n } => scalar::add_norm(kind, x, residual, sum, y, n, eps, affine),
+                NormWork::Add { x, residual, sum, y, n } => scalar::add_norm(kind, x, residual, sum, y, n, eps, affine, stats),
             }
         }
     }
 
     #[inline(always)]
     fn vector<S: Simd>(self, _: S) {
-        let NormKernel { kind, eps, affine, work } = self;
+        let NormKernel { kind, eps, affine, stats, work } = self;
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
         unsafe {
             match work {
-                NormWork::Row { x, y, n } => vector::norm::<T::Vector<S>>(kind, x, y, n, eps, affine),
-                NormWork::Rows(batch) => vector::norm_rows::<T::Vector<S>>(kind, batch, eps, affine),
+                NormWork::Row { x, y, n } => vector::norm::<T::Vector<S>>(kind, x, y, n, eps, affine, stats),
+                NormWork::Rows(batch) => vector::norm_rows::<T::Vector<S>>(kind, batch, eps, affine, stats),
                 NormWork::Add { x, residual, sum, y, n } => {
-                    vector::add_norm::<T::Vector<S>>(kind, x, residual, sum, y, n, eps, affine)
+                    vector::add_norm::<T::Vector<S>>(kind, x, residual, sum, y, n, eps, affine, stats)
                 }
             }
         }
@@ -203,10 +263,12 @@ impl<T: Element> Kernel for NormKernel<T> {
 /// # Safety
 /// `x` must be valid for reading and `y` for writing `n` elements; they are
 /// the same pointer (in place) or do not overlap. Non-null `affine`
-/// pointers must be valid for reading `n` elements. Panics when `isa` is
-/// not supported by this CPU.
-pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>) {
-    dispatch::run(isa, NormKernel { kind, eps, affine, work: NormWork::Row { x, y, n } })
+/// pointers must be valid for reading `n` elements, non-null `stats`
+/// pointers for writing one element, apart from everything else. Panics
+/// when `isa` is not supported by this CPU.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>, stats: RowStats<T>) {
+    dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Row { x, y, n } })
 }
 
 /// [`norm_raw`] of every row of `batch`, with the same results. The vector
@@ -215,13 +277,15 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`
-/// elements; a y row is either its x row or overlaps no x row. Otherwise
-/// as for [`norm_raw`].
-pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T>) {
-    dispatch::run(isa, NormKernel { kind, eps, affine, work: NormWork::Rows(batch) })
+/// elements; a y row is either its x row or overlaps no x row. Non-null
+/// `stats` pointers must be valid for writing `batch.rows` elements, apart
+/// from everything else. Otherwise as for [`norm_raw`].
+pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T>, stats: RowStats<T>) {
+    dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })
 }
 
-/// The fused form: `sum` = x + residual, `y` = the normalization of `sum`.
+/// The fused form: `sum` = x + residual, `y` = the normalization of `sum`
+/// (`stats` those of `sum`).
 ///
 /// # Safety
 /// `x` and `residual` valid for reading, `sum` and `y` for writing `n`
@@ -238,8 +302,9 @@ pub unsafe fn add_norm_raw<T: Element>(
     n: usize,
     eps: f64,
     affine: Affine<T>,
+    stats: RowStats<T>,
 ) {
-    dispatch::run(isa, NormKernel { kind, eps, affine, work: NormWork::Add { x, residual, sum, y, n } })
+    dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Add { x, residual, sum, y, n } })
 }
 
 fn check_args<T>(what: &str, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
@@ -256,7 +321,7 @@ pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, we
     check_args("norm", x.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
     // SAFETY: distinct slices of one length; weight and bias have that length.
-    unsafe { norm_raw(isa, kind, x.as_ptr(), y.as_mut_ptr(), x.len(), eps, affine) }
+    unsafe { norm_raw(isa, kind, x.as_ptr(), y.as_mut_ptr(), x.len(), eps, affine, RowStats::NONE) }
 }
 
 /// [`norm`] of every row of `n` elements of the contiguous rows `x` into
@@ -270,7 +335,35 @@ pub fn norm_rows<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], n: usiz
     let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
     // SAFETY: the batch covers the two distinct slices exactly (rows * n
     // elements each); weight and bias have length n.
-    unsafe { norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(weight, bias)) }
+    unsafe { norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(weight, bias), RowStats::NONE) }
+}
+
+/// [`norm_rows`] that also writes each row's statistics (see [`RowStats`])
+/// into `mean` and `rstd`, one element per row: `x` holds `mean.len()`
+/// rows of `n` (rows of `n = 0` get NaN statistics).
+#[allow(clippy::too_many_arguments)]
+pub fn norm_rows_stats<T: Element>(
+    isa: Isa,
+    kind: Norm,
+    x: &[T],
+    y: &mut [T],
+    n: usize,
+    eps: f64,
+    weight: Option<&[T]>,
+    bias: Option<&[T]>,
+    mean: &mut [T],
+    rstd: &mut [T],
+) {
+    let rows = mean.len();
+    assert_eq!(rstd.len(), rows, "norm_rows_stats: mean and rstd lengths differ");
+    assert!(x.len() == y.len() && rows.checked_mul(n) == Some(x.len()), "norm_rows_stats: x and y must hold mean.len() rows of n");
+    check_args("norm_rows_stats", n, weight, bias);
+    let batch = RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n };
+    let stats = RowStats::from_slices(Some(mean), Some(rstd));
+    // SAFETY: the batch covers the two distinct slices exactly (rows * n
+    // elements each); weight and bias have length n; mean and rstd are two
+    // more distinct slices of `rows` elements.
+    unsafe { norm_rows_raw(isa, kind, batch, eps, Affine::from_slices(weight, bias), stats) }
 }
 
 /// [`norm`] in place.
@@ -281,7 +374,7 @@ pub fn norm_inplace<T: Element>(isa: Isa, kind: Norm, y: &mut [T], eps: f64, wei
     // reborrow would invalidate the first under Stacked / Tree Borrows).
     let p = y.as_mut_ptr();
     // SAFETY: `p` is valid for `y.len()` elements, in place.
-    unsafe { norm_raw(isa, kind, p.cast_const(), p, y.len(), eps, affine) }
+    unsafe { norm_raw(isa, kind, p.cast_const(), p, y.len(), eps, affine, RowStats::NONE) }
 }
 
 /// The fused form into separate outputs: `sum` = x + residual, `y` = the
@@ -304,7 +397,7 @@ pub fn add_norm<T: Element>(
     let affine = Affine::from_slices(weight, bias);
     // SAFETY: four distinct slices of length n (x and residual may be the
     // same slice: both are only read).
-    unsafe { add_norm_raw(isa, kind, x.as_ptr(), residual.as_ptr(), sum.as_mut_ptr(), y.as_mut_ptr(), n, eps, affine) }
+    unsafe { add_norm_raw(isa, kind, x.as_ptr(), residual.as_ptr(), sum.as_mut_ptr(), y.as_mut_ptr(), n, eps, affine, RowStats::NONE) }
 }
 
 /// The fused form in place, as inference loops use it: `residual` becomes
@@ -325,5 +418,5 @@ pub fn add_norm_inplace<T: Element>(
     let (xp, rp) = (x.as_mut_ptr(), residual.as_mut_ptr());
     // SAFETY: two distinct mutable slices of length n: sum is residual's
     // buffer and y is x's, as `add_norm_raw` allows.
-    unsafe { add_norm_raw(isa, kind, xp, rp, rp, xp, n, eps, affine) }
+    unsafe { add_norm_raw(isa, kind, xp, rp, rp, xp, n, eps, affine, RowStats::NONE) }
 }

@@ -2,21 +2,20 @@
 //! same rescaling and special-value rules as the vector kernels. Also the
 //! portable path.
 
-use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowConstants};
+use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowConstants, RowStats};
 use crate::simd::Real;
 
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
-pub(crate) unsafe fn norm<T: Real>(kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>) {
+pub(crate) unsafe fn norm<T: Real>(kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>, stats: RowStats<T>) {
     // SAFETY: this function's contract: every access below stays inside the
     // elements the caller vouched for.
     unsafe {
-        if n == 0 {
-            return;
-        }
-        let Some(k) = constants(kind, x, n, eps) else {
+        let k = if n == 0 { None } else { constants(kind, x, n, eps) };
+        stats.write(k.as_ref());
+        let Some(k) = k else {
             return fill(y, n, T::NAN);
         };
         for i in 0..n {
@@ -42,6 +41,7 @@ pub(crate) unsafe fn add_norm<T: Real>(
     n: usize,
     eps: f64,
     affine: Affine<T>,
+    stats: RowStats<T>,
 ) {
     // SAFETY: this function's contract: every access below stays inside the
     // elements the caller vouched for.
@@ -49,7 +49,7 @@ pub(crate) unsafe fn add_norm<T: Real>(
         for i in 0..n {
             *sum.add(i) = *x.add(i) + *residual.add(i);
         }
-        norm(kind, sum, y, n, eps, affine)
+        norm(kind, sum, y, n, eps, affine, stats)
     }
 }
 

@@ -23,7 +23,7 @@
 //! loads and stores stream together, was measured slower on AMD Zen 5 (family 26) for
 //! 1024-element rows than these plain passes.)
 
-use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, BLOCK};
+use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, RowStats, BLOCK};
 use crate::simd::{Real, Vector};
 
 /// Rows of at most this many bytes are pipelined in batches: the first
@@ -372,6 +372,14 @@ unsafe fn first_sums<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Ele
     }
 }
 
+/// `v` clamped at 0 (rounding can take a sum of squares below it), NaN
+/// kept: `f64::max` would turn the NaN sums of a NaN row into 0, and the
+/// row into a finite one.
+#[inline(always)]
+fn non_negative(v: f64) -> f64 {
+    if v < 0.0 { 0.0 } else { v }
+}
+
 /// The row constants on x times `scale` (a power of two; 1 on the fast
 /// path) from the first-pass sums `(s1, s2)`, and the sum of squares q
 /// they rest on. None when q is not finite.
@@ -402,13 +410,13 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
                 let k = shift::<V::Elem, SCALED>(kind, x, s);
                 let m = s1 / nf;
                 if s1 * m <= SHIFT_OK * s2 {
-                    (k.to_f64(), m, (s2 - s1 * m).max(0.0))
+                    (k.to_f64(), m, non_negative(s2 - s1 * m))
                 } else {
                     // Chan, Golub & LeVeque (1983), eq. 1.7: the corrected
                     // two-pass sum around c = the mean rounded to the type.
                     let c = V::Elem::from_f64(k.to_f64() + m);
                     let (sd, sd2) = sums::<V, SCALED, true, true, true>(x, n, head, s, -c);
-                    (c.to_f64(), sd / nf, (sd2 - sd * sd / nf).max(0.0))
+                    (c.to_f64(), sd / nf, non_negative(sd2 - sd * sd / nf))
                 }
             }
         };
@@ -565,7 +573,8 @@ unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
     }
 }
 
-/// Normalizes the row `x` (whose first-pass sums are `first`) into `y`.
+/// Normalizes the row `x` (whose first-pass sums are `first`) into `y`
+/// and writes its `stats`.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -573,11 +582,23 @@ unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
 /// row), with the aliasing the module documents.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn finish<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, head: usize, eps: f64, affine: Affine<V::Elem>, first: (f64, f64)) {
+unsafe fn finish<V: Vector>(
+    kind: Norm,
+    x: *const V::Elem,
+    y: *mut V::Elem,
+    n: usize,
+    head: usize,
+    eps: f64,
+    affine: Affine<V::Elem>,
+    stats: RowStats<V::Elem>,
+    first: (f64, f64),
+) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let Some(k) = row_constants::<V>(kind, x, n, head, eps, first) else {
+        let k = row_constants::<V>(kind, x, n, head, eps, first);
+        stats.write(k.as_ref());
+        let Some(k) = k else {
             for i in 0..n {
                 *y.add(i) = V::Elem::NAN;
             }
@@ -598,16 +619,17 @@ unsafe fn finish<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: u
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, eps: f64, affine: Affine<V::Elem>) {
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         if n == 0 {
-            return;
+            return stats.write(None);
         }
         let head = head_len::<V>(x, n);
         let first = first_sums::<V, false>(kind, x, n, head, V::Elem::ONE);
-        finish::<V>(kind, x, y, n, head, eps, affine, first)
+        finish::<V>(kind, x, y, n, head, eps, affine, stats, first)
     }
 }
 
@@ -621,18 +643,18 @@ pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n:
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f64, affine: Affine<V::Elem>) {
+pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let n = batch.n;
-        if n == 0 || batch.rows == 0 {
+        if n == 0 || n * std::mem::size_of::<V::Elem>() > PIPELINE_MAX_BYTES {
+            for i in 0..batch.rows {
+                norm::<V>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
+            }
             return;
         }
-        if n * std::mem::size_of::<V::Elem>() > PIPELINE_MAX_BYTES {
-            for i in 0..batch.rows {
-                norm::<V>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine);
-            }
+        if batch.rows == 0 {
             return;
         }
         let one = V::Elem::ONE;
@@ -647,7 +669,7 @@ pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f6
             } else {
                 (0, (0.0, 0.0))
             };
-            finish::<V>(kind, x, y, n, head, eps, affine, first);
+            finish::<V>(kind, x, y, n, head, eps, affine, stats.row(i), first);
             (head, first) = (next_head, next_first);
         }
     }
@@ -671,18 +693,19 @@ pub unsafe fn add_norm<V: Vector>(
     n: usize,
     eps: f64,
     affine: Affine<V::Elem>,
+    stats: RowStats<V::Elem>,
 ) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         if n == 0 {
-            return;
+            return stats.write(None);
         }
         let head = head_len::<V>(x, n);
         // The shift is the sum's first element, as the plain LayerNorm of the
         // stored sum would take it.
         let k = if kind == Norm::Layer { *x + *residual } else { V::Elem::ZERO };
         let first = add_store::<V>(x, residual, sum, n, head, k);
-        finish::<V>(kind, sum, y, n, head, eps, affine, first)
+        finish::<V>(kind, sum, y, n, head, eps, affine, stats, first)
     }
 }

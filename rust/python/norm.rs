@@ -1,7 +1,8 @@
 //! Bindings of RMSNorm, LayerNorm, CRMSNorm and their fused residual forms.
 
-use super::runner::{with_float_type, Call};
-use crate::norm::{self as kernels, Norm};
+use super::rows::Item;
+use super::runner::{with_float_type, Block, Call};
+use crate::norm::{self as kernels, Norm, RowStats};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -22,12 +23,49 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Kind {
     }
 }
 
-/// norm(x, out, kind, eps, weight=None, bias=None): the norm `kind`
-/// ("rms", "layer", "crms") of each row of the 2-d array `x` into `out`
-/// (same shape and dtype; may be `x`), with optional weight / bias of x's
-/// dtype and the row length, sharing no memory with `out`.
+/// Which row-value arrays (`Call::row_values`, in this order) receive the
+/// statistics: the index of mean's and of rstd's, when given.
+#[derive(Clone, Copy)]
+struct StatsSlots {
+    mean: Option<usize>,
+    rstd: Option<usize>,
+}
+
+impl StatsSlots {
+    /// Adds `mean` and `rstd` (each optional) to `call` as row values.
+    fn add<'a, T: Item, const I: usize, const O: usize>(
+        call: Call<'a, T, I, O>,
+        mean: Option<&'a Bound<'_, PyAny>>,
+        rstd: Option<&'a Bound<'_, PyAny>>,
+    ) -> PyResult<(Call<'a, T, I, O>, StatsSlots)> {
+        let mut call = call;
+        if let Some(m) = mean {
+            call = call.row_values("mean", m)?;
+        }
+        if let Some(r) = rstd {
+            call = call.row_values("rstd", r)?;
+        }
+        Ok((call, StatsSlots { mean: mean.map(|_| 0), rstd: rstd.map(|_| usize::from(mean.is_some())) }))
+    }
+
+    /// The statistics of the block's rows, from its first row on (null
+    /// where not asked for).
+    fn of<T: Item, const I: usize, const O: usize>(self, b: &Block<'_, '_, T, I, O>) -> RowStats<T> {
+        let at = |slot: Option<usize>| slot.map_or(std::ptr::null_mut(), |k| b.value(k, b.rows().start));
+        RowStats { mean: at(self.mean), rstd: at(self.rstd) }
+    }
+}
+
+/// norm(x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None):
+/// the norm `kind` ("rms", "layer", "crms") of each row of the 2-d array
+/// `x` into `out` (same shape and dtype; may be `x`), with optional weight /
+/// bias of x's dtype and the row length, sharing no memory with `out`.
+/// `mean` and `rstd`, when given, receive each row's statistics
+/// (`kernels::RowStats`): C-contiguous arrays of x's dtype with one element
+/// per row, apart from everything else.
 #[pyfunction]
-#[pyo3(signature = (x, out, kind, eps, weight=None, bias=None))]
+#[pyo3(signature = (x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None))]
+#[allow(clippy::too_many_arguments)]
 fn norm(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
@@ -36,19 +74,31 @@ fn norm(
     eps: f64,
     weight: Option<&Bound<'_, PyAny>>,
     bias: Option<&Bound<'_, PyAny>>,
+    mean: Option<&Bound<'_, PyAny>>,
+    rstd: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
-    with_float_type!(x, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.affine(weight, bias)?.run(py, |b| {
-        // SAFETY: the runner's guarantee (`runner::Block`) covers the batch's
-        // rows and the affine pointers.
-        unsafe { kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine()) }
-    }))
+    with_float_type!(x, T => {
+        let call = Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.affine(weight, bias)?;
+        let (call, slots) = StatsSlots::add(call, mean, rstd)?;
+        call.run(py, |b| {
+            let stats = slots.of(&b);
+            // SAFETY: the runner's guarantee (`runner::Block`) covers the
+            // batch's rows, the affine pointers and each row's value
+            // element; a row-value array is C-contiguous with one element
+            // per row, so element j after the block's first is row
+            // start + j's, inside the block.
+            unsafe { kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine(), stats) }
+        })
+    })
 }
 
-/// add_norm(x, residual, out, sum_out, kind, eps, weight=None, bias=None):
-/// sum_out = x + residual and out = its norm `kind`, in one pass per row.
-/// out and sum_out must not share memory; each may be x or residual.
+/// add_norm(x, residual, out, sum_out, kind, eps, weight=None, bias=None,
+/// mean=None, rstd=None): sum_out = x + residual and out = its norm
+/// `kind`, in one pass per row, with the statistics of the sum as for
+/// `norm`. out and sum_out must not share memory; each may be x or
+/// residual.
 #[pyfunction]
-#[pyo3(signature = (x, residual, out, sum_out, kind, eps, weight=None, bias=None))]
+#[pyo3(signature = (x, residual, out, sum_out, kind, eps, weight=None, bias=None, mean=None, rstd=None))]
 #[allow(clippy::too_many_arguments)]
 fn add_norm(
     py: Python<'_>,
@@ -60,16 +110,27 @@ fn add_norm(
     eps: f64,
     weight: Option<&Bound<'_, PyAny>>,
     bias: Option<&Bound<'_, PyAny>>,
+    mean: Option<&Bound<'_, PyAny>>,
+    rstd: Option<&Bound<'_, PyAny>>,
 ) -> PyResult<()> {
     let (inputs, outputs) = ([("x", x), ("residual", residual)], [("out", out), ("sum_out", sum_out)]);
-    with_float_type!(x, T => Call::<T, 2, 2>::new(inputs, outputs)?.affine(weight, bias)?.run(py, |b| {
-        for i in b.rows() {
-            // SAFETY: the runner's guarantee (`runner::Block`): the out and
-            // sum_out rows are valid and apart from each other, and each is
-            // an input row exactly or overlaps neither input.
-            unsafe { kernels::add_norm_raw(b.isa(), kind.0, b.input(0, i), b.input(1, i), b.output(1, i), b.output(0, i), b.n(), eps, b.affine()) }
-        }
-    }))
+    with_float_type!(x, T => {
+        let call = Call::<T, 2, 2>::new(inputs, outputs)?.affine(weight, bias)?;
+        let (call, slots) = StatsSlots::add(call, mean, rstd)?;
+        call.run(py, |b| {
+            let block = slots.of(&b);
+            for (j, i) in b.rows().enumerate() {
+                // SAFETY: the runner's guarantee (`runner::Block`): the out
+                // and sum_out rows are valid and apart from each other, and
+                // each is an input row exactly or overlaps neither input;
+                // row i's value elements are the j-th after the block's
+                // first (C-contiguous, one element per row).
+                unsafe {
+                    kernels::add_norm_raw(b.isa(), kind.0, b.input(0, i), b.input(1, i), b.output(1, i), b.output(0, i), b.n(), eps, b.affine(), block.row(j))
+                }
+            }
+        })
+    })
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

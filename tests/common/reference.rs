@@ -76,9 +76,12 @@ pub fn norm(kind: Norm, x: &[f64], eps: f64, w: Option<&[f64]>, b: Option<&[f64]
     };
     let centred = |i: usize| (xs[i] - c) - c_lo;
     // A scaled eps beyond f64 (eps > 0 on a row of subnormals) leaves the
-    // mean square negligible: y = x / sqrt(eps), undone scaling first.
+    // mean square negligible: y = x / sqrt(eps), undone scaling first; so
+    // does one that underflowed to 0 on a row with ms = 0 (a constant row
+    // of huge values), where 1 / sqrt(0) would make y = 0 * inf = NaN.
     let r = 1.0 / (ms + eps_s).sqrt();
-    let y = |i: usize| if eps_s.is_finite() { centred(i) * r } else { centred(i) / s1 / s2 / eps.sqrt() };
+    let direct = eps_s.is_finite() && (ms > 0.0 || eps_s > 0.0 || eps == 0.0);
+    let y = |i: usize| if direct { centred(i) * r } else { centred(i) / s1 / s2 / eps.sqrt() };
     (0..x.len()).map(|i| y(i) * w.map_or(1.0, |w| w[i]) + b.map_or(0.0, |b| b[i])).collect()
 }
 
@@ -148,4 +151,35 @@ pub fn logsumexp(x: &[f64]) -> f64 {
         return m;
     }
     m + x.iter().map(|&v| (v - m).exp()).sum::<f64>().ln()
+}
+
+/// The row statistics of [`norm`]: (mean, rstd) with mean the centre (the
+/// row's mean for LayerNorm, 0 otherwise) and rstd = 1 / sqrt(q / d + eps)
+/// on the unscaled row; (NaN, NaN) for a row with a non-finite entry and
+/// for an empty row. Rows are scaled by 2^k as in [`norm`] (exact), the
+/// mean refined once.
+pub fn norm_stats(kind: Norm, x: &[f64], eps: f64) -> (f64, f64) {
+    if x.is_empty() || x.iter().any(|v| !v.is_finite()) {
+        return (f64::NAN, f64::NAN);
+    }
+    let n = x.len() as f64;
+    let top = x.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    let k = if top > 0.0 { -(top.log2().floor()) } else { 0.0 };
+    let (s1, s2) = ((k / 2.0).floor().exp2(), (k - (k / 2.0).floor()).exp2());
+    let xs: Vec<f64> = x.iter().map(|v| v * s1 * s2).collect();
+    let sum: f64 = xs.iter().sum();
+    let c = sum / n;
+    let c = c + xs.iter().map(|v| v - c).sum::<f64>() / n;
+    let (mean, q) = match kind {
+        Norm::Rms => (0.0, xs.iter().map(|v| v * v).sum::<f64>()),
+        Norm::Crms => (0.0, xs.iter().map(|v| v * v).sum::<f64>() + sum * sum),
+        Norm::Layer => (c, xs.iter().map(|v| (v - c).powi(2)).sum::<f64>()),
+    };
+    let ms = q / if kind == Norm::Crms { n + 1.0 } else { n };
+    let eps_s = eps * s1 * s1 * s2 * s2;
+    // 1 / sqrt(ms / s^2 + eps) = s / sqrt(ms + eps s^2), or 1 / sqrt(eps)
+    // when eps s^2 is beyond f64 (ms is then negligible) or ms = 0 (eps s^2
+    // may underflow for a constant row of huge values).
+    let rstd = if eps_s.is_finite() && ms > 0.0 { 1.0 / (ms + eps_s).sqrt() * s1 * s2 } else { 1.0 / eps.sqrt() };
+    (mean / s1 / s2, rstd)
 }

@@ -84,7 +84,7 @@ fn run_norm<T: Element>(isas: &[Isa], case: &Case<T>, x: &[T]) {
         // SAFETY: the batch describes 3 rows of n elements at stride n + 3 in
         // `xs` (3 * stride long) and at stride n in `ys` (3 * n long),
         // distinct live buffers; the affine slices are n long.
-        unsafe { norm::norm_rows_raw(isa, case.kind, batch, case.eps, case.affine()) };
+        unsafe { norm::norm_rows_raw(isa, case.kind, batch, case.eps, case.affine(), norm::RowStats::NONE) };
         for r in 0..3 {
             case.check(isa, "batch", x, &ys[r * n..(r + 1) * n], &scalar);
         }
