@@ -20,17 +20,29 @@ pub enum Isa {
     Avx2,
     /// AVX-512 F + BW + DQ + VL (Skylake-SP, Zen 4 and later), plus AVX2 + FMA.
     Avx512,
+    /// Advanced SIMD (NEON) on aarch64, where it is the baseline: every
+    /// aarch64 CPU has it. The int8 L1 norm also uses the dot-product
+    /// instructions (`sdot` / `udot`, Armv8.4, optional from Armv8.2) when
+    /// the CPU has them, detected at run time inside this level.
+    Neon,
 }
 
 impl Isa {
-    /// All levels, lowest first.
+    /// The levels of this target, lowest first (the order of the enum is
+    /// only meaningful within one target's list).
+    #[cfg(target_arch = "x86_64")]
     pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+    #[cfg(target_arch = "aarch64")]
+    pub const ALL: [Isa; 2] = [Isa::Scalar, Isa::Neon];
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    pub const ALL: [Isa; 1] = [Isa::Scalar];
 
     pub fn name(self) -> &'static str {
         match self {
             Isa::Scalar => "scalar",
             Isa::Avx2 => "avx2",
             Isa::Avx512 => "avx512",
+            Isa::Neon => "neon",
         }
     }
 
@@ -38,9 +50,10 @@ impl Isa {
         Isa::ALL.into_iter().find(|isa| isa.name() == name.trim().to_ascii_lowercase())
     }
 
-    /// True when this CPU can run kernels of this level.
+    /// True when this CPU can run kernels of this level (a level of
+    /// another target never can).
     pub fn is_supported(self) -> bool {
-        self <= detected()
+        Isa::ALL.contains(&self) && self <= detected()
     }
 }
 
@@ -109,6 +122,8 @@ vector_levels! {
     #[cfg(target_arch = "x86_64")]
     Avx512 => crate::simd::avx512::Avx512,
         is_x86_feature_detected ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"];
+    #[cfg(target_arch = "aarch64")]
+    Neon => crate::simd::neon::Neon, is_aarch64_feature_detected ["neon"];
 }
 
 /// A computation with one portable path and one path written once over the
@@ -145,10 +160,10 @@ pub enum IsaError {
 impl fmt::Display for IsaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            IsaError::Unknown(name) => write!(
-                f,
-                "NORMKIT_ISA={name:?} is not a level; expected one of \"scalar\", \"avx2\", \"avx512\""
-            ),
+            IsaError::Unknown(name) => {
+                let levels: Vec<String> = Isa::ALL.iter().map(|isa| format!("{:?}", isa.name())).collect();
+                write!(f, "NORMKIT_ISA={name:?} is not a level; expected one of {}", levels.join(", "))
+            }
             IsaError::Unsupported { requested, detected } => write!(
                 f,
                 "NORMKIT_ISA={requested} is not supported by this CPU (best available: {detected})"
@@ -186,11 +201,12 @@ mod tests {
 
     #[test]
     fn levels_are_ordered_and_named() {
-        assert!(Isa::Scalar < Isa::Avx2 && Isa::Avx2 < Isa::Avx512);
+        assert!(Isa::ALL.windows(2).all(|pair| pair[0] < pair[1]));
+        assert_eq!(Isa::ALL[0], Isa::Scalar);
         for isa in Isa::ALL {
             assert_eq!(Isa::from_name(isa.name()), Some(isa));
         }
-        assert_eq!(Isa::from_name(" AVX2 "), Some(Isa::Avx2));
+        assert_eq!(Isa::from_name(" SCALAR "), Some(Isa::Scalar));
         assert_eq!(Isa::from_name("sse"), None);
     }
 
@@ -199,7 +215,9 @@ mod tests {
         assert_eq!(resolve(None), Ok(detected()));
         assert_eq!(resolve(Some("")), Ok(detected()));
         assert_eq!(resolve(Some("scalar")), Ok(Isa::Scalar));
-        assert!(matches!(resolve(Some("neon")), Err(IsaError::Unknown(_))));
+        // A level of another target is unknown here, not unsupported.
+        let foreign = if cfg!(target_arch = "aarch64") { "avx2" } else { "neon" };
+        assert!(matches!(resolve(Some(foreign)), Err(IsaError::Unknown(_))));
         for isa in Isa::ALL {
             let got = resolve(Some(isa.name()));
             if isa <= detected() {
@@ -233,7 +251,8 @@ mod tests {
 
     #[test]
     fn run_refuses_levels_this_cpu_lacks() {
-        for isa in Isa::ALL.into_iter().filter(|isa| !isa.is_supported()) {
+        let every = [Isa::Scalar, Isa::Avx2, Isa::Avx512, Isa::Neon];
+        for isa in every.into_iter().filter(|isa| !isa.is_supported()) {
             let refused = std::panic::catch_unwind(|| run(isa, WhichLevel));
             assert!(refused.is_err(), "{isa} ran on a CPU without it");
         }

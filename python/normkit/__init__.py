@@ -23,7 +23,8 @@ def cpu_info() -> dict:
     """What the CPU supports and which kernels run: ``detected`` (best
     level), ``available`` (every level), ``active`` (in use, lowered by
     ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch`` and
-    ``num_threads``.
+    ``num_threads``. The levels are ``scalar``, ``avx2``, ``avx512`` on
+    x86-64 and ``scalar``, ``neon`` on aarch64.
 
     Examples
     --------

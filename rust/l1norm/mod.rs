@@ -43,13 +43,14 @@
 //! b (0 without bias), or NaN (0 / 0) when eps = 0, on every ISA.
 //!
 //! `scalar` holds the references, `vector` the float algorithm written
-//! once over [`Vector`](crate::simd::Vector), `avx2` / `avx512` the int8
-//! passes (direct `std::arch` intrinsics: `vpsadbw` and integer packs have
-//! no place in the float `Vector` trait), run by `pipeline`. Every level
-//! reaches them through [`dispatch::run`].
+//! once over [`Vector`](crate::simd::Vector), `avx2` / `avx512` (x86-64)
+//! and `neon` (aarch64, with `sdot` / `udot` where the CPU has them) the
+//! int8 passes (direct `std::arch` intrinsics: `vpsadbw`, `sabd` and
+//! integer packs have no place in the float `Vector` trait), run by
+//! `pipeline`. Every level reaches them through [`dispatch::run`].
 
 pub mod fixed;
-#[cfg(target_arch = "x86_64")]
+#[cfg(any(target_arch = "x86_64", target_arch = "aarch64"))]
 mod pipeline;
 pub mod scalar;
 mod vector;
@@ -58,6 +59,8 @@ mod vector;
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+#[cfg(target_arch = "aarch64")]
+mod neon;
 
 use crate::dispatch::{self, Isa, Kernel};
 use crate::simd::{Element, Simd};
@@ -143,6 +146,8 @@ impl Kernel for L1NormI8 {
                 Isa::Avx2 => pipeline::run::<avx2::Avx2Passes>(batch, gain, affine),
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx512 => pipeline::run::<avx512::Avx512Passes>(batch, gain, affine),
+                #[cfg(target_arch = "aarch64")]
+                Isa::Neon => neon::run(batch, gain, affine),
                 _ => scalar::l1_norm_i8_rows(batch, gain, affine),
             }
         }

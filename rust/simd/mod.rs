@@ -3,11 +3,11 @@
 //! [`Real`] is the scalar element (f32 or f64) with the constants the
 //! kernels need. [`Vector`] is one SIMD register of `Real`s; [`Simd`] is an
 //! instruction set as a token type naming its registers. One file per
-//! instruction set holds its token and register types ([`avx2`],
-//! [`avx512`]). Kernels are written once, generic over `V: Vector`, marked
-//! `#[inline(always)]`, and reached through [`crate::dispatch::run`], whose
-//! one `#[target_feature]` trampoline per level inlines every intrinsic
-//! into straight-line code.
+//! instruction set holds its token and register types (`avx2` and `avx512`
+//! on x86-64, `neon` on aarch64). Kernels are written once, generic over
+//! `V: Vector`, marked `#[inline(always)]`, and reached through
+//! [`crate::dispatch::run`], whose one `#[target_feature]` trampoline per
+//! level inlines every intrinsic into straight-line code.
 //!
 //! [`exp`] holds the exponential shared by the softmax kernels.
 
@@ -17,6 +17,8 @@ pub mod exp;
 pub mod avx2;
 #[cfg(target_arch = "x86_64")]
 pub mod avx512;
+#[cfg(target_arch = "aarch64")]
+pub mod neon;
 
 use crate::dispatch::Isa;
 use std::fmt::Debug;
@@ -330,10 +332,11 @@ pub unsafe trait Vector: Copy {
     fn div(self, b: Self) -> Self;
     /// self * a + b with one rounding.
     fn mul_add(self, a: Self, b: Self) -> Self;
-    /// x86 `max`: returns `b` when either operand is NaN. Put the value that
-    /// must propagate NaN second.
+    /// x86 `max`: returns `b` when either operand is NaN (and for equal
+    /// operands, such as -0 and +0). Put the value that must propagate NaN
+    /// second. NEON emulates it with a compare and a select.
     fn max(self, b: Self) -> Self;
-    /// x86 `min`: returns `b` when either operand is NaN.
+    /// x86 `min`: returns `b` when either operand is NaN (or they are equal).
     fn min(self, b: Self) -> Self;
     fn abs(self) -> Self;
     fn sqrt(self) -> Self;
