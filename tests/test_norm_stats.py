@@ -186,7 +186,10 @@ def test_fused_forms_return_the_stats_of_the_sum(kind):
         axes = tuple(a % 3 for a in np.atleast_1d(axis))
         check_stats(kind, x + r, normed, stats, axes)
         assert len(stats) == (2 if kind == "layer" else 1)
-        np.testing.assert_array_equal(normed, fn(x, r, axis=axis)[0])
+        # The fused kernels normalize the sum they write, whose address (and
+        # so the vector loop's alignment, rust/norm/mod.rs) differs between
+        # calls: the last bit may differ. Measured: at most 1 ulp.
+        np.testing.assert_array_max_ulp(normed, fn(x, r, axis=axis)[0], maxulp=2)
     a, b = x.copy(), r.copy()
     got = fn(a, b, out=(a, b), return_stats=True)
     assert got[0] is a and got[1] is b and len(got) == 2 + len(stats)
@@ -242,7 +245,9 @@ def test_fused_forms_over_trailing_axes(kind):
     fn = normkit.add_layer_norm if kind == "layer" else normkit.add_rms_norm
     normed, s = fn(x, r, w, axis=(-2, -1))
     want_normed, want_s = fn(x.reshape(6, 32), r.reshape(6, 32), w.reshape(32))
-    np.testing.assert_array_equal(normed, want_normed.reshape(x.shape))
+    # Bit-equal sums; the normalized values to the last bit or two (the
+    # sums' addresses differ, see test_fused_forms_return_the_stats_of_the_sum).
+    np.testing.assert_array_max_ulp(normed, want_normed.reshape(x.shape), maxulp=2)
     np.testing.assert_array_equal(s, want_s.reshape(x.shape))
 
 
