@@ -69,6 +69,7 @@ from normkit.coda.shrinkage import (
     _check_estimable,
     _intensity,
     _off_diagonal_sum,
+    shrunk_from,
 )
 from normkit.coda.transforms import _clr_rows
 
@@ -718,15 +719,8 @@ def partial_correlation(x, i: int, j: int, given, *, zeros: str = "raise") -> fl
     the whole composition, as in memory)."""
     name = "partial_correlation"
     x, _, d = _coda_input(name, x, 3, zeros)
-    pair = [_checks.part_index(name, "i", i, d), _checks.part_index(name, "j", j, d)]
-    if pair[0] == pair[1]:
-        raise ValueError(f"{name}: i and j must be different parts, both are {pair[0]}")
-    rest = _checks.part_indices(name, "given", given, d)
-    if not rest:
-        raise ValueError(f"{name}: given must name at least one part to control for")
-    if set(rest) & set(pair):
-        raise ValueError(f"{name}: given must not contain i or j")
-    return float(_partial_correlations(name, x, 1, zeros, pair + rest).correlations[0, 1])
+    parts = _checks.pair_given(name, i, j, given, d)
+    return float(_partial_correlations(name, x, 1, zeros, parts).correlations[0, 1])
 
 
 def _shrink_from_sums(n, cross, fourth, lambda_cor, lambda_var) -> ShrunkCovariance:
@@ -748,12 +742,7 @@ def _shrink_from_sums(n, cross, fourth, lambda_cor, lambda_var) -> ShrunkCovaria
         q1 = np.diag(cross) / n
         q2 = np.diag(fourth) / n - q1 * q1
         lambda_var = _intensity(q2.sum(), ((q1 - target * (n - 1) / n) ** 2).sum(), n)
-    cov = gram * ((1.0 - lambda_cor) / (n - 1))
-    np.fill_diagonal(cov, 1.0)
-    sd_shrunk = np.sqrt(lambda_var * target + (1.0 - lambda_var) * v)
-    cov *= sd_shrunk[:, None]
-    cov *= sd_shrunk[None, :]
-    return ShrunkCovariance(cov, float(lambda_cor), float(lambda_var))
+    return shrunk_from(gram, v, target, n, lambda_cor, lambda_var)
 
 
 def shrunk_partial_correlations(x, *, lambda_cor=None, lambda_var=None, zeros: str = "raise") -> ShrunkPartialCorrelations:

@@ -161,6 +161,21 @@ def part_indices(name: str, arg: str, indices, n_parts: int) -> list[int]:
     return out
 
 
+def pair_given(name: str, i, j, given, n_parts: int) -> list[int]:
+    """``[i, j, *given]`` as part indices of a partial correlation of parts
+    i and j given the others: i != j, ``given`` non-empty and apart from
+    both."""
+    pair = [part_index(name, "i", i, n_parts), part_index(name, "j", j, n_parts)]
+    if pair[0] == pair[1]:
+        raise ValueError(f"{name}: i and j must be different parts, both are {pair[0]}")
+    rest = part_indices(name, "given", given, n_parts)
+    if not rest:
+        raise ValueError(f"{name}: given must name at least one part to control for")
+    if set(rest) & set(pair):
+        raise ValueError(f"{name}: given must not contain i or j")
+    return pair + rest
+
+
 def ddof(name: str, value, n_samples: int) -> int:
     try:
         d = operator.index(value)

@@ -110,15 +110,8 @@ def partial_correlation(x, i: int, j: int, given, *, zeros: str = "raise") -> fl
     name = "partial_correlation"
     a, _ = _checks.positive(name, x, zeros, min_parts=3, min_samples=2)
     d = a.shape[1]
-    pair = [_checks.part_index(name, "i", i, d), _checks.part_index(name, "j", j, d)]
-    if pair[0] == pair[1]:
-        raise ValueError(f"{name}: i and j must be different parts, both are {pair[0]}")
-    rest = _checks.part_indices(name, "given", given, d)
-    if not rest:
-        raise ValueError(f"{name}: given must name at least one part to control for")
-    if set(rest) & set(pair):
-        raise ValueError(f"{name}: given must not contain i or j")
-    return float(partial_correlations(a[:, pair + rest]).correlations[0, 1])
+    parts = _checks.pair_given(name, i, j, given, d)
+    return float(partial_correlations(a[:, parts]).correlations[0, 1])
 
 
 def logratio_residuals(x, part: int, others=None, reference=None, *, zeros: str = "raise") -> np.ndarray:

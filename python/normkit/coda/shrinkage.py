@@ -136,6 +136,14 @@ def _shrink(y: np.ndarray, lambda_cor, lambda_var) -> ShrunkCovariance:
     target = float(np.median(v))
     if lambda_var is None:
         lambda_var = _variance_lambda(xc, target)
+    return shrunk_from(gram, v, target, n, lambda_cor, lambda_var)
+
+
+def shrunk_from(gram: np.ndarray, v: np.ndarray, target: float, n: int, lambda_cor, lambda_var) -> ShrunkCovariance:
+    """The shrunk covariance from the Gram matrix of the standardized
+    columns, their variances ``v``, the variance target and the two
+    intensities (corpcor's ``cov.shrink`` once the intensities are known;
+    also the finish of ``normkit.dask``'s out-of-core form)."""
     cov = gram * ((1.0 - lambda_cor) / (n - 1))
     np.fill_diagonal(cov, 1.0)
     sd_shrunk = np.sqrt(lambda_var * target + (1.0 - lambda_var) * v)
