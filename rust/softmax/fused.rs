@@ -96,13 +96,13 @@ impl<T: Element> FusedRow<T> {
         }
     }
 
-    /// The prologue: z into `y`. `None` when the mask keeps no entry (the
-    /// row is then final).
+    /// The prologue: z into `y`. False when the mask keeps no entry: the
+    /// row is then final (all 0 / -inf).
     ///
     /// # Safety
     /// The fields satisfy the contract of `softmax_fused_raw`.
     #[inline(always)]
-    unsafe fn begin(&self) -> Option<()> {
+    unsafe fn begin(&self) -> bool {
         let (f, x, y, n) = (&self.fused, self.x, self.y, self.n);
         // SAFETY: this function's contract, with each operand used only
         // when its pointer is non-null.
@@ -114,12 +114,11 @@ impl<T: Element> FusedRow<T> {
                 (true, true) => prologue::<T, true, true>(f, x, y, n),
             };
             if kept == 0 {
-                for i in 0..self.n {
-                    *self.y.add(i) = self.dropped();
+                for i in 0..n {
+                    *y.add(i) = self.dropped();
                 }
-                return None;
             }
-            Some(())
+            kept > 0
         }
     }
 
@@ -157,7 +156,9 @@ impl<T: Element> Kernel for FusedRow<T> {
         // SAFETY: the contract of `softmax_fused_raw`, the only constructor;
         // after `begin`, `y` holds `n` valid elements, normalized in place.
         unsafe {
-            let Some(()) = self.begin() else { return };
+            if !self.begin() {
+                return;
+            }
             let (y, n) = (self.y, self.n);
             match self.algorithm {
                 Some(a) => scalar::softmax(a, y.cast_const(), y, n),
@@ -171,7 +172,9 @@ impl<T: Element> Kernel for FusedRow<T> {
     fn vector<S: Simd>(self, _: S) {
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
         unsafe {
-            let Some(()) = self.begin() else { return };
+            if !self.begin() {
+                return;
+            }
             let (y, n) = (self.y, self.n);
             match self.algorithm {
                 Some(a) => vector::softmax::<T::Vector<S>>(a, y.cast_const(), y, n),
