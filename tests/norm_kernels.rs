@@ -531,10 +531,22 @@ fn row_statistics_of_zero_rows_without_eps() {
 /// A constant float64 row of huge values is rescaled by 2^-k so far that
 /// eps 2^-2k underflows to 0: its rstd is still 1 / sqrt(eps), not +inf,
 /// and its y the bias, not 0 * inf = NaN (both were wrong before
-/// `inv_rms` took this case, as was `reference::norm`).
+/// `inv_rms` took this case, as was `reference::norm`). Near the float
+/// maximum r = rstd / scale itself overflows (found by the fuzzer, target
+/// norm: -f64::MAX, n = 3887, gave NaN): it is capped, and every x - c of
+/// such a row is 0. float32 rows at their maximum take the same path.
 #[test]
 fn row_statistics_of_huge_constant_rows() {
-    for v in [1e200f64, -3e300, 1e160] {
+    for &v in &[f32::MAX, -f32::MAX, 3e38] {
+        for isa in dispatch::available() {
+            let (mut y, mut mean, mut rstd) = (vec![1.0f32; 9], [0.0f32], [0.0f32]);
+            norm::norm_rows_stats(isa, Norm::Layer, &[v; 9], &mut y, 9, EPS, None, None, &mut mean, &mut rstd);
+            assert_eq!((mean[0], rstd[0]), (v, (1.0 / EPS.sqrt()) as f32), "{isa} {v:e}");
+            assert!(y.iter().all(|&v| v == 0.0), "{isa} {v:e}: {y:?}");
+        }
+        check_row(&format!("constant {v:e}"), &[v; 9], EPS, &[1.5; 9], &[0.25; 9]);
+    }
+    for v in [1e200f64, -3e300, 1e160, 1e306, f64::MAX, -f64::MAX] {
         for isa in dispatch::available() {
             let x = vec![v; 9];
             let (mut y, mut mean, mut rstd) = (vec![1.0; 9], [0.0], [0.0]);

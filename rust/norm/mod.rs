@@ -113,20 +113,37 @@ pub(crate) struct RowConstants {
     pub c_hi: f64,
     pub c_lo: f64,
     pub r: f64,
+    /// The row's 1 / sqrt(var + eps) (its statistic): r * scale, except
+    /// where r had to be capped (see [`inv_rms`]).
+    pub rstd: f64,
 }
 
-/// r for a row whose (scaled) mean square is `ms`: the row was multiplied
-/// by `scale`, so 1 / sqrt(ms / scale^2 + eps) / scale is what multiplies
-/// the scaled values. Computed as 1 / sqrt(ms + eps scale^2), or as
-/// 1 / (scale sqrt(eps)) when eps scale^2 overflows (ms is then
-/// negligible) or underflows to 0 on a row with ms = 0 (a constant float64
-/// row of |x| ~ 1e160 or more, with eps > 0: 1 / sqrt(0) would be +inf).
-pub(crate) fn inv_rms(ms: f64, eps: f64, scale: f64) -> f64 {
+impl RowConstants {
+    /// The constants of a row multiplied by `scale`, centred at
+    /// c_hi + c_lo, whose scaled mean square about the centre is `ms`.
+    pub(crate) fn new(scale: f64, c_hi: f64, c_lo: f64, ms: f64, eps: f64) -> RowConstants {
+        let (r, rstd) = inv_rms(ms, eps, scale);
+        RowConstants { scale, c_hi, c_lo, r, rstd }
+    }
+}
+
+/// (r, rstd) for a row whose (scaled) mean square is `ms`: the row was
+/// multiplied by `scale`, so rstd = 1 / sqrt(ms / scale^2 + eps) and
+/// r = rstd / scale multiplies the scaled values. Computed as
+/// r = 1 / sqrt(ms + eps scale^2); or, when eps scale^2 overflows (ms is
+/// then negligible) or underflows to 0 on a row with ms = 0 (a constant
+/// float64 row of |x| ~ 1e160 or more, with eps > 0: 1 / sqrt(0) would be
+/// +inf), from rstd = 1 / sqrt(eps). There r = rstd / scale can overflow
+/// (a constant row near the float maximum, scale = 2^-1023); every x - c of
+/// such a row is 0, and the largest finite r keeps 0 * r at 0.
+pub(crate) fn inv_rms(ms: f64, eps: f64, scale: f64) -> (f64, f64) {
     let eps_scaled = eps * scale * scale;
     if eps_scaled.is_finite() && (ms > 0.0 || eps_scaled > 0.0 || eps == 0.0) {
-        1.0 / (ms + eps_scaled).sqrt()
+        let r = 1.0 / (ms + eps_scaled).sqrt();
+        (r, r * scale)
     } else {
-        1.0 / (scale * eps.sqrt())
+        let rstd = 1.0 / eps.sqrt();
+        ((rstd / scale).min(f64::MAX), rstd)
     }
 }
 
@@ -194,7 +211,7 @@ impl<T: Real> RowStats<T> {
                 *self.mean = T::from_f64(k.map_or(f64::NAN, |k| (k.c_hi + k.c_lo) / k.scale));
             }
             if !self.rstd.is_null() {
-                *self.rstd = T::from_f64(k.map_or(f64::NAN, |k| k.r * k.scale));
+                *self.rstd = T::from_f64(k.map_or(f64::NAN, |k| k.rstd));
             }
         }
     }

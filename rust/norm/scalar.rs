@@ -2,7 +2,7 @@
 //! same rescaling and special-value rules as the vector kernels. Also the
 //! portable path.
 
-use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowConstants, RowStats};
+use super::{rescale_factor, safe_min, Affine, Norm, RowConstants, RowStats};
 use crate::simd::Real;
 
 /// # Safety
@@ -66,7 +66,7 @@ unsafe fn constants<T: Real>(kind: Norm, x: *const T, n: usize, eps: f64) -> Opt
         let (c_hi, c_lo, q) = sums(kind, x, n, 1.0);
         let div = kind.divisor(n);
         if q.is_finite() && q >= safe_min::<f64>() {
-            return Some(RowConstants { scale: 1.0, c_hi, c_lo, r: inv_rms(q / div, eps, 1.0) });
+            return Some(RowConstants::new(1.0, c_hi, c_lo, q / div, eps));
         }
         // Overflow, underflow, a zero sum of squares, or a non-finite entry.
         let amax = (0..n).fold(0.0f64, |m, i| {
@@ -78,7 +78,7 @@ unsafe fn constants<T: Real>(kind: Norm, x: *const T, n: usize, eps: f64) -> Opt
         }
         let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<f64>(amax) };
         let (c_hi, c_lo, q) = sums(kind, x, n, scale);
-        Some(RowConstants { scale, c_hi, c_lo, r: inv_rms(q / div, eps, scale) })
+        Some(RowConstants::new(scale, c_hi, c_lo, q / div, eps))
     }
 }
 

@@ -23,7 +23,7 @@
 //! loads and stores stream together, was measured slower on AMD Zen 5 (family 26) for
 //! 1024-element rows than these plain passes.)
 
-use super::{inv_rms, rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, RowStats, BLOCK};
+use super::{rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, RowStats, BLOCK};
 use crate::simd::{Real, Vector};
 
 /// Rows of at most this many bytes are pipelined in batches: the first
@@ -416,7 +416,7 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
                 }
             }
         };
-        q.is_finite().then(|| (RowConstants { scale, c_hi, c_lo, r: inv_rms(q / kind.divisor(n), eps, scale) }, q))
+        q.is_finite().then(|| (RowConstants::new(scale, c_hi, c_lo, q / kind.divisor(n), eps), q))
     }
 }
 
