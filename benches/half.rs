@@ -16,6 +16,9 @@ use rand::{Rng, SeedableRng};
 use std::hint::black_box;
 use std::time::Duration;
 
+/// One row's kernel at a level.
+type RowKernel<T> = dyn Fn(Isa, &[T], &mut [T]);
+
 const ROWS: usize = 4096;
 const COLS: usize = 1024;
 
@@ -30,7 +33,7 @@ fn bench_type<T: Element<Real = f32>>(c: &mut Criterion, name: &str) {
     group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
     group.bench_function(format!("{name}/copy"), |b| b.iter(|| y.copy_from_slice(black_box(&x))));
     for isa in dispatch::available() {
-        let rows = |y: &mut [T], f: &dyn Fn(Isa, &[T], &mut [T])| {
+        let rows = |y: &mut [T], f: &RowKernel<T>| {
             for (xr, yr) in x.chunks_exact(COLS).zip(y.chunks_exact_mut(COLS)) {
                 f(isa, black_box(xr), yr);
             }

@@ -151,12 +151,17 @@ fn norms<T: Half>(isa: Isa) {
     }
 }
 
+/// Entry i of a test row.
+type Fill = dyn Fn(usize) -> f32;
+/// A kernel run at a level into an output row.
+type RunAt<T> = dyn Fn(Isa, &mut [T]);
+
 /// NaN, infinities, the type's largest values and float16 subnormals.
 fn special_values<T: Half>(isa: Isa) {
     let n = 37;
     let max = T::round(if T::FRACTION == 10 { 65504.0 } else { 3.0e38 }) as f32;
     let tiny = 2f32.powi(T::MIN_EXP - T::FRACTION + 3);
-    let cases: [(&str, Box<dyn Fn(usize) -> f32>); 6] = [
+    let cases: [(&str, Box<Fill>); 6] = [
         ("NaN", Box::new(|i| if i == 5 { f32::NAN } else { i as f32 * 0.1 })),
         ("+inf", Box::new(|i| if i == 30 { f32::INFINITY } else { -(i as f32) })),
         ("-inf", Box::new(|i| if i % 4 == 0 { f32::NEG_INFINITY } else { (i % 7) as f32 })),
@@ -194,7 +199,7 @@ fn levels_agree<T: Half>() {
         for _ in 0..rows {
             let x = row::<T>(n, 0, &mut |_| rng.random_range(-6.0f32..6.0));
             let (mut a, mut b) = (vec![T::default(); n], vec![T::default(); n]);
-            let pairs: [(&str, &dyn Fn(Isa, &mut [T])); 3] = [
+            let pairs: [(&str, &RunAt<T>); 3] = [
                 ("softmax", &|isa, y| softmax::softmax(isa, Algorithm::TwoPass, &x, y)),
                 ("log_softmax", &|isa, y| softmax::log_softmax(isa, &x, y)),
                 ("layer", &|isa, y| norm::norm(isa, Norm::Layer, &x, y, 1e-5, None, None)),
