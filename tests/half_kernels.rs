@@ -154,7 +154,7 @@ fn norms<T: Half>(isa: Isa) {
 /// Entry i of a test row.
 type Fill = dyn Fn(usize) -> f32;
 /// A kernel run at a level into an output row.
-type RunAt<T> = dyn Fn(Isa, &mut [T]);
+type RunAt<'a, T> = dyn Fn(Isa, &mut [T]) + 'a;
 
 /// NaN, infinities, the type's largest values and float16 subnormals.
 fn special_values<T: Half>(isa: Isa) {
@@ -199,7 +199,7 @@ fn levels_agree<T: Half>() {
         for _ in 0..rows {
             let x = row::<T>(n, 0, &mut |_| rng.random_range(-6.0f32..6.0));
             let (mut a, mut b) = (vec![T::default(); n], vec![T::default(); n]);
-            let pairs: [(&str, &RunAt<T>); 3] = [
+            let pairs: [(&str, &RunAt<'_, T>); 3] = [
                 ("softmax", &|isa, y| softmax::softmax(isa, Algorithm::TwoPass, &x, y)),
                 ("log_softmax", &|isa, y| softmax::log_softmax(isa, &x, y)),
                 ("layer", &|isa, y| norm::norm(isa, Norm::Layer, &x, y, 1e-5, None, None)),
