@@ -99,6 +99,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="threads of normkit, ONNX Runtime and torch (default 1)")
     parser.add_argument("--dtypes", default="float32,float64", help="of the table against the peers (default: both)")
     parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--sample-seconds", type=float, default=0.05,
+                        help="each timed sample repeats the call for about this long (default 0.05)")
     parser.add_argument("--markdown", action="store_true")
     parser.add_argument("--json", metavar="FILE", help="also write the peer and half tables as JSON")
     parser.add_argument("--clock", choices=CLOCKS, default="wall",
@@ -115,20 +117,21 @@ def main() -> None:
     load_before = os.getloadavg()
     print(f"cpu: {compare.cpu_model()}")
     print(f"normkit {normkit.__version__}, isa {info['active']}, numpy {np.__version__}, "
-          f"peers {compare.available_peers()}, {args.threads} thread(s), {args.rounds} rounds, {args.clock} clock, "
+          f"peers {compare.available_peers()}, {args.threads} thread(s), {args.rounds} rounds of "
+          f"{args.sample_seconds} s samples, {args.clock} clock, "
           f"load average {_load(load_before)}\n")
     rng = np.random.default_rng(0)
     tables = {}
     if args.peers or everything:
         for dtype in args.dtypes.split(","):
             results = compare.measure_all(peer_cases(rng, np.dtype(dtype), args.threads), rounds=args.rounds,
-                                          clock=clock, threads=args.threads)
+                                          sample_seconds=args.sample_seconds, clock=clock, threads=args.threads)
             print(f"{dtype}, {args.threads} thread(s)")
             print(compare.format_table(results, args.markdown, spread=True) + "\n" + compare.footnotes(results), "\n")
             tables[dtype] = results
     if args.half or everything:
-        results = compare.measure_all(half_cases(rng, args.threads), rounds=args.rounds, clock=clock,
-                                      threads=args.threads)
+        results = compare.measure_all(half_cases(rng, args.threads), rounds=args.rounds,
+                                      sample_seconds=args.sample_seconds, clock=clock, threads=args.threads)
         print(f"half precision (issue 12), {args.threads} thread(s)")
         print(compare.format_table(results, args.markdown, spread=True) + "\n" + compare.footnotes(results), "\n")
         tables["half"] = results
@@ -138,7 +141,7 @@ def main() -> None:
         with open(args.json, "w", encoding="utf-8") as f:
             json.dump({"cpu": compare.cpu_model(), "isa": info["active"], "normkit": normkit.__version__,
                        "numpy": np.__version__, "peers": compare.available_peers(), "threads": args.threads,
-                       "rounds": args.rounds, "clock": args.clock,
+                       "rounds": args.rounds, "sample_seconds": args.sample_seconds, "clock": args.clock,
                        "load_average": f"{load_before[0]:.1f}-{load_after[0]:.1f}",
                        "cases": [row for results in tables.values() for row in compare.results_as_dicts(results)]},
                       f, indent=1)
