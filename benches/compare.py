@@ -72,6 +72,44 @@ def half_cases(rng: np.random.Generator, threads: int) -> list[compare.Case]:
             for op in compare.HALF_OPS]
 
 
+#: Issue 11's targets: the largest time / copy per case (label without its
+#: dtype), in float32 and float64; the fused forms against two copies, the
+#: int8 L1 norm against an int8 copy. And for every case: normkit at most
+#: 0.8x ONNX Runtime's time; softmax 64x128 at most 2 µs per call.
+TARGETS = {
+    "softmax 4096x1024": 1.3, "softmax 64x30522": 1.4, "softmax 1x16777216": 1.4, "log_softmax 4096x1024": 1.3,
+    **{f"{norm} {shape}": limit for shape, limit in (("4096x1024", 1.05), ("8192x384", 1.15), ("65536x64", 1.5))
+       for norm in ("layer_norm", "rms_norm", "crms_norm")},
+    "add_rms_norm 4096x1024": 1.15, "add_layer_norm 4096x1024": 1.15, "l1_norm int8": 2.0,
+}
+VERSUS_ORT = 0.8
+SMALL_CALL = ("softmax 64x128", 2e-6)
+
+
+def targets_table(results: list, markdown: bool) -> str:
+    """Each case of ``TARGETS`` (and softmax 64x128 in µs, and every case
+    against ONNX Runtime) with its measured median and whether the target
+    is met."""
+    rows = []
+    for case, timing in results:
+        key = " ".join(case.label.split()[:2])
+        if "(" in case.label or "normkit" not in timing:
+            continue  # the offset-data layer_norm row has no target of its own
+        nk = timing["normkit"]
+        cells = [case.label, "-", "-", "-", "-"]
+        if key in TARGETS:
+            cells[1:3] = [f"{nk.ratio_to_copy:.2f}x ({nk.ratio_min:.2f}-{nk.ratio_max:.2f})",
+                          f"<= {TARGETS[key]}x: {'met' if nk.ratio_to_copy <= TARGETS[key] else 'missed'}"]
+        elif key == SMALL_CALL[0]:
+            cells[1:3] = [f"{nk.seconds * 1e6:.1f} µs", f"<= {SMALL_CALL[1] * 1e6:.0f} µs: "
+                          f"{'met' if nk.seconds <= SMALL_CALL[1] else 'missed'}"]
+        if "onnxruntime" in timing:
+            median, low, high = compare.relative(nk, timing["onnxruntime"])
+            cells[3:5] = [f"{median:.2f}x ({low:.2f}-{high:.2f})", f"<= {VERSUS_ORT}x: {'met' if median <= VERSUS_ORT else 'missed'}"]
+        rows.append(cells)
+    return compare._render(["case", "normkit", "target", "normkit / onnxruntime", "target"], rows, markdown)
+
+
 def algorithm_table(rng: np.random.Generator, rounds: int, markdown: bool, clock) -> str:
     """Each softmax algorithm on rows of 128 to 16M float32 elements (4M
     elements in all, 16 MB), as time / copy: where two-pass starts to win."""
@@ -128,6 +166,8 @@ def main() -> None:
                                           sample_seconds=args.sample_seconds, clock=clock, threads=args.threads)
             print(f"{dtype}, {args.threads} thread(s)")
             print(compare.format_table(results, args.markdown, spread=True) + "\n" + compare.footnotes(results), "\n")
+            print(f"issue 11's targets, {dtype}, {args.threads} thread(s) (medians, min-max over rounds)")
+            print(targets_table(results, args.markdown), "\n")
             tables[dtype] = results
     if args.half or everything:
         results = compare.measure_all(half_cases(rng, args.threads), rounds=args.rounds,
