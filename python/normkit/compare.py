@@ -371,29 +371,49 @@ def _half_reference(op: str, x64: np.ndarray) -> np.ndarray:
     return x64 / np.sqrt((x64 * x64).mean(axis=-1, keepdims=True) + eps)
 
 
-def _normkit_half(op: str, x: np.ndarray, out: np.ndarray) -> tuple[Kernel | None, str]:
-    """normkit's ``op`` on the half array ``x`` into ``out``, and how it
-    runs: through the public API when it takes the dtype, else through the
-    native layer's ``half=`` argument on ``uint16`` views; (None, reason)
-    when neither does."""
+def _public_half_kernels() -> bool:
+    """Whether the public API hands half arrays to the native half kernels:
+    it then takes bfloat16 (float16 alone it has long taken, through a
+    float32 cast)."""
+    ml_dtypes = _optional("ml_dtypes")
+    if ml_dtypes is None:
+        return False
+    try:
+        normkit.softmax(np.zeros(2, ml_dtypes.bfloat16))
+    except TypeError:
+        return False
+    return True
+
+
+def _normkit_half(case: Case, op: str) -> None:
+    """Adds normkit's ``op`` on the half array ``case.x`` into
+    ``case.out``: through the public API when it runs the native half
+    kernels, else through the native layer's ``half=`` on ``uint16`` views
+    (and the public API's float32 cast beside it, where it takes the
+    dtype); left out, with the reason, when neither runs."""
+    x, out, half = case.x, case.out, case.x.dtype.name
     public = {"softmax": lambda: normkit.softmax(x, out=out),
               "rms_norm": lambda: normkit.rms_norm(x, eps=1e-6, out=out),
               "layer_norm": lambda: normkit.layer_norm(x, eps=1e-5, out=out)}[op]
-    native_half = "f16c" in normkit.cpu_info() or "fp16" in normkit.cpu_info()
-    try:
-        public()
-        return public, "" if native_half else "float16 through a float32 cast (no native half kernels in this build)"
-    except TypeError as exc:
-        refused = str(exc)
-    xv, yv, half = x.view(np.uint16), out.view(np.uint16), x.dtype.name
+    if _public_half_kernels():
+        case.impls["normkit"] = public
+        return
+    xv, yv = x.view(np.uint16), out.view(np.uint16)
     native = {"softmax": lambda: normkit._native.softmax(xv, yv, "auto", half=half),
               "rms_norm": lambda: normkit._native.norm(xv, yv, "rms", 1e-6, half=half),
               "layer_norm": lambda: normkit._native.norm(xv, yv, "layer", 1e-5, half=half)}[op]
     try:
         native()
+        case.impls["normkit"] = native
+        case.notes["normkit"] = "the native half kernel on uint16 views (the public API does not reach it yet)"
     except TypeError as exc:
-        return None, f"normkit rejects {half} ({refused}) and its native layer has no half= ({exc})"
-    return native, "the native call on uint16 views (the public API does not take this dtype yet)"
+        case.skipped["normkit"] = f"the native layer has no half kernels ({exc})"
+    try:
+        public()
+        case.impls["normkit API"] = public
+        case.notes["normkit API"] = "the public API's float32 cast (NumPy casts in and out)"
+    except TypeError as exc:
+        case.skipped["normkit API"] = str(exc)
 
 
 def half_case(op: str, x32: np.ndarray, dtype: np.dtype, threads: int = 1) -> Case:
@@ -406,13 +426,7 @@ def half_case(op: str, x32: np.ndarray, dtype: np.dtype, threads: int = 1) -> Ca
     x = x32.astype(dtype)
     case = Case(f"{op} {_shape(x)}", x, np.empty_like(x), _half_reference(op, x.astype(np.float64)),
                 absolute_error=op != "softmax")
-    kernel, note = _normkit_half(op, x, case.out)
-    if kernel is None:
-        case.skipped["normkit"] = note
-    else:
-        case.impls["normkit"] = kernel
-        if note:
-            case.notes["normkit"] = note
+    _normkit_half(case, op)
     xf = x.astype(np.float32)
     yf = np.empty_like(xf)
     f32 = {"softmax": lambda: normkit.softmax(xf, out=yf), "rms_norm": lambda: normkit.rms_norm(xf, eps=1e-6, out=yf),
