@@ -206,10 +206,19 @@ def _rows64(x: np.ndarray) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _reference(op: str, x64: np.ndarray, eps: float | None = None) -> np.ndarray:
+    """``op`` ("softmax", "layer_norm" or "rms_norm", no weight) of the
+    float64 rows ``x64``: what every implementation is compared with."""
+    if op == "softmax":
+        e = np.exp(x64 - x64.max(axis=-1, keepdims=True))
+        return e / e.sum(axis=-1, keepdims=True)
+    if op == "layer_norm":
+        x64 = x64 - x64.mean(axis=-1, keepdims=True)
+    return x64 / np.sqrt((x64 * x64).mean(axis=-1, keepdims=True) + eps)
+
+
 def softmax_case(x: np.ndarray, threads: int = 1) -> Case:
-    x64 = _rows64(x)
-    e = np.exp(x64 - x64.max(axis=-1, keepdims=True))
-    case = Case(f"softmax {_shape(x)}", x, np.empty_like(x), e / e.sum(axis=-1, keepdims=True))
+    case = Case(f"softmax {_shape(x)}", x, np.empty_like(x), _reference("softmax", _rows64(x)))
     out = case.out
 
     def numpy_softmax():
@@ -257,9 +266,7 @@ def log_softmax_case(x: np.ndarray, threads: int = 1) -> Case:
 
 
 def layer_norm_case(x: np.ndarray, threads: int = 1, eps: float = 1e-5) -> Case:
-    x64 = _rows64(x)
-    centered = x64 - x64.mean(axis=-1, keepdims=True)
-    reference = centered / np.sqrt((centered * centered).mean(axis=-1, keepdims=True) + eps)
+    reference = _reference("layer_norm", _rows64(x), eps)
     case = Case(f"layer_norm {_shape(x)}", x, np.empty_like(x), reference, absolute_error=True)
     out, n = case.out, x.shape[-1]
 
@@ -282,8 +289,7 @@ def layer_norm_case(x: np.ndarray, threads: int = 1, eps: float = 1e-5) -> Case:
 
 
 def rms_norm_case(x: np.ndarray, threads: int = 1, eps: float = 1e-6) -> Case:
-    x64 = _rows64(x)
-    reference = x64 / np.sqrt((x64 * x64).mean(axis=-1, keepdims=True) + eps)
+    reference = _reference("rms_norm", _rows64(x), eps)
     case = Case(f"rms_norm {_shape(x)}", x, np.empty_like(x), reference, absolute_error=True)
     out, n = case.out, x.shape[-1]
 
@@ -329,10 +335,7 @@ def add_norm_case(kind: str, x: np.ndarray, residual: np.ndarray, threads: int =
     the sum as output 3) and NumPy's add followed by normkit's norm as
     peers. The error is that of the normed output."""
     eps = 1e-6 if kind == "rms" else 1e-5
-    s64 = _rows64(x) + _rows64(residual)
-    if kind == "layer":
-        s64 = s64 - s64.mean(axis=-1, keepdims=True)
-    reference = s64 / np.sqrt((s64 * s64).mean(axis=-1, keepdims=True) + eps)
+    reference = _reference(f"{kind}_norm", _rows64(x) + _rows64(residual), eps)
     case = Case(f"add_{kind}_norm {_shape(x)}", x, np.empty_like(x), reference, absolute_error=True,
                 copy_also=(residual,))
     out, summed, n = case.out, np.empty_like(x), x.shape[-1]
@@ -349,6 +352,8 @@ def add_norm_case(kind: str, x: np.ndarray, residual: np.ndarray, threads: int =
 
 
 HALF_OPS = ("softmax", "rms_norm", "layer_norm")
+#: eps of the half-precision rows, as in the float cases.
+_HALF_EPS = {"softmax": None, "rms_norm": 1e-6, "layer_norm": 1e-5}
 
 
 def half_dtypes() -> dict[str, np.dtype]:
@@ -359,16 +364,6 @@ def half_dtypes() -> dict[str, np.dtype]:
     if ml_dtypes is not None:
         dtypes["bfloat16"] = np.dtype(ml_dtypes.bfloat16)
     return dtypes
-
-
-def _half_reference(op: str, x64: np.ndarray) -> np.ndarray:
-    if op == "softmax":
-        e = np.exp(x64 - x64.max(axis=-1, keepdims=True))
-        return e / e.sum(axis=-1, keepdims=True)
-    if op == "layer_norm":
-        x64 = x64 - x64.mean(axis=-1, keepdims=True)
-    eps = 1e-6 if op == "rms_norm" else 1e-5
-    return x64 / np.sqrt((x64 * x64).mean(axis=-1, keepdims=True) + eps)
 
 
 def _public_half_kernels() -> bool:
@@ -391,17 +386,17 @@ def _normkit_half(case: Case, op: str) -> None:
     kernels, else through the native layer's ``half=`` on ``uint16`` views
     (and the public API's float32 cast beside it, where it takes the
     dtype); left out, with the reason, when neither runs."""
-    x, out, half = case.x, case.out, case.x.dtype.name
+    x, out, half, eps = case.x, case.out, case.x.dtype.name, _HALF_EPS[op]
     public = {"softmax": lambda: normkit.softmax(x, out=out),
-              "rms_norm": lambda: normkit.rms_norm(x, eps=1e-6, out=out),
-              "layer_norm": lambda: normkit.layer_norm(x, eps=1e-5, out=out)}[op]
+              "rms_norm": lambda: normkit.rms_norm(x, eps=eps, out=out),
+              "layer_norm": lambda: normkit.layer_norm(x, eps=eps, out=out)}[op]
     if _public_half_kernels():
         case.impls["normkit"] = public
         return
     xv, yv = x.view(np.uint16), out.view(np.uint16)
     native = {"softmax": lambda: normkit._native.softmax(xv, yv, "auto", half=half),
-              "rms_norm": lambda: normkit._native.norm(xv, yv, "rms", 1e-6, half=half),
-              "layer_norm": lambda: normkit._native.norm(xv, yv, "layer", 1e-5, half=half)}[op]
+              "rms_norm": lambda: normkit._native.norm(xv, yv, "rms", eps, half=half),
+              "layer_norm": lambda: normkit._native.norm(xv, yv, "layer", eps, half=half)}[op]
     try:
         native()
         case.impls["normkit"] = native
@@ -424,13 +419,14 @@ def half_case(op: str, x32: np.ndarray, dtype: np.dtype, threads: int = 1) -> Ca
     the half dtype, and torch's when it is installed. Errors are against
     float64 on the half input's values (softmax relative, norms absolute)."""
     x = x32.astype(dtype)
-    case = Case(f"{op} {_shape(x)}", x, np.empty_like(x), _half_reference(op, x.astype(np.float64)),
+    eps = _HALF_EPS[op]
+    case = Case(f"{op} {_shape(x)}", x, np.empty_like(x), _reference(op, x.astype(np.float64), eps),
                 absolute_error=op != "softmax")
     _normkit_half(case, op)
     xf = x.astype(np.float32)
     yf = np.empty_like(xf)
-    f32 = {"softmax": lambda: normkit.softmax(xf, out=yf), "rms_norm": lambda: normkit.rms_norm(xf, eps=1e-6, out=yf),
-           "layer_norm": lambda: normkit.layer_norm(xf, eps=1e-5, out=yf)}[op]
+    f32 = {"softmax": lambda: normkit.softmax(xf, out=yf), "rms_norm": lambda: normkit.rms_norm(xf, eps=eps, out=yf),
+           "layer_norm": lambda: normkit.layer_norm(xf, eps=eps, out=yf)}[op]
     case.impls["normkit float32"] = f32
     case.notes["normkit float32"] = "float32 input of the same values, 2x the bytes"
     n = x.shape[-1]
@@ -438,16 +434,16 @@ def half_case(op: str, x32: np.ndarray, dtype: np.dtype, threads: int = 1) -> Ca
     if op == "softmax":
         _onnx_peer(case, "Softmax", 13, {}, threads, axis=-1)
     elif op == "rms_norm":
-        _onnx_peer(case, "RMSNormalization", 23, {"scale": ones}, threads, axis=-1, epsilon=1e-6)
+        _onnx_peer(case, "RMSNormalization", 23, {"scale": ones}, threads, axis=-1, epsilon=eps)
     else:
-        _onnx_peer(case, "LayerNormalization", 17, {"scale": ones, "bias": zeros}, threads, axis=-1, epsilon=1e-5)
+        _onnx_peer(case, "LayerNormalization", 17, {"scale": ones, "bias": zeros}, threads, axis=-1, epsilon=eps)
     torch = _torch(threads)
     if torch is not None:
         xt = torch.from_numpy(xf).to(getattr(torch, dtype.name))
         F = torch.nn.functional
         case.impls["torch"] = {"softmax": lambda: torch.softmax(xt, -1),
-                               "rms_norm": lambda: F.rms_norm(xt, (n,), eps=1e-6),
-                               "layer_norm": lambda: F.layer_norm(xt, (n,), eps=1e-5)}[op]
+                               "rms_norm": lambda: F.rms_norm(xt, (n,), eps=eps),
+                               "layer_norm": lambda: F.layer_norm(xt, (n,), eps=eps)}[op]
         case.notes["torch"] = "allocates"
     return case
 
