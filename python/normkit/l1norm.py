@@ -12,7 +12,7 @@ import numpy as np
 
 from ._dask_hook import is_dask, on_dask
 from . import _native
-from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, input_rows, result_dtype, rowwise
+from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, direct, input_rows, result_dtype, rowwise
 from .norm import shares_memory
 
 _INT8 = np.dtype(np.int8)
@@ -87,7 +87,8 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
         check_out(name, out, x.shape, result_dtype(name, x.dtype))
         np.copyto(out, rowwise(name, _float_rows, x, -1, None, eps, w, b))
         return out
-    return rowwise(name, _float_rows, x, -1, out, eps, w, b)
+    y = direct(_float_rows, x, -1, out, eps, w, b)
+    return y if y is not None else rowwise(name, _float_rows, x, -1, out, eps, w, b)
 
 
 def _gain(name: str, out_scale) -> np.float32:

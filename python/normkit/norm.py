@@ -51,6 +51,7 @@ from ._rowwise import (
     check_eps,
     check_out,
     compute_dtype,
+    direct,
     input_rows,
     normalize_axes,
     result_dtype,
@@ -376,6 +377,13 @@ class _Stats:
 
 def _norm(name, kind, x, weight, bias, eps, axis, out, return_stats):
     eps = check_eps(name, eps)
+    if not return_stats:
+        # weight and bias as given: the native layer takes 1-d arrays of x's
+        # dtype and the row length, apart from out, and refuses anything
+        # else, which the general path below converts or reports.
+        y = direct(_native.norm, x, axis, out, kind, eps, weight, bias)
+        if y is not None:
+            return y
     x, axes, shape = _prepare(name, x, axis)
     result = result_dtype(name, x.dtype)
     compute = compute_dtype(result)
@@ -390,14 +398,14 @@ def _norm(name, kind, x, weight, bias, eps, axis, out, return_stats):
     if out is not None:
         check_out(name, out, x.shape, result)
     stats = _Stats(_STATS[kind], x, axes, compute)
-    direct = out is not None and not shares_memory((out,), w, b)
-    target = out if direct else np.empty(x.shape, dtype=result)
+    into_out = out is not None and not shares_memory((out,), w, b)
+    target = out if into_out else np.empty(x.shape, dtype=result)
     if x.size:
         x_rows = input_rows(x, axes, compute)
         dest = Output(target, axes, compute, x_rows)
         _native.norm(x_rows, dest.rows, kind, eps, w, b, *stats.native_args())
         dest.finish()
-    if out is not None and not direct:
+    if out is not None and not into_out:
         np.copyto(out, target)
         target = out
     return (target, *stats.values())

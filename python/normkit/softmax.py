@@ -14,6 +14,7 @@ from ._rowwise import (
     check_broadcast,
     check_out,
     compute_dtype,
+    direct,
     input_rows,
     normalize_axes,
     result_dtype,
@@ -102,7 +103,8 @@ def softmax(
     if algorithm not in ALGORITHMS:
         raise ValueError(f"softmax: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if scale is None and bias is None and where is None:
-        return rowwise("softmax", _native.softmax, x, axis, out, algorithm, dtype=dtype)
+        y = direct(_native.softmax, x, axis, out, algorithm) if dtype is None else None
+        return y if y is not None else rowwise("softmax", _native.softmax, x, axis, out, algorithm, dtype=dtype)
     return _fused("softmax", False, x, axis, algorithm, scale, bias, where, dtype, out)
 
 
@@ -131,7 +133,8 @@ def log_softmax(x, axis=-1, *, scale=None, bias=None, where=None, dtype=None, ou
     if type(x) is not np.ndarray and is_dask(x):
         return on_dask("log_softmax", locals())
     if scale is None and bias is None and where is None:
-        return rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype)
+        y = direct(_native.log_softmax, x, axis, out) if dtype is None else None
+        return y if y is not None else rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype)
     return _fused("log_softmax", True, x, axis, "auto", scale, bias, where, dtype, out)
 
 
