@@ -36,8 +36,8 @@ pub trait Element: Copy + Send + Sync + Debug + Default + 'static {
     /// The type the kernels compute in.
     type Real: Real;
     /// The register type of `Real` on the instruction set `S`, which loads
-    /// and stores this type.
-    type Vector<S: Simd>: Storage<Self> + Vector<Elem = Self::Real>;
+    /// and stores this type (and `Real` itself, for buffers of it).
+    type Vector<S: Simd>: Storage<Self> + Storage<Self::Real> + Vector<Elem = Self::Real>;
 
     fn to_real(self) -> Self::Real;
     /// Rounds to nearest, ties to even.
