@@ -24,13 +24,15 @@ def cpu_info() -> dict:
     level), ``available`` (every level), ``active`` (in use, lowered by
     ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch`` and
     ``num_threads``. The levels are ``scalar``, ``avx2``, ``avx512`` on
-    x86-64 and ``scalar``, ``neon`` on aarch64.
+    x86-64 and ``scalar``, ``neon`` on aarch64. The half-precision
+    sub-features are booleans: ``f16c`` and ``avx512_bf16`` on x86-64,
+    ``fp16`` on aarch64.
 
     Examples
     --------
     >>> import normkit
     >>> info = normkit.cpu_info()
-    >>> sorted(info)
+    >>> sorted(k for k in info if not isinstance(info[k], bool))
     ['active', 'arch', 'available', 'detected', 'forced', 'num_threads']
     >>> info["active"] in info["available"]
     True

@@ -4,8 +4,10 @@ forms ``add_rms_norm`` / ``add_layer_norm`` of transformer inference.
 Every function normalizes along ``axis`` (default: last) and follows the
 NumPy contract of ``normkit._rowwise``: float32 and float64 are computed
 natively (float32 in float32 registers with sums folded into float64 and
-the reciprocal square root taken in float64), other real dtypes get the
-dtype ``np.exp`` would give; ``out=`` may be the input itself.
+the reciprocal square root taken in float64); float16 and bfloat16 are
+read and written by the kernels as 16-bit floats, computed in float32 and
+rounded once; other real dtypes get the dtype ``np.exp`` would give;
+``out=`` may be the input itself.
 
 ``axis``: an int (any axis), or a tuple of the trailing axes (any order:
 ``(-2, -1)``, ``(1, 2)`` of a 3-d array; None for all axes), normalized as
@@ -16,7 +18,9 @@ first (``np.moveaxis``).
 ``weight`` and ``bias`` have exactly the shape of the normalized axes
 (``x.shape[axis]`` as a 1-d array for an int axis; ``(H, W)`` for
 ``axis=(-2, -1)``: torch's rule), any real dtype, converted to the
-computation dtype (they do not change the result dtype).
+computation dtype (they do not change the result dtype). With a float16 or
+bfloat16 x they must be float32 or x's own dtype (``normkit._half``): a
+float64 weight would be rounded silently, so it is a ``TypeError``.
 
 ``return_stats=True`` also returns each row's statistics, computed in the
 same pass as the result: ``mean`` (LayerNorm) and ``rstd`` =
@@ -24,8 +28,8 @@ same pass as the result: ``mean`` (LayerNorm) and ``rstd`` =
 CRMSNorm denominator for CRMSNorm), so that ``y = (x - mean) * rstd *
 weight + bias``: ONNX LayerNormalization's ``Mean`` / ``InvStdDev``
 outputs, ``torch.native_layer_norm``'s. They have x's shape with the
-normalized axes of length 1 (keepdims), and dtype float32 for float32 and
-float16 inputs (and the other inputs computed in float32), float64
+normalized axes of length 1 (keepdims), and dtype float32 for float32,
+float16 and bfloat16 inputs (and the other inputs computed in float32), float64
 otherwise: the computation dtype, each value rounded once from float64.
 ``out=`` receives only the result; the statistics are new arrays.
 
