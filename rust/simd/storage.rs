@@ -101,6 +101,8 @@ pub unsafe trait Storage<M>: Vector {
     /// # Safety
     /// `p` must be valid for writing one element.
     unsafe fn write(p: *mut M, v: Self::Elem);
+    /// The value `v` has once stored and read back.
+    fn as_stored(v: Self::Elem) -> Self::Elem;
 
     /// `count <= LANES` elements: a full load or a partial one.
     ///
@@ -210,6 +212,10 @@ macro_rules! native_element {
                 // SAFETY: the caller's contract: `p` is valid for writing.
                 unsafe { *p = v }
             }
+            #[inline(always)]
+            fn as_stored(v: $t) -> $t {
+                v
+            }
         }
     };
 }
@@ -300,6 +306,10 @@ macro_rules! half_element {
             unsafe fn write(p: *mut $t, v: f32) {
                 // SAFETY: the caller's contract: `p` is valid for writing.
                 unsafe { *p = $t::from_f32(v) }
+            }
+            #[inline(always)]
+            fn as_stored(v: f32) -> f32 {
+                $t::from_f32(v).to_f32()
             }
         }
     };
