@@ -536,8 +536,17 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let m = row_max::<V, M>(x, n);
-        let m = if m.is_finite() { m } else { V::Elem::ZERO };
-        let ln_sum = V::splat(V::Elem::from_f64(sum_map::<V, M, false>(x, y, n, &ShiftedExp::plain(m)).ln()));
+        // The pair form when the max is finite: cheaper per element than
+        // the plain exp (one scaling step instead of a clamp and two) and
+        // the same form softmax uses, so log_softmax costs no more. Its sum
+        // is c times sum exp(x - m).
+        let (m, shifted) = if m.is_finite() {
+            (m, ShiftedExp::new(m))
+        } else {
+            (V::Elem::ZERO, ShiftedExp::plain(V::Elem::ZERO))
+        };
+        let scaled = sum_map::<V, M, false>(x, y, n, &shifted);
+        let ln_sum = V::splat(V::Elem::from_f64(scaled.ln() - shifted.row_constant().to_f64().ln()));
         let vm = V::splat(m);
         let mut i = 0;
         while i + V::LANES <= n {
