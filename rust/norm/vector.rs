@@ -74,7 +74,7 @@ fn prefetch_ahead<V: Storage<M>, M>(p: *const M) {
         }
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = p;
+    let _ = (p, V::LANES);
 }
 
 /// The value a pass works on: x * scale (`SCALED`), minus the centre
