@@ -16,9 +16,9 @@ use std::sync::OnceLock;
 pub enum Isa {
     /// Portable Rust, no intrinsics: every target.
     Scalar,
-    /// AVX2 + FMA (Haswell, Zen 1 and later).
+    /// AVX2 + FMA + F16C (Haswell, Zen 1 and later).
     Avx2,
-    /// AVX-512 F + BW + DQ + VL (Skylake-SP, Zen 4 and later), plus AVX2 + FMA.
+    /// AVX-512 F + BW + DQ + VL (Skylake-SP, Zen 4 and later), plus AVX2 + FMA + F16C.
     Avx512,
     /// Advanced SIMD (NEON) on aarch64, where it is the baseline: every
     /// aarch64 CPU has it. The int8 L1 norm also uses the dot-product
@@ -118,10 +118,10 @@ macro_rules! vector_levels {
 
 vector_levels! {
     #[cfg(target_arch = "x86_64")]
-    Avx2 => crate::simd::avx2::Avx2, is_x86_feature_detected ["avx2", "fma"];
+    Avx2 => crate::simd::avx2::Avx2, is_x86_feature_detected ["avx2", "fma", "f16c"];
     #[cfg(target_arch = "x86_64")]
     Avx512 => crate::simd::avx512::Avx512,
-        is_x86_feature_detected ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma"];
+        is_x86_feature_detected ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c"];
     #[cfg(target_arch = "aarch64")]
     Neon => crate::simd::neon::Neon, is_aarch64_feature_detected ["neon"];
 }

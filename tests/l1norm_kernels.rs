@@ -7,7 +7,7 @@
 
 use normkit::dispatch::{self, Isa};
 use normkit::l1norm::{self, fixed};
-use normkit::simd::Element;
+use normkit::simd::Float;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -213,7 +213,7 @@ fn requant_constants_stay_in_their_ranges() {
     }
 }
 
-fn check_float<T: Element>(what: &str, x: &[T], eps: T, w: Option<&[T]>, b: Option<&[T]>, tol: f64) {
+fn check_float<T: Float>(what: &str, x: &[T], eps: T, w: Option<&[T]>, b: Option<&[T]>, tol: f64) {
     let f = |v: &[T]| v.iter().map(|e| e.to_f64()).collect::<Vec<f64>>();
     let (wf, bf) = (w.map(f), b.map(f));
     let want = reference::l1_norm_float(&f(x), eps.to_f64(), wf.as_deref(), bf.as_deref()).y;
@@ -231,7 +231,7 @@ fn check_float<T: Element>(what: &str, x: &[T], eps: T, w: Option<&[T]>, b: Opti
     }
 }
 
-fn float_every_length<T: Element>(tol: f64, seed: u64) {
+fn float_every_length<T: Float>(tol: f64, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let mut rand = |n: usize, lo: f64, hi: f64| (0..n).map(|_| T::from_f64(rng.random_range(lo..hi))).collect::<Vec<T>>();
     for n in 0..=MAX_LEN {
@@ -285,7 +285,7 @@ fn float_in_place_matches() {
 /// NaN when eps = 0.
 #[test]
 fn float_constant_rows_give_the_bias() {
-    fn check<T: Element>(c: f64, n: usize) {
+    fn check<T: Float>(c: f64, n: usize) {
         let x = vec![T::from_f64(c); n];
         let b: Vec<T> = (0..n).map(|i| T::from_f64(i as f64 * 0.25 - 3.0)).collect();
         let w = vec![T::from_f64(2.0); n];

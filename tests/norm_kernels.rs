@@ -8,7 +8,7 @@
 
 use normkit::dispatch::{self, Isa};
 use normkit::norm::{self, Norm, RowBatch, RowStats};
-use normkit::simd::Element;
+use normkit::simd::Float;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -27,17 +27,17 @@ fn allowed(rel: f64, want: f64, w: f64) -> f64 {
     rel * (want.abs() + w.abs())
 }
 
-fn tolerance<T: Element>() -> f64 {
+fn tolerance<T: Float>() -> f64 {
     if T::MANTISSA_DIGITS == 24 { 1e-5 } else { 1e-12 }
 }
 
-fn to_f64<T: Element>(v: &[T]) -> Vec<f64> {
+fn to_f64<T: Float>(v: &[T]) -> Vec<f64> {
     v.iter().map(|x| x.to_f64()).collect()
 }
 
 /// Checks `y` (the norm of `x`) against the f64 reference: NaN exactly
 /// where expected, else within [`allowed`].
-fn assert_matches_f64<T: Element>(what: &str, kind: Norm, x: &[T], y: &[T], eps: f64, w: Option<&[T]>, b: Option<&[T]>) {
+fn assert_matches_f64<T: Float>(what: &str, kind: Norm, x: &[T], y: &[T], eps: f64, w: Option<&[T]>, b: Option<&[T]>) {
     let (wf, bf) = (w.map(to_f64), b.map(to_f64));
     let want = reference::norm(kind, &to_f64(x), eps, wf.as_deref(), bf.as_deref());
     for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
@@ -60,7 +60,7 @@ fn assert_matches_f64<T: Element>(what: &str, kind: Norm, x: &[T], y: &[T], eps:
 /// reference, a single-row call): same rule, twice the tolerance. (Results
 /// need not be bit-identical: the vector sums are split at the row's
 /// alignment, which changes their rounding.)
-fn assert_matches_scalar<T: Element>(what: &str, y: &[T], y_ref: &[T], w: Option<&[T]>) {
+fn assert_matches_scalar<T: Float>(what: &str, y: &[T], y_ref: &[T], w: Option<&[T]>) {
     for (i, (a, b)) in y.iter().zip(y_ref).enumerate() {
         let (a, b) = (a.to_f64(), b.to_f64());
         if b.is_nan() {
@@ -72,19 +72,19 @@ fn assert_matches_scalar<T: Element>(what: &str, y: &[T], y_ref: &[T], w: Option
     }
 }
 
-fn run<T: Element>(isa: Isa, kind: Norm, x: &[T], eps: f64, w: Option<&[T]>, b: Option<&[T]>) -> Vec<T> {
+fn run<T: Float>(isa: Isa, kind: Norm, x: &[T], eps: f64, w: Option<&[T]>, b: Option<&[T]>) -> Vec<T> {
     let mut y = vec![T::ZERO; x.len()];
     norm::norm(isa, kind, x, &mut y, eps, w, b);
     y
 }
 
-fn random<T: Element>(rng: &mut SmallRng, n: usize, mean: f64, scale: f64) -> Vec<T> {
+fn random<T: Float>(rng: &mut SmallRng, n: usize, mean: f64, scale: f64) -> Vec<T> {
     (0..n).map(|_| T::from_f64(mean + scale * rng.random_range(-1.0..1.0))).collect()
 }
 
 /// Every kind, ISA and affine combination on one row, against f64 and the
 /// scalar reference.
-fn check_row<T: Element>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
+fn check_row<T: Float>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
     for kind in Norm::ALL {
         for (wo, bo) in [(None, None), (Some(w), None), (Some(w), Some(b))] {
             let y_ref = run(Isa::Scalar, kind, x, eps, wo, bo);
@@ -100,7 +100,7 @@ fn check_row<T: Element>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
 
 /// Rows of every length 0..=MAX_LEN (every other one under Miri) at
 /// offsets 0..4 into a buffer.
-fn check_lengths<T: Element>(mean: f64, scale: f64, seed: u64) {
+fn check_lengths<T: Float>(mean: f64, scale: f64, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     for n in (0..=MAX_LEN).step_by(size(1, 2)) {
         let offset = n % 4;
@@ -301,7 +301,7 @@ fn batches_equal_single_rows() {
 /// The fused forms: the sum is exactly x + residual (as stored in T) and
 /// the norm is the norm of that sum; in place (x <- norm, residual <- sum)
 /// and with the sum written over x gives the same.
-fn check_add<T: Element>(seed: u64) {
+fn check_add<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     for n in (0..=MAX_LEN).step_by(size(1, 3)) {
         let offset = n % 3;
@@ -440,7 +440,7 @@ fn float64_huge_rows_within_an_ulp_of_their_mean() {
 /// where expected, the mean within the tolerance of |mean| + 1 / rstd (the
 /// row's spread), rstd within the tolerance relative to itself (equal
 /// infinities included).
-fn assert_stats_match<T: Element>(what: &str, kind: Norm, x: &[f64], eps: f64, (mean, rstd): (T, T)) {
+fn assert_stats_match<T: Float>(what: &str, kind: Norm, x: &[f64], eps: f64, (mean, rstd): (T, T)) {
     let (want_mean, want_rstd) = reference::norm_stats(kind, x, eps);
     let (mean, rstd) = (mean.to_f64(), rstd.to_f64());
     let tol = tolerance::<T>();
@@ -453,7 +453,7 @@ fn assert_stats_match<T: Element>(what: &str, kind: Norm, x: &[f64], eps: f64, (
 /// against the f64 reference; y is bit for bit the same with and without
 /// them; a single-row call gives the batch's statistics bit for bit, and
 /// the fused form gives those of the sum.
-fn check_stats<T: Element>(seed: u64) {
+fn check_stats<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let (huge, tiny) = if T::MANTISSA_DIGITS == 24 { (1e30, 1e-30) } else { (1e200, 1e-200) };
     let rows = 8;

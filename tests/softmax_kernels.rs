@@ -5,7 +5,7 @@
 //! cut down (`common::size`).
 
 use normkit::dispatch::{self, Isa};
-use normkit::simd::Element;
+use normkit::simd::Float;
 use normkit::softmax::{self, Algorithm};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -13,7 +13,7 @@ use rand::{Rng, SeedableRng};
 mod common;
 use common::{reference, size};
 
-fn run<T: Element>(isa: Isa, algorithm: Algorithm, x: &[T]) -> Vec<T> {
+fn run<T: Float>(isa: Isa, algorithm: Algorithm, x: &[T]) -> Vec<T> {
     let mut y = vec![T::ZERO; x.len()];
     softmax::softmax(isa, algorithm, x, &mut y);
     y
@@ -21,7 +21,7 @@ fn run<T: Element>(isa: Isa, algorithm: Algorithm, x: &[T]) -> Vec<T> {
 
 /// Checks y against the f64 reference: NaN exactly where expected, else
 /// |y - ref| <= rel * ref + tiny (tiny covers results in the subnormal range).
-fn assert_close<T: Element>(what: &str, x: &[T], y: &[T], rel: f64) {
+fn assert_close<T: Float>(what: &str, x: &[T], y: &[T], rel: f64) {
     let xf: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
     let want = reference::softmax(&xf);
     let tiny = if T::MANTISSA_DIGITS == 24 { 1e-37 } else { 1e-300 };
@@ -36,7 +36,7 @@ fn assert_close<T: Element>(what: &str, x: &[T], y: &[T], rel: f64) {
     }
 }
 
-fn tolerance<T: Element>() -> f64 {
+fn tolerance<T: Float>() -> f64 {
     if T::MANTISSA_DIGITS == 24 { 2e-6 } else { 1e-13 }
 }
 
@@ -45,7 +45,7 @@ fn tolerance<T: Element>() -> f64 {
 const MAX_LEN: usize = size(300, 16);
 
 /// Random rows of every length 0..=MAX_LEN at offsets 0..4 into a buffer.
-fn random_rows<T: Element>(rng: &mut SmallRng, scale: f64) -> Vec<(usize, Vec<T>)> {
+fn random_rows<T: Float>(rng: &mut SmallRng, scale: f64) -> Vec<(usize, Vec<T>)> {
     let mut rows = Vec::new();
     for n in 0..=MAX_LEN {
         let offset = n % 4;
@@ -55,7 +55,7 @@ fn random_rows<T: Element>(rng: &mut SmallRng, scale: f64) -> Vec<(usize, Vec<T>
     rows
 }
 
-fn check_random<T: Element>(scale: f64, seed: u64) {
+fn check_random<T: Float>(scale: f64, seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     for (offset, buf) in random_rows::<T>(&mut rng, scale) {
         let x = &buf[offset..];
@@ -256,7 +256,7 @@ fn constant_and_near_constant_long_rows() {
 /// Checks one softmax result against the f64 reference `want` (rows of
 /// finite values) and that it sums to 1; `what` is formatted on failure
 /// only (the sweep below makes millions of calls).
-fn check_row_sum<T: Element>(what: impl Fn() -> String, y: &[T], want: &[f64], rel: f64) {
+fn check_row_sum<T: Float>(what: impl Fn() -> String, y: &[T], want: &[f64], rel: f64) {
     for (i, (&got, &want)) in y.iter().zip(want).enumerate() {
         let got = got.to_f64();
         assert!((got - want).abs() <= rel * want + 1e-300, "{}: [{i}] = {got:e}, want {want:e}", what());
@@ -294,11 +294,11 @@ fn row_maxima_near_half_integer_multiples_of_ln2() {
 /// row of 19 (vector body and tail).
 #[test]
 fn row_maxima_near_half_integer_multiples_of_ln2_sweep() {
-    fn rows<T: Element>(m: T) -> [Vec<T>; 2] {
+    fn rows<T: Float>(m: T) -> [Vec<T>; 2] {
         let long = (0..19).map(|i| if i % 7 == 3 { m } else { m - T::from_f64(0.5 + (i as f64 * 0.61).sin().abs()) }).collect();
         [vec![m, m], long]
     }
-    fn check<T: Element>(m: T, isas: &[Isa]) {
+    fn check<T: Float>(m: T, isas: &[Isa]) {
         for row in rows(m) {
             let want = reference::softmax(&row.iter().map(|v| v.to_f64()).collect::<Vec<_>>());
             for &isa in isas {
@@ -354,7 +354,7 @@ fn one_large_term_among_many_small_ones() {
 /// rows of every length and offset at scales that take the one-pass path
 /// (|x| <= 2^20) and the max-pass path beyond, and the special rows.
 /// Bound: `abs` + one rounding of the result to T (relative `rel`).
-fn check_logsumexp<T: Element>(abs: f64, rel: f64) {
+fn check_logsumexp<T: Float>(abs: f64, rel: f64) {
     let mut rng = SmallRng::seed_from_u64(21);
     let mut rows: Vec<(usize, Vec<T>)> = Vec::new();
     for scale in [1.0, 60.0, 3e4, 5e6] {

@@ -8,7 +8,7 @@
 
 use normkit::dispatch::{self, Isa};
 use normkit::norm::{self, Affine, Norm, RowStats};
-use normkit::simd::Element;
+use normkit::simd::{bf16, f16, Element, Float, Real};
 use normkit::softmax::{self, Algorithm};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -19,17 +19,17 @@ use common::{reference, size};
 const LENGTHS: [usize; 6] = [1, 63, 64, 1000, 4099, 20_011];
 const CHUNKS: [usize; 6] = [1, 3, 17, 64, 1001, 4096];
 
-fn random<T: Element>(rng: &mut SmallRng, n: usize, mean: f64, scale: f64) -> Vec<T> {
+fn random<T: Float>(rng: &mut SmallRng, n: usize, mean: f64, scale: f64) -> Vec<T> {
     (0..n).map(|_| T::from_f64(mean + scale * rng.random_range(-1.0..1.0))).collect()
 }
 
-fn to_f64<T: Element>(v: &[T]) -> Vec<f64> {
+fn to_f64<T: Float>(v: &[T]) -> Vec<f64> {
     v.iter().map(|x| x.to_f64()).collect()
 }
 
 /// The row of `n` elements at an offset of `n % 3` into a buffer, so
 /// rows start unaligned.
-fn unaligned<T: Element>(values: Vec<T>) -> (Vec<T>, usize) {
+fn unaligned<T: Float>(values: Vec<T>) -> (Vec<T>, usize) {
     let offset = values.len() % 3;
     let mut buf = vec![T::ZERO; offset];
     buf.extend(values);
@@ -52,7 +52,7 @@ const OPS: [Op; 5] = [
 ];
 
 fn run_op<T: Element>(isa: Isa, op: Op, x: &[T], split: Option<usize>) -> Vec<T> {
-    let mut y = vec![T::ZERO; x.len()];
+    let mut y = vec![T::default(); x.len()];
     let (xp, yp, n) = (x.as_ptr(), y.as_mut_ptr(), x.len());
     // SAFETY: two distinct buffers of n elements.
     unsafe {
@@ -69,7 +69,7 @@ fn run_op<T: Element>(isa: Isa, op: Op, x: &[T], split: Option<usize>) -> Vec<T>
 /// y against the float64 result `want`: NaN exactly where expected, else
 /// within the documented bound (softmax: 2e-6 relative in float32, 1e-13
 /// in float64; log-softmax: 1e-5 + 1e-7 |want| in float32, the f64 analog).
-fn assert_op_close<T: Element>(what: &str, op: Op, y: &[T], want: &[f64]) {
+fn assert_op_close<T: Float>(what: &str, op: Op, y: &[T], want: &[f64]) {
     let f32 = T::MANTISSA_DIGITS == 24;
     for (i, (&got, &w)) in y.iter().zip(want).enumerate() {
         let got = got.to_f64();
@@ -93,7 +93,7 @@ fn reference_op(op: Op, x: &[f64]) -> Vec<f64> {
 
 /// Split vs float64 and vs unsplit (twice the bound apart at most) for one
 /// row, every op, ISA and chunk length; logsumexp too.
-fn check_softmax_row<T: Element>(what: &str, x: &[T]) {
+fn check_softmax_row<T: Float>(what: &str, x: &[T]) {
     let xf = to_f64(x);
     let want_lse = reference::logsumexp(&xf);
     for op in OPS {
@@ -124,7 +124,7 @@ fn check_softmax_row<T: Element>(what: &str, x: &[T]) {
     }
 }
 
-fn check_softmax_random<T: Element>(seed: u64) {
+fn check_softmax_random<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     for n in LENGTHS.into_iter().take(size(6, 3)) {
         for scale in [4.0, 60.0] {
@@ -161,9 +161,17 @@ fn special_values_in_one_chunk() {
     check_softmax_row("all -inf", &vec![f32::NEG_INFINITY; n]);
 }
 
-fn run_norm<T: Element>(isa: Isa, kind: Norm, x: &[T], eps: f64, w: Option<&[T]>, b: Option<&[T]>, split: Option<usize>) -> (Vec<T>, T, T) {
-    let mut y = vec![T::ZERO; x.len()];
-    let (mut mean, mut rstd) = (T::ZERO, T::ZERO);
+fn run_norm<T: Element>(
+    isa: Isa,
+    kind: Norm,
+    x: &[T],
+    eps: f64,
+    w: Option<&[T::Real]>,
+    b: Option<&[T::Real]>,
+    split: Option<usize>,
+) -> (Vec<T>, T::Real, T::Real) {
+    let mut y = vec![T::default(); x.len()];
+    let (mut mean, mut rstd) = (T::Real::ZERO, T::Real::ZERO);
     let stats = RowStats { mean: &mut mean, rstd: &mut rstd };
     let affine = Affine::from_slices(w, b);
     // SAFETY: distinct buffers of n elements; weight and bias of n; the
@@ -177,13 +185,13 @@ fn run_norm<T: Element>(isa: Isa, kind: Norm, x: &[T], eps: f64, w: Option<&[T]>
     (y, mean, rstd)
 }
 
-fn norm_tolerance<T: Element>() -> f64 {
+fn norm_tolerance<T: Float>() -> f64 {
     if T::MANTISSA_DIGITS == 24 { 1e-5 } else { 1e-12 }
 }
 
 /// y against `want` (the reference, or another computation): NaN exactly
 /// where expected, else within `rel` of |want| + |w| (norm_kernels.rs).
-fn assert_norm_close<T: Element>(what: &str, y: &[T], want: &[f64], w: Option<&[T]>, rel: f64) {
+fn assert_norm_close<T: Float>(what: &str, y: &[T], want: &[f64], w: Option<&[T]>, rel: f64) {
     for (i, (&got, &want)) in y.iter().zip(want).enumerate() {
         let got = got.to_f64();
         if want.is_nan() {
@@ -197,7 +205,7 @@ fn assert_norm_close<T: Element>(what: &str, y: &[T], want: &[f64], w: Option<&[
 
 /// Split vs float64 (values and statistics) and vs unsplit for one row,
 /// every kind, ISA, chunk length and affine combination.
-fn check_norm_row<T: Element>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
+fn check_norm_row<T: Float>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
     let tol = norm_tolerance::<T>();
     let xf = to_f64(x);
     for kind in Norm::ALL {
@@ -224,7 +232,7 @@ fn check_norm_row<T: Element>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
 /// Ordinary, offset (1e4 + noise: cancellation), trending (chunk means
 /// far apart: Chan's combination term dominates), huge and tiny rows
 /// (rescaled), constant rows.
-fn check_norm_rows<T: Element>(seed: u64) {
+fn check_norm_rows<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let (huge, tiny) = if T::MANTISSA_DIGITS == 24 { (1e30, 1e-30) } else { (1e200, 1e-200) };
     for n in LENGTHS.into_iter().take(size(6, 3)) {
@@ -304,4 +312,46 @@ fn split_in_place_equals_out_of_place() {
             assert!(y == want, "{isa} {}", kind.name());
         }
     }
+}
+
+/// bfloat16 and float16 rows (loaded into f32 registers, rounded once at
+/// the store): the split results within the documented f32 bound plus the
+/// rounding to the storage type (`ulp`: half an ulp relative) of the
+/// float64 result, or half the spacing `tiny` of its subnormals.
+fn check_half<T: Element<Real = f32>>(name: &str, to: fn(f32) -> T, from: fn(T) -> f32, ulp: f64, tiny: f64) {
+    let mut rng = SmallRng::seed_from_u64(8);
+    let n = size(4099, 100);
+    let x: Vec<T> = (0..n).map(|_| to(rng.random_range(-8.0..8.0))).collect();
+    let xf: Vec<f64> = x.iter().map(|&v| from(v) as f64).collect();
+    let w: Vec<f32> = (0..n).map(|_| rng.random_range(0.5..1.5)).collect();
+    for isa in dispatch::available() {
+        for len in [17, 1001] {
+            for op in OPS {
+                let want = reference_op(op, &xf);
+                let y = run_op(isa, op, &x, Some(len));
+                for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+                    let got = from(got) as f64;
+                    let bound = match op {
+                        Op::Softmax(_) => (2e-6 + ulp) * want + tiny,
+                        Op::LogSoftmax => 1e-5 + (1e-7 + ulp) * want.abs(),
+                    };
+                    assert!((got - want).abs() <= bound, "{name} {isa} {op:?} chunk {len}: [{i}] = {got:e}, want {want:e}");
+                }
+            }
+            for kind in Norm::ALL {
+                let want = reference::norm(kind, &xf, 1e-5, Some(&to_f64(&w)), None);
+                let (y, _, _) = run_norm(isa, kind, &x, 1e-5, Some(&w), None, Some(len));
+                for (i, (&got, &want)) in y.iter().zip(&want).enumerate() {
+                    let got = from(got) as f64;
+                    assert!((got - want).abs() <= (1e-5 + ulp) * (want.abs() + w[i] as f64), "{name} {isa} {} chunk {len}: [{i}] = {got:e}, want {want:e}", kind.name());
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn split_half_storage_rows() {
+    check_half::<bf16>("bfloat16", bf16::from_f32, bf16::to_f32, 2f64.powi(-8), 2f64.powi(-134));
+    check_half::<f16>("float16", f16::from_f32, f16::to_f32, 2f64.powi(-11), 2f64.powi(-25));
 }

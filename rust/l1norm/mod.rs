@@ -155,12 +155,12 @@ impl Kernel for L1NormI8 {
 }
 
 /// The float L1 norm of one row. Built only by [`l1_norm_float_raw`].
-struct L1NormFloat<T> {
+struct L1NormFloat<T: Element> {
     x: *const T,
     y: *mut T,
     n: usize,
-    eps: T,
-    affine: Affine<T>,
+    eps: T::Real,
+    affine: Affine<T::Real>,
 }
 
 impl<T: Element> Kernel for L1NormFloat<T> {
@@ -169,14 +169,14 @@ impl<T: Element> Kernel for L1NormFloat<T> {
     fn scalar(self) {
         let L1NormFloat { x, y, n, eps, affine } = self;
         // SAFETY: the contract of `l1_norm_float_raw`, the only constructor.
-        unsafe { scalar::l1_norm_float(x, y, n, eps, affine) }
+        unsafe { T::scalar_row(x, y, n, |x, y| scalar::l1_norm_float(x, y, n, eps, affine)) }
     }
 
     #[inline(always)]
     fn vector<S: Simd>(self, _: S) {
         let L1NormFloat { x, y, n, eps, affine } = self;
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
-        unsafe { vector::l1_norm::<T::Vector<S>>(x, y, n, eps, affine) }
+        unsafe { vector::l1_norm::<T::Vector<S>, T>(x, y, n, eps, affine) }
     }
 }
 
@@ -208,7 +208,7 @@ pub unsafe fn l1_norm_i8_raw(isa: Isa, x: *const i8, y: *mut i8, n: usize, gain:
 ///
 /// # Safety
 /// As for [`l1_norm_i8_raw`] (without the gain).
-pub unsafe fn l1_norm_float_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: usize, eps: T, affine: Affine<T>) {
+pub unsafe fn l1_norm_float_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: usize, eps: T::Real, affine: Affine<T::Real>) {
     dispatch::run(isa, L1NormFloat { x, y, n, eps, affine })
 }
 
@@ -258,7 +258,7 @@ pub fn l1_norm_i8_inplace(isa: Isa, y: &mut [i8], gain: f32, weight: Option<&[i8
 }
 
 /// The float L1 norm of `x` into `y` (same length).
-pub fn l1_norm_float<T: Element>(isa: Isa, x: &[T], y: &mut [T], eps: T, weight: Option<&[T]>, bias: Option<&[T]>) {
+pub fn l1_norm_float<T: Element>(isa: Isa, x: &[T], y: &mut [T], eps: T::Real, weight: Option<&[T::Real]>, bias: Option<&[T::Real]>) {
     assert_eq!(x.len(), y.len(), "l1_norm_float: input and output lengths differ");
     check_args("l1_norm_float", x.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);

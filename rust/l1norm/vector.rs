@@ -6,7 +6,7 @@
 //! f64 total, as in the softmax kernels.
 
 use super::Affine;
-use crate::simd::{Real, Vector};
+use crate::simd::{Element, Real, Storage, Vector};
 
 /// Elements summed in registers before folding into the f64 total.
 const BLOCK: usize = 4096;
@@ -25,13 +25,13 @@ const BLOCK: usize = 4096;
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn sum_and_constancy<V: Vector>(x: *const V::Elem, n: usize) -> (f64, bool) {
+unsafe fn sum_and_constancy<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, bool) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let lanes = V::LANES;
         let zero = V::splat(V::Elem::ZERO);
-        let (mut lo, mut hi) = (V::splat(*x), V::splat(*x));
+        let (mut lo, mut hi) = (V::splat(V::read(x)), V::splat(V::read(x)));
         let mut total = 0.0f64;
         let mut start = 0;
         while start < n {
@@ -39,22 +39,22 @@ unsafe fn sum_and_constancy<V: Vector>(x: *const V::Elem, n: usize) -> (f64, boo
             let (mut s0, mut c0, mut s1, mut c1) = (zero, zero, zero, zero);
             let mut i = start;
             while i + 2 * lanes <= end {
-                let (a, b) = (V::load(x.add(i)), V::load(x.add(i + lanes)));
+                let (a, b) = (V::load_from(x.add(i)), V::load_from(x.add(i + lanes)));
                 kahan_add(&mut s0, &mut c0, a);
                 kahan_add(&mut s1, &mut c1, b);
                 (lo, hi) = (lo.min(a).min(b), hi.max(a).max(b));
                 i += 2 * lanes;
             }
             if i + lanes <= end {
-                let a = V::load(x.add(i));
+                let a = V::load_from(x.add(i));
                 kahan_add(&mut s0, &mut c0, a);
                 (lo, hi) = (lo.min(a), hi.max(a));
                 i += lanes;
             }
             if i < end {
                 // The sum pads with 0, the range with the first element.
-                kahan_add(&mut s1, &mut c1, V::load_partial(x.add(i), end - i, V::Elem::ZERO));
-                let a = V::load_partial(x.add(i), end - i, *x);
+                kahan_add(&mut s1, &mut c1, V::load_partial_from(x.add(i), end - i, V::Elem::ZERO));
+                let a = V::load_partial_from(x.add(i), end - i, V::read(x));
                 (lo, hi) = (lo.min(a), hi.max(a));
             }
             total += (lanes_f64(s0) + lanes_f64(s1)) - (lanes_f64(c0) + lanes_f64(c1));
@@ -100,7 +100,7 @@ fn kahan_add<V: Vector>(sum: &mut V, c: &mut V, v: V) {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn deviation_sum<V: Vector>(x: *const V::Elem, n: usize, center: V::Elem) -> f64 {
+unsafe fn deviation_sum<V: Storage<M>, M>(x: *const M, n: usize, center: V::Elem) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -114,17 +114,17 @@ unsafe fn deviation_sum<V: Vector>(x: *const V::Elem, n: usize, center: V::Elem)
             let (mut s0, mut s1) = (zero, zero);
             let mut i = start;
             while i + 2 * lanes <= end {
-                s0 = s0.add(V::load(x.add(i)).sub(c).abs());
-                s1 = s1.add(V::load(x.add(i + lanes)).sub(c).abs());
+                s0 = s0.add(V::load_from(x.add(i)).sub(c).abs());
+                s1 = s1.add(V::load_from(x.add(i + lanes)).sub(c).abs());
                 i += 2 * lanes;
             }
             if i + lanes <= end {
-                s0 = s0.add(V::load(x.add(i)).sub(c).abs());
+                s0 = s0.add(V::load_from(x.add(i)).sub(c).abs());
                 i += lanes;
             }
             if i < end {
                 // Padded with the center: its terms are 0.
-                s1 = s1.add(V::load_partial(x.add(i), end - i, center).sub(c).abs());
+                s1 = s1.add(V::load_partial_from(x.add(i), end - i, center).sub(c).abs());
             }
             total += s0.add(s1).reduce_add().to_f64();
             start = end;
@@ -141,9 +141,9 @@ unsafe fn deviation_sum<V: Vector>(x: *const V::Elem, n: usize, center: V::Elem)
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn write_lanes<V: Vector, const W: bool, const B: bool>(
-    x: *const V::Elem,
-    y: *mut V::Elem,
+unsafe fn write_lanes<V: Storage<M>, M, const W: bool, const B: bool>(
+    x: *const M,
+    y: *mut M,
     i: usize,
     count: usize,
     mean: V,
@@ -153,7 +153,7 @@ unsafe fn write_lanes<V: Vector, const W: bool, const B: bool>(
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let mut v = V::load_n(x.add(i), count, V::Elem::ZERO).sub(mean).mul(scale);
+        let mut v = V::load_n_from(x.add(i), count, V::Elem::ZERO).sub(mean).mul(scale);
         if W {
             let b = if B { V::load_n(affine.bias.add(i), count, V::Elem::ZERO) } else { V::splat(V::Elem::ZERO) };
             v = v.mul_add(V::load_n(affine.weight.add(i), count, V::Elem::ZERO), b);
@@ -161,9 +161,9 @@ unsafe fn write_lanes<V: Vector, const W: bool, const B: bool>(
             v = v.add(V::load_n(affine.bias.add(i), count, V::Elem::ZERO));
         }
         if count == V::LANES {
-            v.store(y.add(i));
+            v.store_to(y.add(i));
         } else {
-            v.store_partial(y.add(i), count);
+            v.store_partial_to(y.add(i), count);
         }
     }
 }
@@ -173,9 +173,9 @@ unsafe fn write_lanes<V: Vector, const W: bool, const B: bool>(
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn write_row<V: Vector, const W: bool, const B: bool>(
-    x: *const V::Elem,
-    y: *mut V::Elem,
+unsafe fn write_row<V: Storage<M>, M, const W: bool, const B: bool>(
+    x: *const M,
+    y: *mut M,
     n: usize,
     mean: V::Elem,
     scale: V::Elem,
@@ -187,11 +187,11 @@ unsafe fn write_row<V: Vector, const W: bool, const B: bool>(
         let (mean, scale) = (V::splat(mean), V::splat(scale));
         let mut i = 0;
         while i + V::LANES <= n {
-            write_lanes::<V, W, B>(x, y, i, V::LANES, mean, scale, affine);
+            write_lanes::<V, M, W, B>(x, y, i, V::LANES, mean, scale, affine);
             i += V::LANES;
         }
         if i < n {
-            write_lanes::<V, W, B>(x, y, i, n - i, mean, scale, affine);
+            write_lanes::<V, M, W, B>(x, y, i, n - i, mean, scale, affine);
         }
     }
 }
@@ -201,46 +201,46 @@ unsafe fn write_row<V: Vector, const W: bool, const B: bool>(
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub unsafe fn l1_norm<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, eps: V::Elem, affine: Affine<V::Elem>) {
+pub unsafe fn l1_norm<V: Storage<M>, M: Element<Real = V::Elem>>(x: *const M, y: *mut M, n: usize, eps: V::Elem, affine: Affine<V::Elem>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         if n == 0 {
             return;
         }
-        let (sum, constant) = sum_and_constancy::<V>(x, n);
+        let (sum, constant) = sum_and_constancy::<V, M>(x, n);
         if !sum.is_finite() {
             // The register sums overflow for large finite values (750 float32
             // 1.7e38s gave NaN; found by the fuzzer): the scalar reference sums
             // in f64. Rows holding NaN or infinities take it too (NaN results).
-            return super::scalar::l1_norm_float(x, y, n, eps, affine);
+            return M::scalar_row(x, y, n, |x, y| super::scalar::l1_norm_float(x, y, n, eps, affine));
         }
         let (mean, mad) = if constant {
             // The exact mean and s = 0, as in the scalar reference.
-            (*x, 0.0)
+            (V::read(x), 0.0)
         } else {
             let mean = V::Elem::from_f64(sum / n as f64);
-            let mad = deviation_sum::<V>(x, n, mean);
+            let mad = deviation_sum::<V, M>(x, n, mean);
             if !mad.is_finite() {
-                return super::scalar::l1_norm_float(x, y, n, eps, affine);
+                return M::scalar_row(x, y, n, |x, y| super::scalar::l1_norm_float(x, y, n, eps, affine));
             }
             (mean, mad / n as f64)
         };
         if mad + eps.to_f64() < super::scalar::tiny_spread::<V::Elem>() {
             // Rows this flat are computed in f64 (see scalar::tiny_spread).
-            return super::scalar::l1_norm_float(x, y, n, eps, affine);
+            return M::scalar_row(x, y, n, |x, y| super::scalar::l1_norm_float(x, y, n, eps, affine));
         }
         let inverse = 1.0 / (mad + eps.to_f64());
         let scale = V::Elem::from_f64(inverse);
         if inverse.is_finite() && !scale.is_finite() {
             // Beyond the element type's range (see scalar::l1_norm_float).
-            return super::scalar::write_scaled_f64(x, y, n, mean.to_f64(), inverse, affine);
+            return M::scalar_row(x, y, n, |x, y| super::scalar::write_scaled_f64(x, y, n, mean.to_f64(), inverse, affine));
         }
         match (!affine.weight.is_null(), !affine.bias.is_null()) {
-            (false, false) => write_row::<V, false, false>(x, y, n, mean, scale, affine),
-            (false, true) => write_row::<V, false, true>(x, y, n, mean, scale, affine),
-            (true, false) => write_row::<V, true, false>(x, y, n, mean, scale, affine),
-            (true, true) => write_row::<V, true, true>(x, y, n, mean, scale, affine),
+            (false, false) => write_row::<V, M, false, false>(x, y, n, mean, scale, affine),
+            (false, true) => write_row::<V, M, false, true>(x, y, n, mean, scale, affine),
+            (true, false) => write_row::<V, M, true, false>(x, y, n, mean, scale, affine),
+            (true, true) => write_row::<V, M, true, true>(x, y, n, mean, scale, affine),
         }
     }
 }

@@ -232,11 +232,11 @@ enum NormWork<T> {
 
 /// A norm kernel call. Built only by the `unsafe` functions below, whose
 /// callers vouch for every pointer in it.
-struct NormKernel<T> {
+struct NormKernel<T: Element> {
     kind: Norm,
     eps: f64,
-    affine: Affine<T>,
-    stats: RowStats<T>,
+    affine: Affine<T::Real>,
+    stats: RowStats<T::Real>,
     work: NormWork<T>,
 }
 
@@ -249,10 +249,11 @@ impl<T: Element> Kernel for NormKernel<T> {
         // (`norm_raw`, `norm_rows_raw` or `add_norm_raw`).
         unsafe {
             match work {
-                NormWork::Row { x, y, n } => scalar::norm(kind, x, y, n, eps, affine, stats),
+                NormWork::Row { x, y, n } => T::scalar_row(x, y, n, |x, y| scalar::norm(kind, x, y, n, eps, affine, stats)),
                 NormWork::Rows(batch) => {
                     for i in 0..batch.rows {
-                        scalar::norm(kind, batch.x_row(i), batch.y_row(i), batch.n, eps, affine, stats.row(i))
+                        let n = batch.n;
+                        T::scalar_row(batch.x_row(i), batch.y_row(i), n, |x, y| scalar::norm(kind, x, y, n, eps, affine, stats.row(i)))
                     }
                 }
                 NormWork::Add { x, residual, sum, y, n } => scalar::add_norm(kind, x, residual, sum, y, n, eps, affine, stats),
@@ -266,10 +267,10 @@ impl<T: Element> Kernel for NormKernel<T> {
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
         unsafe {
             match work {
-                NormWork::Row { x, y, n } => vector::norm::<T::Vector<S>>(kind, x, y, n, eps, affine, stats),
-                NormWork::Rows(batch) => vector::norm_rows::<T::Vector<S>>(kind, batch, eps, affine, stats),
+                NormWork::Row { x, y, n } => vector::norm::<T::Vector<S>, T>(kind, x, y, n, eps, affine, stats),
+                NormWork::Rows(batch) => vector::norm_rows::<T::Vector<S>, T>(kind, batch, eps, affine, stats),
                 NormWork::Add { x, residual, sum, y, n } => {
-                    vector::add_norm::<T::Vector<S>>(kind, x, residual, sum, y, n, eps, affine, stats)
+                    vector::add_norm::<T::Vector<S>, T>(kind, x, residual, sum, y, n, eps, affine, stats)
                 }
             }
         }
@@ -287,7 +288,7 @@ impl<T: Element> Kernel for NormKernel<T> {
 /// pointers for writing one element, apart from everything else. Panics
 /// when `isa` is not supported by this CPU.
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T>, stats: RowStats<T>) {
+pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T, n: usize, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
     dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Row { x, y, n } })
 }
 
@@ -300,7 +301,7 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// elements; a y row is either its x row or overlaps no x row. Non-null
 /// `stats` pointers must be valid for writing `batch.rows` elements, apart
 /// from everything else. Otherwise as for [`norm_raw`].
-pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T>, stats: RowStats<T>) {
+pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
     dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })
 }
 
@@ -321,13 +322,13 @@ pub unsafe fn add_norm_raw<T: Element>(
     y: *mut T,
     n: usize,
     eps: f64,
-    affine: Affine<T>,
-    stats: RowStats<T>,
+    affine: Affine<T::Real>,
+    stats: RowStats<T::Real>,
 ) {
     dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Add { x, residual, sum, y, n } })
 }
 
-fn check_args<T>(what: &str, n: usize, weight: Option<&[T]>, bias: Option<&[T]>) {
+fn check_args<W>(what: &str, n: usize, weight: Option<&[W]>, bias: Option<&[W]>) {
     for (name, v) in [("weight", weight), ("bias", bias)] {
         if let Some(v) = v {
             assert_eq!(v.len(), n, "{what}: {name} length differs from the row length");
@@ -336,7 +337,7 @@ fn check_args<T>(what: &str, n: usize, weight: Option<&[T]>, bias: Option<&[T]>)
 }
 
 /// The normalization `kind` of `x` into `y` (same length).
-pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
+pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, weight: Option<&[T::Real]>, bias: Option<&[T::Real]>) {
     assert_eq!(x.len(), y.len(), "norm: input and output lengths differ");
     check_args("norm", x.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
@@ -347,7 +348,7 @@ pub fn norm<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], eps: f64, we
 /// [`norm`] of every row of `n` elements of the contiguous rows `x` into
 /// `y` (same length, a multiple of `n`; `n = 0` writes nothing).
 #[allow(clippy::too_many_arguments)]
-pub fn norm_rows<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], n: usize, eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
+pub fn norm_rows<T: Element>(isa: Isa, kind: Norm, x: &[T], y: &mut [T], n: usize, eps: f64, weight: Option<&[T::Real]>, bias: Option<&[T::Real]>) {
     assert_eq!(x.len(), y.len(), "norm_rows: input and output lengths differ");
     assert!(n == 0 || x.len().is_multiple_of(n), "norm_rows: length is not a multiple of the row length");
     check_args("norm_rows", n, weight, bias);
@@ -369,10 +370,10 @@ pub fn norm_rows_stats<T: Element>(
     y: &mut [T],
     n: usize,
     eps: f64,
-    weight: Option<&[T]>,
-    bias: Option<&[T]>,
-    mean: &mut [T],
-    rstd: &mut [T],
+    weight: Option<&[T::Real]>,
+    bias: Option<&[T::Real]>,
+    mean: &mut [T::Real],
+    rstd: &mut [T::Real],
 ) {
     let rows = mean.len();
     assert_eq!(rstd.len(), rows, "norm_rows_stats: mean and rstd lengths differ");
@@ -387,7 +388,7 @@ pub fn norm_rows_stats<T: Element>(
 }
 
 /// [`norm`] in place.
-pub fn norm_inplace<T: Element>(isa: Isa, kind: Norm, y: &mut [T], eps: f64, weight: Option<&[T]>, bias: Option<&[T]>) {
+pub fn norm_inplace<T: Element>(isa: Isa, kind: Norm, y: &mut [T], eps: f64, weight: Option<&[T::Real]>, bias: Option<&[T::Real]>) {
     check_args("norm", y.len(), weight, bias);
     let affine = Affine::from_slices(weight, bias);
     // One pointer for both x and y, from the one mutable borrow (a second
@@ -408,8 +409,8 @@ pub fn add_norm<T: Element>(
     sum: &mut [T],
     y: &mut [T],
     eps: f64,
-    weight: Option<&[T]>,
-    bias: Option<&[T]>,
+    weight: Option<&[T::Real]>,
+    bias: Option<&[T::Real]>,
 ) {
     let n = x.len();
     assert!(residual.len() == n && sum.len() == n && y.len() == n, "add_norm: lengths differ");
@@ -428,8 +429,8 @@ pub fn add_norm_inplace<T: Element>(
     x: &mut [T],
     residual: &mut [T],
     eps: f64,
-    weight: Option<&[T]>,
-    bias: Option<&[T]>,
+    weight: Option<&[T::Real]>,
+    bias: Option<&[T::Real]>,
 ) {
     let n = x.len();
     assert_eq!(residual.len(), n, "add_norm_inplace: lengths differ");

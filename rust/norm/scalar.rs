@@ -3,7 +3,7 @@
 //! portable path.
 
 use super::{rescale_factor, safe_min, Affine, Norm, RowConstants, RowStats};
-use crate::simd::Real;
+use crate::simd::{Element, Real};
 
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -32,24 +32,25 @@ pub(crate) unsafe fn norm<T: Real>(kind: Norm, x: *const T, y: *mut T, n: usize,
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[allow(clippy::too_many_arguments)]
-pub(crate) unsafe fn add_norm<T: Real>(
+pub(crate) unsafe fn add_norm<M: Element>(
     kind: Norm,
-    x: *const T,
-    residual: *const T,
-    sum: *mut T,
-    y: *mut T,
+    x: *const M,
+    residual: *const M,
+    sum: *mut M,
+    y: *mut M,
     n: usize,
     eps: f64,
-    affine: Affine<T>,
-    stats: RowStats<T>,
+    affine: Affine<M::Real>,
+    stats: RowStats<M::Real>,
 ) {
     // SAFETY: this function's contract: every access below stays inside the
-    // elements the caller vouched for.
+    // elements the caller vouched for; the sum is complete before the norm
+    // reads it.
     unsafe {
         for i in 0..n {
-            *sum.add(i) = *x.add(i) + *residual.add(i);
+            *sum.add(i) = M::from_real((*x.add(i)).to_real() + (*residual.add(i)).to_real());
         }
-        norm(kind, sum, y, n, eps, affine, stats)
+        M::scalar_row(sum, y, n, |s, y| norm(kind, s, y, n, eps, affine, stats))
     }
 }
 

@@ -22,7 +22,7 @@
 use super::{rescale_factor, safe_min, vector, Affine, Norm, RowConstants, RowStats};
 use crate::dispatch::{self, Isa, Kernel};
 use crate::rows;
-use crate::simd::{Element, Simd};
+use crate::simd::{Element, Real, Simd};
 use std::ops::Range;
 
 /// One pass over one chunk.
@@ -38,13 +38,13 @@ enum Pass {
 
 /// A pass over the chunk `x[..n]` / `y[..n]`, whose channels start at
 /// `affine`, reached through [`dispatch::run`].
-struct ChunkPass<T> {
+struct ChunkPass<T: Element> {
     kind: Norm,
     pass: Pass,
     x: *const T,
     y: *mut T,
     n: usize,
-    affine: Affine<T>,
+    affine: Affine<T::Real>,
 }
 
 impl<T: Element> Kernel for ChunkPass<T> {
@@ -63,10 +63,10 @@ impl<T: Element> Kernel for ChunkPass<T> {
         // `Row`, the only constructor); the token proves the CPU has `S`.
         unsafe {
             match pass {
-                Pass::Sums { scale } => vector::chunk_sums::<T::Vector<S>>(kind, x, n, scale),
-                Pass::AbsMax => (vector::abs_max::<T::Vector<S>>(x, n), 0.0, 0.0),
+                Pass::Sums { scale } => vector::chunk_sums::<T::Vector<S>, T>(kind, x, n, scale),
+                Pass::AbsMax => (vector::abs_max::<T::Vector<S>, T>(x, n), 0.0, 0.0),
                 Pass::Write { k } => {
-                    vector::write_normalized::<T::Vector<S>>(kind, x, y, n, &k, affine);
+                    vector::write_normalized::<T::Vector<S>, T>(kind, x, y, n, &k, affine);
                     (0.0, 0.0, 0.0)
                 }
             }
@@ -75,13 +75,13 @@ impl<T: Element> Kernel for ChunkPass<T> {
 }
 
 /// One row split into chunks of `len` elements.
-struct Row<T> {
+struct Row<T: Element> {
     isa: Isa,
     kind: Norm,
     x: *const T,
     y: *mut T,
     n: usize,
-    affine: Affine<T>,
+    affine: Affine<T::Real>,
     len: usize,
 }
 
@@ -90,7 +90,7 @@ struct Row<T> {
 // passes of one stage write disjoint elements of `y` (and read `x` only
 // where it is `y` itself, chunk for chunk). The buffers outlive the call
 // that builds the row (the contract of `norm_split_raw`).
-unsafe impl<T> Sync for Row<T> {}
+unsafe impl<T: Element> Sync for Row<T> {}
 
 /// A pointer `offset` elements on, or null when null.
 fn offset<T>(p: *const T, offset: usize) -> *const T {
@@ -128,7 +128,7 @@ impl<T: Element> Row<T> {
                 let mean_about = |(_, c): &(usize, (f64, f64, f64))| (c.0 - c0) + c.1;
                 let d = chunks.iter().map(|ch| ch.0 as f64 * mean_about(ch)).sum::<f64>() / nf;
                 let m2 = chunks.iter().map(|ch| ch.1 .2 + ch.0 as f64 * (mean_about(ch) - d).powi(2)).sum();
-                let c_hi = T::from_f64(c0 + d).to_f64();
+                let c_hi = T::Real::from_f64(c0 + d).to_f64();
                 (c_hi, (c0 - c_hi) + d, m2)
             }
         }
@@ -139,14 +139,14 @@ impl<T: Element> Row<T> {
     fn constants(&self, eps: f64) -> Option<RowConstants> {
         let div = self.kind.divisor(self.n);
         let (c_hi, c_lo, q) = self.sums(1.0);
-        if q.is_finite() && q >= safe_min::<T>() {
+        if q.is_finite() && q >= safe_min::<T::Real>() {
             return Some(RowConstants::new(1.0, c_hi, c_lo, q / div, eps));
         }
         let amax = self.each(Pass::AbsMax).iter().fold(0.0f64, |m, (_, c)| m.max(c.0));
         if !amax.is_finite() {
             return None;
         }
-        let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<T>(amax) };
+        let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<T::Real>(amax) };
         let (c_hi, c_lo, q) = self.sums(scale);
         q.is_finite().then(|| RowConstants::new(scale, c_hi, c_lo, q / div, eps))
     }
@@ -166,8 +166,8 @@ pub unsafe fn norm_split_raw<T: Element>(
     y: *mut T,
     n: usize,
     eps: f64,
-    affine: Affine<T>,
-    stats: RowStats<T>,
+    affine: Affine<T::Real>,
+    stats: RowStats<T::Real>,
     len: usize,
 ) {
     if isa == Isa::Scalar || n == 0 {
@@ -186,7 +186,7 @@ pub unsafe fn norm_split_raw<T: Element>(
         None => {
             // SAFETY: `y` is valid for writing `n` elements (this
             // function's contract); nothing else runs on the row now.
-            unsafe { std::slice::from_raw_parts_mut(y, n) }.fill(T::NAN);
+            unsafe { std::slice::from_raw_parts_mut(y, n) }.fill(T::from_real(T::Real::NAN));
         }
     }
 }

@@ -24,7 +24,7 @@
 //! 1024-element rows than these plain passes.)
 
 use super::{rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, RowStats, BLOCK};
-use crate::simd::{Real, Vector};
+use crate::simd::{Real, Storage, Vector};
 
 /// Rows of at most this many bytes are pipelined in batches: the first
 /// pass of row i + 1 is issued before the rest of row i, so the
@@ -58,12 +58,12 @@ const PREFETCH_BYTES: usize = 8192;
 /// kernels have not been measured with a prefetch yet). The pointer is
 /// never dereferenced.
 #[inline(always)]
-fn prefetch_ahead<V: Vector>(p: *const V::Elem) {
+fn prefetch_ahead<V: Storage<M>, M>(p: *const M) {
     #[cfg(target_arch = "x86_64")]
     {
         use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
         let ahead = (p as *const i8).wrapping_add(PREFETCH_BYTES);
-        let step = CHAINS * V::LANES * std::mem::size_of::<V::Elem>();
+        let step = CHAINS * V::LANES * std::mem::size_of::<M>();
         let mut b = 0;
         while b < step {
             // SAFETY: a prefetch is a hint that never faults, whatever the
@@ -103,8 +103,8 @@ fn map_one<T: Real, const SCALED: bool, const CENTER: bool>(x: T, scale: T, neg_
 /// Elements before the first address at `p` aligned to a whole register
 /// (at most `n`).
 #[inline(always)]
-fn head_len<V: Vector>(p: *const V::Elem, n: usize) -> usize {
-    let size = std::mem::size_of::<V::Elem>();
+fn head_len<V: Storage<M>, M>(p: *const M, n: usize) -> usize {
+    let size = std::mem::size_of::<M>();
     let bytes = V::LANES * size;
     (((bytes - p as usize % bytes) % bytes) / size).min(n)
 }
@@ -163,8 +163,8 @@ unsafe fn fold<V: Vector, const LIN: bool, const SQ: bool>(l: &mut [V; CHAINS], 
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn sums<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: bool, const SQ: bool>(
-    x: *const V::Elem,
+unsafe fn sums<V: Storage<M>, M, const SCALED: bool, const CENTER: bool, const LIN: bool, const SQ: bool>(
+    x: *const M,
     n: usize,
     head: usize,
     scale: V::Elem,
@@ -184,17 +184,17 @@ unsafe fn sums<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: boo
         match fill {
             Some(f) => {
                 if head > 0 {
-                    let v = map::<V, SCALED, CENTER>(V::load_partial(x, head, f), vs, vc);
+                    let v = map::<V, SCALED, CENTER>(V::load_partial_from(x, head, f), vs, vc);
                     accumulate::<V, LIN, SQ>(&mut l[1], &mut q[1], v);
                 }
                 if body < n {
-                    let v = map::<V, SCALED, CENTER>(V::load_partial(x.add(body), n - body, f), vs, vc);
+                    let v = map::<V, SCALED, CENTER>(V::load_partial_from(x.add(body), n - body, f), vs, vc);
                     accumulate::<V, LIN, SQ>(&mut l[2], &mut q[2], v);
                 }
             }
             None => {
                 for i in body..n {
-                    let v = map_one::<V::Elem, SCALED, CENTER>(*x.add(i), scale, neg_c).to_f64();
+                    let v = map_one::<V::Elem, SCALED, CENTER>(V::read(x.add(i)), scale, neg_c).to_f64();
                     lin += v;
                     sq += v * v;
                 }
@@ -205,15 +205,15 @@ unsafe fn sums<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: boo
             let end = (start + BLOCK).min(body);
             let mut i = start;
             while i + CHAINS * lanes <= end {
-                prefetch_ahead::<V>(x.wrapping_add(i));
+                prefetch_ahead::<V, M>(x.wrapping_add(i));
                 for c in 0..CHAINS {
-                    let v = map::<V, SCALED, CENTER>(V::load(x.add(i + c * lanes)), vs, vc);
+                    let v = map::<V, SCALED, CENTER>(V::load_from(x.add(i + c * lanes)), vs, vc);
                     accumulate::<V, LIN, SQ>(&mut l[c], &mut q[c], v);
                 }
                 i += CHAINS * lanes;
             }
             while i < end {
-                let v = map::<V, SCALED, CENTER>(V::load(x.add(i)), vs, vc);
+                let v = map::<V, SCALED, CENTER>(V::load_from(x.add(i)), vs, vc);
                 accumulate::<V, LIN, SQ>(&mut l[0], &mut q[0], v);
                 i += lanes;
             }
@@ -238,17 +238,19 @@ unsafe fn sums<V: Vector, const SCALED: bool, const CENTER: bool, const LIN: boo
 /// row), with the aliasing the module documents.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-unsafe fn add_lanes<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::Elem, i: usize, count: usize, k: V::Elem, l: &mut V, q: &mut V) {
+unsafe fn add_lanes<V: Storage<M>, M>(x: *const M, r: *const M, s: *mut M, i: usize, count: usize, k: V::Elem, l: &mut V, q: &mut V) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let (xv, rv) = if count == V::LANES {
-            (V::load(x.add(i)), V::load(r.add(i)))
+            (V::load_from(x.add(i)), V::load_from(r.add(i)))
         } else {
-            (V::load_partial(x.add(i), count, k), V::load_partial(r.add(i), count, V::Elem::ZERO))
+            (V::load_partial_from(x.add(i), count, k), V::load_partial_from(r.add(i), count, V::Elem::ZERO))
         };
         let v = xv.add(rv);
-        v.store_n(s.add(i), count);
+        v.store_n_to(s.add(i), count);
+        // A 16-bit sum is normalized as stored, rounded; its sums are too.
+        let v = if size_of::<M>() < size_of::<V::Elem>() { V::load_n_from(s.add(i), count, k) } else { v };
         accumulate::<V, true, true>(l, q, v.sub(V::splat(k)));
     }
 }
@@ -261,7 +263,7 @@ unsafe fn add_lanes<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::Elem, n: usize, head: usize, k: V::Elem) -> (f64, f64) {
+unsafe fn add_store<V: Storage<M>, M>(x: *const M, r: *const M, s: *mut M, n: usize, head: usize, k: V::Elem) -> (f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -270,7 +272,7 @@ unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::
         let (mut lin, mut sq) = (0.0f64, 0.0f64);
         let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
         if head > 0 {
-            add_lanes::<V>(x, r, s, 0, head, k, &mut l[1], &mut q[1]);
+            add_lanes::<V, M>(x, r, s, 0, head, k, &mut l[1], &mut q[1]);
         }
         let mut start = head;
         loop {
@@ -278,13 +280,13 @@ unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::
             let mut i = start;
             while i + CHAINS * lanes <= end {
                 for c in 0..CHAINS {
-                    add_lanes::<V>(x, r, s, i + c * lanes, lanes, k, &mut l[c], &mut q[c]);
+                    add_lanes::<V, M>(x, r, s, i + c * lanes, lanes, k, &mut l[c], &mut q[c]);
                 }
                 i += CHAINS * lanes;
             }
             while i < end {
                 let count = (end - i).min(lanes);
-                add_lanes::<V>(x, r, s, i, count, k, &mut l[0], &mut q[0]);
+                add_lanes::<V, M>(x, r, s, i, count, k, &mut l[0], &mut q[0]);
                 i += count;
             }
             fold::<V, true, true>(&mut l, &mut q, &mut lin, &mut sq);
@@ -305,7 +307,7 @@ unsafe fn add_store<V: Vector>(x: *const V::Elem, r: *const V::Elem, s: *mut V::
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn abs_max<V: Vector>(x: *const V::Elem, n: usize) -> f64 {
+pub(crate) unsafe fn abs_max<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -314,16 +316,16 @@ pub(crate) unsafe fn abs_max<V: Vector>(x: *const V::Elem, n: usize) -> f64 {
         let (mut m0, mut m1) = (V::splat(zero), V::splat(zero));
         let mut i = 0;
         while i + 2 * lanes <= n {
-            m0 = m0.max(V::load(x.add(i)).abs());
-            m1 = m1.max(V::load(x.add(i + lanes)).abs());
+            m0 = m0.max(V::load_from(x.add(i)).abs());
+            m1 = m1.max(V::load_from(x.add(i + lanes)).abs());
             i += 2 * lanes;
         }
         if i + lanes <= n {
-            m0 = m0.max(V::load(x.add(i)).abs());
+            m0 = m0.max(V::load_from(x.add(i)).abs());
             i += lanes;
         }
         if i < n {
-            m1 = m1.max(V::load_partial(x.add(i), n - i, zero).abs());
+            m1 = m1.max(V::load_partial_from(x.add(i), n - i, zero).abs());
         }
         m0.max(m1).reduce_max().to_f64()
     }
@@ -336,13 +338,13 @@ pub(crate) unsafe fn abs_max<V: Vector>(x: *const V::Elem, n: usize) -> f64 {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn shift<T: Real, const SCALED: bool>(kind: Norm, x: *const T, scale: T) -> T {
+unsafe fn shift<V: Storage<M>, M, const SCALED: bool>(kind: Norm, x: *const M, scale: V::Elem) -> V::Elem {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         match kind {
-            Norm::Layer => map_one::<T, SCALED, false>(*x, scale, T::ZERO),
-            _ => T::ZERO,
+            Norm::Layer => map_one::<V::Elem, SCALED, false>(V::read(x), scale, V::Elem::ZERO),
+            _ => V::Elem::ZERO,
         }
     }
 }
@@ -355,15 +357,15 @@ unsafe fn shift<T: Real, const SCALED: bool>(kind: Norm, x: *const T, scale: T) 
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn first_sums<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, n: usize, head: usize, scale: V::Elem) -> (f64, f64) {
+unsafe fn first_sums<V: Storage<M>, M, const SCALED: bool>(kind: Norm, x: *const M, n: usize, head: usize, scale: V::Elem) -> (f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let zero = V::Elem::ZERO;
         match kind {
-            Norm::Rms => sums::<V, SCALED, false, false, true>(x, n, head, scale, zero),
-            Norm::Crms => sums::<V, SCALED, false, true, true>(x, n, head, scale, zero),
-            Norm::Layer => sums::<V, SCALED, true, true, true>(x, n, head, scale, -shift::<V::Elem, SCALED>(kind, x, scale)),
+            Norm::Rms => sums::<V, M, SCALED, false, false, true>(x, n, head, scale, zero),
+            Norm::Crms => sums::<V, M, SCALED, false, true, true>(x, n, head, scale, zero),
+            Norm::Layer => sums::<V, M, SCALED, true, true, true>(x, n, head, scale, -shift::<V, M, SCALED>(kind, x, scale)),
         }
     }
 }
@@ -386,7 +388,7 @@ fn non_negative(v: f64) -> f64 {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn centred<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, n: usize, head: usize, scale: f64, (s1, s2): (f64, f64)) -> (f64, f64, f64) {
+unsafe fn centred<V: Storage<M>, M, const SCALED: bool>(kind: Norm, x: *const M, n: usize, head: usize, scale: f64, (s1, s2): (f64, f64)) -> (f64, f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -396,7 +398,7 @@ unsafe fn centred<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, 
             Norm::Rms => (0.0, 0.0, s2),
             Norm::Crms => (0.0, 0.0, s2 + s1 * s1),
             Norm::Layer => {
-                let k = shift::<V::Elem, SCALED>(kind, x, s);
+                let k = shift::<V, M, SCALED>(kind, x, s);
                 let m = s1 / nf;
                 if s1 * m <= SHIFT_OK * s2 {
                     (k.to_f64(), m, non_negative(s2 - s1 * m))
@@ -404,7 +406,7 @@ unsafe fn centred<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, 
                     // Chan, Golub & LeVeque (1983), eq. 1.7: the corrected
                     // two-pass sum around c = the mean rounded to the type.
                     let c = V::Elem::from_f64(k.to_f64() + m);
-                    let (sd, sd2) = sums::<V, SCALED, true, true, true>(x, n, head, s, -c);
+                    let (sd, sd2) = sums::<V, M, SCALED, true, true, true>(x, n, head, s, -c);
                     (c.to_f64(), sd / nf, non_negative(sd2 - sd * sd / nf))
                 }
             }
@@ -421,9 +423,9 @@ unsafe fn centred<V: Vector, const SCALED: bool>(kind: Norm, x: *const V::Elem, 
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn constants<V: Vector, const SCALED: bool>(
+unsafe fn constants<V: Storage<M>, M, const SCALED: bool>(
     kind: Norm,
-    x: *const V::Elem,
+    x: *const M,
     n: usize,
     head: usize,
     eps: f64,
@@ -433,7 +435,7 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let (c_hi, c_lo, q) = centred::<V, SCALED>(kind, x, n, head, scale, first);
+        let (c_hi, c_lo, q) = centred::<V, M, SCALED>(kind, x, n, head, scale, first);
         q.is_finite().then(|| (RowConstants::new(scale, c_hi, c_lo, q / kind.divisor(n), eps), q))
     }
 }
@@ -447,18 +449,18 @@ unsafe fn constants<V: Vector, const SCALED: bool>(
 /// The CPU must have the instruction set of `V` (vector code); `x` must be
 /// valid for reading `n > 0` elements.
 #[inline(always)]
-pub(crate) unsafe fn chunk_sums<V: Vector>(kind: Norm, x: *const V::Elem, n: usize, scale: f64) -> (f64, f64, f64) {
+pub(crate) unsafe fn chunk_sums<V: Storage<M>, M>(kind: Norm, x: *const M, n: usize, scale: f64) -> (f64, f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let head = head_len::<V>(x, n);
+        let head = head_len::<V, M>(x, n);
         let s = V::Elem::from_f64(scale);
         if scale == 1.0 {
-            let first = first_sums::<V, false>(kind, x, n, head, s);
-            if kind == Norm::Layer { centred::<V, false>(kind, x, n, head, scale, first) } else { (0.0, first.0, first.1) }
+            let first = first_sums::<V, M, false>(kind, x, n, head, s);
+            if kind == Norm::Layer { centred::<V, M, false>(kind, x, n, head, scale, first) } else { (0.0, first.0, first.1) }
         } else {
-            let first = first_sums::<V, true>(kind, x, n, head, s);
-            if kind == Norm::Layer { centred::<V, true>(kind, x, n, head, scale, first) } else { (0.0, first.0, first.1) }
+            let first = first_sums::<V, M, true>(kind, x, n, head, s);
+            if kind == Norm::Layer { centred::<V, M, true>(kind, x, n, head, scale, first) } else { (0.0, first.0, first.1) }
         }
     }
 }
@@ -472,22 +474,22 @@ pub(crate) unsafe fn chunk_sums<V: Vector>(kind: Norm, x: *const V::Elem, n: usi
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn row_constants<V: Vector>(kind: Norm, x: *const V::Elem, n: usize, head: usize, eps: f64, first: (f64, f64)) -> Option<RowConstants> {
+unsafe fn row_constants<V: Storage<M>, M>(kind: Norm, x: *const M, n: usize, head: usize, eps: f64, first: (f64, f64)) -> Option<RowConstants> {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        if let Some((k, q)) = constants::<V, false>(kind, x, n, head, eps, 1.0, first) {
+        if let Some((k, q)) = constants::<V, M, false>(kind, x, n, head, eps, 1.0, first) {
             if q >= safe_min::<V::Elem>() {
                 return Some(k);
             }
         }
-        let amax = abs_max::<V>(x, n);
+        let amax = abs_max::<V, M>(x, n);
         if !amax.is_finite() {
             return None;
         }
         let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<V::Elem>(amax) };
-        let first = first_sums::<V, true>(kind, x, n, head, V::Elem::from_f64(scale));
-        constants::<V, true>(kind, x, n, head, eps, scale, first).map(|(k, _)| k)
+        let first = first_sums::<V, M, true>(kind, x, n, head, V::Elem::from_f64(scale));
+        constants::<V, M, true>(kind, x, n, head, eps, scale, first).map(|(k, _)| k)
     }
 }
 
@@ -533,9 +535,9 @@ impl<V: Vector> Coeffs<V> {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn write_lanes<V: Vector, const SCALED: bool, const CENTER: bool, const W: bool, const B: bool>(
-    x: *const V::Elem,
-    y: *mut V::Elem,
+unsafe fn write_lanes<V: Storage<M>, M, const SCALED: bool, const CENTER: bool, const W: bool, const B: bool>(
+    x: *const M,
+    y: *mut M,
     i: usize,
     count: usize,
     k: Coeffs<V>,
@@ -544,7 +546,7 @@ unsafe fn write_lanes<V: Vector, const SCALED: bool, const CENTER: bool, const W
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let d = map::<V, SCALED, CENTER>(V::load_n(x.add(i), count, V::Elem::ZERO), k.scale, k.neg_c);
+        let d = map::<V, SCALED, CENTER>(V::load_n_from(x.add(i), count, V::Elem::ZERO), k.scale, k.neg_c);
         let mut z = if CENTER { d.mul_add(k.r, k.neg_clo_r) } else { d.mul(k.r) };
         if W && B {
             z = z.mul_add(V::load_n(affine.weight.add(i), count, V::Elem::ZERO), V::load_n(affine.bias.add(i), count, V::Elem::ZERO));
@@ -553,7 +555,7 @@ unsafe fn write_lanes<V: Vector, const SCALED: bool, const CENTER: bool, const W
         } else if B {
             z = z.add(V::load_n(affine.bias.add(i), count, V::Elem::ZERO));
         }
-        z.store_n(y.add(i), count);
+        z.store_n_to(y.add(i), count);
     }
 }
 
@@ -562,9 +564,9 @@ unsafe fn write_lanes<V: Vector, const SCALED: bool, const CENTER: bool, const W
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn write_row<V: Vector, const SCALED: bool, const CENTER: bool, const W: bool, const B: bool>(
-    x: *const V::Elem,
-    y: *mut V::Elem,
+unsafe fn write_row<V: Storage<M>, M, const SCALED: bool, const CENTER: bool, const W: bool, const B: bool>(
+    x: *const M,
+    y: *mut M,
     n: usize,
     head: usize,
     k: Coeffs<V>,
@@ -574,15 +576,15 @@ unsafe fn write_row<V: Vector, const SCALED: bool, const CENTER: bool, const W: 
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         if head > 0 {
-            write_lanes::<V, SCALED, CENTER, W, B>(x, y, 0, head, k, affine);
+            write_lanes::<V, M, SCALED, CENTER, W, B>(x, y, 0, head, k, affine);
         }
         let mut i = head;
         while i + V::LANES <= n {
-            write_lanes::<V, SCALED, CENTER, W, B>(x, y, i, V::LANES, k, affine);
+            write_lanes::<V, M, SCALED, CENTER, W, B>(x, y, i, V::LANES, k, affine);
             i += V::LANES;
         }
         if i < n {
-            write_lanes::<V, SCALED, CENTER, W, B>(x, y, i, n - i, k, affine);
+            write_lanes::<V, M, SCALED, CENTER, W, B>(x, y, i, n - i, k, affine);
         }
     }
 }
@@ -592,9 +594,9 @@ unsafe fn write_row<V: Vector, const SCALED: bool, const CENTER: bool, const W: 
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
-    x: *const V::Elem,
-    y: *mut V::Elem,
+unsafe fn write_affine<V: Storage<M>, M, const SCALED: bool, const CENTER: bool>(
+    x: *const M,
+    y: *mut M,
     n: usize,
     head: usize,
     k: Coeffs<V>,
@@ -604,10 +606,10 @@ unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         match (!affine.weight.is_null(), !affine.bias.is_null()) {
-            (false, false) => write_row::<V, SCALED, CENTER, false, false>(x, y, n, head, k, affine),
-            (false, true) => write_row::<V, SCALED, CENTER, false, true>(x, y, n, head, k, affine),
-            (true, false) => write_row::<V, SCALED, CENTER, true, false>(x, y, n, head, k, affine),
-            (true, true) => write_row::<V, SCALED, CENTER, true, true>(x, y, n, head, k, affine),
+            (false, false) => write_row::<V, M, SCALED, CENTER, false, false>(x, y, n, head, k, affine),
+            (false, true) => write_row::<V, M, SCALED, CENTER, false, true>(x, y, n, head, k, affine),
+            (true, false) => write_row::<V, M, SCALED, CENTER, true, false>(x, y, n, head, k, affine),
+            (true, true) => write_row::<V, M, SCALED, CENTER, true, true>(x, y, n, head, k, affine),
         }
     }
 }
@@ -621,10 +623,10 @@ unsafe fn write_affine<V: Vector, const SCALED: bool, const CENTER: bool>(
 /// row), with the aliasing the module documents.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn finish<V: Vector>(
+unsafe fn finish<V: Storage<M>, M>(
     kind: Norm,
-    x: *const V::Elem,
-    y: *mut V::Elem,
+    x: *const M,
+    y: *mut M,
     n: usize,
     head: usize,
     eps: f64,
@@ -635,13 +637,13 @@ unsafe fn finish<V: Vector>(
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let k = row_constants::<V>(kind, x, n, head, eps, first);
+        let k = row_constants::<V, M>(kind, x, n, head, eps, first);
         stats.write(k.as_ref());
         match k {
-            Some(k) => write_normalized::<V>(kind, x, y, n, &k, affine),
+            Some(k) => write_normalized::<V, M>(kind, x, y, n, &k, affine),
             None => {
                 for i in 0..n {
-                    *y.add(i) = V::Elem::NAN;
+                    V::write(y.add(i), V::Elem::NAN);
                 }
             }
         }
@@ -656,17 +658,17 @@ unsafe fn finish<V: Vector>(
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn write_normalized<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, k: &RowConstants, affine: Affine<V::Elem>) {
+pub(crate) unsafe fn write_normalized<V: Storage<M>, M>(kind: Norm, x: *const M, y: *mut M, n: usize, k: &RowConstants, affine: Affine<V::Elem>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let head = head_len::<V>(x, n);
+        let head = head_len::<V, M>(x, n);
         let coeffs = Coeffs::new(k);
         match (k.scale != 1.0, kind == Norm::Layer) {
-            (false, false) => write_affine::<V, false, false>(x, y, n, head, coeffs, affine),
-            (false, true) => write_affine::<V, false, true>(x, y, n, head, coeffs, affine),
-            (true, false) => write_affine::<V, true, false>(x, y, n, head, coeffs, affine),
-            (true, true) => write_affine::<V, true, true>(x, y, n, head, coeffs, affine),
+            (false, false) => write_affine::<V, M, false, false>(x, y, n, head, coeffs, affine),
+            (false, true) => write_affine::<V, M, false, true>(x, y, n, head, coeffs, affine),
+            (true, false) => write_affine::<V, M, true, false>(x, y, n, head, coeffs, affine),
+            (true, true) => write_affine::<V, M, true, true>(x, y, n, head, coeffs, affine),
         }
     }
 }
@@ -677,16 +679,16 @@ pub(crate) unsafe fn write_normalized<V: Vector>(kind: Norm, x: *const V::Elem, 
 /// row), with the aliasing the module documents.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
-pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n: usize, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
+pub unsafe fn norm<V: Storage<M>, M>(kind: Norm, x: *const M, y: *mut M, n: usize, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         if n == 0 {
             return stats.write(None);
         }
-        let head = head_len::<V>(x, n);
-        let first = first_sums::<V, false>(kind, x, n, head, V::Elem::ONE);
-        finish::<V>(kind, x, y, n, head, eps, affine, stats, first)
+        let head = head_len::<V, M>(x, n);
+        let first = first_sums::<V, M, false>(kind, x, n, head, V::Elem::ONE);
+        finish::<V, M>(kind, x, y, n, head, eps, affine, stats, first)
     }
 }
 
@@ -700,14 +702,14 @@ pub unsafe fn norm<V: Vector>(kind: Norm, x: *const V::Elem, y: *mut V::Elem, n:
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
+pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let n = batch.n;
-        if n == 0 || n * std::mem::size_of::<V::Elem>() > PIPELINE_MAX_BYTES {
+        if n == 0 || n * std::mem::size_of::<M>() > PIPELINE_MAX_BYTES {
             for i in 0..batch.rows {
-                norm::<V>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
+                norm::<V, M>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
             }
             return;
         }
@@ -715,18 +717,18 @@ pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f6
             return;
         }
         let one = V::Elem::ONE;
-        let mut head = head_len::<V>(batch.x_row(0), n);
-        let mut first = first_sums::<V, false>(kind, batch.x_row(0), n, head, one);
+        let mut head = head_len::<V, M>(batch.x_row(0), n);
+        let mut first = first_sums::<V, M, false>(kind, batch.x_row(0), n, head, one);
         for i in 0..batch.rows {
             let (x, y) = (batch.x_row(i), batch.y_row(i));
             let (next_head, next_first) = if i + 1 < batch.rows {
                 let next = batch.x_row(i + 1);
-                let h = head_len::<V>(next, n);
-                (h, first_sums::<V, false>(kind, next, n, h, one))
+                let h = head_len::<V, M>(next, n);
+                (h, first_sums::<V, M, false>(kind, next, n, h, one))
             } else {
                 (0, (0.0, 0.0))
             };
-            finish::<V>(kind, x, y, n, head, eps, affine, stats.row(i), first);
+            finish::<V, M>(kind, x, y, n, head, eps, affine, stats.row(i), first);
             (head, first) = (next_head, next_first);
         }
     }
@@ -741,12 +743,12 @@ pub unsafe fn norm_rows<V: Vector>(kind: Norm, batch: RowBatch<V::Elem>, eps: f6
 /// row), with the aliasing the module documents.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-pub unsafe fn add_norm<V: Vector>(
+pub unsafe fn add_norm<V: Storage<M>, M>(
     kind: Norm,
-    x: *const V::Elem,
-    residual: *const V::Elem,
-    sum: *mut V::Elem,
-    y: *mut V::Elem,
+    x: *const M,
+    residual: *const M,
+    sum: *mut M,
+    y: *mut M,
     n: usize,
     eps: f64,
     affine: Affine<V::Elem>,
@@ -758,11 +760,11 @@ pub unsafe fn add_norm<V: Vector>(
         if n == 0 {
             return stats.write(None);
         }
-        let head = head_len::<V>(x, n);
+        let head = head_len::<V, M>(x, n);
         // The shift is the sum's first element, as the plain LayerNorm of the
-        // stored sum would take it.
-        let k = if kind == Norm::Layer { *x + *residual } else { V::Elem::ZERO };
-        let first = add_store::<V>(x, residual, sum, n, head, k);
-        finish::<V>(kind, sum, y, n, head, eps, affine, stats, first)
+        // stored sum would take it (16-bit rows: before its rounding).
+        let k = if kind == Norm::Layer { V::read(x) + V::read(residual) } else { V::Elem::ZERO };
+        let first = add_store::<V, M>(x, residual, sum, n, head, k);
+        finish::<V, M>(kind, sum, y, n, head, eps, affine, stats, first)
     }
 }

@@ -1,7 +1,9 @@
 //! Bindings of the L1 norm: the int8 fixed-point contract and the float
 //! formula (see `crate::l1norm`).
 
+use super::rows::Half;
 use super::runner::{with_float_type, Call};
+use crate::simd::{Element, Real};
 use crate::l1norm as kernels;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -43,9 +45,10 @@ fn l1_norm_i8(
 /// l1_norm_float(x, out, eps, weight=None, bias=None): the float L1 norm
 /// (x - mean) / (mean|x - mean| + eps) (* weight + bias) of each row of a
 /// float32 / float64 array; weight and bias have x's dtype and share no
-/// memory with `out`.
+/// memory with `out`. With `half`, x and out are `uint16` arrays of that
+/// 16-bit type and weight and bias float32.
 #[pyfunction]
-#[pyo3(signature = (x, out, eps, weight=None, bias=None))]
+#[pyo3(signature = (x, out, eps, weight=None, bias=None, *, half=None))]
 fn l1_norm_float(
     py: Python<'_>,
     x: &Bound<'_, PyAny>,
@@ -53,11 +56,12 @@ fn l1_norm_float(
     eps: f64,
     weight: Option<&Bound<'_, PyAny>>,
     bias: Option<&Bound<'_, PyAny>>,
+    half: Option<Half>,
 ) -> PyResult<()> {
-    with_float_type!(x, T => {
-        let call = Call::<T, 1, 1>::new([("x", x)], [("out", out)])?;
+    with_float_type!(x, half = half, T => {
+        let call = Call::<T, 1, 1, <T as Element>::Real>::new([("x", x)], [("out", out)])?;
         check_row_length(call.n())?;
-        let eps = eps as T;
+        let eps = <T as Element>::Real::from_f64(eps);
         call.affine(weight, bias)?.run(py, |b| {
             for (x, y) in b.pairs() {
                 // SAFETY: as in `l1_norm_i8`, one row at a time.

@@ -31,6 +31,17 @@ fn cpu_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     info.set_item("forced", std::env::var("NORMKIT_ISA").ok())?;
     info.set_item("arch", std::env::consts::ARCH)?;
     info.set_item("num_threads", crate::rows::num_threads())?;
+    // Sub-features of the levels that concern 16-bit floats: F16C is part
+    // of the x86 levels; AVX-512 BF16 is reported but not used (see
+    // `simd::storage`); aarch64's FP16 arithmetic is not needed for the
+    // conversions, which are base Advanced SIMD.
+    #[cfg(target_arch = "x86_64")]
+    {
+        info.set_item("f16c", std::arch::is_x86_feature_detected!("f16c"))?;
+        info.set_item("avx512_bf16", std::arch::is_x86_feature_detected!("avx512bf16"))?;
+    }
+    #[cfg(target_arch = "aarch64")]
+    info.set_item("fp16", std::arch::is_aarch64_feature_detected!("fp16"))?;
     Ok(info)
 }
 

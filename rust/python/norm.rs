@@ -1,6 +1,7 @@
 //! Bindings of RMSNorm, LayerNorm, CRMSNorm and their fused residual forms.
 
-use super::rows::Item;
+use super::rows::{Half, Item};
+use crate::simd::Element;
 use super::runner::{with_float_type, Block, Call};
 use crate::norm::{self as kernels, Norm, RowStats};
 use pyo3::exceptions::PyValueError;
@@ -33,11 +34,11 @@ struct StatsSlots {
 
 impl StatsSlots {
     /// Adds `mean` and `rstd` (each optional) to `call` as row values.
-    fn add<'a, T: Item, const I: usize, const O: usize>(
-        call: Call<'a, T, I, O>,
+    fn add<'a, T: Item, const I: usize, const O: usize, W: Item>(
+        call: Call<'a, T, I, O, W>,
         mean: Option<&'a Bound<'_, PyAny>>,
         rstd: Option<&'a Bound<'_, PyAny>>,
-    ) -> PyResult<(Call<'a, T, I, O>, StatsSlots)> {
+    ) -> PyResult<(Call<'a, T, I, O, W>, StatsSlots)> {
         let mut call = call;
         if let Some(m) = mean {
             call = call.row_values("mean", m)?;
@@ -50,7 +51,7 @@ impl StatsSlots {
 
     /// The statistics of the block's rows, from its first row on (null
     /// where not asked for).
-    fn of<T: Item, const I: usize, const O: usize>(self, b: &Block<'_, '_, T, I, O>) -> RowStats<T> {
+    fn of<T: Item, const I: usize, const O: usize, W: Item>(self, b: &Block<'_, '_, T, I, O, W>) -> RowStats<W> {
         let at = |slot: Option<usize>| slot.map_or(std::ptr::null_mut(), |k| b.value(k, b.rows().start));
         RowStats { mean: at(self.mean), rstd: at(self.rstd) }
     }
@@ -62,9 +63,12 @@ impl StatsSlots {
 /// bias of x's dtype and the row length, sharing no memory with `out`.
 /// `mean` and `rstd`, when given, receive each row's statistics
 /// (`kernels::RowStats`): C-contiguous arrays of x's dtype with one element
-/// per row, apart from everything else.
+/// per row, apart from everything else. With `half` ("bfloat16" or
+/// "float16"), x and out (and for `add_norm` residual and sum_out) are
+/// `uint16` arrays holding that type; weight, bias and the statistics are
+/// float32.
 #[pyfunction]
-#[pyo3(signature = (x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None))]
+#[pyo3(signature = (x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None, *, half=None))]
 #[allow(clippy::too_many_arguments)]
 fn norm(
     py: Python<'_>,
@@ -76,9 +80,10 @@ fn norm(
     bias: Option<&Bound<'_, PyAny>>,
     mean: Option<&Bound<'_, PyAny>>,
     rstd: Option<&Bound<'_, PyAny>>,
+    half: Option<Half>,
 ) -> PyResult<()> {
-    with_float_type!(x, T => {
-        let call = Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.affine(weight, bias)?;
+    with_float_type!(x, half = half, T => {
+        let call = Call::<T, 1, 1, <T as Element>::Real>::new([("x", x)], [("out", out)])?.affine(weight, bias)?;
         let (call, slots) = StatsSlots::add(call, mean, rstd)?;
         call.run(py, |b| {
             let stats = slots.of(&b);
@@ -108,7 +113,7 @@ fn norm(
 /// `norm`. out and sum_out must not share memory; each may be x or
 /// residual.
 #[pyfunction]
-#[pyo3(signature = (x, residual, out, sum_out, kind, eps, weight=None, bias=None, mean=None, rstd=None))]
+#[pyo3(signature = (x, residual, out, sum_out, kind, eps, weight=None, bias=None, mean=None, rstd=None, *, half=None))]
 #[allow(clippy::too_many_arguments)]
 fn add_norm(
     py: Python<'_>,
@@ -122,10 +127,11 @@ fn add_norm(
     bias: Option<&Bound<'_, PyAny>>,
     mean: Option<&Bound<'_, PyAny>>,
     rstd: Option<&Bound<'_, PyAny>>,
+    half: Option<Half>,
 ) -> PyResult<()> {
     let (inputs, outputs) = ([("x", x), ("residual", residual)], [("out", out), ("sum_out", sum_out)]);
-    with_float_type!(x, T => {
-        let call = Call::<T, 2, 2>::new(inputs, outputs)?.affine(weight, bias)?;
+    with_float_type!(x, half = half, T => {
+        let call = Call::<T, 2, 2, <T as Element>::Real>::new(inputs, outputs)?.affine(weight, bias)?;
         let (call, slots) = StatsSlots::add(call, mean, rstd)?;
         call.run(py, |b| {
             let block = slots.of(&b);

@@ -15,15 +15,37 @@
 //! numbers but never make a kernel read or write outside the arrays.
 
 use crate::dispatch::{self, Isa};
+use crate::simd::{bf16, f16};
 use numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
 use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use std::marker::PhantomData;
 
-/// The element types the bindings hand to kernels.
-pub(crate) trait Item: numpy::Element + Copy + Default + Send + Sync + 'static {}
-impl<T: numpy::Element + Copy + Default + Send + Sync + 'static> Item for T {}
+/// The element types the bindings hand to kernels, with the NumPy element
+/// type their arrays are checked as (`Array`): the type itself, or `uint16`
+/// for bfloat16 and float16, which the Python layer passes as `uint16`
+/// views (rust-numpy finds bfloat16 through `ml_dtypes` and panics when it
+/// was never imported; float16 follows for one rule).
+///
+/// # Safety
+/// `Self` and `Self::Array` have the same size and alignment, and every bit
+/// pattern of an `Array` is a valid `Self`.
+pub(crate) unsafe trait Item: Copy + Default + Send + Sync + 'static {
+    type Array: numpy::Element;
+}
+
+macro_rules! items {
+    ($($t:ty => $array:ty),+) => {
+        // SAFETY: each type is its own array type, or a 16-bit float (a
+        // `repr(transparent)` u16 in `half`) checked as uint16.
+        $(unsafe impl Item for $t {
+            type Array = $array;
+        })+
+    };
+}
+
+items!(f32 => f32, f64 => f64, i8 => i8, bool => bool, isize => isize, bf16 => u16, f16 => u16);
 
 /// The instruction set the kernels run at.
 pub(crate) fn active_isa() -> PyResult<Isa> {
@@ -35,11 +57,33 @@ pub(crate) fn active_isa() -> PyResult<Isa> {
 pub(crate) enum FloatKind {
     F32,
     F64,
+    Bf16,
+    F16,
 }
 
-/// The element type of a float32 / float64 array.
-pub(crate) fn float_kind(name: &str, array: &Bound<'_, PyAny>) -> PyResult<FloatKind> {
-    if array.cast::<PyArrayDyn<f32>>().is_ok() {
+/// The `half` argument of the bindings: which 16-bit float a `uint16`
+/// array holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Half(FloatKind);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Half {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        match &*obj.extract::<pyo3::pybacked::PyBackedStr>()? {
+            "bfloat16" => Ok(Half(FloatKind::Bf16)),
+            "float16" => Ok(Half(FloatKind::F16)),
+            other => Err(PyValueError::new_err(format!("half must be \"bfloat16\" or \"float16\", got {other:?}"))),
+        }
+    }
+}
+
+/// The element type of a float32 / float64 array, or the 16-bit type
+/// `half` names (its `uint16` data is checked with the other arrays).
+pub(crate) fn float_kind(name: &str, array: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<FloatKind> {
+    if let Some(Half(kind)) = half {
+        Ok(kind)
+    } else if array.cast::<PyArrayDyn<f32>>().is_ok() {
         Ok(FloatKind::F32)
     } else if array.cast::<PyArrayDyn<f64>>().is_ok() {
         Ok(FloatKind::F64)
@@ -54,9 +98,9 @@ pub(crate) fn float_kind(name: &str, array: &Bound<'_, PyAny>) -> PyResult<Float
 
 /// `array` as an array of `T` (native byte order), or a `TypeError`
 /// saying it should be `what` ("an array", "a 1-d array") of `T`.
-fn typed<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>, what: &str) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
-    array.cast::<PyArrayDyn<T>>().map_err(|_| {
-        let want = numpy::dtype::<T>(array.py());
+fn typed<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>, what: &str) -> PyResult<&'a Bound<'py, PyArrayDyn<T::Array>>> {
+    array.cast::<PyArrayDyn<T::Array>>().map_err(|_| {
+        let want = numpy::dtype::<T::Array>(array.py());
         let got = match array.cast::<PyUntypedArray>() {
             Ok(a) => format!("an array of dtype {}", a.dtype()),
             Err(_) => format!("an object of type {}", array.get_type()),
@@ -66,7 +110,7 @@ fn typed<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>, what: &str)
 }
 
 /// `array` as an aligned array of `T` (what every row view needs).
-fn aligned<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyArrayDyn<T>>> {
+fn aligned<'a, 'py, T: Item>(name: &str, array: &'a Bound<'py, PyAny>) -> PyResult<&'a Bound<'py, PyArrayDyn<T::Array>>> {
     let array = typed::<T>(name, array, "an array")?;
     if !array.is_aligned() {
         return Err(PyValueError::new_err(format!("{name}: array is not aligned")));
@@ -110,7 +154,7 @@ impl Grid {
     /// must be C-contiguous (the Python layer reshapes what is not); rows
     /// must be contiguous. With `disjoint_rows`, rows must not share memory
     /// (an `as_strided` view with a short row stride is refused).
-    fn of<T: Item>(name: &str, array: &Bound<'_, PyArrayDyn<T>>, disjoint_rows: bool) -> PyResult<Grid> {
+    fn of<T: Item>(name: &str, array: &Bound<'_, PyArrayDyn<T::Array>>, disjoint_rows: bool) -> PyResult<Grid> {
         let shape = array.shape();
         let Some((&cols, outer)) = shape.split_last() else {
             return Err(PyValueError::new_err(format!("{name}: a 0-d array has no rows")));
@@ -168,8 +212,8 @@ impl<'a, T: Item> RowsRef<'a, T> {
     /// The rows of `array` (an aligned array of `T` in native byte order).
     pub fn new(name: &str, array: &'a Bound<'_, PyAny>) -> PyResult<Self> {
         let array = aligned::<T>(name, array)?;
-        let grid = Grid::of(name, array, false)?;
-        Ok(RowsRef { ptr: array.data(), grid, _array: PhantomData })
+        let grid = Grid::of::<T>(name, array, false)?;
+        Ok(RowsRef { ptr: array.data().cast(), grid, _array: PhantomData })
     }
 
     /// Pointer to the first element of row `i` (`i < rows`).
@@ -220,8 +264,8 @@ impl<'a, T: Item> RowsMut<'a, T> {
         if !is_writeable(array.as_untyped()) {
             return Err(PyValueError::new_err(format!("{name}: array is read-only")));
         }
-        let grid = Grid::of(name, array, true)?;
-        Ok(RowsMut { ptr: array.data(), grid, _array: PhantomData })
+        let grid = Grid::of::<T>(name, array, true)?;
+        Ok(RowsMut { ptr: array.data().cast(), grid, _array: PhantomData })
     }
 
     /// Contiguous rows of `grid`'s shape in `buf` (resized to fit). The view
@@ -355,20 +399,20 @@ pub(crate) struct Channel<T> {
     n: usize,
 }
 
-impl<T: Item> Channel<T> {
+impl<W: Item> Channel<W> {
     /// Checks `array` (1-d, of `T`, `n` long, sharing no memory with any of
     /// `outputs`) and copies it next to `like` (an input row's address).
-    pub fn new(name: &str, array: &Bound<'_, PyAny>, n: usize, like: usize, outputs: &[Output<'_, T>]) -> PyResult<Self> {
-        let array = typed::<T>(name, array, "a 1-d array")?;
+    pub fn new<T: Item>(name: &str, array: &Bound<'_, PyAny>, n: usize, like: usize, outputs: &[Output<'_, T>]) -> PyResult<Self> {
+        let array = typed::<W>(name, array, "a 1-d array")?;
         if array.ndim() != 1 {
             return Err(PyValueError::new_err(format!("{name}: expected a 1-d array, got {} dimensions", array.ndim())));
         }
         if array.len() != n {
             return Err(PyValueError::new_err(format!("{name}: length {} does not match the row length {n}", array.len())));
         }
-        let size = std::mem::size_of::<T>();
+        let size = std::mem::size_of::<W>();
         let stride = array.strides()[0];
-        let first = array.data();
+        let first = array.data().cast::<W>();
         if n > 0 {
             let last = (n as isize - 1) * stride;
             let start = first as isize + last.min(0);
@@ -381,7 +425,7 @@ impl<T: Item> Channel<T> {
             }
         }
         let slots = 64 / size;
-        let mut buf = vec![T::default(); n + slots];
+        let mut buf = vec![W::default(); n + slots];
         let want = like % 64;
         let start = (0..slots).find(|&k| (buf.as_ptr() as usize + k * size) % 64 == want).unwrap_or(0);
         let dest = &mut buf[start..start + n];
@@ -396,7 +440,7 @@ impl<T: Item> Channel<T> {
             unsafe { std::ptr::copy_nonoverlapping(first.cast::<u8>(), dest.as_mut_ptr().cast::<u8>(), n * size) }
         } else {
             for (k, slot) in dest.iter_mut().enumerate() {
-                let src = first.cast::<u8>().wrapping_offset(k as isize * stride).cast::<T>();
+                let src = first.cast::<u8>().wrapping_offset(k as isize * stride).cast::<W>();
                 // SAFETY: as above: element `k < n` at `data + k * stride`
                 // lies inside the array's buffer, possibly unaligned, hence
                 // `read_unaligned`.
@@ -406,7 +450,7 @@ impl<T: Item> Channel<T> {
         Ok(Channel { buf, start, n })
     }
 
-    pub fn as_slice(&self) -> &[T] {
+    pub fn as_slice(&self) -> &[W] {
         &self.buf[self.start..self.start + self.n]
     }
 }
@@ -434,11 +478,11 @@ unsafe impl<T: Send> Send for RowValues<'_, T> {}
 // SAFETY: as for `Send`.
 unsafe impl<T: Send> Sync for RowValues<'_, T> {}
 
-impl<'a, T: Item> RowValues<'a, T> {
+impl<'a, W: Item> RowValues<'a, W> {
     /// Checks `array` (aligned, writeable, C-contiguous, `rows` elements,
     /// sharing no memory with the call's `inputs` and `outputs`).
-    pub fn new(name: &'static str, array: &'a Bound<'_, PyAny>, rows: usize, inputs: &[RowsRef<'_, T>], outputs: &[Output<'_, T>]) -> PyResult<Self> {
-        let array = aligned::<T>(name, array)?;
+    pub fn new<T: Item>(name: &'static str, array: &'a Bound<'_, PyAny>, rows: usize, inputs: &[RowsRef<'_, T>], outputs: &[Output<'_, T>]) -> PyResult<Self> {
+        let array = aligned::<W>(name, array)?;
         if !is_writeable(array.as_untyped()) {
             return Err(PyValueError::new_err(format!("{name}: array is read-only")));
         }
@@ -448,8 +492,8 @@ impl<'a, T: Item> RowValues<'a, T> {
         if array.len() != rows {
             return Err(PyValueError::new_err(format!("{name}: {} elements, expected one per row ({rows})", array.len())));
         }
-        let ptr = array.data();
-        let span = (rows > 0).then(|| (ptr as usize, ptr as usize + rows * std::mem::size_of::<T>()));
+        let ptr = array.data().cast::<W>();
+        let span = (rows > 0).then(|| (ptr as usize, ptr as usize + rows * std::mem::size_of::<W>()));
         let spans = inputs.iter().map(|x| (x.span(), "an input")).chain(outputs.iter().map(|o| (o.rows().span(), o.name())));
         for (other, what) in spans {
             if overlap(span, other) {
@@ -465,16 +509,16 @@ impl<'a, T: Item> RowValues<'a, T> {
 
     /// Where row `i`'s value goes (`i < len`).
     #[inline]
-    pub fn at(&self, i: usize) -> *mut T {
+    pub fn at(&self, i: usize) -> *mut W {
         self.ptr.wrapping_add(i)
     }
 
     fn span(&self) -> Option<(usize, usize)> {
-        (self.len > 0).then(|| (self.ptr as usize, self.ptr as usize + self.len * std::mem::size_of::<T>()))
+        (self.len > 0).then(|| (self.ptr as usize, self.ptr as usize + self.len * std::mem::size_of::<W>()))
     }
 
     /// True when the two may share memory.
-    pub fn overlaps(&self, other: &RowValues<'_, T>) -> bool {
+    pub fn overlaps(&self, other: &RowValues<'_, W>) -> bool {
         overlap(self.span(), other.span())
     }
 }

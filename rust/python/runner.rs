@@ -36,11 +36,13 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 /// on a few thousand elements, and other Python threads gain nothing.
 pub(crate) const GIL_RELEASE_MIN_ELEMENTS: usize = 1 << 14;
 
-/// Runs `$body` with the type alias `$T` set to the element type (f32 or
-/// f64) of the float array `$x`; a `TypeError` for other arrays.
+/// Runs `$body` with the type alias `$T` set to the element type of the
+/// float array `$x` (f32 or f64; a `TypeError` for other arrays), or with
+/// `half = Some(..)`, to the 16-bit type named, whose `uint16` data the
+/// call then checks. Without `half`, only f32 and f64 are instantiated.
 macro_rules! with_float_type {
-    ($x:expr, $T:ident => $body:expr) => {
-        match $crate::python::rows::float_kind("x", $x)? {
+    ($x:expr, half = $half:expr, $T:ident => $body:expr) => {
+        match $crate::python::rows::float_kind("x", $x, $half)? {
             $crate::python::rows::FloatKind::F32 => {
                 type $T = f32;
                 $body
@@ -49,20 +51,43 @@ macro_rules! with_float_type {
                 type $T = f64;
                 $body
             }
+            $crate::python::rows::FloatKind::Bf16 => {
+                type $T = $crate::simd::bf16;
+                $body
+            }
+            $crate::python::rows::FloatKind::F16 => {
+                type $T = $crate::simd::f16;
+                $body
+            }
+        }
+    };
+    ($x:expr, $T:ident => $body:expr) => {
+        match $crate::python::rows::float_kind("x", $x, None)? {
+            $crate::python::rows::FloatKind::F32 => {
+                type $T = f32;
+                $body
+            }
+            $crate::python::rows::FloatKind::F64 => {
+                type $T = f64;
+                $body
+            }
+            kind => unreachable!("{kind:?} without a half argument"),
         }
     };
 }
 pub(crate) use with_float_type;
 
-/// One call of a row kernel over `I` input and `O` output arrays of one
-/// shape (rows × `n`), checked; see the module documentation.
-pub(crate) struct Call<'a, T, const I: usize, const O: usize> {
+/// One call of a row kernel over `I` input and `O` output arrays of `T` of
+/// one shape (rows × `n`), checked, with per-channel weights and per-row
+/// values of `W` (`T`, or f32 for 16-bit rows); see the module
+/// documentation.
+pub(crate) struct Call<'a, T, const I: usize, const O: usize, W = T> {
     isa: Isa,
     inputs: [RowsRef<'a, T>; I],
     outputs: [Output<'a, T>; O],
-    weight: Option<Channel<T>>,
-    bias: Option<Channel<T>>,
-    values: [Option<RowValues<'a, T>>; MAX_ROW_VALUES],
+    weight: Option<Channel<W>>,
+    bias: Option<Channel<W>>,
+    values: [Option<RowValues<'a, W>>; MAX_ROW_VALUES],
 }
 
 /// The most per-row value arrays a call writes (a norm's mean and 1/std).
@@ -78,7 +103,7 @@ fn try_map<A, B, const N: usize>(a: [A; N], f: impl FnMut(A) -> PyResult<B>) -> 
     Ok(results.map(|r| r.unwrap_or_else(|_| unreachable!("no errors"))))
 }
 
-impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
+impl<'a, T: Item, const I: usize, const O: usize, W: Item> Call<'a, T, I, O, W> {
     /// Views of the named `inputs` (read-only) and `outputs` (writeable),
     /// all of the first input's shape. Outputs must not share memory with
     /// each other; one that partially overlaps an input is computed into a
@@ -113,7 +138,7 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
         self.inputs[0].grid.cols
     }
 
-    /// Adds the optional per-channel `weight` and `bias`: 1-d arrays of `T`
+    /// Adds the optional per-channel `weight` and `bias`: 1-d arrays of `W`
     /// and the row length, sharing no memory with any output (the kernel
     /// would overwrite them while reading them). Each is copied once, next
     /// to the rows' alignment (see [`Channel`]).
@@ -155,7 +180,7 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
     /// `RuntimeError`, never a `PanicException`.
     pub fn run<K>(self, py: Python<'_>, kernel: K) -> PyResult<()>
     where
-        K: Fn(Block<'_, 'a, T, I, O>) + Send + Sync,
+        K: Fn(Block<'_, 'a, T, I, O, W>) + Send + Sync,
     {
         let Call { isa, inputs, outputs, weight, bias, values } = self;
         let (rows, n) = (inputs[0].grid.rows, inputs[0].grid.cols);
@@ -196,17 +221,17 @@ impl<'a, T: Item, const I: usize, const O: usize> Call<'a, T, I, O> {
 ///
 /// The fields are private, so a kernel closure cannot change what the
 /// guarantee is about.
-pub(crate) struct Block<'b, 'a, T, const I: usize, const O: usize> {
+pub(crate) struct Block<'b, 'a, T, const I: usize, const O: usize, W = T> {
     isa: Isa,
     n: usize,
     range: Range<usize>,
-    affine: Affine<T>,
+    affine: Affine<W>,
     inputs: &'b [RowsRef<'a, T>; I],
     outputs: &'b [Output<'a, T>; O],
-    values: &'b [Option<RowValues<'a, T>>; MAX_ROW_VALUES],
+    values: &'b [Option<RowValues<'a, W>>; MAX_ROW_VALUES],
 }
 
-impl<T: Item, const I: usize, const O: usize> Block<'_, '_, T, I, O> {
+impl<T: Item, const I: usize, const O: usize, W: Item> Block<'_, '_, T, I, O, W> {
     /// The instruction set to run at (supported by this CPU).
     #[inline]
     pub fn isa(&self) -> Isa {
@@ -234,7 +259,7 @@ impl<T: Item, const I: usize, const O: usize> Block<'_, '_, T, I, O> {
 
     /// Weight and bias (null when absent).
     #[inline]
-    pub fn affine(&self) -> Affine<T> {
+    pub fn affine(&self) -> Affine<W> {
         self.affine
     }
 
@@ -253,7 +278,7 @@ impl<T: Item, const I: usize, const O: usize> Block<'_, '_, T, I, O> {
     /// Where row `i`'s value goes in row-value array `k` (in the order of
     /// [`Call::row_values`]). Panics when the call has no such array.
     #[inline]
-    pub fn value(&self, k: usize, i: usize) -> *mut T {
+    pub fn value(&self, k: usize, i: usize) -> *mut W {
         self.values[k].as_ref().expect("a row-value array the call was given").at(i)
     }
 

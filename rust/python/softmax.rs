@@ -1,8 +1,8 @@
 //! Bindings of the softmax family.
 
-use super::rows::active_isa;
+use super::rows::{active_isa, Half};
 use super::runner::{with_float_type, Call};
-use crate::simd::Real;
+use crate::simd::{Element, Real};
 use crate::softmax::{self as kernels, Algorithm};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
@@ -31,8 +31,9 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AlgorithmArg {
 /// softmax(x, out, algorithm): softmax of each row of the 2-d array `x`
 /// into `out` (same shape and dtype; may be `x` itself).
 #[pyfunction]
-fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorithm: AlgorithmArg) -> PyResult<()> {
-    with_float_type!(x, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
+#[pyo3(signature = (x, out, algorithm, *, half=None))]
+fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorithm: AlgorithmArg, half: Option<Half>) -> PyResult<()> {
+    with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
         let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa()));
         let split = b.split_len();
         for (x, y) in b.pairs() {
@@ -52,8 +53,9 @@ fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorit
 
 /// log_softmax(x, out): log-softmax of each row of `x` into `out`.
 #[pyfunction]
-fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
-    with_float_type!(x, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
+#[pyo3(signature = (x, out, *, half=None))]
+fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<()> {
+    with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
         let split = b.split_len();
         for (x, y) in b.pairs() {
             // SAFETY: as in `softmax`.
@@ -123,8 +125,9 @@ fn softmax_fused(
 /// logsumexp(x, out): ln(sum(exp(row))) of each row of `x` into `out`, an
 /// array with one element per row.
 #[pyfunction]
-fn logsumexp(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> PyResult<()> {
-    with_float_type!(x, T => Call::<T, 1, 0>::new([("x", x)], [])?.row_values("out", out)?.run(py, |b| {
+#[pyo3(signature = (x, out, *, half=None))]
+fn logsumexp(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<()> {
+    with_float_type!(x, half = half, T => Call::<T, 1, 0>::new([("x", x)], [])?.row_values("out", out)?.run(py, |b| {
         let split = b.split_len();
         for i in b.rows() {
             // SAFETY: the runner's guarantee (`runner::Block`): input row `i`
@@ -136,7 +139,7 @@ fn logsumexp(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>) -> Py
                     Some(len) => kernels::logsumexp_split_raw(b.isa(), x, n, len),
                     None => kernels::logsumexp_raw(b.isa(), x, n),
                 };
-                *b.value(0, i) = T::from_f64(lse);
+                *b.value(0, i) = T::round_from_f64(lse);
             }
         }
     }))

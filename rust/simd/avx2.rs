@@ -1,6 +1,7 @@
-//! [`Vector`] for AVX2 + FMA registers: 8 x f32 and 4 x f64.
+//! [`Vector`] for AVX2 + FMA registers: 8 x f32 and 4 x f64; F16C and
+//! integer rounding for their 16-bit float loads and stores ([`HalfFloats`]).
 
-use super::{Simd, Vector};
+use super::{HalfFloats, Simd, Vector};
 use crate::dispatch::Isa;
 use std::arch::x86_64::*;
 
@@ -83,6 +84,53 @@ macro_rules! avx2 {
         // after an unsafe constructor confirmed the features (see above).
         unsafe { $e }
     };
+}
+
+/// RNE of eight f32 to bfloat16 bit patterns, in the low 16 bits of each
+/// 32-bit lane: (bits + 0x7fff + lsb) >> 16, carrying into the exponent
+/// where needed (up to infinity); NaN becomes (bits >> 16) | 0x40, quiet.
+#[inline(always)]
+unsafe fn round_to_bf16(v: __m256) -> __m256i {
+    // SAFETY: the caller has AVX2 + FMA (this function's contract).
+    unsafe {
+        let bits = _mm256_castps_si256(v);
+        let high = _mm256_srli_epi32::<16>(bits);
+        let bias = _mm256_add_epi32(_mm256_and_si256(high, _mm256_set1_epi32(1)), _mm256_set1_epi32(0x7fff));
+        let rounded = _mm256_srli_epi32::<16>(_mm256_add_epi32(bits, bias));
+        let quiet = _mm256_or_si256(high, _mm256_set1_epi32(0x40));
+        let nan = _mm256_castps_si256(_mm256_cmp_ps::<_CMP_UNORD_Q>(v, v));
+        _mm256_blendv_epi8(rounded, quiet, nan)
+    }
+}
+
+// SAFETY: F16C is part of the level's features (`dispatch`), and each
+// method reads or writes exactly eight 16-bit values.
+unsafe impl HalfFloats for F32x8 {
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const u16) -> Self {
+        // SAFETY: the caller's contract: the features, and 8 values at p.
+        unsafe { Self(_mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(p.cast()))))) }
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(self, p: *mut u16) {
+        // SAFETY: the caller's contract: 8 values at p. The pack works per
+        // 128-bit half, so the qwords 0 and 2 hold the eight results.
+        unsafe {
+            let h = round_to_bf16(self.0);
+            let packed = _mm256_permute4x64_epi64::<0b1000>(_mm256_packus_epi32(h, h));
+            _mm_storeu_si128(p.cast(), _mm256_castsi256_si128(packed))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const u16) -> Self {
+        // SAFETY: the caller's contract: the features, and 8 values at p.
+        unsafe { Self(_mm256_cvtph_ps(_mm_loadu_si128(p.cast()))) }
+    }
+    #[inline(always)]
+    unsafe fn store_f16(self, p: *mut u16) {
+        // SAFETY: the caller's contract: 8 values at p.
+        unsafe { _mm_storeu_si128(p.cast(), _mm256_cvtps_ph::<_MM_FROUND_TO_NEAREST_INT>(self.0)) }
+    }
 }
 
 // SAFETY: the register is private (values come only from the unsafe

@@ -1,7 +1,7 @@
 //! [`Vector`] for AVX-512 registers: 16 x f32 and 8 x f64. Tails use lane
 //! masks; `scale_pow2` is `vscalefps` / `vscalefpd`.
 
-use super::{Simd, Vector};
+use super::{HalfFloats, Simd, Vector};
 use crate::dispatch::Isa;
 use std::arch::x86_64::*;
 
@@ -49,6 +49,41 @@ macro_rules! avx512 {
         // after an unsafe constructor confirmed the features (see above).
         unsafe { $e }
     };
+}
+
+// SAFETY: F16C and AVX-512 F are part of the level's features
+// (`dispatch`), and each method reads or writes exactly sixteen 16-bit
+// values.
+unsafe impl HalfFloats for F32x16 {
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const u16) -> Self {
+        // SAFETY: the caller's contract: the features, and 16 values at p.
+        unsafe { Self(_mm512_castsi512_ps(_mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(_mm256_loadu_si256(p.cast()))))) }
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(self, p: *mut u16) {
+        // SAFETY: the caller's contract: 16 values at p. The rounding is
+        // the AVX2 one (`avx2::round_to_bf16`), on 16 lanes.
+        unsafe {
+            let bits = _mm512_castps_si512(self.0);
+            let high = _mm512_srli_epi32::<16>(bits);
+            let bias = _mm512_add_epi32(_mm512_and_si512(high, _mm512_set1_epi32(1)), _mm512_set1_epi32(0x7fff));
+            let rounded = _mm512_srli_epi32::<16>(_mm512_add_epi32(bits, bias));
+            let quiet = _mm512_or_si512(high, _mm512_set1_epi32(0x40));
+            let nan = _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(self.0, self.0);
+            _mm256_storeu_si256(p.cast(), _mm512_cvtepi32_epi16(_mm512_mask_blend_epi32(nan, rounded, quiet)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const u16) -> Self {
+        // SAFETY: the caller's contract: the features, and 16 values at p.
+        unsafe { Self(_mm512_cvtph_ps(_mm256_loadu_si256(p.cast()))) }
+    }
+    #[inline(always)]
+    unsafe fn store_f16(self, p: *mut u16) {
+        // SAFETY: the caller's contract: 16 values at p.
+        unsafe { _mm256_storeu_si256(p.cast(), _mm512_cvtps_ph::<ROUND_NEAREST>(self.0)) }
+    }
 }
 
 // SAFETY: the register is private (values come only from the unsafe

@@ -199,7 +199,7 @@ pub(crate) fn exp_f64(x: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::dispatch::{self, Isa, Kernel};
-    use crate::simd::{Element, Simd};
+    use crate::simd::{Float, Simd};
 
     /// The vector exp of one level applied to a slice, tail included:
     /// [`exp`], or [`exp_fast`] with `FAST` (the scalar exp is the same for
@@ -209,7 +209,7 @@ mod tests {
         y: &'a mut [T],
     }
 
-    impl<T: Element, const FAST: bool> Kernel for ExpSlice<'_, T, FAST> {
+    impl<T: Float, const FAST: bool> Kernel for ExpSlice<'_, T, FAST> {
         type Output = ();
 
         fn scalar(self) {
@@ -234,13 +234,13 @@ mod tests {
         }
     }
 
-    fn exp_slice_with<T: Element, const FAST: bool>(isa: Isa, x: &[T]) -> Vec<T> {
+    fn exp_slice_with<T: Float, const FAST: bool>(isa: Isa, x: &[T]) -> Vec<T> {
         let mut y = vec![T::ZERO; x.len()];
         dispatch::run(isa, ExpSlice::<T, FAST> { x, y: &mut y });
         y
     }
 
-    fn exp_slice<T: Element>(isa: Isa, x: &[T]) -> Vec<T> {
+    fn exp_slice<T: Float>(isa: Isa, x: &[T]) -> Vec<T> {
         exp_slice_with::<T, false>(isa, x)
     }
 

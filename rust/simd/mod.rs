@@ -9,9 +9,12 @@
 //! [`crate::dispatch::run`], whose one `#[target_feature]` trampoline per
 //! level inlines every intrinsic into straight-line code.
 //!
-//! [`exp`] holds the exponential shared by the softmax kernels.
+//! [`exp`] holds the exponential shared by the softmax kernels, [`storage`]
+//! the element types rows are stored in ([`Element`]: f32, f64, and the
+//! 16-bit bfloat16 and float16 computed in f32) and their loads and stores.
 
 pub mod exp;
+mod storage;
 
 #[cfg(target_arch = "x86_64")]
 pub mod avx2;
@@ -19,6 +22,8 @@ pub mod avx2;
 pub mod avx512;
 #[cfg(target_arch = "aarch64")]
 pub mod neon;
+
+pub use storage::{bf16, f16, Element, Float, HalfFloats, Storage};
 
 use crate::dispatch::Isa;
 use std::fmt::Debug;
@@ -221,22 +226,6 @@ impl_real!(
     1024
 );
 
-/// An element type together with its register type on every vector
-/// instruction set, so a kernel written once over `V: Vector` can be
-/// instantiated as `T::Vector<S>` for whichever level [`crate::dispatch`]
-/// picked.
-pub trait Element: Real {
-    type Vector<S: Simd>: Vector<Elem = Self>;
-}
-
-impl Element for f32 {
-    type Vector<S: Simd> = S::F32;
-}
-
-impl Element for f64 {
-    type Vector<S: Simd> = S::F64;
-}
-
 /// A vector instruction set, as a zero-sized token.
 ///
 /// # Safety
@@ -247,7 +236,7 @@ impl Element for f64 {
 pub unsafe trait Simd: Copy + Send + Sync + 'static {
     /// The level this token stands for.
     const ISA: Isa;
-    type F32: Vector<Elem = f32>;
+    type F32: HalfFloats;
     type F64: Vector<Elem = f64>;
 }
 

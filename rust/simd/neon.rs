@@ -11,7 +11,7 @@
 //! - There are no masked loads and stores: partial ones go through a
 //!   register-sized stack buffer, touching only the `n` elements given.
 
-use super::{Simd, Vector};
+use super::{HalfFloats, Simd, Vector};
 use crate::dispatch::Isa;
 use std::arch::aarch64::*;
 use std::ptr;
@@ -72,6 +72,53 @@ macro_rules! neon {
         // after an unsafe constructor confirmed the feature (see above).
         unsafe { $e }
     };
+}
+
+// SAFETY: `fcvtl` / `fcvtn` and the integer operations are base aarch64
+// Advanced SIMD; each method reads or writes exactly four 16-bit values.
+// The float16 conversions round as FPCR says: to nearest even, no flush to
+// zero and NaN payloads kept, the defaults every aarch64 OS runs with.
+unsafe impl HalfFloats for F32x4 {
+    #[inline(always)]
+    unsafe fn load_bf16(p: *const u16) -> Self {
+        // SAFETY: the caller's contract: 4 values at p.
+        unsafe { Self(vreinterpretq_f32_u32(vshll_n_u16::<16>(vld1_u16(p)))) }
+    }
+    #[inline(always)]
+    unsafe fn store_bf16(self, p: *mut u16) {
+        // SAFETY: the caller's contract: 4 values at p. Rounding as on
+        // x86 (`avx2::round_to_bf16`).
+        unsafe {
+            let bits = vreinterpretq_u32_f32(self.0);
+            let high = vshrq_n_u32::<16>(bits);
+            let bias = vaddq_u32(vandq_u32(high, vdupq_n_u32(1)), vdupq_n_u32(0x7fff));
+            let rounded = vshrq_n_u32::<16>(vaddq_u32(bits, bias));
+            let quiet = vorrq_u32(high, vdupq_n_u32(0x40));
+            let is_number = vceqq_f32(self.0, self.0);
+            vst1_u16(p, vmovn_u32(vbslq_u32(is_number, rounded, quiet)))
+        }
+    }
+    #[inline(always)]
+    unsafe fn load_f16(p: *const u16) -> Self {
+        // SAFETY: the caller's contract: 4 values at p; `fcvtl` only
+        // touches registers.
+        unsafe {
+            let half = vld1_u16(p);
+            let wide: float32x4_t;
+            std::arch::asm!("fcvtl {w:v}.4s, {h:v}.4h", w = lateout(vreg) wide, h = in(vreg) half, options(pure, nomem, nostack, preserves_flags));
+            Self(wide)
+        }
+    }
+    #[inline(always)]
+    unsafe fn store_f16(self, p: *mut u16) {
+        // SAFETY: the caller's contract: 4 values at p; `fcvtn` only
+        // touches registers.
+        unsafe {
+            let half: uint16x4_t;
+            std::arch::asm!("fcvtn {h:v}.4h, {w:v}.4s", h = lateout(vreg) half, w = in(vreg) self.0, options(pure, nomem, nostack, preserves_flags));
+            vst1_u16(p, half)
+        }
+    }
 }
 
 // SAFETY: the register is private (values come only from the unsafe

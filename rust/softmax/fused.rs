@@ -16,7 +16,7 @@
 
 use super::{scalar, vector, Algorithm};
 use crate::dispatch::Kernel;
-use crate::simd::{Element, Real, Simd};
+use crate::simd::{Float, Real, Simd};
 
 /// The per-row operands of the fused form. `bias` and `mask` may be null
 /// (absent); when present they are valid for reading the row's `n`
@@ -85,7 +85,7 @@ unsafe fn clear_masked<T: Real>(mask: *const bool, y: *mut T, n: usize, value: T
     }
 }
 
-impl<T: Element> FusedRow<T> {
+impl<T: Float> FusedRow<T> {
     /// What a dropped entry becomes: probability 0, log-probability -inf.
     #[inline(always)]
     fn dropped(&self) -> T {
@@ -149,7 +149,7 @@ impl<T: Element> FusedRow<T> {
 // Both paths spell out the same three steps rather than sharing them
 // through a closure: a closure is compiled without the trampoline's target
 // features, and the vector kernels inside it would become calls.
-impl<T: Element> Kernel for FusedRow<T> {
+impl<T: Float> Kernel for FusedRow<T> {
     type Output = ();
 
     fn scalar(self) {
@@ -177,8 +177,8 @@ impl<T: Element> Kernel for FusedRow<T> {
             }
             let (y, n) = (self.y, self.n);
             match self.algorithm {
-                Some(a) => vector::softmax::<T::Vector<S>>(a, y.cast_const(), y, n),
-                None => vector::log_softmax::<T::Vector<S>>(y.cast_const(), y, n),
+                Some(a) => vector::softmax::<T::Vector<S>, T>(a, y.cast_const(), y, n),
+                None => vector::log_softmax::<T::Vector<S>, T>(y.cast_const(), y, n),
             }
             self.end();
         }

@@ -33,7 +33,7 @@ pub use fused::Fused;
 pub use split::{log_softmax_split_raw, logsumexp_split_raw, softmax_split_raw};
 
 use crate::dispatch::{self, Isa, Kernel};
-use crate::simd::{Element, Simd};
+use crate::simd::{Element, Float, Simd};
 
 /// Which softmax algorithm to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -103,10 +103,10 @@ impl<T: Element> Kernel for SoftmaxRow<T> {
         // or disjoint (the contract of `softmax_raw` / `log_softmax_raw`,
         // the only constructors).
         unsafe {
-            match self.algorithm {
-                Some(algorithm) => scalar::softmax(algorithm, self.x, self.y, self.n),
-                None => scalar::log_softmax(self.x, self.y, self.n),
-            }
+            T::scalar_row(self.x, self.y, self.n, |x, y| match self.algorithm {
+                Some(algorithm) => scalar::softmax(algorithm, x, y, self.n),
+                None => scalar::log_softmax(x, y, self.n),
+            })
         }
     }
 
@@ -115,8 +115,8 @@ impl<T: Element> Kernel for SoftmaxRow<T> {
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
         unsafe {
             match self.algorithm {
-                Some(algorithm) => vector::softmax::<T::Vector<S>>(algorithm, self.x, self.y, self.n),
-                None => vector::log_softmax::<T::Vector<S>>(self.x, self.y, self.n),
+                Some(algorithm) => vector::softmax::<T::Vector<S>, T>(algorithm, self.x, self.y, self.n),
+                None => vector::log_softmax::<T::Vector<S>, T>(self.x, self.y, self.n),
             }
         }
     }
@@ -148,12 +148,12 @@ pub unsafe fn log_softmax_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: u
 /// # Safety
 /// As for [`softmax_raw`], and `fused.bias` / `fused.mask` are null or
 /// valid for reading `n` elements and overlap no element of `y`.
-pub unsafe fn softmax_fused_raw<T: Element>(isa: Isa, algorithm: Option<Algorithm>, fused: Fused<T>, x: *const T, y: *mut T, n: usize) {
+pub unsafe fn softmax_fused_raw<T: Float>(isa: Isa, algorithm: Option<Algorithm>, fused: Fused<T>, x: *const T, y: *mut T, n: usize) {
     dispatch::run(isa, fused::FusedRow { algorithm, fused, x, y, n })
 }
 
 /// [`softmax_fused_raw`] on slices: `bias` and `mask` of `x`'s length.
-pub fn softmax_fused<T: Element>(isa: Isa, algorithm: Option<Algorithm>, scale: T, bias: Option<&[T]>, mask: Option<&[bool]>, x: &[T], y: &mut [T]) {
+pub fn softmax_fused<T: Float>(isa: Isa, algorithm: Option<Algorithm>, scale: T, bias: Option<&[T]>, mask: Option<&[bool]>, x: &[T], y: &mut [T]) {
     let n = x.len();
     assert!(y.len() == n && bias.is_none_or(|b| b.len() == n) && mask.is_none_or(|m| m.len() == n), "softmax_fused: lengths differ");
     let bias = bias.map_or(std::ptr::null(), <[T]>::as_ptr);
@@ -205,13 +205,13 @@ impl<T: Element> Kernel for LogSumExpRow<T> {
     fn scalar(self) -> f64 {
         // SAFETY: `x` is valid for `n` elements (the contract of
         // `logsumexp_raw`, the only constructor).
-        unsafe { scalar::logsumexp(self.x, self.n) }
+        unsafe { T::scalar_row(self.x, std::ptr::null_mut(), self.n, |x, _| scalar::logsumexp(x, self.n)) }
     }
 
     #[inline(always)]
     fn vector<S: Simd>(self, _: S) -> f64 {
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
-        unsafe { vector::logsumexp::<T::Vector<S>>(self.x, self.n) }
+        unsafe { vector::logsumexp::<T::Vector<S>, T>(self.x, self.n) }
     }
 }
 

@@ -24,7 +24,7 @@ use super::vector::{self, ShiftedExp};
 use super::Algorithm;
 use crate::dispatch::{self, Isa, Kernel};
 use crate::rows;
-use crate::simd::{Element, Simd};
+use crate::simd::{Element, Real, Simd};
 use std::ops::Range;
 
 /// One pass over one chunk.
@@ -56,8 +56,8 @@ enum Pass<T> {
 
 /// A pass over the chunk `x[..n]` / `y[..n]`, reached through
 /// [`dispatch::run`]; returns up to two numbers (0 where unused).
-struct ChunkPass<T> {
-    pass: Pass<T>,
+struct ChunkPass<T: Element> {
+    pass: Pass<T::Real>,
     x: *const T,
     y: *mut T,
     n: usize,
@@ -78,20 +78,19 @@ impl<T: Element> Kernel for ChunkPass<T> {
         // contract of `Row`, the only constructor); the token proves the
         // CPU has `S`.
         unsafe {
-            type V<T, S> = <T as Element>::Vector<S>;
             match pass {
-                Pass::Max => return (vector::row_max::<V<T, S>>(x, n).to_f64(), 0.0),
-                Pass::PairSum => return vector::two_pass_sum::<V<T, S>>(x, n),
-                Pass::OnlineSum => return vector::online_sum::<V<T, S>>(x, n),
-                Pass::ExpSum { m, store: true } => return (vector::sum_map::<V<T, S>, true>(x, y, n, &ShiftedExp::new(m)), 0.0),
-                Pass::ExpSum { m, store: false } => return (vector::sum_map::<V<T, S>, false>(x, y, n, &ShiftedExp::new(m)), 0.0),
-                Pass::PlainExpSum { m } => return (vector::sum_map::<V<T, S>, false>(x, y, n, &ShiftedExp::plain(m)), 0.0),
-                Pass::PairWrite { sum, exp } => vector::two_pass_write::<V<T, S>>(x, y, n, sum, exp),
-                Pass::OnlineWrite { m, d } => vector::online_write::<V<T, S>>(x, y, n, m, d),
-                Pass::ExpWrite { m, factor } => vector::write_map::<V<T, S>>(x, y, n, &ShiftedExp::new(m), factor),
-                Pass::Scale { r } => vector::scale_in_place::<V<T, S>>(y, n, r),
-                Pass::LogWrite { m, ln_sum } => vector::log_softmax_write::<V<T, S>>(x, y, n, m, ln_sum),
-                Pass::FillNan => vector::fill::<V<T, S>>(y, n, T::NAN),
+                Pass::Max => return (vector::row_max::<T::Vector<S>, T>(x, n).to_f64(), 0.0),
+                Pass::PairSum => return vector::two_pass_sum::<T::Vector<S>, T>(x, n),
+                Pass::OnlineSum => return vector::online_sum::<T::Vector<S>, T>(x, n),
+                Pass::ExpSum { m, store: true } => return (vector::sum_map::<T::Vector<S>, T, true>(x, y, n, &ShiftedExp::new(m)), 0.0),
+                Pass::ExpSum { m, store: false } => return (vector::sum_map::<T::Vector<S>, T, false>(x, y, n, &ShiftedExp::new(m)), 0.0),
+                Pass::PlainExpSum { m } => return (vector::sum_map::<T::Vector<S>, T, false>(x, y, n, &ShiftedExp::plain(m)), 0.0),
+                Pass::PairWrite { sum, exp } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp),
+                Pass::OnlineWrite { m, d } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d),
+                Pass::ExpWrite { m, factor } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor),
+                Pass::Scale { r } => vector::scale_in_place::<T::Vector<S>, T>(y, n, r),
+                Pass::LogWrite { m, ln_sum } => vector::log_softmax_write::<T::Vector<S>, T>(x, y, n, m, ln_sum),
+                Pass::FillNan => vector::fill::<T::Vector<S>, T>(y, n, T::Real::NAN),
             }
         }
         (0.0, 0.0)
@@ -99,7 +98,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
 }
 
 /// One row split into chunks of `len` elements.
-struct Row<T> {
+struct Row<T: Element> {
     isa: Isa,
     x: *const T,
     y: *mut T,
@@ -112,11 +111,11 @@ struct Row<T> {
 // passes of one stage touch disjoint elements of `y` (and `x` only where
 // it is `y` itself, chunk for chunk). The buffers outlive the call that
 // builds the row (the contract of its `unsafe` constructors).
-unsafe impl<T> Sync for Row<T> {}
+unsafe impl<T: Element> Sync for Row<T> {}
 
 impl<T: Element> Row<T> {
     /// Runs `pass` on every chunk, in parallel; the results in chunk order.
-    fn each(&self, pass: Pass<T>) -> Vec<(f64, f64)> {
+    fn each(&self, pass: Pass<T::Real>) -> Vec<(f64, f64)> {
         rows::map_chunks(self.n, self.len, |r: Range<usize>| {
             let chunk = ChunkPass { pass, x: self.x.wrapping_add(r.start), y: self.y.wrapping_add(r.start), n: r.len() };
             dispatch::run(self.isa, chunk)
@@ -124,12 +123,12 @@ impl<T: Element> Row<T> {
     }
 
     /// The row max over the chunk maxima.
-    fn max(&self) -> T {
-        T::from_f64(self.each(Pass::Max).iter().fold(f64::NEG_INFINITY, |m, c| m.max(c.0)))
+    fn max(&self) -> T::Real {
+        T::Real::from_f64(self.each(Pass::Max).iter().fold(f64::NEG_INFINITY, |m, c| m.max(c.0)))
     }
 
     /// The total of a pass's first results.
-    fn total(&self, pass: Pass<T>) -> f64 {
+    fn total(&self, pass: Pass<T::Real>) -> f64 {
         self.each(pass).iter().map(|c| c.0).sum()
     }
 
@@ -154,7 +153,7 @@ impl<T: Element> Row<T> {
                     .each(Pass::OnlineSum)
                     .into_iter()
                     .fold((f64::NEG_INFINITY, 0.0), |(m, d), (mc, dc)| vector::online_merge(m, d, mc, dc));
-                if vector::online_accept::<T>(m, d) {
+                if vector::online_accept::<T::Real>(m, d) {
                     self.each(Pass::OnlineWrite { m, d });
                 } else {
                     self.three_pass(false);
@@ -164,8 +163,11 @@ impl<T: Element> Row<T> {
     }
 
     /// Three-pass softmax; `reload` stores exp(x - max) in pass 2 and
-    /// rescales it in pass 3, otherwise pass 3 recomputes it.
+    /// rescales it in pass 3, otherwise pass 3 recomputes it (always for
+    /// 16-bit rows, where a stored exponential would be rounded once more,
+    /// as in the unsplit kernel).
     fn three_pass(&self, reload: bool) {
+        let reload = reload && size_of::<T>() >= size_of::<T::Real>();
         let m = self.max();
         if !m.is_finite() {
             self.each(Pass::FillNan);
@@ -177,14 +179,14 @@ impl<T: Element> Row<T> {
             self.each(Pass::FillNan);
             return;
         }
-        let r = T::from_f64(1.0 / sum);
+        let r = T::Real::from_f64(1.0 / sum);
         self.each(if reload { Pass::Scale { r } } else { Pass::ExpWrite { m, factor: r } });
     }
 
     fn log_softmax(&self) {
         let m = self.max();
-        let m = if m.is_finite() { m } else { T::ZERO };
-        let ln_sum = T::from_f64(self.total(Pass::PlainExpSum { m }).ln());
+        let m = if m.is_finite() { m } else { T::Real::ZERO };
+        let ln_sum = T::Real::from_f64(self.total(Pass::PlainExpSum { m }).ln());
         self.each(Pass::LogWrite { m, ln_sum });
     }
 }

@@ -8,7 +8,7 @@
 use super::scalar::{merge_pair, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
 use crate::simd::exp::{exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
-use crate::simd::{Real, Vector};
+use crate::simd::{Real, Storage, Vector};
 
 /// Elements summed in registers before folding into the f64 total. A lane
 /// then adds at most 16 terms (`online`: one chain of 8 AVX2 float32
@@ -25,15 +25,18 @@ const BLOCK: usize = 128;
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub unsafe fn softmax<V: Vector>(algorithm: Algorithm, x: *const V::Elem, y: *mut V::Elem, n: usize) {
+pub unsafe fn softmax<V: Storage<M>, M>(algorithm: Algorithm, x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         match algorithm {
-            Algorithm::ThreePassReload => three_pass::<V, true>(x, y, n),
-            Algorithm::ThreePassRecompute => three_pass::<V, false>(x, y, n),
-            Algorithm::TwoPass => two_pass::<V>(x, y, n),
-            Algorithm::Online => online::<V>(x, y, n),
+            // Stored exponentials would be rounded once more in a 16-bit
+            // row: those recompute them instead.
+            Algorithm::ThreePassReload if size_of::<M>() >= size_of::<V::Elem>() => three_pass::<V, M, true>(x, y, n),
+            Algorithm::ThreePassReload => three_pass::<V, M, false>(x, y, n),
+            Algorithm::ThreePassRecompute => three_pass::<V, M, false>(x, y, n),
+            Algorithm::TwoPass => two_pass::<V, M>(x, y, n),
+            Algorithm::Online => online::<V, M>(x, y, n),
         }
     }
 }
@@ -46,7 +49,7 @@ pub unsafe fn softmax<V: Vector>(algorithm: Algorithm, x: *const V::Elem, y: *mu
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn row_max<V: Vector>(x: *const V::Elem, n: usize) -> V::Elem {
+pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -55,16 +58,16 @@ pub(crate) unsafe fn row_max<V: Vector>(x: *const V::Elem, n: usize) -> V::Elem 
         let (mut m0, mut m1) = (V::splat(neg_inf), V::splat(neg_inf));
         let mut i = 0;
         while i + 2 * lanes <= n {
-            m0 = m0.max(V::load(x.add(i)));
-            m1 = m1.max(V::load(x.add(i + lanes)));
+            m0 = m0.max(V::load_from(x.add(i)));
+            m1 = m1.max(V::load_from(x.add(i + lanes)));
             i += 2 * lanes;
         }
         if i + lanes <= n {
-            m0 = m0.max(V::load(x.add(i)));
+            m0 = m0.max(V::load_from(x.add(i)));
             i += lanes;
         }
         if i < n {
-            m1 = m1.max(V::load_partial(x.add(i), n - i, neg_inf));
+            m1 = m1.max(V::load_partial_from(x.add(i), n - i, neg_inf));
         }
         m0.max(m1).reduce_max()
     }
@@ -173,7 +176,7 @@ impl<V: Vector> ShiftedExp<V> {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn sum_map<V: Vector, const STORE: bool>(x: *const V::Elem, y: *mut V::Elem, n: usize, f: &ShiftedExp<V>) -> f64 {
+pub(crate) unsafe fn sum_map<V: Storage<M>, M, const STORE: bool>(x: *const M, y: *mut M, n: usize, f: &ShiftedExp<V>) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -185,28 +188,28 @@ pub(crate) unsafe fn sum_map<V: Vector, const STORE: bool>(x: *const V::Elem, y:
             let (mut s0, mut s1) = (V::splat(V::Elem::ZERO), V::splat(V::Elem::ZERO));
             let mut i = start;
             while i + 2 * lanes <= end {
-                let e0 = f.eval(V::load(x.add(i)));
-                let e1 = f.eval(V::load(x.add(i + lanes)));
+                let e0 = f.eval(V::load_from(x.add(i)));
+                let e1 = f.eval(V::load_from(x.add(i + lanes)));
                 if STORE {
-                    e0.store(y.add(i));
-                    e1.store(y.add(i + lanes));
+                    e0.store_to(y.add(i));
+                    e1.store_to(y.add(i + lanes));
                 }
                 s0 = s0.add(e0);
                 s1 = s1.add(e1);
                 i += 2 * lanes;
             }
             if i + lanes <= end {
-                let e = f.eval(V::load(x.add(i)));
+                let e = f.eval(V::load_from(x.add(i)));
                 if STORE {
-                    e.store(y.add(i));
+                    e.store_to(y.add(i));
                 }
                 s0 = s0.add(e);
                 i += lanes;
             }
             if i < end {
-                let e = f.eval(V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY));
+                let e = f.eval(V::load_partial_from(x.add(i), end - i, V::Elem::NEG_INFINITY));
                 if STORE {
-                    e.store_partial(y.add(i), end - i);
+                    e.store_partial_to(y.add(i), end - i);
                 }
                 s1 = s1.add(e);
             }
@@ -224,19 +227,19 @@ pub(crate) unsafe fn sum_map<V: Vector, const STORE: bool>(x: *const V::Elem, y:
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn write_map<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, f: &ShiftedExp<V>, factor: V::Elem) {
+pub(crate) unsafe fn write_map<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, f: &ShiftedExp<V>, factor: V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let factor = V::splat(factor);
         let mut i = 0;
         while i + V::LANES <= n {
-            f.eval(V::load(x.add(i))).mul(factor).store(y.add(i));
+            f.eval(V::load_from(x.add(i))).mul(factor).store_to(y.add(i));
             i += V::LANES;
         }
         if i < n {
-            let tail = V::load_partial(x.add(i), n - i, V::Elem::NEG_INFINITY);
-            f.eval(tail).mul(factor).store_partial(y.add(i), n - i);
+            let tail = V::load_partial_from(x.add(i), n - i, V::Elem::NEG_INFINITY);
+            f.eval(tail).mul(factor).store_partial_to(y.add(i), n - i);
         }
     }
 }
@@ -248,18 +251,18 @@ pub(crate) unsafe fn write_map<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n:
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn scale_in_place<V: Vector>(y: *mut V::Elem, n: usize, r: V::Elem) {
+pub(crate) unsafe fn scale_in_place<V: Storage<M>, M>(y: *mut M, n: usize, r: V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let vr = V::splat(r);
         let mut i = 0;
         while i + V::LANES <= n {
-            V::load(y.add(i)).mul(vr).store(y.add(i));
+            V::load_from(y.add(i)).mul(vr).store_to(y.add(i));
             i += V::LANES;
         }
         if i < n {
-            V::load_partial(y.add(i), n - i, V::Elem::ZERO).mul(vr).store_partial(y.add(i), n - i);
+            V::load_partial_from(y.add(i), n - i, V::Elem::ZERO).mul(vr).store_partial_to(y.add(i), n - i);
         }
     }
 }
@@ -269,18 +272,18 @@ pub(crate) unsafe fn scale_in_place<V: Vector>(y: *mut V::Elem, n: usize, r: V::
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn fill<V: Vector>(y: *mut V::Elem, n: usize, value: V::Elem) {
+pub(crate) unsafe fn fill<V: Storage<M>, M>(y: *mut M, n: usize, value: V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let v = V::splat(value);
         let mut i = 0;
         while i + V::LANES <= n {
-            v.store(y.add(i));
+            v.store_to(y.add(i));
             i += V::LANES;
         }
         if i < n {
-            v.store_partial(y.add(i), n - i);
+            v.store_partial_to(y.add(i), n - i);
         }
     }
 }
@@ -290,26 +293,26 @@ pub(crate) unsafe fn fill<V: Vector>(y: *mut V::Elem, n: usize, value: V::Elem) 
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn three_pass<V: Vector, const RELOAD: bool>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
+unsafe fn three_pass<V: Storage<M>, M, const RELOAD: bool>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let m = row_max::<V>(x, n);
+        let m = row_max::<V, M>(x, n);
         if !m.is_finite() {
-            return fill::<V>(y, n, V::Elem::NAN);
+            return fill::<V, M>(y, n, V::Elem::NAN);
         }
         let shifted = ShiftedExp::<V>::new(m);
-        let sum = sum_map::<V, RELOAD>(x, y, n, &shifted);
+        let sum = sum_map::<V, M, RELOAD>(x, y, n, &shifted);
         if !sum.is_finite() {
             // A NaN or +inf entry (the max may have skipped it: x86 max drops
             // NaN) poisons the sum: scipy gives a NaN row.
-            return fill::<V>(y, n, V::Elem::NAN);
+            return fill::<V, M>(y, n, V::Elem::NAN);
         }
         let r = V::Elem::from_f64(1.0 / sum);
         if RELOAD {
-            scale_in_place::<V>(y, n, r);
+            scale_in_place::<V, M>(y, n, r);
         } else {
-            write_map::<V>(x, y, n, &shifted, r);
+            write_map::<V, M>(x, y, n, &shifted, r);
         }
     }
 }
@@ -359,7 +362,7 @@ unsafe fn reduce_pairs<V: Vector>(acc: V, e: V) -> (f64, f64) {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn two_pass_sum<V: Vector>(x: *const V::Elem, n: usize) -> (f64, f64) {
+pub(crate) unsafe fn two_pass_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -375,16 +378,16 @@ pub(crate) unsafe fn two_pass_sum<V: Vector>(x: *const V::Elem, n: usize) -> (f6
             let (mut a1, mut e1) = (a0, e0);
             let mut i = start;
             while i + 2 * lanes <= end {
-                accumulate_pair(&mut a0, &mut e0, V::load(x.add(i)), lo);
-                accumulate_pair(&mut a1, &mut e1, V::load(x.add(i + lanes)), lo);
+                accumulate_pair(&mut a0, &mut e0, V::load_from(x.add(i)), lo);
+                accumulate_pair(&mut a1, &mut e1, V::load_from(x.add(i + lanes)), lo);
                 i += 2 * lanes;
             }
             if i + lanes <= end {
-                accumulate_pair(&mut a0, &mut e0, V::load(x.add(i)), lo);
+                accumulate_pair(&mut a0, &mut e0, V::load_from(x.add(i)), lo);
                 i += lanes;
             }
             if i < end {
-                let tail = V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY);
+                let tail = V::load_partial_from(x.add(i), end - i, V::Elem::NEG_INFINITY);
                 accumulate_pair(&mut a1, &mut e1, tail, lo);
             }
             let (v0, x0) = reduce_pairs(a0, e0);
@@ -406,14 +409,14 @@ pub(crate) unsafe fn two_pass_sum<V: Vector>(x: *const V::Elem, n: usize) -> (f6
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn two_pass<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
+unsafe fn two_pass<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let (sum, exp) = two_pass_sum::<V>(x, n);
+        let (sum, exp) = two_pass_sum::<V, M>(x, n);
         match two_pass_accept(sum, exp) {
-            Some((sum, exp)) => two_pass_write::<V>(x, y, n, sum, exp),
-            None => three_pass::<V, false>(x, y, n),
+            Some((sum, exp)) => two_pass_write::<V, M>(x, y, n, sum, exp),
+            None => three_pass::<V, M, false>(x, y, n),
         }
     }
 }
@@ -426,7 +429,7 @@ unsafe fn two_pass<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn two_pass_write<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, sum: f64, exp: f64) {
+pub(crate) unsafe fn two_pass_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, sum: f64, exp: f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -435,12 +438,12 @@ pub(crate) unsafe fn two_pass_write<V: Vector>(x: *const V::Elem, y: *mut V::Ele
         let vexp = V::splat(V::Elem::from_f64(exp));
         let mut i = 0;
         while i + V::LANES <= n {
-            two_pass_value(V::load(x.add(i)), lo, r, vexp).store(y.add(i));
+            two_pass_value(V::load_from(x.add(i)), lo, r, vexp).store_to(y.add(i));
             i += V::LANES;
         }
         if i < n {
-            let tail = V::load_partial(x.add(i), n - i, V::Elem::ZERO);
-            two_pass_value(tail, lo, r, vexp).store_partial(y.add(i), n - i);
+            let tail = V::load_partial_from(x.add(i), n - i, V::Elem::ZERO);
+            two_pass_value(tail, lo, r, vexp).store_partial_to(y.add(i), n - i);
         }
     }
 }
@@ -488,15 +491,15 @@ unsafe fn online_step<V: Vector>(m: &mut V, d: &mut V, x: V) {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn online<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
+unsafe fn online<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let (m_row, d_row) = online_sum::<V>(x, n);
+        let (m_row, d_row) = online_sum::<V, M>(x, n);
         if online_accept::<V::Elem>(m_row, d_row) {
-            online_write::<V>(x, y, n, m_row, d_row);
+            online_write::<V, M>(x, y, n, m_row, d_row);
         } else {
-            three_pass::<V, false>(x, y, n);
+            three_pass::<V, M, false>(x, y, n);
         }
     }
 }
@@ -514,7 +517,7 @@ fn online_lowest<T: Real>() -> T {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn online_sum<V: Vector>(x: *const V::Elem, n: usize) -> (f64, f64) {
+pub(crate) unsafe fn online_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -526,11 +529,11 @@ pub(crate) unsafe fn online_sum<V: Vector>(x: *const V::Elem, n: usize) -> (f64,
             let (mut m, mut d) = (V::splat(lowest), V::splat(V::Elem::ZERO));
             let mut i = start;
             while i + V::LANES <= end {
-                online_step(&mut m, &mut d, V::load(x.add(i)));
+                online_step(&mut m, &mut d, V::load_from(x.add(i)));
                 i += V::LANES;
             }
             if i < end {
-                online_step(&mut m, &mut d, V::load_partial(x.add(i), end - i, V::Elem::NEG_INFINITY));
+                online_step(&mut m, &mut d, V::load_partial_from(x.add(i), end - i, V::Elem::NEG_INFINITY));
             }
             let m_block = m.reduce_max();
             let d_block = d.mul(exp(m.sub(V::splat(m_block)))).reduce_add().to_f64();
@@ -565,13 +568,13 @@ pub(crate) fn online_accept<T: Real>(m: f64, d: f64) -> bool {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn online_write<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, m: f64, d: f64) {
+pub(crate) unsafe fn online_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, m: f64, d: f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let shifted = ShiftedExp::<V>::new(V::Elem::from_f64(m));
         let factor = 1.0 / (d * shifted.row_constant().to_f64());
-        write_map::<V>(x, y, n, &shifted, V::Elem::from_f64(factor));
+        write_map::<V, M>(x, y, n, &shifted, V::Elem::from_f64(factor));
     }
 }
 
@@ -582,14 +585,14 @@ pub(crate) unsafe fn online_write<V: Vector>(x: *const V::Elem, y: *mut V::Elem,
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub unsafe fn log_softmax<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize) {
+pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let m = row_max::<V>(x, n);
+        let m = row_max::<V, M>(x, n);
         let m = if m.is_finite() { m } else { V::Elem::ZERO };
-        let ln_sum = V::Elem::from_f64(sum_map::<V, false>(x, y, n, &ShiftedExp::plain(m)).ln());
-        log_softmax_write::<V>(x, y, n, m, ln_sum);
+        let ln_sum = V::Elem::from_f64(sum_map::<V, M, false>(x, y, n, &ShiftedExp::plain(m)).ln());
+        log_softmax_write::<V, M>(x, y, n, m, ln_sum);
     }
 }
 
@@ -600,18 +603,18 @@ pub unsafe fn log_softmax<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usiz
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn log_softmax_write<V: Vector>(x: *const V::Elem, y: *mut V::Elem, n: usize, m: V::Elem, ln_sum: V::Elem) {
+pub(crate) unsafe fn log_softmax_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, m: V::Elem, ln_sum: V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let (vm, ln_sum) = (V::splat(m), V::splat(ln_sum));
         let mut i = 0;
         while i + V::LANES <= n {
-            V::load(x.add(i)).sub(vm).sub(ln_sum).store(y.add(i));
+            V::load_from(x.add(i)).sub(vm).sub(ln_sum).store_to(y.add(i));
             i += V::LANES;
         }
         if i < n {
-            V::load_partial(x.add(i), n - i, V::Elem::ZERO).sub(vm).sub(ln_sum).store_partial(y.add(i), n - i);
+            V::load_partial_from(x.add(i), n - i, V::Elem::ZERO).sub(vm).sub(ln_sum).store_partial_to(y.add(i), n - i);
         }
     }
 }
@@ -626,25 +629,25 @@ pub(crate) unsafe fn log_softmax_write<V: Vector>(x: *const V::Elem, y: *mut V::
 /// The CPU must have the instruction set of `V`; `x` must be valid for
 /// reading `n` elements.
 #[inline(always)]
-pub unsafe fn logsumexp<V: Vector>(x: *const V::Elem, n: usize) -> f64 {
+pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let (sum, exp) = two_pass_sum::<V>(x, n);
+        let (sum, exp) = two_pass_sum::<V, M>(x, n);
         if let Some((sum, exp)) = two_pass_accept(sum, exp) {
             return sum.ln() + exp * std::f64::consts::LN_2;
         }
-        let m = row_max::<V>(x, n);
+        let m = row_max::<V, M>(x, n);
         if !m.is_finite() {
             // +inf, or -inf (all -inf, or empty); the vector max may have
             // dropped a NaN, which wins over both.
-            let has_nan = (0..n).any(|i| (*x.add(i)).is_nan());
+            let has_nan = (0..n).any(|i| V::read(x.add(i)).is_nan());
             return if has_nan { f64::NAN } else { m.to_f64() };
         }
         // A finite max: the row's entries beyond 2^20 in magnitude. NaN
         // entries poison the sum.
         let f = ShiftedExp::<V>::new(m);
-        let scaled = sum_map::<V, false>(x, std::ptr::null_mut(), n, &f);
+        let scaled = sum_map::<V, M, false>(x, std::ptr::null_mut(), n, &f);
         m.to_f64() + (scaled.ln() - f.row_constant().to_f64().ln())
     }
 }

@@ -17,7 +17,7 @@
 use libfuzzer_sys::fuzz_target;
 use normkit::dispatch::Isa;
 use normkit::l1norm::{self, Affine, RowBatch};
-use normkit::simd::Element;
+use normkit::simd::Float;
 use normkit_fuzz::reference::{self, close};
 use normkit_fuzz::{i8_values, isas, row_buffer, Reader, RowSpec};
 
@@ -89,7 +89,7 @@ fn run_int8(r: &mut Reader, header: u8) {
     }
 }
 
-fn run_float<T: Element>(r: &mut Reader, header: u8) {
+fn run_float<T: Float>(r: &mut Reader, header: u8) {
     let isas = isas((header >> 4) & 3);
     let offset = r.byte() as usize % 16;
     let n = r.length(MAX_LEN);

@@ -13,13 +13,13 @@
 use libfuzzer_sys::fuzz_target;
 use normkit::dispatch::Isa;
 use normkit::norm::{self, Affine, Norm, RowBatch};
-use normkit::simd::Element;
+use normkit::simd::Float;
 use normkit_fuzz::reference::{self, close};
 use normkit_fuzz::{isas, row_buffer, Reader, RowSpec};
 
 const MAX_LEN: usize = 4096;
 
-fn tolerance<T: Element>() -> f64 {
+fn tolerance<T: Float>() -> f64 {
     if T::MANTISSA_DIGITS == 24 { 1e-5 } else { 1e-12 }
 }
 
@@ -29,7 +29,7 @@ fn allowed(rel: f64, want: f64, w: f64) -> f64 {
     rel * (want.abs() + w.abs())
 }
 
-fn f64s<T: Element>(v: &[T]) -> Vec<f64> {
+fn f64s<T: Float>(v: &[T]) -> Vec<f64> {
     v.iter().map(|x| x.to_f64()).collect()
 }
 
@@ -40,7 +40,7 @@ struct Case<'a, T> {
     b: Option<&'a [T]>,
 }
 
-impl<T: Element> Case<'_, T> {
+impl<T: Float> Case<'_, T> {
     fn affine(&self) -> Affine<T> {
         Affine::from_slices(self.w, self.b)
     }
@@ -62,7 +62,7 @@ impl<T: Element> Case<'_, T> {
     }
 }
 
-fn run_norm<T: Element>(isas: &[Isa], case: &Case<T>, x: &[T]) {
+fn run_norm<T: Float>(isas: &[Isa], case: &Case<T>, x: &[T]) {
     let n = x.len();
     let mut scalar = vec![T::ZERO; n];
     norm::norm(Isa::Scalar, case.kind, x, &mut scalar, case.eps, case.w, case.b);
@@ -91,7 +91,7 @@ fn run_norm<T: Element>(isas: &[Isa], case: &Case<T>, x: &[T]) {
     }
 }
 
-fn run_add<T: Element>(isas: &[Isa], case: &Case<T>, x: &[T]) {
+fn run_add<T: Float>(isas: &[Isa], case: &Case<T>, x: &[T]) {
     let n = x.len();
     let residual: Vec<T> = x.iter().rev().cloned().collect();
     let mut sum = vec![T::ZERO; n];
@@ -109,7 +109,7 @@ fn run_add<T: Element>(isas: &[Isa], case: &Case<T>, x: &[T]) {
     }
 }
 
-fn run<T: Element>(r: &mut Reader, header: u8) {
+fn run<T: Float>(r: &mut Reader, header: u8) {
     let (kind, fused) = match (header >> 1) & 3 {
         0 => (Norm::Rms, false),
         1 => (Norm::Layer, false),

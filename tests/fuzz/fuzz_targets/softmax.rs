@@ -12,18 +12,18 @@
 
 use libfuzzer_sys::fuzz_target;
 use normkit::dispatch::Isa;
-use normkit::simd::Element;
+use normkit::simd::Float;
 use normkit::softmax::{self, Algorithm};
 use normkit_fuzz::reference::{self, close, f64_sum_error};
 use normkit_fuzz::{isas, row_buffer, Reader, RowSpec};
 
 const MAX_LEN: usize = 4096;
 
-fn is_f32<T: Element>() -> bool {
+fn is_f32<T: Float>() -> bool {
     T::MANTISSA_DIGITS == 24
 }
 
-fn check_softmax<T: Element>(isas: &[Isa], algorithm: Algorithm, x: &[T], in_place: bool) {
+fn check_softmax<T: Float>(isas: &[Isa], algorithm: Algorithm, x: &[T], in_place: bool) {
     let rel = if is_f32::<T>() { 2e-6 } else { 1e-13 + f64_sum_error(x.len()) };
     let tiny = if is_f32::<T>() { 1e-37 } else { 1e-300 };
     let xf: Vec<f64> = x.iter().map(|v| v.to_f64()).collect();
@@ -46,7 +46,7 @@ fn check_softmax<T: Element>(isas: &[Isa], algorithm: Algorithm, x: &[T], in_pla
     }
 }
 
-fn check_log_softmax<T: Element>(isas: &[Isa], x: &[T], in_place: bool) {
+fn check_log_softmax<T: Float>(isas: &[Isa], x: &[T], in_place: bool) {
     // The documented bound (softmax.py): 1e-5 absolute or one ulp of the
     // result (the final subtraction rounds once more than (x - m) did),
     // whichever is larger. The kernel tests' 1e-7 |w| is below one ulp for
@@ -74,7 +74,7 @@ fn check_log_softmax<T: Element>(isas: &[Isa], x: &[T], in_place: bool) {
     }
 }
 
-fn run<T: Element>(r: &mut Reader, header: u8) {
+fn run<T: Float>(r: &mut Reader, header: u8) {
     let log = header & 2 != 0;
     let algorithm = Algorithm::ALL[(header >> 2) as usize & 3];
     let isas = isas((header >> 4) & 3);
