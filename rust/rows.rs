@@ -174,7 +174,15 @@ where
 
 /// A row of at least this many elements is split into chunks across the
 /// pool when the call has fewer rows than threads (see [`split_len`]).
-pub const SPLIT_MIN_ELEMENTS: usize = 1 << 18;
+/// Each stage of a split row waits for every chunk, so shorter rows lose
+/// more to waking the workers than they gain. Measured on the 2-core
+/// AMD EPYC (Zen 3, AVX2) with 2 threads, under a load average of 6 from
+/// other jobs (best of 11, split / unsplit time): at 2^16 elements every
+/// kernel was slower split (0.12x-0.78x); at 2^18 the two-pass softmax
+/// and log-softmax gained up to 1.5x but the norms lost (0.5x); at 2^20
+/// the norms were still 0.8x. 2^20 (the "one long row") stands
+/// until a measurement on a quiet machine.
+pub const SPLIT_MIN_ELEMENTS: usize = 1 << 20;
 
 /// Chunks per thread when a row is split: more than one, so a thread slowed
 /// by other work on a shared machine holds up the row by less.

@@ -1,7 +1,7 @@
 """One long row split across two threads, through the public API.
 
 With two threads, a call with fewer rows than threads whose rows have at
-least ``rows::SPLIT_MIN_ELEMENTS`` (2**18) elements splits each row into
+least ``rows::SPLIT_MIN_ELEMENTS`` (2**20) elements splits each row into
 chunks that run on the pool and combine their partial sums exactly
 (tests/split_kernels.rs checks the kernels chunk by chunk). Here: the
 results stay within the documented error of a float64 computation, and
