@@ -19,6 +19,10 @@ CASES = {
     "layer_norm": lambda: compare.layer_norm_case(X),
     "rms_norm": lambda: compare.rms_norm_case(X),
     "l1_norm int8": lambda: compare.l1_norm_int8_case(compare.quantize_int8(X)),
+    "crms_norm": lambda: compare.crms_norm_case(X),
+    "add_rms_norm": lambda: compare.add_norm_case("rms", X, X[::-1].copy()),
+    "add_layer_norm": lambda: compare.add_norm_case("layer", X, X[::-1].copy()),
+    "softmax float64": lambda: compare.softmax_case(X.astype(np.float64)),
 }
 
 
@@ -66,3 +70,51 @@ def test_interleaved_medians_times_with_the_given_clock():
     medians = compare.interleaved_medians({"a": lambda: None, "b": lambda: None}, rounds=3,
                                           sample_seconds=1e-12, clock=lambda: float(next(ticks)))
     assert medians == {"a": 1.0, "b": 1.0}  # one call per sample, one tick per clock read pair
+
+
+@pytest.mark.parametrize("dtype", list(compare.half_dtypes()))
+@pytest.mark.parametrize("op", compare.HALF_OPS)
+def test_half_cases_match_the_reference_to_one_half_ulp(op, dtype):
+    """Every implementation that runs is within one unit of the half
+    dtype's precision (relative for softmax, of the largest output for the
+    norms) of float64 on the half input; what does not run says why."""
+    case = compare.half_case(op, X, compare.half_dtypes()[dtype])
+    timings = compare.measure(case, rounds=1, sample_seconds=1e-4)
+    ulp = 2.0**-10 if dtype == "float16" else 2.0**-7
+    bound = ulp if op == "softmax" else ulp * float(np.abs(case.reference).max())
+    assert "normkit float32" in case.impls
+    for impl, timing in timings.items():
+        if timing.max_error is not None:
+            assert timing.max_error <= bound, (impl, timing.max_error, bound)
+    assert ("normkit" in case.impls) != ("normkit" in case.skipped)
+    if "normkit" in case.impls and "f16c" in normkit.cpu_info():
+        assert "normkit" not in case.skipped
+    assert all(reason for reason in case.skipped.values())
+
+
+def test_threads_are_set_for_the_run_and_restored():
+    seen = []
+    case = compare.Case("probe", X, np.empty_like(X), X.astype(np.float64),
+                        impls={"normkit": lambda: seen.append(normkit.get_num_threads())})
+    before = normkit.get_num_threads()
+    compare.measure_all([case], rounds=3, sample_seconds=1e-4, threads=2)
+    assert seen and set(seen) == {2}
+    assert normkit.get_num_threads() == before
+
+
+def test_ratios_are_per_round_with_their_spread():
+    samples = {"copy": [1.0, 2.0, 4.0], "normkit": [2.0, 2.0, 2.0], "onnxruntime": [4.0, 4.0, 1.0]}
+    ticks = iter(t for r in range(3) for name in samples for t in (0.0, samples[name][r]))
+    case = compare.Case("probe", X, np.empty_like(X), X.astype(np.float64),
+                        impls={"normkit": lambda: None, "onnxruntime": lambda: None})
+    timings = compare.measure(case, rounds=3, sample_seconds=1e-12, clock=lambda: next(ticks, 0.0))
+    nk = timings["normkit"]
+    assert (nk.ratio_min, nk.ratio_to_copy, nk.ratio_max) == (0.5, 1.0, 2.0)
+    assert compare.relative(nk, timings["onnxruntime"]) == (0.5, 0.5, 2.0)
+    table = compare.format_table([(case, timings)], markdown=True, spread=True)
+    assert "| normkit / onnxruntime |" in table and "1.00x (0.50-2.00)" in table
+
+
+def test_fused_cases_copy_both_inputs():
+    case = CASES["add_rms_norm"]()
+    assert len(case.copy_also) == 1 and case.copy_also[0].shape == case.x.shape

@@ -104,7 +104,7 @@ def peers(data: dict, path: Path) -> None:
                   "layer_norm, reads 4x the bytes)", fontsize=8)
     ax.legend(fontsize=8, loc="center right")
     ax.grid(True, axis="x", which="both", alpha=0.3)
-    ax.set_title(f"normkit and its peers, 1 thread, median of {data['rounds']} rounds ({data['clock']} clock), "
+    ax.set_title(f"normkit and its peers, {data.get('threads', 1)} thread(s), median of {data['rounds']} rounds ({data['clock']} clock), "
                  f"isa {data['isa']}, "
                  f"load average {data['load_average']}\n"
                  f"{data['cpu']}", fontsize=9)

@@ -8,7 +8,9 @@ few sentences (hidden states times the tied word-embedding matrix, the
 masked-language-model softmax over 30,522 tokens), its token-embedding
 table as LayerNorm/RMSNorm input, and that table quantized to int8 for the
 L1 norm. Without the model the tables run on seeded Gaussian data and say
-so. ``benches/compare.py`` has the full benchmark.
+so. The same arrays cast to bfloat16 (when ``ml_dtypes`` is installed) and
+float16 show the half-precision kernels' error and speed against float32.
+``benches/compare.py`` has the full benchmark.
 """
 
 from __future__ import annotations
@@ -72,6 +74,40 @@ def kernel_table(model) -> None:
     print(compare.run(cases, rounds=5, sample_seconds=0.01))
 
 
+def _half_dtypes() -> list[np.dtype]:
+    try:
+        import ml_dtypes
+    except ImportError:
+        return [np.dtype(np.float16)]
+    return [np.dtype(ml_dtypes.bfloat16), np.dtype(np.float16)]
+
+
+def half_table(model) -> None:
+    """softmax and layer_norm on the demo arrays cast to each half type:
+    the half kernel against normkit's float32 kernel on the same (half)
+    input, as the max error in ulps of the half type (softmax: of each
+    value; layer_norm: of the row's largest output) and absolute; and the
+    time of the half call over the float32 call (median of rounds)."""
+    arrays, _ = _arrays(model)
+    header = ["kernel", "dtype", "shape", "max ulps", "max abs err", "time / float32"]
+    rows = []
+    for label, f, x32 in (("softmax", normkit.softmax, arrays["logits"]), ("layer_norm", normkit.layer_norm, arrays["rows"])):
+        for dt in _half_dtypes():
+            x = x32.astype(dt)
+            want = f(x.astype(np.float32)).astype(np.float64)
+            got = f(x)
+            err = np.abs(got.astype(np.float64) - want)
+            scale = want if label == "softmax" else np.abs(want).max(-1, keepdims=True)
+            units = np.abs(np.spacing(np.broadcast_to(scale, want.shape).astype(dt))).astype(np.float64)
+            out32, out16 = np.empty_like(x32), np.empty_like(x)
+            medians = compare.interleaved_medians(
+                {"float32": lambda: f(x32, out=out32), "half": lambda: f(x, out=out16)}, rounds=5, sample_seconds=0.01
+            )
+            rows.append([label, dt.name, "x".join(map(str, x.shape)), f"{np.max(err / units):.2f}",
+                         f"{np.max(err):.1e}", f"{medians['half'] / medians['float32']:.2f}x"])
+    print(compare._render(header, rows, markdown=False))
+
+
 def main() -> None:
     info = normkit.cpu_info()
     print(f"cpu: {compare.cpu_model()}")
@@ -80,6 +116,8 @@ def main() -> None:
     model, reason = _model()
     _section("kernels on real data")
     kernel_table(model)
+    _section("half precision on MiniLM's activations")
+    half_table(model)
     _section("all-MiniLM-L6-v2 on normkit kernels")
     if model is None:
         print(f"skipped: {reason}")

@@ -8,7 +8,14 @@ buffer when it partially overlaps it, and ``weight`` / ``bias`` (1-d, of the
 row length) that share no memory with any output (``ValueError``). Each
 weight and bias is copied once, by the native layer. Calls of 16384
 elements or more release the GIL.
+
+``half="bfloat16"`` or ``"float16"``: ``x``, ``out`` (``residual``,
+``sum_out``) are ``uint16`` views of 16-bit floats of that type, computed in
+float32 and rounded once (to nearest even) at the store; ``weight``,
+``bias``, ``mean`` and ``rstd`` are float32 then (``normkit._half``).
 """
+
+from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -17,12 +24,16 @@ ISA_LEVELS: list[str]
 MAX_THREADS: int
 SOFTMAX_ALGORITHMS: list[str]
 
+#: float rows, or uint16 views of half-precision rows (with ``half=``).
+_Rows = npt.NDArray[np.floating] | npt.NDArray[np.uint16]
+_Half = Literal["bfloat16", "float16"] | None
+
 def cpu_info() -> dict[str, object]: ...
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
-def softmax(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating], algorithm: str) -> None: ...
-def log_softmax(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None: ...
-def logsumexp(x: npt.NDArray[np.floating], out: npt.NDArray[np.floating]) -> None: ...
+def softmax(x: _Rows, out: _Rows, algorithm: str, *, half: _Half = None) -> None: ...
+def log_softmax(x: _Rows, out: _Rows, *, half: _Half = None) -> None: ...
+def logsumexp(x: _Rows, out: _Rows, *, half: _Half = None) -> None: ...
 def softmax_fused(
     x: npt.NDArray[np.floating],
     out: npt.NDArray[np.floating],
@@ -43,31 +54,37 @@ def l1_norm_i8(
     bias: npt.NDArray[np.int8] | None = None,
 ) -> None: ...
 def l1_norm_float(
-    x: npt.NDArray[np.floating],
-    out: npt.NDArray[np.floating],
+    x: _Rows,
+    out: _Rows,
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
     bias: npt.NDArray[np.floating] | None = None,
+    *,
+    half: _Half = None,
 ) -> None: ...
 def norm(
-    x: npt.NDArray[np.floating],
-    out: npt.NDArray[np.floating],
+    x: _Rows,
+    out: _Rows,
     kind: str,
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
     bias: npt.NDArray[np.floating] | None = None,
     mean: npt.NDArray[np.floating] | None = None,
     rstd: npt.NDArray[np.floating] | None = None,
+    *,
+    half: _Half = None,
 ) -> None: ...
 def add_norm(
-    x: npt.NDArray[np.floating],
-    residual: npt.NDArray[np.floating],
-    out: npt.NDArray[np.floating],
-    sum_out: npt.NDArray[np.floating],
+    x: _Rows,
+    residual: _Rows,
+    out: _Rows,
+    sum_out: _Rows,
     kind: str,
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
     bias: npt.NDArray[np.floating] | None = None,
     mean: npt.NDArray[np.floating] | None = None,
     rstd: npt.NDArray[np.floating] | None = None,
+    *,
+    half: _Half = None,
 ) -> None: ...

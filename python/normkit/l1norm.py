@@ -12,7 +12,8 @@ import numpy as np
 
 from ._dask_hook import is_dask, on_dask
 from . import _native
-from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, input_rows, result_dtype, rowwise
+from ._half import half_channel, half_name
+from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, direct, input_rows, kernel_dtype, result_dtype, rowwise
 from .norm import shares_memory
 
 _INT8 = np.dtype(np.int8)
@@ -55,8 +56,10 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     **float input** gives ``(x - mean) / (s + eps) * weight + bias`` (``eps``
     default 1e-5). float32 is computed in float32 and float64 in float64,
     with sums accumulated in float64; other real dtypes (except int8)
-    follow the ufunc result dtype rules of ``normkit._rowwise`` (float16
-    is computed in float32). ``out_scale`` is not allowed. A constant row
+    follow the ufunc result dtype rules of ``normkit._rowwise``. float16
+    and bfloat16 are read and written as 16-bit floats and computed in
+    float32; their weight and bias must be float32 or x's own dtype.
+    ``out_scale`` is not allowed. A constant row
     has ``s = 0`` exactly: it gives ``bias`` (0 without it), or NaN
     (``0 / 0``) when ``eps=0``.
 
@@ -81,13 +84,17 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
     if out_scale is not None:
         raise TypeError(f"{name}: out_scale applies to int8 input only, got dtype {x.dtype}")
     eps = 1e-5 if eps is None else check_eps(name, eps)
+    result = result_dtype(name, x.dtype)
     w = _float_channel(name, "weight", weight, n)
     b = _float_channel(name, "bias", bias, n)
+    if half_name(kernel_dtype(x.dtype, result, True)):
+        w, b = (None if a is None else half_channel(name, label, a, result) for label, a in (("weight", w), ("bias", b)))
     if out is not None and shares_memory((out,), w, b):
-        check_out(name, out, x.shape, result_dtype(name, x.dtype))
-        np.copyto(out, rowwise(name, _float_rows, x, -1, None, eps, w, b))
+        check_out(name, out, x.shape, result)
+        np.copyto(out, rowwise(name, _float_rows, x, -1, None, eps, w, b, half_kernel=True))
         return out
-    return rowwise(name, _float_rows, x, -1, out, eps, w, b)
+    y = direct(_float_rows, x, -1, out, eps, w, b)
+    return y if y is not None else rowwise(name, _float_rows, x, -1, out, eps, w, b, half_kernel=True)
 
 
 def _gain(name: str, out_scale) -> np.float32:
@@ -131,16 +138,21 @@ def _float_channel(name: str, label: str, value, n: int) -> np.ndarray | None:
     if value is None:
         return None
     a = _channel_array(name, label, value, n)
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "biuf" and not half_name(a.dtype):
         raise TypeError(f"{name}: {label} has unsupported dtype {a.dtype}; expected a real dtype")
     return a
 
 
-def _float_rows(x_rows: np.ndarray, out_rows: np.ndarray, eps: float, weight, bias) -> None:
-    dt = x_rows.dtype
-    w = None if weight is None else np.asarray(weight, dtype=dt)
-    b = None if bias is None else np.asarray(bias, dtype=dt)
-    _native.l1_norm_float(x_rows, out_rows, eps, w, b)
+def _float_rows(x_rows: np.ndarray, out_rows: np.ndarray, eps: float, weight, bias, half=None) -> None:
+    """The native float L1 norm; with half storage (``half``: rows are
+    uint16 views) weight and bias already are float32 (``half_channel``)."""
+    if half is None:
+        dt = x_rows.dtype
+        weight = None if weight is None else np.asarray(weight, dtype=dt)
+        bias = None if bias is None else np.asarray(bias, dtype=dt)
+        _native.l1_norm_float(x_rows, out_rows, eps, weight, bias)
+    else:
+        _native.l1_norm_float(x_rows, out_rows, eps, weight, bias, half=half)
 
 
 def _l1_norm_int8(name: str, x: np.ndarray, gain: np.float32, w, b, out) -> np.ndarray:

@@ -4,8 +4,10 @@ forms ``add_rms_norm`` / ``add_layer_norm`` of transformer inference.
 Every function normalizes along ``axis`` (default: last) and follows the
 NumPy contract of ``normkit._rowwise``: float32 and float64 are computed
 natively (float32 in float32 registers with sums folded into float64 and
-the reciprocal square root taken in float64), other real dtypes get the
-dtype ``np.exp`` would give; ``out=`` may be the input itself.
+the reciprocal square root taken in float64); float16 and bfloat16 are
+read and written by the kernels as 16-bit floats, computed in float32 and
+rounded once; other real dtypes get the dtype ``np.exp`` would give;
+``out=`` may be the input itself.
 
 ``axis``: an int (any axis), or a tuple of the trailing axes (any order:
 ``(-2, -1)``, ``(1, 2)`` of a 3-d array; None for all axes), normalized as
@@ -16,7 +18,9 @@ first (``np.moveaxis``).
 ``weight`` and ``bias`` have exactly the shape of the normalized axes
 (``x.shape[axis]`` as a 1-d array for an int axis; ``(H, W)`` for
 ``axis=(-2, -1)``: torch's rule), any real dtype, converted to the
-computation dtype (they do not change the result dtype).
+computation dtype (they do not change the result dtype). With a float16 or
+bfloat16 x they must be float32 or x's own dtype (``normkit._half``): a
+float64 weight would be rounded silently, so it is a ``TypeError``.
 
 ``return_stats=True`` also returns each row's statistics, computed in the
 same pass as the result: ``mean`` (LayerNorm) and ``rstd`` =
@@ -24,8 +28,8 @@ same pass as the result: ``mean`` (LayerNorm) and ``rstd`` =
 CRMSNorm denominator for CRMSNorm), so that ``y = (x - mean) * rstd *
 weight + bias``: ONNX LayerNormalization's ``Mean`` / ``InvStdDev``
 outputs, ``torch.native_layer_norm``'s. They have x's shape with the
-normalized axes of length 1 (keepdims), and dtype float32 for float32 and
-float16 inputs (and the other inputs computed in float32), float64
+normalized axes of length 1 (keepdims), and dtype float32 for float32,
+float16 and bfloat16 inputs (and the other inputs computed in float32), float64
 otherwise: the computation dtype, each value rounded once from float64.
 ``out=`` receives only the result; the statistics are new arrays.
 
@@ -44,14 +48,18 @@ import numpy as np
 
 from ._dask_hook import is_dask, on_dask
 from . import _native
+from ._half import FLOAT32, half_channel, half_name
 from ._rowwise import (
     AxisError,
     Output,
     as_input_array,
+    call_native,
     check_eps,
     check_out,
     compute_dtype,
+    direct,
     input_rows,
+    kernel_dtype,
     normalize_axes,
     result_dtype,
     row_length,
@@ -311,8 +319,9 @@ def add_layer_norm(
 
 def _channel(name: str, label: str, value, shape: tuple, dtype: np.dtype) -> np.ndarray | None:
     """weight / bias, of exactly the normalized axes' ``shape``, as a 1-d
-    array of the computation dtype: the caller's array when it already is
-    one, else converted or flattened. No private copy here: the native
+    array of the computation dtype (float32 for a half ``dtype``, under
+    ``half_channel``'s promotion rule): the caller's array when it already
+    is one, else converted or flattened. No private copy here: the native
     layer makes the one copy of each weight and bias."""
     if value is None:
         return None
@@ -320,9 +329,9 @@ def _channel(name: str, label: str, value, shape: tuple, dtype: np.dtype) -> np.
     if a.shape != shape:
         what = "1-d, the length of the normalized axis" if len(shape) == 1 else "the shape of the normalized axes, as torch's normalized_shape"
         raise ValueError(f"{name}: {label} has shape {a.shape}, expected {shape} ({what})")
-    if a.dtype.kind not in "biuf":
+    if a.dtype.kind not in "biuf" and not half_name(a.dtype):
         raise TypeError(f"{name}: {label} has unsupported dtype {a.dtype}; expected a real dtype")
-    a = np.asarray(a, dtype=dtype)
+    a = half_channel(name, label, a, dtype) if half_name(dtype) else np.asarray(a, dtype=dtype)
     return a if a.ndim == 1 else a.reshape(-1)
 
 
@@ -355,13 +364,14 @@ def _prepare(name: str, x, axis):
 class _Stats:
     """The statistics arrays of one call: ``names`` (a subset of
     ``("mean", "rstd")``, or none), each of x's shape with the normalized
-    axes of length 1, in the computation dtype. C-contiguous, so their
+    axes of length 1, in the computation dtype (float32 for half storage). C-contiguous, so their
     elements are in the order of the kernel's rows (the other axes, in
     order)."""
 
     def __init__(self, names: tuple, x: np.ndarray, axes: tuple, compute: np.dtype):
         kept = tuple(1 if i in axes else s for i, s in enumerate(x.shape))
-        self.arrays = {k: np.empty(kept, dtype=compute) for k in names}
+        dtype = FLOAT32 if half_name(compute) else compute
+        self.arrays = {k: np.empty(kept, dtype=dtype) for k in names}
         if row_length(x.shape, axes) == 0:
             for a in self.arrays.values():
                 a.fill(np.nan)
@@ -376,28 +386,35 @@ class _Stats:
 
 def _norm(name, kind, x, weight, bias, eps, axis, out, return_stats):
     eps = check_eps(name, eps)
+    if not return_stats:
+        # weight and bias as given: the native layer takes 1-d arrays of x's
+        # dtype and the row length, apart from out, and refuses anything
+        # else, which the general path below converts or reports.
+        y = direct(_native.norm, x, axis, out, kind, eps, weight, bias)
+        if y is not None:
+            return y
     x, axes, shape = _prepare(name, x, axis)
     result = result_dtype(name, x.dtype)
-    compute = compute_dtype(result)
+    compute = kernel_dtype(x.dtype, result, True)
     w = _channel(name, "weight", weight, shape, compute)
     b = _channel(name, "bias", bias, shape, compute)
     if not return_stats:
         if out is not None and shares_memory((out,), w, b):
             check_out(name, out, x.shape, result)
-            np.copyto(out, rowwise(name, _native.norm, x, axis, None, kind, eps, w, b))
+            np.copyto(out, rowwise(name, _native.norm, x, axis, None, kind, eps, w, b, half_kernel=True))
             return out
-        return rowwise(name, _native.norm, x, axis, out, kind, eps, w, b)
+        return rowwise(name, _native.norm, x, axis, out, kind, eps, w, b, half_kernel=True)
     if out is not None:
         check_out(name, out, x.shape, result)
     stats = _Stats(_STATS[kind], x, axes, compute)
-    direct = out is not None and not shares_memory((out,), w, b)
-    target = out if direct else np.empty(x.shape, dtype=result)
+    into_out = out is not None and not shares_memory((out,), w, b)
+    target = out if into_out else np.empty(x.shape, dtype=result)
     if x.size:
         x_rows = input_rows(x, axes, compute)
         dest = Output(target, axes, compute, x_rows)
-        _native.norm(x_rows, dest.rows, kind, eps, w, b, *stats.native_args())
+        call_native(_native.norm, (x_rows, dest.rows), kind, eps, w, b, *stats.native_args())
         dest.finish()
-    if out is not None and not direct:
+    if out is not None and not into_out:
         np.copyto(out, target)
         target = out
     return (target, *stats.values())
@@ -420,10 +437,15 @@ def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stat
     if residual.shape != x.shape:
         raise ValueError(f"{name}: residual has shape {residual.shape}, expected {x.shape} (the shape of x)")
     result_dtype(name, x.dtype)  # names x when its dtype is not real
-    if residual.dtype.kind not in "biuf":
+    if residual.dtype.kind not in "biuf" and not half_name(residual.dtype):
         raise TypeError(f"{name}: residual has unsupported dtype {residual.dtype}; expected a real (bool, integer or float) dtype")
-    result = result_dtype(name, np.result_type(x.dtype, residual.dtype))
-    compute = compute_dtype(result)
+    try:
+        common = np.result_type(x.dtype, residual.dtype)
+    except TypeError:  # bfloat16 with float16: NumPy's DTypePromotionError
+        raise TypeError(f"{name}: x has dtype {x.dtype} and residual {residual.dtype}, which have no common dtype; convert one of them") from None
+    result = result_dtype(name, common)
+    # Half storage when x and residual both are the result's half type.
+    compute = kernel_dtype(x.dtype, result, residual.dtype.newbyteorder("=") == result)
     w = _channel(name, "weight", weight, shape, compute)
     b = _channel(name, "bias", bias, shape, compute)
     if out is None:
@@ -440,7 +462,7 @@ def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stat
     r_rows = input_rows(residual, axes, compute)
     dest_normed = Output(normed, axes, compute, x_rows, r_rows)
     dest_summed = Output(summed, axes, compute, x_rows, r_rows)
-    _native.add_norm(x_rows, r_rows, dest_normed.rows, dest_summed.rows, kind, eps, w, b, *stats.native_args())
+    call_native(_native.add_norm, (x_rows, r_rows, dest_normed.rows, dest_summed.rows), kind, eps, w, b, *stats.native_args())
     if outs is not None:
         np.copyto(outs[0], dest_normed.finish())
         np.copyto(outs[1], dest_summed.finish())

@@ -9,12 +9,16 @@ import numpy as np
 
 from ._dask_hook import is_dask, on_dask
 from . import _native
+from ._half import half_name
 from ._rowwise import (
     as_input_array,
     check_broadcast,
     check_out,
+    call_native,
     compute_dtype,
+    direct,
     input_rows,
+    kernel_dtype,
     normalize_axes,
     result_dtype,
     row_length,
@@ -40,8 +44,10 @@ def softmax(
     Parameters
     ----------
     x : array_like
-        Real input. float32 and float64 are computed natively; other real
-        dtypes follow the NumPy ufunc result dtype (see ``normkit._rowwise``).
+        Real input. float32 and float64 are computed natively; float16 and
+        bfloat16 are read and written as 16-bit floats and computed in
+        float32 (the fused form: on a float32 copy); other real dtypes
+        follow the NumPy ufunc result dtype (see ``normkit._rowwise``).
     axis : int, tuple of ints or None
         Axes to normalize over (default: the last). Several axes (or None:
         all) are normalized as one row, as ``scipy.special.softmax`` does;
@@ -63,8 +69,11 @@ def softmax(
         probability 0, as in ``jax.nn.softmax(where=)``; a row with every
         entry excluded is all 0 (not NaN).
     dtype : dtype, optional
-        Compute and return in this float dtype (float16, float32 or
-        float64; float16 is computed in float32), as NumPy ufuncs' ``dtype=``.
+        Compute and return in this float dtype (float16, float32, float64
+        or ``ml_dtypes.bfloat16``), as NumPy ufuncs' ``dtype=``. A half
+        target is computed in float32 from x converted to float32 and
+        rounded once; a half x with a float32 or float64 target is
+        converted to that dtype first (exactly).
     out : ndarray, optional
         Destination of the input's shape and result dtype; may be ``x``.
 
@@ -76,6 +85,11 @@ def softmax(
     broadcast ``bias`` or ``where`` is read as its distinct rows (a
     (batch, 1, 1, key) padding mask for (batch, head, query, key) scores
     is not expanded).
+
+    With a float16 or bfloat16 x, the fused form is computed by the float32
+    kernel on a float32 copy of x and rounded once to x's dtype: it is not
+    zero-copy (the kernel's in-place prologue would round ``scale * x +
+    bias`` to the half type before normalizing).
 
     Special values follow ``scipy.special.softmax``: a ``-inf`` entry gets
     probability 0; a row containing NaN or ``+inf``, or made only of
@@ -102,7 +116,8 @@ def softmax(
     if algorithm not in ALGORITHMS:
         raise ValueError(f"softmax: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if scale is None and bias is None and where is None:
-        return rowwise("softmax", _native.softmax, x, axis, out, algorithm, dtype=dtype)
+        y = direct(_native.softmax, x, axis, out, algorithm) if dtype is None else None
+        return y if y is not None else rowwise("softmax", _native.softmax, x, axis, out, algorithm, dtype=dtype, half_kernel=True)
     return _fused("softmax", False, x, axis, algorithm, scale, bias, where, dtype, out)
 
 
@@ -131,7 +146,8 @@ def log_softmax(x, axis=-1, *, scale=None, bias=None, where=None, dtype=None, ou
     if type(x) is not np.ndarray and is_dask(x):
         return on_dask("log_softmax", locals())
     if scale is None and bias is None and where is None:
-        return rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype)
+        y = direct(_native.log_softmax, x, axis, out) if dtype is None else None
+        return y if y is not None else rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype, half_kernel=True)
     return _fused("log_softmax", True, x, axis, "auto", scale, bias, where, dtype, out)
 
 
@@ -153,7 +169,7 @@ def _operand(name: str, label: str, value, kinds: str, what: str) -> np.ndarray 
     if value is None:
         return None
     a = as_input_array(name, value, label)
-    if a.dtype.kind not in kinds:
+    if a.dtype.kind not in kinds and not ("f" in kinds and half_name(a.dtype)):
         raise TypeError(f"{name}: {label} has dtype {a.dtype}; expected {what}")
     return a
 
@@ -225,12 +241,12 @@ def logsumexp(x, axis=-1, *, keepdims: bool = False, out: np.ndarray | None = No
     shape = kept if keepdims else tuple(s for i, s in enumerate(x.shape) if i not in axes)
     if out is not None:
         check_out(name, out, shape, result)
-    compute = compute_dtype(result)
+    compute = kernel_dtype(x.dtype, result, True)
     values = np.empty(shape, dtype=compute)
     if row_length(x.shape, axes) == 0:
         values.fill(-np.inf)
     elif values.size:
-        _native.logsumexp(input_rows(x, axes, compute), values)
+        call_native(_native.logsumexp, (input_rows(x, axes, compute), values))
     if out is None:
         return values.astype(result, copy=False)
     np.copyto(out, values, casting="unsafe")

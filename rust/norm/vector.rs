@@ -761,9 +761,9 @@ pub unsafe fn add_norm<V: Storage<M>, M>(
             return stats.write(None);
         }
         let head = head_len::<V, M>(x, n);
-        // The shift is the sum's first element, as the plain LayerNorm of the
-        // stored sum would take it (16-bit rows: before its rounding).
-        let k = if kind == Norm::Layer { V::read(x) + V::read(residual) } else { V::Elem::ZERO };
+        // The shift is the sum's first element as stored, as the plain
+        // LayerNorm of the stored sum takes it (`constants` reads it back).
+        let k = if kind == Norm::Layer { V::as_stored(V::read(x) + V::read(residual)) } else { V::Elem::ZERO };
         let first = add_store::<V, M>(x, residual, sum, n, head, k);
         finish::<V, M>(kind, sum, y, n, head, eps, affine, stats, first)
     }

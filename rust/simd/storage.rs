@@ -36,8 +36,8 @@ pub trait Element: Copy + Send + Sync + Debug + Default + 'static {
     /// The type the kernels compute in.
     type Real: Real;
     /// The register type of `Real` on the instruction set `S`, which loads
-    /// and stores this type.
-    type Vector<S: Simd>: Storage<Self> + Vector<Elem = Self::Real>;
+    /// and stores this type (and `Real` itself, for buffers of it).
+    type Vector<S: Simd>: Storage<Self> + Storage<Self::Real> + Vector<Elem = Self::Real>;
 
     fn to_real(self) -> Self::Real;
     /// Rounds to nearest, ties to even.
@@ -101,6 +101,8 @@ pub unsafe trait Storage<M>: Vector {
     /// # Safety
     /// `p` must be valid for writing one element.
     unsafe fn write(p: *mut M, v: Self::Elem);
+    /// The value `v` has once stored and read back.
+    fn as_stored(v: Self::Elem) -> Self::Elem;
 
     /// `count <= LANES` elements: a full load or a partial one.
     ///
@@ -210,6 +212,10 @@ macro_rules! native_element {
                 // SAFETY: the caller's contract: `p` is valid for writing.
                 unsafe { *p = v }
             }
+            #[inline(always)]
+            fn as_stored(v: $t) -> $t {
+                v
+            }
         }
     };
 }
@@ -300,6 +306,10 @@ macro_rules! half_element {
             unsafe fn write(p: *mut $t, v: f32) {
                 // SAFETY: the caller's contract: `p` is valid for writing.
                 unsafe { *p = $t::from_f32(v) }
+            }
+            #[inline(always)]
+            fn as_stored(v: f32) -> f32 {
+                $t::from_f32(v).to_f32()
             }
         }
     };

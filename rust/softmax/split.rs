@@ -82,9 +82,9 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::Max => return (vector::row_max::<T::Vector<S>, T>(x, n).to_f64(), 0.0),
                 Pass::PairSum => return vector::two_pass_sum::<T::Vector<S>, T>(x, n),
                 Pass::OnlineSum => return vector::online_sum::<T::Vector<S>, T>(x, n),
-                Pass::ExpSum { m, store: true } => return (vector::sum_map::<T::Vector<S>, T, true>(x, y, n, &ShiftedExp::new(m)), 0.0),
-                Pass::ExpSum { m, store: false } => return (vector::sum_map::<T::Vector<S>, T, false>(x, y, n, &ShiftedExp::new(m)), 0.0),
-                Pass::PlainExpSum { m } => return (vector::sum_map::<T::Vector<S>, T, false>(x, y, n, &ShiftedExp::plain(m)), 0.0),
+                Pass::ExpSum { m, store: true } => return (vector::sum_map::<T::Vector<S>, T, T, true>(x, y, n, &ShiftedExp::new(m)), 0.0),
+                Pass::ExpSum { m, store: false } => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::new(m)), 0.0),
+                Pass::PlainExpSum { m } => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::plain(m)), 0.0),
                 Pass::PairWrite { sum, exp } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp),
                 Pass::OnlineWrite { m, d } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d),
                 Pass::ExpWrite { m, factor } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor),
@@ -164,8 +164,9 @@ impl<T: Element> Row<T> {
 
     /// Three-pass softmax; `reload` stores exp(x - max) in pass 2 and
     /// rescales it in pass 3, otherwise pass 3 recomputes it (always for
-    /// 16-bit rows, where a stored exponential would be rounded once more,
-    /// as in the unsplit kernel).
+    /// 16-bit rows, where a stored exponential would be rounded once more:
+    /// split rows are beyond the unsplit kernel's f32 stage buffer, where
+    /// it recomputes too).
     fn three_pass(&self, reload: bool) {
         let reload = reload && size_of::<T>() >= size_of::<T::Real>();
         let m = self.max();

@@ -25,14 +25,19 @@ const BLOCK: usize = 128;
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub unsafe fn softmax<V: Storage<M>, M>(algorithm: Algorithm, x: *const M, y: *mut M, n: usize) {
+pub unsafe fn softmax<V, M>(algorithm: Algorithm, x: *const M, y: *mut M, n: usize)
+where
+    V: Storage<M> + Storage<<V as Vector>::Elem>,
+{
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         match algorithm {
             // Stored exponentials would be rounded once more in a 16-bit
-            // row: those recompute them instead.
+            // row: those keep them in a buffer of the compute type, or
+            // recompute them when the row does not fit.
             Algorithm::ThreePassReload if size_of::<M>() >= size_of::<V::Elem>() => three_pass::<V, M, true>(x, y, n),
+            Algorithm::ThreePassReload if n <= STAGE_MAX => three_pass_staged::<V, M>(x, y, n),
             Algorithm::ThreePassReload => three_pass::<V, M, false>(x, y, n),
             Algorithm::ThreePassRecompute => three_pass::<V, M, false>(x, y, n),
             Algorithm::TwoPass => two_pass::<V, M>(x, y, n),
@@ -169,14 +174,15 @@ impl<V: Vector> ShiftedExp<V> {
     }
 }
 
-/// Sum of f(x) over the row; with `STORE` each f(x) is also written to `y`.
+/// Sum of f(x) over the row; with `STORE` each f(x) is also written to `y`
+/// (of the row's type, or of the compute type: `three_pass_staged`).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn sum_map<V: Storage<M>, M, const STORE: bool>(x: *const M, y: *mut M, n: usize, f: &ShiftedExp<V>) -> f64 {
+pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -302,7 +308,7 @@ unsafe fn three_pass<V: Storage<M>, M, const RELOAD: bool>(x: *const M, y: *mut 
             return fill::<V, M>(y, n, V::Elem::NAN);
         }
         let shifted = ShiftedExp::<V>::new(m);
-        let sum = sum_map::<V, M, RELOAD>(x, y, n, &shifted);
+        let sum = sum_map::<V, M, M, RELOAD>(x, y, n, &shifted);
         if !sum.is_finite() {
             // A NaN or +inf entry (the max may have skipped it: x86 max drops
             // NaN) poisons the sum: scipy gives a NaN row.
@@ -313,6 +319,49 @@ unsafe fn three_pass<V: Storage<M>, M, const RELOAD: bool>(x: *const M, y: *mut 
             scale_in_place::<V, M>(y, n, r);
         } else {
             write_map::<V, M>(x, y, n, &shifted, r);
+        }
+    }
+}
+
+/// The longest 16-bit row [`three_pass_staged`] takes (16 KB of f32 on
+/// the stack: the row's exponentials stay in L1 / L2).
+const STAGE_MAX: usize = 4096;
+
+/// Three-pass reload for rows stored narrower than the compute type: the
+/// exponentials go to a buffer of the compute type, and the last pass
+/// scales them into `y`, rounding once.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row, `n <= STAGE_MAX`), with the aliasing the module documents.
+#[inline(always)]
+unsafe fn three_pass_staged<V, M>(x: *const M, y: *mut M, n: usize)
+where
+    V: Storage<M> + Storage<<V as Vector>::Elem>,
+{
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched
+    // for or the first n <= STAGE_MAX elements of the buffer, each written
+    // by `sum_map` before it is read.
+    unsafe {
+        let m = row_max::<V, M>(x, n);
+        if !m.is_finite() {
+            return fill::<V, M>(y, n, V::Elem::NAN);
+        }
+        let shifted = ShiftedExp::<V>::new(m);
+        let mut stage = [const { std::mem::MaybeUninit::<V::Elem>::uninit() }; STAGE_MAX];
+        let e = stage.as_mut_ptr().cast::<V::Elem>();
+        let sum = sum_map::<V, M, V::Elem, true>(x, e, n, &shifted);
+        if !sum.is_finite() {
+            return fill::<V, M>(y, n, V::Elem::NAN);
+        }
+        let r = V::splat(V::Elem::from_f64(1.0 / sum));
+        let mut i = 0;
+        while i < n {
+            let count = (n - i).min(V::LANES);
+            <V as Storage<V::Elem>>::load_n_from(e.add(i), count, V::Elem::ZERO).mul(r).store_n_to(y.add(i), count);
+            i += count;
         }
     }
 }
@@ -591,7 +640,7 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     unsafe {
         let m = row_max::<V, M>(x, n);
         let m = if m.is_finite() { m } else { V::Elem::ZERO };
-        let ln_sum = V::Elem::from_f64(sum_map::<V, M, false>(x, y, n, &ShiftedExp::plain(m)).ln());
+        let ln_sum = V::Elem::from_f64(sum_map::<V, M, M, false>(x, y, n, &ShiftedExp::plain(m)).ln());
         log_softmax_write::<V, M>(x, y, n, m, ln_sum);
     }
 }
@@ -647,7 +696,7 @@ pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
         // A finite max: the row's entries beyond 2^20 in magnitude. NaN
         // entries poison the sum.
         let f = ShiftedExp::<V>::new(m);
-        let scaled = sum_map::<V, M, false>(x, std::ptr::null_mut(), n, &f);
+        let scaled = sum_map::<V, M, M, false>(x, std::ptr::null_mut(), n, &f);
         m.to_f64() + (scaled.ln() - f.row_constant().to_f64().ln())
     }
 }
