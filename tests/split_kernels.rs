@@ -16,7 +16,7 @@ use rand::{Rng, SeedableRng};
 mod common;
 use common::{reference, size};
 
-const LENGTHS: [usize; 6] = [1, 63, 64, 1000, 4099, 20_011];
+const LENGTHS: [usize; 7] = [0, 1, 63, 64, 1000, 4099, 20_011];
 const CHUNKS: [usize; 6] = [1, 3, 17, 64, 1001, 4096];
 
 fn random<T: Float>(rng: &mut SmallRng, n: usize, mean: f64, scale: f64) -> Vec<T> {
@@ -126,7 +126,7 @@ fn check_softmax_row<T: Float>(what: &str, x: &[T]) {
 
 fn check_softmax_random<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
-    for n in LENGTHS.into_iter().take(size(6, 3)) {
+    for n in LENGTHS.into_iter().take(size(7, 4)) {
         for scale in [4.0, 60.0] {
             let (buf, offset) = unaligned(random::<T>(&mut rng, n, 0.0, scale));
             check_softmax_row(&format!("scale {scale}"), &buf[offset..]);
@@ -235,7 +235,7 @@ fn check_norm_row<T: Float>(what: &str, x: &[T], eps: f64, w: &[T], b: &[T]) {
 fn check_norm_rows<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let (huge, tiny) = if T::MANTISSA_DIGITS == 24 { (1e30, 1e-30) } else { (1e200, 1e-200) };
-    for n in LENGTHS.into_iter().take(size(6, 3)) {
+    for n in LENGTHS.into_iter().take(size(7, 4)) {
         let w = random::<T>(&mut rng, n, 1.0, 0.5);
         let b = random::<T>(&mut rng, n, 0.0, 0.5);
         let trend: Vec<T> = (0..n).map(|i| T::from_f64(i as f64 * 0.5 + rng.random_range(-1.0..1.0))).collect();

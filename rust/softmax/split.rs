@@ -36,10 +36,11 @@ enum Pass<T> {
     PairSum,
     /// The online (max, sum of exp(x - max)) of the chunk.
     OnlineSum,
-    /// Sum of exp(x - m) * c (see `ShiftedExp`); `store` also writes the terms.
+    /// (sum of exp(x - m) * c, c) (see `ShiftedExp`); `store` also writes
+    /// the terms.
     ExpSum { m: T, store: bool },
-    /// Sum of exp(x - m), the plain form (log-softmax).
-    PlainExpSum { m: T },
+    /// (sum of exp(x), 1): log-softmax's plain form for a non-finite max.
+    PlainExpSum,
     /// Two-pass writes with the row's accepted pair.
     PairWrite { sum: f64, exp: f64 },
     /// Online writes with the row's accepted (max, sum).
@@ -82,9 +83,16 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::Max => return (vector::row_max::<T::Vector<S>, T>(x, n).to_f64(), 0.0),
                 Pass::PairSum => return vector::two_pass_sum::<T::Vector<S>, T>(x, n),
                 Pass::OnlineSum => return vector::online_sum::<T::Vector<S>, T>(x, n),
-                Pass::ExpSum { m, store: true } => return (vector::sum_map::<T::Vector<S>, T, T, true>(x, y, n, &ShiftedExp::new(m)), 0.0),
-                Pass::ExpSum { m, store: false } => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::new(m)), 0.0),
-                Pass::PlainExpSum { m } => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::plain(m)), 0.0),
+                Pass::ExpSum { m, store } => {
+                    let f = ShiftedExp::new(m);
+                    let sum = if store {
+                        vector::sum_map::<T::Vector<S>, T, T, true>(x, y, n, &f)
+                    } else {
+                        vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &f)
+                    };
+                    return (sum, f.row_constant().to_f64());
+                }
+                Pass::PlainExpSum => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::plain(T::Real::ZERO)), 1.0),
                 Pass::PairWrite { sum, exp } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp),
                 Pass::OnlineWrite { m, d } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d),
                 Pass::ExpWrite { m, factor } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor),
@@ -127,9 +135,11 @@ impl<T: Element> Row<T> {
         T::Real::from_f64(self.each(Pass::Max).iter().fold(f64::NEG_INFINITY, |m, c| m.max(c.0)))
     }
 
-    /// The total of a pass's first results.
-    fn total(&self, pass: Pass<T::Real>) -> f64 {
-        self.each(pass).iter().map(|c| c.0).sum()
+    /// The total of a pass's first results, and its second result (the
+    /// same for every chunk; 1 for an empty row).
+    fn total(&self, pass: Pass<T::Real>) -> (f64, f64) {
+        let chunks = self.each(pass);
+        (chunks.iter().map(|c| c.0).sum(), chunks.first().map_or(1.0, |c| c.1))
     }
 
     /// The two-pass pair of the whole row, merged over the chunks.
@@ -174,7 +184,7 @@ impl<T: Element> Row<T> {
             self.each(Pass::FillNan);
             return;
         }
-        let sum = self.total(Pass::ExpSum { m, store: reload });
+        let (sum, _) = self.total(Pass::ExpSum { m, store: reload });
         if !sum.is_finite() {
             // A NaN or +inf entry (the max may have skipped a NaN).
             self.each(Pass::FillNan);
@@ -186,8 +196,14 @@ impl<T: Element> Row<T> {
 
     fn log_softmax(&self) {
         let m = self.max();
-        let m = if m.is_finite() { m } else { T::Real::ZERO };
-        let ln_sum = T::Real::from_f64(self.total(Pass::PlainExpSum { m }).ln());
+        // As the unsplit kernel: the pair form for a finite max (its sum is
+        // c times sum exp(x - m)), else the plain form around 0.
+        let (m, (scaled, c)) = if m.is_finite() {
+            (m, self.total(Pass::ExpSum { m, store: false }))
+        } else {
+            (T::Real::ZERO, self.total(Pass::PlainExpSum))
+        };
+        let ln_sum = T::Real::from_f64(scaled.ln() - c.ln());
         self.each(Pass::LogWrite { m, ln_sum });
     }
 }

@@ -12,8 +12,8 @@ use crate::simd::{Real, Storage, Vector};
 
 /// Elements summed in registers before folding into the f64 total. A lane
 /// then adds at most 16 terms (`online`: one chain of 8 AVX2 float32
-/// lanes; the other kernels: two chains), each rounding by at most half an
-/// ulp of the lane's value, so a lane drifts by at most 16 * 2^-24 = 1e-6
+/// lanes; the other kernels: two or four chains), each rounding by at most
+/// half an ulp of the lane's value, so a lane drifts by at most 16 * 2^-24 = 1e-6
 /// relative even when every term rounds the same way. Found by the fuzzer:
 /// 4096 let the AVX2 two-pass drift 3.5e-6 on constant rows; 512 let AVX2
 /// `online` drift 3.7e-6 when one lane holds exp(0) = 1 and adds many terms
@@ -60,21 +60,24 @@ pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem
     unsafe {
         let lanes = V::LANES;
         let neg_inf = V::Elem::NEG_INFINITY;
-        let (mut m0, mut m1) = (V::splat(neg_inf), V::splat(neg_inf));
+        // Four independent chains: max has a latency of several cycles and
+        // two can issue per cycle.
+        let mut m = [V::splat(neg_inf); 4];
         let mut i = 0;
-        while i + 2 * lanes <= n {
-            m0 = m0.max(V::load_from(x.add(i)));
-            m1 = m1.max(V::load_from(x.add(i + lanes)));
-            i += 2 * lanes;
+        while i + 4 * lanes <= n {
+            for (k, mk) in m.iter_mut().enumerate() {
+                *mk = mk.max(V::load_from(x.add(i + k * lanes)));
+            }
+            i += 4 * lanes;
         }
-        if i + lanes <= n {
-            m0 = m0.max(V::load_from(x.add(i)));
+        while i + lanes <= n {
+            m[0] = m[0].max(V::load_from(x.add(i)));
             i += lanes;
         }
         if i < n {
-            m1 = m1.max(V::load_partial_from(x.add(i), n - i, neg_inf));
+            m[1] = m[1].max(V::load_partial_from(x.add(i), n - i, neg_inf));
         }
-        m0.max(m1).reduce_max()
+        m[0].max(m[1]).max(m[2].max(m[3])).reduce_max()
     }
 }
 
@@ -191,25 +194,32 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool
         let mut start = 0;
         while start < n {
             let end = (start + BLOCK).min(n);
-            let (mut s0, mut s1) = (V::splat(V::Elem::ZERO), V::splat(V::Elem::ZERO));
+            // Four vectors per step, each with its own accumulator, so the
+            // four exp evaluations (independent Horner chains) overlap
+            // (XNNPACK's raddstoreexpminusmax u4 kernels).
+            let mut s = [V::splat(V::Elem::ZERO); 4];
             let mut i = start;
-            while i + 2 * lanes <= end {
-                let e0 = f.eval(V::load_from(x.add(i)));
-                let e1 = f.eval(V::load_from(x.add(i + lanes)));
-                if STORE {
-                    e0.store_to(y.add(i));
-                    e1.store_to(y.add(i + lanes));
+            while i + 4 * lanes <= end {
+                let e = [
+                    f.eval(V::load_from(x.add(i))),
+                    f.eval(V::load_from(x.add(i + lanes))),
+                    f.eval(V::load_from(x.add(i + 2 * lanes))),
+                    f.eval(V::load_from(x.add(i + 3 * lanes))),
+                ];
+                for (k, (sk, ek)) in s.iter_mut().zip(e).enumerate() {
+                    if STORE {
+                        ek.store_to(y.add(i + k * lanes));
+                    }
+                    *sk = sk.add(ek);
                 }
-                s0 = s0.add(e0);
-                s1 = s1.add(e1);
-                i += 2 * lanes;
+                i += 4 * lanes;
             }
-            if i + lanes <= end {
+            while i + lanes <= end {
                 let e = f.eval(V::load_from(x.add(i)));
                 if STORE {
                     e.store_to(y.add(i));
                 }
-                s0 = s0.add(e);
+                s[0] = s[0].add(e);
                 i += lanes;
             }
             if i < end {
@@ -217,9 +227,9 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool
                 if STORE {
                     e.store_partial_to(y.add(i), end - i);
                 }
-                s1 = s1.add(e);
+                s[1] = s[1].add(e);
             }
-            total += s0.add(s1).reduce_add().to_f64();
+            total += s[0].add(s[1]).add(s[2].add(s[3])).reduce_add().to_f64();
             start = end;
         }
         total
@@ -639,8 +649,17 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let m = row_max::<V, M>(x, n);
-        let m = if m.is_finite() { m } else { V::Elem::ZERO };
-        let ln_sum = V::Elem::from_f64(sum_map::<V, M, M, false>(x, y, n, &ShiftedExp::plain(m)).ln());
+        // The pair form when the max is finite: cheaper per element than
+        // the plain exp (one scaling step instead of a clamp and two) and
+        // the same form softmax uses, so log_softmax costs no more. Its sum
+        // is c times sum exp(x - m).
+        let (m, shifted) = if m.is_finite() {
+            (m, ShiftedExp::new(m))
+        } else {
+            (V::Elem::ZERO, ShiftedExp::plain(V::Elem::ZERO))
+        };
+        let scaled = sum_map::<V, M, M, false>(x, y, n, &shifted);
+        let ln_sum = V::Elem::from_f64(scaled.ln() - shifted.row_constant().to_f64().ln());
         log_softmax_write::<V, M>(x, y, n, m, ln_sum);
     }
 }

@@ -23,7 +23,7 @@
 pub mod reference;
 
 use normkit::dispatch::{self, Isa};
-use normkit::simd::Element;
+use normkit::simd::Float;
 
 /// The input's bytes, then an endless stream of pseudo-random bytes seeded
 /// from a hash of the whole input.
@@ -92,19 +92,19 @@ pub fn isas(choice: u8) -> Vec<Isa> {
     }
 }
 
-fn is_f32<T: Element>() -> bool {
+fn is_f32<T: Float>() -> bool {
     T::MANTISSA_DIGITS == 24
 }
 
 /// The largest finite value of the type, in f64.
-fn type_max<T: Element>() -> f64 {
+fn type_max<T: Float>() -> f64 {
     if is_f32::<T>() { f32::MAX as f64 } else { f64::MAX }
 }
 
 /// Special values of the type (f32 or f64), in f64: NaN, +-inf, +-0, the
 /// extremes, the smallest normal, a subnormal, the exp overflow /
 /// underflow thresholds. (With [`special`], which adds one more.)
-fn specials<T: Element>() -> [f64; 14] {
+fn specials<T: Float>() -> [f64; 14] {
     let max = type_max::<T>();
     let (min_pos, sub) = if is_f32::<T>() { (f32::MIN_POSITIVE as f64, 1e-45) } else { (f64::MIN_POSITIVE, 5e-324) };
     let (exp_max, exp_min) = if is_f32::<T>() { (88.72, -103.97) } else { (709.78, -745.13) };
@@ -195,7 +195,7 @@ impl RowSpec {
 /// `offset` padding elements (zeros) and then a row of `n` values of `T`
 /// drawn by `spec` from the reader (three bytes a value: a tag and 16 bits;
 /// a fourth picks which special value, when the tag makes it one).
-pub fn row_buffer<T: Element>(r: &mut Reader, spec: RowSpec, offset: usize, n: usize) -> Vec<T> {
+pub fn row_buffer<T: Float>(r: &mut Reader, spec: RowSpec, offset: usize, n: usize) -> Vec<T> {
     let specials = specials::<T>();
     let max = type_max::<T>();
     let centre = spec.scale * r.unit();
