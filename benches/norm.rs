@@ -6,13 +6,18 @@
 //!   without weight (+ bias for LayerNorm).
 //! * `norm_f32_rowlen/<kernel>/<isa>/<n>`: 4M elements as rows of n.
 //!
+//! * `norm_f32_row16M_threads/<kernel>/<isa>/<threads>`: one row of 16M
+//!   elements with 1 and 2 threads, as the binding runs it (with 2, the
+//!   row is split into chunks across the pool: `rows::split_len`).
+//!
 //! `cargo bench --bench norm`; bytes/s count one read and one write of the
 //! array (the fused forms move twice that).
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use criterion::measurement::WallTime;
 use normkit::dispatch::{self, Isa};
-use normkit::norm::{self, Norm};
+use normkit::norm::{self, Affine, Norm, RowStats};
+use normkit::rows;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
@@ -98,5 +103,38 @@ fn row_lengths(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, target_shape, row_lengths);
+fn split_row(c: &mut Criterion) {
+    let n = 1 << 24;
+    let mut rng = SmallRng::seed_from_u64(9);
+    let x: Vec<f32> = (0..n).map(|_| 0.5 + rng.random_range(-2.0f32..2.0)).collect();
+    let mut y = vec![0f32; n];
+    let isa = dispatch::detected();
+    let mut group = configure(c, "norm_f32_row16M_threads");
+    group.throughput(Throughput::Bytes((2 * n * 4) as u64));
+    let before = rows::num_threads();
+    for threads in [1, 2] {
+        rows::set_num_threads(threads).expect("the pool starts");
+        let split = rows::split_len(1, n);
+        for kind in [Norm::Layer, Norm::Rms] {
+            group.bench_function(format!("{}/{isa}/{threads}", kind.name()), |b| {
+                b.iter(|| {
+                    let (xp, yp) = (black_box(&x).as_ptr(), y.as_mut_ptr());
+                    let (affine, stats) = (Affine::NONE, RowStats::NONE);
+                    // SAFETY: two distinct buffers of n elements; no affine
+                    // or statistics pointers.
+                    unsafe {
+                        match split {
+                            Some(len) => norm::norm_split_raw(isa, kind, xp, yp, n, EPS, affine, stats, len),
+                            None => norm::norm_raw(isa, kind, xp, yp, n, EPS, affine, stats),
+                        }
+                    }
+                })
+            });
+        }
+    }
+    rows::set_num_threads(before).expect("the pool starts");
+    group.finish();
+}
+
+criterion_group!(benches, target_shape, row_lengths, split_row);
 criterion_main!(benches);

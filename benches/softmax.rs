@@ -10,11 +10,16 @@
 //! Rows of 1K also run logsumexp (read once, nothing written) and the
 //! fused attention form (scale, bias and mask of the row).
 //!
+//! `softmax_f32_row16M_threads`: one row of 16M elements with 1 and 2
+//! threads, as the binding runs it (with 2, the row is split into chunks
+//! across the pool: `rows::split_len`), at the best instruction set.
+//!
 //! `cargo bench --bench softmax` (all), or a filter such as
 //! `cargo bench --bench softmax -- 'avx512/two_pass'`.
 
 use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
 use normkit::dispatch;
+use normkit::rows;
 use normkit::softmax::{self, Algorithm};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -74,5 +79,39 @@ fn bench(c: &mut Criterion) {
     }
 }
 
-criterion_group!(benches, bench);
+fn split_row(c: &mut Criterion) {
+    let n = 1 << 24;
+    let mut rng = SmallRng::seed_from_u64(9);
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-8.0..8.0)).collect();
+    let mut y = vec![0f32; n];
+    let isa = dispatch::detected();
+    let mut group = configure(c, n, n);
+    group.throughput(Throughput::Bytes((2 * n * std::mem::size_of::<f32>()) as u64));
+    let before = rows::num_threads();
+    for threads in [1, 2] {
+        rows::set_num_threads(threads).expect("the pool starts");
+        let split = rows::split_len(1, n);
+        let algorithms = [("auto", Some(Algorithm::auto(n, 4, isa))), ("two_pass", Some(Algorithm::TwoPass)), ("log_softmax", None)];
+        for (name, algorithm) in algorithms {
+            group.bench_function(format!("threads/{isa}/{name}/{threads}"), |b| {
+                b.iter(|| {
+                    let (xp, yp) = (black_box(&x).as_ptr(), y.as_mut_ptr());
+                    // SAFETY: two distinct buffers of n elements.
+                    unsafe {
+                        match (algorithm, split) {
+                            (Some(a), Some(len)) => softmax::softmax_split_raw(isa, a, xp, yp, n, len),
+                            (Some(a), None) => softmax::softmax_raw(isa, a, xp, yp, n),
+                            (None, Some(len)) => softmax::log_softmax_split_raw(isa, xp, yp, n, len),
+                            (None, None) => softmax::log_softmax_raw(isa, xp, yp, n),
+                        }
+                    }
+                })
+            });
+        }
+    }
+    rows::set_num_threads(before).expect("the pool starts");
+    group.finish();
+}
+
+criterion_group!(benches, bench, split_row);
 criterion_main!(benches);

@@ -172,6 +172,54 @@ where
     }
 }
 
+/// A row of at least this many elements is split into chunks across the
+/// pool when the call has fewer rows than threads (see [`split_len`]).
+/// Each stage of a split row waits for every chunk, so shorter rows lose
+/// more to waking the workers than they gain. Measured on the 2-core
+/// AMD EPYC (Zen 3, AVX2) with 2 threads, under a load average of 6 from
+/// other jobs (best of 11, split / unsplit time): at 2^16 elements every
+/// kernel was slower split (0.12x-0.78x); at 2^18 the two-pass softmax
+/// and log-softmax gained up to 1.5x but the norms lost (0.5x); at 2^20
+/// the norms were still 0.8x. 2^20 (the "one long row") stands
+/// until a measurement on a quiet machine.
+pub const SPLIT_MIN_ELEMENTS: usize = 1 << 20;
+
+/// Chunks per thread when a row is split: more than one, so a thread slowed
+/// by other work on a shared machine holds up the row by less.
+const SPLIT_CHUNKS_PER_THREAD: usize = 4;
+
+/// Chunk lengths are multiples of this many elements (whole cache lines,
+/// and whole registers at every level).
+const SPLIT_ALIGN: usize = 64;
+
+/// The chunk length to split each row of a call of `rows` rows of `n`
+/// elements with, or `None` when rows are not split: one thread, rows
+/// shorter than [`SPLIT_MIN_ELEMENTS`], or at least as many rows as
+/// threads (the rows alone then keep every thread busy).
+pub fn split_len(rows: usize, n: usize) -> Option<usize> {
+    let threads = num_threads();
+    (threads > 1 && rows < threads && n >= SPLIT_MIN_ELEMENTS)
+        .then(|| n.div_ceil(threads * SPLIT_CHUNKS_PER_THREAD).next_multiple_of(SPLIT_ALIGN))
+}
+
+/// `work` applied to the chunks `k * len .. min((k + 1) * len, n)` that
+/// cover `0..n`, in parallel on the pool (serially without one); the
+/// results in chunk order, so combining them does not depend on which
+/// thread ran which chunk.
+pub fn map_chunks<R, F>(n: usize, len: usize, work: F) -> Vec<R>
+where
+    R: Send,
+    F: Fn(Range<usize>) -> R + Sync,
+{
+    assert!(len > 0, "map_chunks: chunk length 0");
+    let chunk = |k: usize| work(k * len..((k + 1) * len).min(n));
+    let count = n.div_ceil(len);
+    match current_pool().filter(|_| count > 1) {
+        Some(pool) => pool.install(|| (0..count).into_par_iter().map(chunk).collect()),
+        None => (0..count).map(chunk).collect(),
+    }
+}
+
 /// A raw pointer that may cross threads. Users promise that the threads
 /// touch disjoint elements (one row range each) and that the memory outlives
 /// the call that shares it ([`for_each_row_range`] returns only after every
@@ -241,6 +289,32 @@ mod tests {
             }
         }
         assert_eq!(num_threads(), 3);
+    }
+
+    #[test]
+    fn chunks_cover_the_row_once_in_order() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        for threads in [1, 2, 3] {
+            set_num_threads(threads).unwrap();
+            for (n, len) in [(0, 5), (1, 1), (10, 3), (10, 10), (10, 64), (1000, 7)] {
+                let chunks = map_chunks(n, len, |r| r);
+                let flat: Vec<usize> = chunks.iter().cloned().flatten().collect();
+                assert_eq!(flat, (0..n).collect::<Vec<_>>(), "n={n} len={len}");
+                assert!(chunks.iter().all(|r| !r.is_empty() && r.len() <= len));
+            }
+        }
+    }
+
+    #[test]
+    fn rows_split_only_when_fewer_than_threads_and_long() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        set_num_threads(1).unwrap();
+        assert_eq!(split_len(1, 1 << 24), None);
+        set_num_threads(2).unwrap();
+        assert_eq!(split_len(2, 1 << 24), None);
+        assert_eq!(split_len(1, SPLIT_MIN_ELEMENTS - 1), None);
+        let len = split_len(1, (1 << 24) + 3).unwrap();
+        assert!(len.is_multiple_of(SPLIT_ALIGN) && ((1 << 24) + 3usize).div_ceil(len) == 2 * SPLIT_CHUNKS_PER_THREAD);
     }
 
     #[test]

@@ -64,7 +64,10 @@
 //! each level reaches it through [`dispatch::run`].
 
 pub mod scalar;
+mod split;
 mod vector;
+
+pub use split::norm_split_raw;
 
 use crate::dispatch::{self, Isa, Kernel};
 pub use crate::l1norm::{Affine, RowBatch};

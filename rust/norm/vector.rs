@@ -307,7 +307,7 @@ unsafe fn add_store<V: Storage<M>, M>(x: *const M, r: *const M, s: *mut M, n: us
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn abs_max<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
+pub(crate) unsafe fn abs_max<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -378,30 +378,23 @@ fn non_negative(v: f64) -> f64 {
     if v < 0.0 { 0.0 } else { v }
 }
 
-/// The row constants on x times `scale` (a power of two; 1 on the fast
-/// path) from the first-pass sums `(s1, s2)`, and the sum of squares q
-/// they rest on. None when q is not finite.
+/// The centre c_hi + c_lo of x times `scale` and the sum of squares q
+/// about it (see the module docs of `norm`), from the first-pass sums
+/// `(s1, s2)`; LayerNorm rows whose mean is far from the shift take one
+/// more pass.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn constants<V: Storage<M>, M, const SCALED: bool>(
-    kind: Norm,
-    x: *const M,
-    n: usize,
-    head: usize,
-    eps: f64,
-    scale: f64,
-    (s1, s2): (f64, f64),
-) -> Option<(RowConstants, f64)> {
+unsafe fn centred<V: Storage<M>, M, const SCALED: bool>(kind: Norm, x: *const M, n: usize, head: usize, scale: f64, (s1, s2): (f64, f64)) -> (f64, f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let s = V::Elem::from_f64(scale);
         let nf = n as f64;
-        let (c_hi, c_lo, q) = match kind {
+        match kind {
             Norm::Rms => (0.0, 0.0, s2),
             Norm::Crms => (0.0, 0.0, s2 + s1 * s1),
             Norm::Layer => {
@@ -417,8 +410,58 @@ unsafe fn constants<V: Storage<M>, M, const SCALED: bool>(
                     (c.to_f64(), sd / nf, non_negative(sd2 - sd * sd / nf))
                 }
             }
-        };
+        }
+    }
+}
+
+/// The row constants on x times `scale` (a power of two; 1 on the fast
+/// path) from the first-pass sums `first`, and the sum of squares q
+/// they rest on. None when q is not finite.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[inline(always)]
+unsafe fn constants<V: Storage<M>, M, const SCALED: bool>(
+    kind: Norm,
+    x: *const M,
+    n: usize,
+    head: usize,
+    eps: f64,
+    scale: f64,
+    first: (f64, f64),
+) -> Option<(RowConstants, f64)> {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (c_hi, c_lo, q) = centred::<V, M, SCALED>(kind, x, n, head, scale, first);
         q.is_finite().then(|| (RowConstants::new(scale, c_hi, c_lo, q / kind.divisor(n), eps), q))
+    }
+}
+
+/// The sums of one chunk of a split row (`norm::split`) of x times
+/// `scale`: for LayerNorm the chunk's centre c_hi + c_lo and its sum of
+/// squares about it, computed as for a whole row; for RMSNorm and
+/// CRMSNorm (0, sum x, sum x^2).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); `x` must be
+/// valid for reading `n > 0` elements.
+#[inline(always)]
+pub(crate) unsafe fn chunk_sums<V: Storage<M>, M>(kind: Norm, x: *const M, n: usize, scale: f64) -> (f64, f64, f64) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let head = head_len::<V, M>(x, n);
+        let s = V::Elem::from_f64(scale);
+        if scale == 1.0 {
+            let first = first_sums::<V, M, false>(kind, x, n, head, s);
+            if kind == Norm::Layer { centred::<V, M, false>(kind, x, n, head, scale, first) } else { (0.0, first.0, first.1) }
+        } else {
+            let first = first_sums::<V, M, true>(kind, x, n, head, s);
+            if kind == Norm::Layer { centred::<V, M, true>(kind, x, n, head, scale, first) } else { (0.0, first.0, first.1) }
+        }
     }
 }
 
@@ -596,13 +639,31 @@ unsafe fn finish<V: Storage<M>, M>(
     unsafe {
         let k = row_constants::<V, M>(kind, x, n, head, eps, first);
         stats.write(k.as_ref());
-        let Some(k) = k else {
-            for i in 0..n {
-                V::write(y.add(i), V::Elem::NAN);
+        match k {
+            Some(k) => write_normalized::<V, M>(kind, x, y, n, &k, affine),
+            None => {
+                for i in 0..n {
+                    V::write(y.add(i), V::Elem::NAN);
+                }
             }
-            return;
-        };
-        let coeffs = Coeffs::new(&k);
+        }
+    }
+}
+
+/// The write pass: y = ((x * scale - c_hi) - c_lo) * r (* w + b) with the
+/// row constants `k`.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[inline(always)]
+pub(crate) unsafe fn write_normalized<V: Storage<M>, M>(kind: Norm, x: *const M, y: *mut M, n: usize, k: &RowConstants, affine: Affine<V::Elem>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let head = head_len::<V, M>(x, n);
+        let coeffs = Coeffs::new(k);
         match (k.scale != 1.0, kind == Norm::Layer) {
             (false, false) => write_affine::<V, M, false, false>(x, y, n, head, coeffs, affine),
             (false, true) => write_affine::<V, M, false, true>(x, y, n, head, coeffs, affine),

@@ -91,8 +91,18 @@ fn norm(
             // batch's rows, the affine pointers and each row's value
             // element; a row-value array is C-contiguous with one element
             // per row, so element j after the block's first is row
-            // start + j's, inside the block.
-            unsafe { kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine(), stats) }
+            // start + j's, inside the block. No other thread touches the
+            // block's rows (a split row's chunks are its own).
+            unsafe {
+                match b.split_len() {
+                    Some(len) => {
+                        for (j, (x, y)) in b.pairs().enumerate() {
+                            kernels::norm_split_raw(b.isa(), kind.0, x, y, b.n(), eps, b.affine(), stats.row(j), len)
+                        }
+                    }
+                    None => kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine(), stats),
+                }
+            }
         })
     })
 }

@@ -250,6 +250,13 @@ impl<T: Item, const I: usize, const O: usize, W: Item> Block<'_, '_, T, I, O, W>
         self.range.clone()
     }
 
+    /// The chunk length to split each row of the call across the pool
+    /// with, when its rows are few and long (see [`crate::rows::split_len`]).
+    #[inline]
+    pub fn split_len(&self) -> Option<usize> {
+        crate::rows::split_len(self.inputs[0].grid.rows, self.n)
+    }
+
     /// Weight and bias (null when absent).
     #[inline]
     pub fn affine(&self) -> Affine<W> {

@@ -35,10 +35,18 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AlgorithmArg {
 fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorithm: AlgorithmArg, half: Option<Half>) -> PyResult<()> {
     with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
         let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa()));
+        let split = b.split_len();
         for (x, y) in b.pairs() {
             // SAFETY: the runner's guarantee (`runner::Block`): both rows hold
-            // `b.n()` valid elements, `y` is `x` or overlaps no row of x.
-            unsafe { kernels::softmax_raw(b.isa(), algorithm, x, y, b.n()) }
+            // `b.n()` valid elements, `y` is `x` or overlaps no row of x,
+            // and no other thread touches them (the split's chunks are the
+            // row's own).
+            unsafe {
+                match split {
+                    Some(len) => kernels::softmax_split_raw(b.isa(), algorithm, x, y, b.n(), len),
+                    None => kernels::softmax_raw(b.isa(), algorithm, x, y, b.n()),
+                }
+            }
         }
     }))
 }
@@ -48,9 +56,15 @@ fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorit
 #[pyo3(signature = (x, out, *, half=None))]
 fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<()> {
     with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
+        let split = b.split_len();
         for (x, y) in b.pairs() {
             // SAFETY: as in `softmax`.
-            unsafe { kernels::log_softmax_raw(b.isa(), x, y, b.n()) }
+            unsafe {
+                match split {
+                    Some(len) => kernels::log_softmax_split_raw(b.isa(), x, y, b.n(), len),
+                    None => kernels::log_softmax_raw(b.isa(), x, y, b.n()),
+                }
+            }
         }
     }))
 }
@@ -114,11 +128,19 @@ fn softmax_fused(
 #[pyo3(signature = (x, out, *, half=None))]
 fn logsumexp(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<()> {
     with_float_type!(x, half = half, T => Call::<T, 1, 0>::new([("x", x)], [])?.row_values("out", out)?.run(py, |b| {
+        let split = b.split_len();
         for i in b.rows() {
             // SAFETY: the runner's guarantee (`runner::Block`): input row `i`
             // holds `b.n()` valid elements and `value(0, i)` is this row's own
             // writeable element, apart from every input.
-            unsafe { *b.value(0, i) = T::round_from_f64(kernels::logsumexp_raw(b.isa(), b.input(0, i), b.n())) }
+            unsafe {
+                let (x, n) = (b.input(0, i), b.n());
+                let lse = match split {
+                    Some(len) => kernels::logsumexp_split_raw(b.isa(), x, n, len),
+                    None => kernels::logsumexp_raw(b.isa(), x, n),
+                };
+                *b.value(0, i) = T::round_from_f64(lse);
+            }
         }
     }))
 }

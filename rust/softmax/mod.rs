@@ -26,9 +26,11 @@
 
 mod fused;
 pub mod scalar;
+mod split;
 mod vector;
 
 pub use fused::Fused;
+pub use split::{log_softmax_split_raw, logsumexp_split_raw, softmax_split_raw};
 
 use crate::dispatch::{self, Isa, Kernel};
 use crate::simd::{Element, Float, Simd};

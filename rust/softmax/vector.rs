@@ -54,7 +54,7 @@ where
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem {
+pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -93,7 +93,7 @@ unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem {
 /// not underflow lies in [m/2, 2m], where x - m is exact (Sterbenz), and
 /// the plain form with c = 1 is used.
 #[derive(Clone, Copy)]
-struct ShiftedExp<V: Vector> {
+pub(crate) struct ShiftedExp<V: Vector> {
     pairs: bool,
     lo: V,
     m: V::Elem,
@@ -109,7 +109,7 @@ impl<V: Vector> ShiftedExp<V> {
     /// arguments must be valid for the elements read and written (`n` per
     /// row), with the aliasing the module documents.
     #[inline(always)]
-    unsafe fn new(m: V::Elem) -> Self {
+    pub(crate) unsafe fn new(m: V::Elem) -> Self {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
         // and every access below stays inside the elements the caller vouched for.
         unsafe {
@@ -137,7 +137,7 @@ impl<V: Vector> ShiftedExp<V> {
     /// arguments must be valid for the elements read and written (`n` per
     /// row), with the aliasing the module documents.
     #[inline(always)]
-    unsafe fn plain(m: V::Elem) -> Self {
+    pub(crate) unsafe fn plain(m: V::Elem) -> Self {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
         // and every access below stays inside the elements the caller vouched for.
         unsafe {
@@ -147,7 +147,7 @@ impl<V: Vector> ShiftedExp<V> {
 
     /// c: exp(x - m) = eval(x) / c. One scalar exp per row.
     #[inline(always)]
-    fn row_constant(&self) -> V::Elem {
+    pub(crate) fn row_constant(&self) -> V::Elem {
         if self.pairs {
             self.c
         } else {
@@ -185,7 +185,7 @@ impl<V: Vector> ShiftedExp<V> {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>) -> f64 {
+pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -243,7 +243,7 @@ unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool>(x: *const
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn write_map<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, f: &ShiftedExp<V>, factor: V::Elem) {
+pub(crate) unsafe fn write_map<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, f: &ShiftedExp<V>, factor: V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -267,7 +267,7 @@ unsafe fn write_map<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, f: &Shif
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn scale_in_place<V: Storage<M>, M>(y: *mut M, n: usize, r: V::Elem) {
+pub(crate) unsafe fn scale_in_place<V: Storage<M>, M>(y: *mut M, n: usize, r: V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -288,7 +288,7 @@ unsafe fn scale_in_place<V: Storage<M>, M>(y: *mut M, n: usize, r: V::Elem) {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn fill<V: Storage<M>, M>(y: *mut M, n: usize, value: V::Elem) {
+pub(crate) unsafe fn fill<V: Storage<M>, M>(y: *mut M, n: usize, value: V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -421,7 +421,7 @@ unsafe fn reduce_pairs<V: Vector>(acc: V, e: V) -> (f64, f64) {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn two_pass_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, f64) {
+pub(crate) unsafe fn two_pass_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -473,9 +473,25 @@ unsafe fn two_pass<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let (sum, exp) = two_pass_sum::<V, M>(x, n);
-        let Some((sum, exp)) = two_pass_accept(sum, exp) else {
-            return three_pass::<V, M, false>(x, y, n);
-        };
+        match two_pass_accept(sum, exp) {
+            Some((sum, exp)) => two_pass_write::<V, M>(x, y, n, sum, exp),
+            None => three_pass::<V, M, false>(x, y, n),
+        }
+    }
+}
+
+/// Pass 2 of the two-pass softmax for a row whose pass-1 pair (sum, exp)
+/// [`two_pass_accept`] accepted.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[inline(always)]
+pub(crate) unsafe fn two_pass_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, sum: f64, exp: f64) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
         let lo = V::splat(V::Elem::from_f64(-TWO_PASS_X_LIMIT));
         let r = V::splat(V::Elem::from_f64(1.0 / sum));
         let vexp = V::splat(V::Elem::from_f64(exp));
@@ -538,9 +554,33 @@ unsafe fn online<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        // Lanes start at the lowest finite value, so m - m' is never
-        // -inf - (-inf); a -inf input then adds exp(-inf - m') = 0.
-        let lowest = V::Elem::from_f64(if V::Elem::MANTISSA_DIGITS == 24 { f32::MIN as f64 } else { f64::MIN });
+        let (m_row, d_row) = online_sum::<V, M>(x, n);
+        if online_accept::<V::Elem>(m_row, d_row) {
+            online_write::<V, M>(x, y, n, m_row, d_row);
+        } else {
+            three_pass::<V, M, false>(x, y, n);
+        }
+    }
+}
+
+/// Lanes of the online pass start at the lowest finite value, so m - m' is
+/// never -inf - (-inf); a -inf input then adds exp(-inf - m') = 0.
+fn online_lowest<T: Real>() -> T {
+    T::from_f64(if T::MANTISSA_DIGITS == 24 { f32::MIN as f64 } else { f64::MIN })
+}
+
+/// Pass 1 of the online softmax: the row's (max, sum of exp(x - max)).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[inline(always)]
+pub(crate) unsafe fn online_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, f64) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let lowest = online_lowest::<V::Elem>();
         let (mut m_row, mut d_row) = (f64::NEG_INFINITY, 0.0f64);
         let mut start = 0;
         while start < n {
@@ -556,19 +596,43 @@ unsafe fn online<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
             }
             let m_block = m.reduce_max();
             let d_block = d.mul(exp(m.sub(V::splat(m_block)))).reduce_add().to_f64();
-            let m_new = m_row.max(m_block.to_f64());
-            d_row = d_row * (m_row - m_new).exp() + d_block * (m_block.to_f64() - m_new).exp();
-            m_row = m_new;
+            (m_row, d_row) = online_merge(m_row, d_row, m_block.to_f64(), d_block);
             start = end;
         }
-        let m_row = V::Elem::from_f64(m_row);
-        if !m_row.is_finite() || !d_row.is_finite() || m_row == lowest {
-            // NaN or +inf in the row, nothing but -inf, or a row at the very
-            // bottom of the range: the three-pass path gives the scipy result.
-            return three_pass::<V, M, false>(x, y, n);
-        }
-        let shifted = ShiftedExp::<V>::new(m_row);
-        let factor = 1.0 / (d_row * shifted.row_constant().to_f64());
+        (m_row, d_row)
+    }
+}
+
+/// Two (max, sum of exp(x - max)) pairs merged: the sums rescaled to the
+/// larger max (Milakov & Gimelshein 2018).
+#[inline(always)]
+pub(crate) fn online_merge(m: f64, d: f64, m_other: f64, d_other: f64) -> (f64, f64) {
+    let m_new = m.max(m_other);
+    (m_new, d * (m - m_new).exp() + d_other * (m_other - m_new).exp())
+}
+
+/// True when pass 2 of the online softmax can use the pair (m, d); false
+/// for NaN or +inf in the row, nothing but -inf, or a row at the very
+/// bottom of the range: the three-pass path gives the scipy result.
+pub(crate) fn online_accept<T: Real>(m: f64, d: f64) -> bool {
+    let m = T::from_f64(m);
+    m.is_finite() && d.is_finite() && m != online_lowest::<T>()
+}
+
+/// Pass 2 of the online softmax for a row whose pair [`online_accept`]
+/// accepted: y = exp(x - m) / d.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[inline(always)]
+pub(crate) unsafe fn online_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, m: f64, d: f64) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let shifted = ShiftedExp::<V>::new(V::Elem::from_f64(m));
+        let factor = 1.0 / (d * shifted.row_constant().to_f64());
         write_map::<V, M>(x, y, n, &shifted, V::Elem::from_f64(factor));
     }
 }
@@ -595,8 +659,23 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
             (V::Elem::ZERO, ShiftedExp::plain(V::Elem::ZERO))
         };
         let scaled = sum_map::<V, M, M, false>(x, y, n, &shifted);
-        let ln_sum = V::splat(V::Elem::from_f64(scaled.ln() - shifted.row_constant().to_f64().ln()));
-        let vm = V::splat(m);
+        let ln_sum = V::Elem::from_f64(scaled.ln() - shifted.row_constant().to_f64().ln());
+        log_softmax_write::<V, M>(x, y, n, m, ln_sum);
+    }
+}
+
+/// The write pass of log-softmax: y = (x - m) - ln_sum.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[inline(always)]
+pub(crate) unsafe fn log_softmax_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, m: V::Elem, ln_sum: V::Elem) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (vm, ln_sum) = (V::splat(m), V::splat(ln_sum));
         let mut i = 0;
         while i + V::LANES <= n {
             V::load_from(x.add(i)).sub(vm).sub(ln_sum).store_to(y.add(i));
