@@ -16,6 +16,8 @@ import sys
 
 import pytest
 
+import normkit
+
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
@@ -66,3 +68,12 @@ def native_calls(monkeypatch):
         return seen
 
     return install
+
+
+@pytest.fixture
+def two_threads():
+    """normkit's pool at two threads for the test, restored after."""
+    before = normkit.get_num_threads()
+    normkit.set_num_threads(2)
+    yield
+    normkit.set_num_threads(before)

@@ -19,14 +19,6 @@ import normkit
 N = (1 << 20) + 13  # above the split threshold, chunks at odd offsets
 
 
-@pytest.fixture
-def two_threads():
-    before = normkit.get_num_threads()
-    normkit.set_num_threads(2)
-    yield
-    normkit.set_num_threads(before)
-
-
 def softmax64(x):
     e = np.exp(x - x.max())
     return e / e.sum()

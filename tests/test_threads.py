@@ -53,14 +53,6 @@ def _same(got, want) -> bool:
     )
 
 
-@pytest.fixture
-def two_threads():
-    before = normkit.get_num_threads()
-    normkit.set_num_threads(2)
-    yield
-    normkit.set_num_threads(before)
-
-
 def _in_child(work) -> str:
     """Runs ``work()`` (returning a short str) in a child made by os.fork()
     and returns what it returned; fails the test if the child does not
