@@ -31,7 +31,13 @@ def norm64(kind, x, eps, w=None, b=None):
     return y * (1.0 if w is None else w) + (0.0 if b is None else b)
 
 
-TOL = {np.float32: (2e-6, 1e-5), np.float64: (1e-13, 1e-12)}
+# The scalar level (NORMKIT_ISA=scalar) sums in f64 one term after another,
+# the vector levels in blocks: on rows this long its float64 error grows
+# with the length (Higham, "Accuracy and Stability of Numerical
+# Algorithms", eq. 4.4; measured 8.4e-13 relative at N, scalar).
+SCALAR = normkit.cpu_info()["active"] == "scalar"
+F64_SUM = N * 2.0**-53 if SCALAR else 0.0
+TOL = {np.float32: (2e-6, 1e-5), np.float64: (1e-13 + F64_SUM, 1e-12 + F64_SUM)}
 
 
 def unsplit(f):
@@ -64,9 +70,9 @@ def test_log_softmax_and_logsumexp_of_a_split_row(two_threads, dtype):
     lse = m + np.log(np.exp(x64 - m).sum())
     f32 = dtype == np.float32
     y = normkit.log_softmax(x)
-    assert np.max(np.abs(y - (x64 - lse))) <= (1e-5 if f32 else 1e-12)
+    assert np.max(np.abs(y - (x64 - lse))) <= (1e-5 if f32 else 1e-12 + F64_SUM)
     got = float(normkit.logsumexp(x))
-    assert abs(got - lse) <= (2e-7 + 2**-24 * abs(lse) if f32 else 2e-15 + 2**-51 * abs(lse))
+    assert abs(got - lse) <= (2e-7 + 2**-24 * abs(lse) if f32 else 2e-15 + 2**-51 * abs(lse) + F64_SUM)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
