@@ -425,3 +425,39 @@ fn fused_softmax_matches_f64_on_every_isa() {
         }
     }
 }
+
+/// Rows of at least `STREAM_MIN_BYTES` are written with streaming stores
+/// from their first register-aligned element on: every alignment of the
+/// output (offsets 0..8 elements), every algorithm and log-softmax, out of
+/// place and in place, against float64.
+#[test]
+fn streamed_rows_at_every_output_alignment() {
+    if cfg!(miri) {
+        return; // 8 MiB rows: far beyond what Miri interprets in time.
+    }
+    let n = softmax::STREAM_MIN_BYTES / 4 + 37;
+    let mut rng = SmallRng::seed_from_u64(21);
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-30.0..30.0)).collect();
+    let xf: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+    let want_log = reference::log_softmax(&xf);
+    let mut buf = vec![f32::NAN; n + 8];
+    for isa in dispatch::available() {
+        for offset in 0..8 {
+            for algorithm in Algorithm::ALL {
+                let y = &mut buf[offset..offset + n];
+                y.fill(f32::NAN); // an element left unwritten fails
+                softmax::softmax(isa, algorithm, &x, y);
+                assert_close(&format!("{isa} {} offset {offset}", algorithm.name()), &x, y, 2e-6);
+                y.copy_from_slice(&x);
+                softmax::softmax_inplace(isa, algorithm, y);
+                assert_close(&format!("{isa} {} in place, offset {offset}", algorithm.name()), &x, y, 2e-6);
+            }
+            let y = &mut buf[offset..offset + n];
+            y.fill(f32::NAN);
+            softmax::log_softmax(isa, &x, y);
+            for (i, (&g, &w)) in y.iter().zip(&want_log).enumerate() {
+                assert!((g as f64 - w).abs() <= 1e-5 + 1e-7 * w.abs(), "{isa} log_softmax offset {offset} [{i}] = {g}, want {w}");
+            }
+        }
+    }
+}

@@ -174,6 +174,20 @@ unsafe impl Vector for F32x8 {
         }
     }
     #[inline(always)]
+    unsafe fn store_stream(self, p: *mut f32) {
+        // SAFETY: the caller upholds this method's contract: the CPU has
+        // AVX2 + FMA, the pointer is valid for the lanes and aligned to the
+        // register's size.
+        unsafe {
+            _mm256_stream_ps(p, self.0)
+        }
+    }
+    #[inline(always)]
+    unsafe fn stream_fence() {
+        // SAFETY: SSE is baseline on x86-64.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     unsafe fn store_partial(self, p: *mut f32, n: usize) {
         // SAFETY: the caller upholds this constructor's contract: the CPU
         // has AVX2 + FMA and the pointer is valid for the lanes touched.
@@ -311,6 +325,20 @@ unsafe impl Vector for F64x4 {
         unsafe {
             _mm256_storeu_pd(p, self.0)
         }
+    }
+    #[inline(always)]
+    unsafe fn store_stream(self, p: *mut f64) {
+        // SAFETY: the caller upholds this method's contract: the CPU has
+        // AVX2 + FMA, the pointer is valid for the lanes and aligned to the
+        // register's size.
+        unsafe {
+            _mm256_stream_pd(p, self.0)
+        }
+    }
+    #[inline(always)]
+    unsafe fn stream_fence() {
+        // SAFETY: SSE is baseline on x86-64.
+        unsafe { _mm_sfence() }
     }
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f64, n: usize) {

@@ -126,6 +126,20 @@ unsafe impl Vector for F32x16 {
         }
     }
     #[inline(always)]
+    unsafe fn store_stream(self, p: *mut f32) {
+        // SAFETY: the caller upholds this method's contract: the CPU has
+        // AVX-512 F/BW/DQ/VL, the pointer is valid for the lanes and aligned to the
+        // register's size.
+        unsafe {
+            _mm512_stream_ps(p, self.0)
+        }
+    }
+    #[inline(always)]
+    unsafe fn stream_fence() {
+        // SAFETY: SSE is baseline on x86-64.
+        unsafe { _mm_sfence() }
+    }
+    #[inline(always)]
     unsafe fn store_partial(self, p: *mut f32, n: usize) {
         // SAFETY: the caller upholds this constructor's contract: the CPU
         // has AVX-512 F/BW/DQ/VL and the pointer is valid for the lanes touched.
@@ -234,6 +248,20 @@ unsafe impl Vector for F64x8 {
         unsafe {
             _mm512_storeu_pd(p, self.0)
         }
+    }
+    #[inline(always)]
+    unsafe fn store_stream(self, p: *mut f64) {
+        // SAFETY: the caller upholds this method's contract: the CPU has
+        // AVX-512 F/BW/DQ/VL, the pointer is valid for the lanes and aligned to the
+        // register's size.
+        unsafe {
+            _mm512_stream_pd(p, self.0)
+        }
+    }
+    #[inline(always)]
+    unsafe fn stream_fence() {
+        // SAFETY: SSE is baseline on x86-64.
+        unsafe { _mm_sfence() }
     }
     #[inline(always)]
     unsafe fn store_partial(self, p: *mut f64, n: usize) {

@@ -9,11 +9,13 @@
 //! [`crate::dispatch::run`], whose one `#[target_feature]` trampoline per
 //! level inlines every intrinsic into straight-line code.
 //!
-//! [`exp`] holds the exponential shared by the softmax kernels, [`storage`]
+//! [`exp`] holds the exponential shared by the softmax kernels, [`prefetch`]
+//! the software prefetch of the streaming passes, [`storage`]
 //! the element types rows are stored in ([`Element`]: f32, f64, and the
 //! 16-bit bfloat16 and float16 computed in f32) and their loads and stores.
 
 pub mod exp;
+pub mod prefetch;
 mod storage;
 
 #[cfg(target_arch = "x86_64")]
@@ -282,6 +284,27 @@ pub unsafe trait Vector: Copy {
     /// # Safety
     /// `n < LANES` and `p` must be valid for writing `n` elements.
     unsafe fn store_partial(self, p: *mut Self::Elem, n: usize);
+    /// Store of all lanes that bypasses the caches (a non-temporal store)
+    /// where the level has one, for outputs too large to stay in the
+    /// last-level cache: the line is then written without being read
+    /// first. Such stores are weakly ordered until [`Vector::stream_fence`].
+    /// A plain store where the level has none.
+    ///
+    /// # Safety
+    /// As for [`Vector::store`], and `p` must be aligned to
+    /// `LANES * size_of::<Elem>()` bytes.
+    #[inline(always)]
+    unsafe fn store_stream(self, p: *mut Self::Elem) {
+        // SAFETY: the caller's contract includes `store`'s.
+        unsafe { self.store(p) }
+    }
+    /// Orders every earlier [`Vector::store_stream`] before later stores
+    /// (so another thread that synchronizes with this one sees them).
+    ///
+    /// # Safety
+    /// As for [`Vector::splat`].
+    #[inline(always)]
+    unsafe fn stream_fence() {}
 
     /// Loads `count <= LANES` elements: a full load when `count == LANES`,
     /// else a partial one with `fill` in the other lanes. The one tail

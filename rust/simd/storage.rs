@@ -87,6 +87,17 @@ pub unsafe trait Storage<M>: Vector {
     /// # Safety
     /// `p` must be valid for writing `LANES` elements.
     unsafe fn store_to(self, p: *mut M);
+    /// [`Vector::store_stream`] into memory holding `M`: a non-temporal
+    /// store where the level has one for `M`, else [`Storage::store_to`].
+    ///
+    /// # Safety
+    /// As for [`Storage::store_to`], and `p` must be aligned to
+    /// `LANES * size_of::<M>()` bytes.
+    #[inline(always)]
+    unsafe fn stream_to(self, p: *mut M) {
+        // SAFETY: the caller's contract includes `store_to`'s.
+        unsafe { self.store_to(p) }
+    }
     /// Stores the first `n < LANES` lanes; nothing else is written.
     ///
     /// # Safety
@@ -197,6 +208,11 @@ macro_rules! native_element {
             unsafe fn store_to(self, p: *mut $t) {
                 // SAFETY: the caller's contract is `Vector::store`'s.
                 unsafe { self.store(p) }
+            }
+            #[inline(always)]
+            unsafe fn stream_to(self, p: *mut $t) {
+                // SAFETY: the caller's contract is `Vector::store_stream`'s.
+                unsafe { self.store_stream(p) }
             }
             #[inline(always)]
             unsafe fn store_partial_to(self, p: *mut $t, n: usize) {

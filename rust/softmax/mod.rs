@@ -31,6 +31,7 @@ mod vector;
 
 pub use fused::Fused;
 pub use split::{log_softmax_split_raw, logsumexp_split_raw, softmax_split_raw};
+pub use vector::STREAM_MIN_BYTES;
 
 use crate::dispatch::{self, Isa, Kernel};
 use crate::simd::{Element, Float, Simd};

@@ -41,16 +41,17 @@ enum Pass<T> {
     ExpSum { m: T, store: bool },
     /// (sum of exp(x), 1): log-softmax's plain form for a non-finite max.
     PlainExpSum,
-    /// Two-pass writes with the row's accepted pair.
-    PairWrite { sum: f64, exp: f64 },
+    /// Two-pass writes with the row's accepted pair. (`stream`, here and
+    /// below: with streaming stores, decided by the whole row's size.)
+    PairWrite { sum: f64, exp: f64, stream: bool },
     /// Online writes with the row's accepted (max, sum).
-    OnlineWrite { m: f64, d: f64 },
+    OnlineWrite { m: f64, d: f64, stream: bool },
     /// y = exp(x - m) * c * factor (three-pass recompute).
-    ExpWrite { m: T, factor: T },
+    ExpWrite { m: T, factor: T, stream: bool },
     /// y *= r (three-pass reload).
     Scale { r: T },
     /// y = (x - m) - ln_sum.
-    LogWrite { m: T, ln_sum: T },
+    LogWrite { m: T, ln_sum: T, stream: bool },
     /// y = NaN.
     FillNan,
 }
@@ -93,11 +94,11 @@ impl<T: Element> Kernel for ChunkPass<T> {
                     return (sum, f.row_constant().to_f64());
                 }
                 Pass::PlainExpSum => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::plain(T::Real::ZERO)), 1.0),
-                Pass::PairWrite { sum, exp } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp),
-                Pass::OnlineWrite { m, d } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d),
-                Pass::ExpWrite { m, factor } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor),
+                Pass::PairWrite { sum, exp, stream } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp, stream),
+                Pass::OnlineWrite { m, d, stream } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d, stream),
+                Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor, stream),
                 Pass::Scale { r } => vector::scale_in_place::<T::Vector<S>, T>(y, n, r),
-                Pass::LogWrite { m, ln_sum } => vector::log_softmax_write::<T::Vector<S>, T>(x, y, n, m, ln_sum),
+                Pass::LogWrite { m, ln_sum, stream } => vector::log_softmax_write::<T::Vector<S>, T>(x, y, n, m, ln_sum, stream),
                 Pass::FillNan => vector::fill::<T::Vector<S>, T>(y, n, T::Real::NAN),
             }
         }
@@ -155,7 +156,7 @@ impl<T: Element> Row<T> {
             Algorithm::ThreePassReload => self.three_pass(true),
             Algorithm::ThreePassRecompute => self.three_pass(false),
             Algorithm::TwoPass => match self.accepted_pair() {
-                Some((sum, exp)) => drop(self.each(Pass::PairWrite { sum, exp })),
+                Some((sum, exp)) => drop(self.each(Pass::PairWrite { sum, exp, stream: vector::streams::<T>(self.n) })),
                 None => self.three_pass(false),
             },
             Algorithm::Online => {
@@ -164,7 +165,7 @@ impl<T: Element> Row<T> {
                     .into_iter()
                     .fold((f64::NEG_INFINITY, 0.0), |(m, d), (mc, dc)| vector::online_merge(m, d, mc, dc));
                 if vector::online_accept::<T::Real>(m, d) {
-                    self.each(Pass::OnlineWrite { m, d });
+                    self.each(Pass::OnlineWrite { m, d, stream: vector::streams::<T>(self.n) });
                 } else {
                     self.three_pass(false);
                 }
@@ -191,7 +192,7 @@ impl<T: Element> Row<T> {
             return;
         }
         let r = T::Real::from_f64(1.0 / sum);
-        self.each(if reload { Pass::Scale { r } } else { Pass::ExpWrite { m, factor: r } });
+        self.each(if reload { Pass::Scale { r } } else { Pass::ExpWrite { m, factor: r, stream: vector::streams::<T>(self.n) } });
     }
 
     fn log_softmax(&self) {
@@ -204,7 +205,7 @@ impl<T: Element> Row<T> {
             (T::Real::ZERO, self.total(Pass::PlainExpSum))
         };
         let ln_sum = T::Real::from_f64(scaled.ln() - c.ln());
-        self.each(Pass::LogWrite { m, ln_sum });
+        self.each(Pass::LogWrite { m, ln_sum, stream: vector::streams::<T>(self.n) });
     }
 }
 
