@@ -215,10 +215,14 @@ fn log_softmax_matches_f64_on_every_isa() {
 }
 
 #[test]
-fn auto_picks_two_pass_only_for_rows_beyond_l2_with_avx512() {
+fn auto_picks_two_pass_beyond_l2_with_avx512_and_for_streamed_rows_with_avx2() {
     assert_eq!(Algorithm::auto(1024, 4, Isa::Avx512), Algorithm::ThreePassReload);
     assert_eq!(Algorithm::auto(1 << 24, 4, Isa::Avx512), Algorithm::TwoPass);
-    assert_eq!(Algorithm::auto(1 << 24, 4, Isa::Avx2), Algorithm::ThreePassReload);
+    let streamed = softmax::STREAM_MIN_BYTES / 4;
+    assert_eq!(Algorithm::auto(streamed - 1, 4, Isa::Avx2), Algorithm::ThreePassReload);
+    assert_eq!(Algorithm::auto(streamed, 4, Isa::Avx2), Algorithm::TwoPass);
+    assert_eq!(Algorithm::auto(streamed / 2, 8, Isa::Avx2), Algorithm::TwoPass);
+    assert_eq!(Algorithm::auto(1 << 24, 2, Isa::Avx2), Algorithm::ThreePassReload);
     assert_eq!(Algorithm::auto(1 << 24, 8, Isa::Scalar), Algorithm::ThreePassReload);
     for algorithm in Algorithm::ALL {
         assert_eq!(Algorithm::from_name(algorithm.name()), Some(algorithm));

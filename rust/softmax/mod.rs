@@ -67,15 +67,24 @@ impl Algorithm {
     }
 
     /// The algorithm `"auto"` runs for rows of `len` elements of `elem_size`
-    /// bytes on `isa`. Measured with `cargo bench --bench softmax` and
-    /// `benches/compare.py` (README): with AVX-512, three-pass reload wins
-    /// while a row fits in L2 (the reload is a cache hit and each exp is
-    /// computed once) and two-pass wins beyond (1 MB rows and up), where
-    /// memory traffic dominates. With AVX2, where 2^n scaling costs several
-    /// instructions and the two-pass kernel needs three per element,
-    /// three-pass reload won at every row length up to 16M elements.
+    /// bytes on `isa` (docs/guide/performance.md has the measurements).
+    /// With AVX-512, three-pass reload wins while a row fits in L2 (the
+    /// reload is a cache hit and each exp is computed once) and two-pass
+    /// wins beyond (1 MB rows and up), where memory traffic dominates. With
+    /// AVX2, where 2^n scaling costs several instructions, reload wins until
+    /// the two-pass output is written with streaming stores (float32 and
+    /// float64 rows of [`STREAM_MIN_BYTES`] and more): two-pass then moves
+    /// 2/3 of reload's bytes (AMD Zen 3, 1 thread, time / copy: 1x4M
+    /// float32 1.64x against 2.11x, 1x16M 1.69x against 2.06x).
     pub fn auto(len: usize, elem_size: usize, isa: Isa) -> Algorithm {
-        if isa == Isa::Avx512 && len * elem_size >= AUTO_TWO_PASS_MIN_BYTES {
+        let bytes = len * elem_size;
+        let two_pass = match isa {
+            Isa::Avx512 => bytes >= AUTO_TWO_PASS_MIN_BYTES,
+            // 16-bit rows have no streaming store.
+            Isa::Avx2 => elem_size >= 4 && bytes >= STREAM_MIN_BYTES,
+            _ => false,
+        };
+        if two_pass {
             Algorithm::TwoPass
         } else {
             Algorithm::ThreePassReload
@@ -83,7 +92,8 @@ impl Algorithm {
     }
 }
 
-/// Row size in bytes from which `auto` picks the two-pass algorithm.
+/// Row size in bytes from which `auto` picks the two-pass algorithm with
+/// AVX-512.
 pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 
 /// One row of softmax or log-softmax. Built only by the `unsafe`
