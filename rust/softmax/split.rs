@@ -204,7 +204,7 @@ impl<T: Element> Row<T> {
         } else {
             (T::Real::ZERO, self.total(Pass::PlainExpSum))
         };
-        let ln_sum = T::Real::from_f64(scaled.ln() - c.ln());
+        let ln_sum = T::Real::from_f64((scaled / c).ln());
         self.each(Pass::LogWrite { m, ln_sum, stream: vector::streams::<T>(self.n) });
     }
 }
