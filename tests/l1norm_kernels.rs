@@ -167,6 +167,24 @@ fn int8_gain_sweep_covers_every_shift() {
     }
 }
 
+/// The abs-dev pass (sum |x - q| and sum |x - q - 1|, the vector kernels
+/// unroll it by 64 bytes) on rows whose values sit at q - 1, q and q + 1,
+/// so that both sums and the exact mean decide every output; means at the
+/// ends of the int8 range (q = -128, q = 127 where q + 1 saturates) and
+/// every length up to three unrolled blocks plus a tail.
+#[test]
+fn int8_rows_around_the_integer_mean() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    for n in (1..=size(200, 40)).step_by(size(1, 7)) {
+        for center in [-128i32, -127, 0, 126, 127] {
+            let row: Vec<i8> = (0..n).map(|_| (center + rng.random_range(-1..=1)).clamp(-128, 127) as i8).collect();
+            for gain in [0.75f32, 31.75, 3000.0] {
+                check_i8(&format!("center {center} gain {gain}"), &row, gain, None, None);
+            }
+        }
+    }
+}
+
 #[test]
 fn int8_constant_rows_give_the_bias() {
     for isa in dispatch::available() {

@@ -147,8 +147,15 @@ unsafe fn row_sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
         let flip = _mm256_set1_epi8(i8::MIN);
         let (qf, q1f) = (_mm256_set1_epi8(q ^ i8::MIN), _mm256_set1_epi8(q1 ^ i8::MIN));
         let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
-        let mut filled = 0;
         let mut i = 0;
+        while i + 2 * LANES <= n {
+            let a = _mm256_xor_si256(_mm256_loadu_si256(x.add(i).cast()), flip);
+            let b = _mm256_xor_si256(_mm256_loadu_si256(x.add(i + LANES).cast()), flip);
+            s0 = _mm256_add_epi64(s0, _mm256_add_epi64(_mm256_sad_epu8(a, qf), _mm256_sad_epu8(b, qf)));
+            s1 = _mm256_add_epi64(s1, _mm256_add_epi64(_mm256_sad_epu8(a, q1f), _mm256_sad_epu8(b, q1f)));
+            i += 2 * LANES;
+        }
+        let mut filled = 0;
         while i < n {
             let count = (n - i).min(LANES);
             let f = _mm256_xor_si256(load32(x.add(i), count, q), flip);
