@@ -14,6 +14,12 @@
 //! threads, as the binding runs it (with 2, the row is split into chunks
 //! across the pool: `rows::split_len`), at the best instruction set.
 //!
+//! `softmax_f32_in_cache_row4096`: one float32 row of 4096 elements (16 KB
+//! in, 16 KB out: both stay in L1 / L2) softmaxed over and over, every
+//! algorithm and log_softmax at the best instruction set: the compute cost
+//! per element of the passes (the exp + store + sum pass above all)
+//! without memory traffic. Criterion reports elements per second.
+//!
 //! `cargo bench --bench softmax` (all), or a filter such as
 //! `cargo bench --bench softmax -- 'avx512/two_pass'`.
 
@@ -113,5 +119,23 @@ fn split_row(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, split_row);
+fn in_cache(c: &mut Criterion) {
+    let n = 4096;
+    let mut rng = SmallRng::seed_from_u64(11);
+    let x: Vec<f32> = (0..n).map(|_| rng.random_range(-8.0..8.0)).collect();
+    let mut y = vec![0f32; n];
+    let isa = dispatch::detected();
+    let mut group = c.benchmark_group(format!("softmax_f32_in_cache_row{n}"));
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(20).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(2));
+    for algorithm in Algorithm::ALL {
+        group.bench_function(format!("{isa}/{}", algorithm.name()), |b| {
+            b.iter(|| softmax::softmax(isa, algorithm, black_box(&x), &mut y))
+        });
+    }
+    group.bench_function(format!("{isa}/log_softmax"), |b| b.iter(|| softmax::log_softmax(isa, black_box(&x), &mut y)));
+    group.finish();
+}
+
+criterion_group!(benches, bench, split_row, in_cache);
 criterion_main!(benches);

@@ -6,8 +6,13 @@
 //! `Real::EXP_POLY`. Keeping n as a float separately from p = exp(t) is what
 //! lets the two-pass softmax sum exponentials of any size without overflow
 //! (Dukhan & Ablavatski 2020, section 3).
+//!
+//! The softmax kernels' pair form has a table variant on AVX2 float32
+//! ([`exp_parts_table8`]): exp(x) = 2^n * 2^(j/8) * q(t) with an 8-entry
+//! table in one register and a degree-3 polynomial q on |t| <= ln2/16, as
+//! in XNNPACK's `avx2-rr2-lut8` exp kernels.
 
-use super::{Real, Vector};
+use super::{Real, Table8, Vector};
 
 /// exp(t) for |t| <= ln2/2 by Horner's rule on the coefficients `c`.
 ///
@@ -40,7 +45,7 @@ pub unsafe fn exp_parts<V: Vector>(x: V) -> (V, V) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        exp_parts_with(x, V::Elem::EXP_POLY)
+        exp_parts_poly(x, V::Elem::EXP_POLY)
     }
 }
 
@@ -49,7 +54,13 @@ pub unsafe fn exp_parts<V: Vector>(x: V) -> (V, V) {
 /// AVX-512; [`exp`] stays within 2).
 pub const EXP_FAST_MAX_ULP: f64 = 2.05;
 
-/// [`exp_parts`] with the cheaper polynomial `Real::EXP_POLY_FAST`.
+/// The softmax kernels' (p, n) pair, p * 2^n within [`EXP_FAST_MAX_ULP`]
+/// (the exhaustive test measured 1.155 ulp at x = 5.139519 for the AVX2
+/// table form; the polynomial form elsewhere is [`exp_fast`]'s): the
+/// register's [`Vector::exp_parts_fast`], which is the cheaper polynomial
+/// `Real::EXP_POLY_FAST` (p in [~0.7, ~1.42]) or, on AVX2 float32, the
+/// table form [`exp_parts_table8`] (p in [~0.96, ~2), n never above the
+/// polynomial's n; accurate for |x| < [`TABLE8_X_LIMIT`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -57,19 +68,67 @@ pub const EXP_FAST_MAX_ULP: f64 = 2.05;
 /// row), with the aliasing the module documents.
 #[inline(always)]
 pub unsafe fn exp_parts_fast<V: Vector>(x: V) -> (V, V) {
-    // SAFETY: this function's contract: the CPU has the instruction set of V,
-    // and every access below stays inside the elements the caller vouched for.
+    x.exp_parts_fast()
+}
+
+/// 2^(j/8) for j = 0..8, rounded to f32 (relative error <= 3.2e-8).
+const EXP2_EIGHTHS: [f32; 8] = [1.0, 1.090_507_7, 1.189_207_1, 1.296_839_6, std::f32::consts::SQRT_2, 1.542_210_8, 1.681_792_8, 1.834_008_1];
+
+/// c2, c3 of q(t) = 1 + t + c2 t^2 + c3 t^3: minimax relative error for
+/// exp on [-ln2/16, ln2/16] with c0 = c1 = 1 (2.6e-8; Lawson-weighted
+/// least squares).
+const EXP_TABLE8_POLY: [f32; 2] = [0.500_064_6, 0.166_668_6];
+
+/// 1.5 * 2^20: adding it rounds x log2 e to eighths (its ulp is 1/8) as
+/// long as the sum stays in [2^20, 2^21), and the low 3 mantissa bits of
+/// the sum then hold N mod 8 for N = round(8 x log2 e).
+const EIGHTHS_MAGIC: f32 = 1_572_864.0;
+
+/// |x| below which [`exp_parts_table8`] is accurate: |x log2 e| < 2^19,
+/// where the sum with [`EIGHTHS_MAGIC`] stays in [2^20, 2^21). Beyond, p
+/// stays finite in [~0.96, ~2) and n near x log2 e (within a factor 2 of
+/// exp(x)), but no more.
+pub const TABLE8_X_LIMIT: f64 = 363_408.0;
+
+/// (p, n) with exp(x) = p * 2^n, n = floor(N / 8) and p = 2^(j/8) q(t) in
+/// [~0.96, ~2), for N = round(8 x log2 e), j = N mod 8 and
+/// t = x - N ln2 / 8 (Cody-Waite, two FMAs; |t| <= ln2/16). Accurate for
+/// |x| < [`TABLE8_X_LIMIT`]; NaN in, NaN p out.
+///
+/// Callers of the pair form: n = floor(N/8) <= floor(x log2 e + 1/16)
+/// <= round(x log2 e), the polynomial form's exponent, so n(x) <= n(m)
+/// for x <= m and every `scale_down_pow2(n - n(m))` of the kernels keeps a
+/// shift <= 0; a row's largest n bounds every other n as before; terms
+/// below 2 instead of 1.42 change no overflow margin of the sums.
+///
+/// # Safety
+/// The CPU must have AVX2 + FMA (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_parts_table8<V: Table8>(x: V) -> (V, V) {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V;
+    // V has 8 lanes of f32, the length of the table loaded.
     unsafe {
-        exp_parts_with(x, V::Elem::EXP_POLY_FAST)
+        let magic = V::splat(EIGHTHS_MAGIC);
+        let v = x.mul_add(V::splat(f32::LOG2E), magic);
+        let r = v.sub(magic); // N / 8, exact
+        let s = V::load(EXP2_EIGHTHS.as_ptr()).lookup8(v);
+        let t = r.mul_add(V::splat(-f32::LN2_HI), x);
+        let t = r.mul_add(V::splat(-f32::LN2_LO), t);
+        let [c2, c3] = EXP_TABLE8_POLY;
+        // p = s + (s t) (1 + c2 t + c3 t^2): s q(t) with one rounding at the end.
+        let q = V::splat(c3).mul_add(t, V::splat(c2)).mul_add(t, V::splat(1.0));
+        (q.mul_add(s.mul(t), s), r.floor())
     }
 }
 
+/// (p, n) with the polynomial `c` for exp on [-ln2/2, ln2/2].
+///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn exp_parts_with<V: Vector>(x: V, c: &[V::Elem]) -> (V, V) {
+pub(crate) unsafe fn exp_parts_poly<V: Vector>(x: V, c: &[V::Elem]) -> (V, V) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -99,7 +158,9 @@ pub unsafe fn exp<V: Vector>(x: V) -> V {
     }
 }
 
-/// [`exp`] with the cheaper polynomial (within [`EXP_FAST_MAX_ULP`]).
+/// [`exp`] with the cheaper polynomial (within [`EXP_FAST_MAX_ULP`]); the
+/// polynomial on every ISA: the online softmax step, its user, measured
+/// 1-4% slower with the table form.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -110,7 +171,7 @@ pub unsafe fn exp_fast<V: Vector>(x: V) -> V {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let (p, n) = exp_parts_fast(clamp_exp_arg(x));
+        let (p, n) = exp_parts_poly(clamp_exp_arg(x), V::Elem::EXP_POLY_FAST);
         p.scale_pow2(n)
     }
 }
@@ -201,15 +262,22 @@ mod tests {
     use crate::dispatch::{self, Isa, Kernel};
     use crate::simd::{Float, Simd};
 
-    /// The vector exp of one level applied to a slice, tail included:
-    /// [`exp`], or [`exp_fast`] with `FAST` (the scalar exp is the same for
-    /// both).
-    struct ExpSlice<'a, T, const FAST: bool> {
+    /// Which vector exp a test applies.
+    const EXP: u8 = 0;
+    /// [`exp_fast`].
+    const FAST: u8 = 1;
+    /// p * 2^n from [`exp_parts_fast`] (the softmax kernels' pair form:
+    /// the table form on AVX2), on the clamped input.
+    const PAIRS: u8 = 2;
+
+    /// The vector exp `FORM` of one level applied to a slice, tail
+    /// included (the scalar exp is the same for every form).
+    struct ExpSlice<'a, T, const FORM: u8> {
         x: &'a [T],
         y: &'a mut [T],
     }
 
-    impl<T: Float, const FAST: bool> Kernel for ExpSlice<'_, T, FAST> {
+    impl<T: Float, const FORM: u8> Kernel for ExpSlice<'_, T, FORM> {
         type Output = ();
 
         fn scalar(self) {
@@ -226,7 +294,14 @@ mod tests {
                 // from `i` lie inside both slices.
                 unsafe {
                     let v = <T::Vector<S>>::load_n(x.as_ptr().add(i), count, T::ZERO);
-                    let e = if FAST { exp_fast(v) } else { exp(v) };
+                    let e = match FORM {
+                        EXP => exp(v),
+                        FAST => exp_fast(v),
+                        _ => {
+                            let (p, n) = exp_parts_fast(clamp_exp_arg(v));
+                            p.scale_pow2(n)
+                        }
+                    };
                     e.store_n(y.as_mut_ptr().add(i), count);
                 }
                 i += count;
@@ -234,14 +309,14 @@ mod tests {
         }
     }
 
-    fn exp_slice_with<T: Float, const FAST: bool>(isa: Isa, x: &[T]) -> Vec<T> {
+    fn exp_slice_with<T: Float, const FORM: u8>(isa: Isa, x: &[T]) -> Vec<T> {
         let mut y = vec![T::ZERO; x.len()];
-        dispatch::run(isa, ExpSlice::<T, FAST> { x, y: &mut y });
+        dispatch::run(isa, ExpSlice::<T, FORM> { x, y: &mut y });
         y
     }
 
     fn exp_slice<T: Float>(isa: Isa, x: &[T]) -> Vec<T> {
-        exp_slice_with::<T, false>(isa, x)
+        exp_slice_with::<T, EXP>(isa, x)
     }
 
     /// Error of `got` against a reference, in units in the last place of the
@@ -259,9 +334,9 @@ mod tests {
 
     /// Max ulp error of the f32 exp of `isa` on `count` points spread over
     /// [lo, hi], against f64 `exp` (correct to far below an f32 ulp).
-    fn max_ulps_f32<const FAST: bool>(isa: Isa, lo: f32, hi: f32, count: usize) -> f64 {
+    fn max_ulps_f32<const FORM: u8>(isa: Isa, lo: f32, hi: f32, count: usize) -> f64 {
         let x: Vec<f32> = (0..count).map(|i| lo + (hi - lo) * (i as f32 / (count - 1) as f32)).collect();
-        let y = exp_slice_with::<f32, FAST>(isa, &x);
+        let y = exp_slice_with::<f32, FORM>(isa, &x);
         x.iter().zip(&y).map(|(&x, &y)| ulps_f32(y, (x as f64).exp())).fold(0.0, f64::max)
     }
 
@@ -272,15 +347,61 @@ mod tests {
     #[test]
     fn f32_exp_within_its_ulp_bound_over_the_finite_range_on_every_isa() {
         for isa in crate::dispatch::available() {
-            for (fast, err) in [
-                (false, max_ulps_f32::<false>(isa, -104.0, 89.0, 2 * SWEEP + 1)),
-                (false, max_ulps_f32::<false>(isa, -1.0, 1.0, SWEEP)),
-                (true, max_ulps_f32::<true>(isa, -104.0, 89.0, 2 * SWEEP + 1)),
-                (true, max_ulps_f32::<true>(isa, -1.0, 1.0, SWEEP)),
+            for (form, err) in [
+                (EXP, max_ulps_f32::<EXP>(isa, -104.0, 89.0, 2 * SWEEP + 1)),
+                (EXP, max_ulps_f32::<EXP>(isa, -1.0, 1.0, SWEEP)),
+                (FAST, max_ulps_f32::<FAST>(isa, -104.0, 89.0, 2 * SWEEP + 1)),
+                (FAST, max_ulps_f32::<FAST>(isa, -1.0, 1.0, SWEEP)),
+                (PAIRS, max_ulps_f32::<PAIRS>(isa, -104.0, 89.0, 2 * SWEEP + 1)),
+                (PAIRS, max_ulps_f32::<PAIRS>(isa, -1.0, 1.0, SWEEP)),
             ] {
-                let bound = if fast { EXP_FAST_MAX_ULP } else { 2.0 };
-                assert!(err <= bound, "{isa} (fast: {fast}): {err} ulp");
+                let bound = if form == EXP { 2.0 } else { EXP_FAST_MAX_ULP };
+                assert!(err <= bound, "{isa} (form {form}): {err} ulp");
             }
+        }
+    }
+
+    /// The pair form stays accurate up to [`TABLE8_X_LIMIT`], the range
+    /// the softmax kernels use it in (`TWO_PASS_X_LIMIT`): ln p + n ln2
+    /// against x in f64, within [`EXP_FAST_MAX_ULP`] units of 2^-23
+    /// (measured: 1.32 with the AVX2 table form, 0.50 scalar). A wrong
+    /// table entry would be off by ln2 / 8.
+    #[test]
+    fn f32_pair_form_accurate_up_to_its_x_limit_on_every_isa() {
+        struct Pairs<'a>(&'a [f32], &'a mut [f64]);
+        impl Kernel for Pairs<'_> {
+            type Output = ();
+            fn scalar(self) {
+                for (&x, out) in self.0.iter().zip(self.1.iter_mut()) {
+                    let (p, n) = exp_parts_scalar(x);
+                    *out = (p as f64).ln() + n as f64 * std::f64::consts::LN_2;
+                }
+            }
+            #[inline(always)]
+            fn vector<S: Simd>(self, _: S) {
+                let lanes = S::F32::LANES;
+                for (x, out) in self.0.chunks_exact(lanes).zip(self.1.chunks_exact_mut(lanes)) {
+                    let (mut p, mut n) = ([0f32; 16], [0f32; 16]);
+                    // SAFETY: the token proves the CPU has S; each chunk
+                    // and buffer holds `lanes` <= 16 elements.
+                    unsafe {
+                        let (vp, vn) = exp_parts_fast(S::F32::load(x.as_ptr()));
+                        vp.store(p.as_mut_ptr());
+                        vn.store(n.as_mut_ptr());
+                    }
+                    for k in 0..lanes {
+                        out[k] = (p[k] as f64).ln() + n[k] as f64 * std::f64::consts::LN_2;
+                    }
+                }
+            }
+        }
+        let limit = TABLE8_X_LIMIT as f32;
+        let x: Vec<f32> = (0..SWEEP / 16 * 16).map(|i| -limit + 2.0 * limit * (i as f32 / SWEEP as f32)).collect();
+        for isa in crate::dispatch::available() {
+            let mut got = vec![0.0; x.len()];
+            dispatch::run(isa, Pairs(&x, &mut got));
+            let worst = x.iter().zip(&got).map(|(&x, &got)| (got - x as f64).abs()).fold(0.0, f64::max);
+            assert!(worst <= EXP_FAST_MAX_ULP * 2f64.powi(-23), "{isa}: {worst:e}");
         }
     }
 
@@ -323,23 +444,36 @@ mod tests {
     #[ignore]
     fn exhaustive_f32_exp_ulp_report() {
         for isa in crate::dispatch::available() {
-            let (err, x) = exhaustive_worst::<false>(isa);
+            let (err, x) = exhaustive_worst::<EXP>(isa);
             println!("{isa} exp: max {err:.3} ulp at x = {x:e}");
             assert!(err <= 2.0);
             if isa != Isa::Scalar {
-                let (err, x) = exhaustive_worst::<true>(isa);
+                let (err, x) = exhaustive_worst::<FAST>(isa);
                 println!("{isa} exp_fast: max {err:.3} ulp at x = {x:e}");
                 assert!(err <= EXP_FAST_MAX_ULP);
             }
         }
     }
 
+    /// The same for the softmax kernels' pair form [`exp_parts_fast`] (the
+    /// table form on AVX2, the polynomial of [`exp_fast`] elsewhere):
+    /// `cargo test --release --lib exhaustive_f32_pair -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn exhaustive_f32_pair_form_ulp_report() {
+        for isa in crate::dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+            let (err, x) = exhaustive_worst::<PAIRS>(isa);
+            println!("{isa} exp_parts_fast: max {err:.3} ulp at x = {x:e}");
+            assert!(err <= EXP_FAST_MAX_ULP);
+        }
+    }
+
     /// The largest ulp error over every f32 in [-104, 89], and where.
-    fn exhaustive_worst<const FAST: bool>(isa: Isa) -> (f64, f32) {
+    fn exhaustive_worst<const FORM: u8>(isa: Isa) -> (f64, f32) {
         let mut worst = (0.0f64, 0.0f32);
         let mut batch = Vec::with_capacity(1 << 20);
         let flush = |batch: &mut Vec<f32>, worst: &mut (f64, f32)| {
-            let y = exp_slice_with::<f32, FAST>(isa, batch);
+            let y = exp_slice_with::<f32, FORM>(isa, batch);
             for (&x, &y) in batch.iter().zip(&y) {
                 let e = ulps_f32(y, (x as f64).exp());
                 if e > worst.0 {

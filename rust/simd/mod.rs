@@ -367,6 +367,27 @@ pub unsafe trait Vector: Copy {
     fn reduce_add(self) -> Self::Elem;
     fn reduce_max(self) -> Self::Elem;
     fn reduce_min(self) -> Self::Elem;
+
+    /// The (p, n) pair of exp the softmax kernels use
+    /// ([`exp::exp_parts_fast`]): the degree-5 polynomial
+    /// `Real::EXP_POLY_FAST` unless the register overrides it with the
+    /// table form ([`exp::exp_parts_table8`], AVX2 float32, where it
+    /// measured faster).
+    #[inline(always)]
+    fn exp_parts_fast(self) -> (Self, Self) {
+        // SAFETY: a value of this type exists only after a constructor
+        // confirmed the CPU has its features.
+        unsafe { exp::exp_parts_poly(self, Self::Elem::EXP_POLY_FAST) }
+    }
+}
+
+/// Eight f32 lanes with a one-instruction lookup in an 8-entry table
+/// (AVX2 `vpermps`): what [`exp::exp_parts_table8`] needs.
+pub trait Table8: Vector<Elem = f32> {
+    /// Round toward -inf.
+    fn floor(self) -> Self;
+    /// Lane i of the result is lane `bits(index_i) & 7` of `self`.
+    fn lookup8(self, index: Self) -> Self;
 }
 
 #[cfg(test)]
