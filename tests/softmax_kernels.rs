@@ -356,7 +356,7 @@ fn one_large_term_among_many_small_ones() {
 
 /// logsumexp against the f64 reference on every instruction set: random
 /// rows of every length and offset at scales that take the one-pass path
-/// (|x| <= 2^20) and the max-pass path beyond, and the special rows.
+/// (|x| <= 2^18) and the max-pass path beyond, and the special rows.
 /// Bound: `abs` + one rounding of the result to T (relative `rel`).
 fn check_logsumexp<T: Float>(abs: f64, rel: f64) {
     let mut rng = SmallRng::seed_from_u64(21);

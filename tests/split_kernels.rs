@@ -146,7 +146,7 @@ fn split_softmax_matches_f64_and_unsplit_f64() {
 
 /// One special value in one chunk only (first, middle, last element, at a
 /// chunk boundary): NaN and +inf make the row NaN, -inf gives 0, values
-/// beyond 2^20 send two-pass and online to the three-pass path.
+/// beyond 2^18 send two-pass and online to the three-pass path.
 #[test]
 fn special_values_in_one_chunk() {
     let mut rng = SmallRng::seed_from_u64(3);

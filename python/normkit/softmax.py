@@ -211,7 +211,7 @@ def logsumexp(x, axis=-1, *, keepdims: bool = False, out: np.ndarray | None = No
 
     Notes
     -----
-    One pass over the data for rows whose entries lie within ``2**20`` in
+    One pass over the data for rows whose entries lie within ``2**18`` in
     magnitude: the first pass of the two-pass softmax (Dukhan & Ablavatski
     2020) sums ``exp(x)`` as (mantissa, exponent) pairs, from which
     ``log`` follows without a max pass. Other rows take a max pass first.

@@ -15,7 +15,7 @@
 //!
 //! The results differ from the unsplit kernel's only by the order of the
 //! f64 additions of block sums, far below the documented error. Rows the
-//! two-pass and online forms hand to three-pass (NaN, inf, |x| > 2^20)
+//! two-pass and online forms hand to three-pass (NaN, inf, |x| > 2^18)
 //! take the split three-pass path; logsumexp's rare fallback runs unsplit.
 //! The portable level runs the unsplit reference.
 
@@ -239,7 +239,7 @@ pub unsafe fn log_softmax_split_raw<T: Element>(isa: Isa, x: *const T, y: *mut T
 
 /// logsumexp of one row (see [`logsumexp_raw`](super::logsumexp_raw)),
 /// its pass split as in [`softmax_split_raw`]. Rows the pair sum does not
-/// represent (NaN, inf, |x| > 2^20) take the unsplit kernel.
+/// represent (NaN, inf, |x| > 2^18) take the unsplit kernel.
 ///
 /// # Safety
 /// `x` must be valid for reading `n` elements; `len > 0`.

@@ -88,7 +88,7 @@ pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem
 /// would take is kept off the hot path.
 ///
 /// x - m is never rounded: in f32 that rounding alone costs up to 2e-6
-/// relative error (|x - m| near 50). For |m| <= 2^20 the value is
+/// relative error (|x - m| near 50). For |m| <= 2^18 the value is
 /// exp(x) / 2^n(m), built from the (mantissa, exponent) pair of x, and
 /// c = p(m) from exp(m) = p(m) * 2^n(m); beyond, every x whose result does
 /// not underflow lies in [m/2, 2m], where x - m is exact (Sterbenz), and
@@ -536,7 +536,7 @@ pub(crate) unsafe fn two_pass_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f
 }
 
 /// Dukhan & Ablavatski two-pass softmax. Rows the pair arithmetic cannot
-/// represent exactly (NaN, +-inf, all -inf, |x| > 2^20) take the three-pass
+/// represent exactly (NaN, +-inf, all -inf, |x| > 2^18) take the three-pass
 /// path, which gives the scipy results for them.
 ///
 /// # Safety
@@ -764,7 +764,7 @@ impl<V: Vector> WriteValue<V> for LogValue<V> {
 }
 
 /// logsumexp of one row in f64, in one pass over the data for every row
-/// the two-pass (mantissa, exponent) sum represents (|x| <= 2^20, no NaN or
+/// the two-pass (mantissa, exponent) sum represents (|x| <= 2^18, no NaN or
 /// +inf, not all -inf): ln(sum * 2^exp) = ln(sum) + exp ln 2. Other rows
 /// take a max pass and a shifted-exp sum, or are special (see
 /// [`scalar::logsumexp`](super::scalar::logsumexp)).
@@ -788,7 +788,7 @@ pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
             let has_nan = (0..n).any(|i| V::read(x.add(i)).is_nan());
             return if has_nan { f64::NAN } else { m.to_f64() };
         }
-        // A finite max: the row's entries beyond 2^20 in magnitude. NaN
+        // A finite max: the row's entries beyond 2^18 in magnitude. NaN
         // entries poison the sum.
         let f = ShiftedExp::<V>::new(m);
         let scaled = sum_map::<V, M, M, false>(x, std::ptr::null_mut(), n, &f);
