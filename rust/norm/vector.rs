@@ -31,7 +31,7 @@
 //! 384 82 (first pass ~30, write pass ~32); rows of 1024 177 (~80, ~90).
 
 use super::{rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, RowStats, BLOCK};
-use crate::simd::{Real, Storage, Vector};
+use crate::simd::{prefetch, Real, Storage, Vector};
 
 /// Rows of at most this many bytes are pipelined in batches: the first
 /// pass of row i + 1 is issued before the rest of row i, so the
@@ -50,38 +50,14 @@ const CHAINS: usize = 4;
 /// sums (Chan, Golub & LeVeque 1983, the shifted-data algorithm).
 const SHIFT_OK: f64 = 0.75;
 
-/// How far ahead of a statistics pass its input is prefetched: two rows
-/// of 1024 float32. The hardware prefetchers stop at 4 KiB page
-/// boundaries and ramp up again on each new page, so short rows otherwise
-/// wait on memory at every row start. Measured on AMD Zen 5 (family 26), 4096 x 1024
-/// float32, time / copy time: RMSNorm 1.40 -> 1.20, LayerNorm 1.50 ->
-/// 1.10; 2, 4, 6, 12 and 16 KiB were no better. (The fused forms' first
-/// pass, with two input streams and one output, measured faster without.)
-#[cfg(target_arch = "x86_64")]
-const PREFETCH_BYTES: usize = 8192;
-
 /// Prefetches the cache lines of one unrolled step (`CHAINS` registers)
-/// `PREFETCH_BYTES` after `p` (x86-64; elsewhere nothing: the NEON
-/// kernels have not been measured with a prefetch yet). The pointer is
-/// never dereferenced.
+/// [`prefetch::AHEAD_BYTES`] after `p`: the hardware prefetchers stop at
+/// 4 KiB page boundaries and ramp up again on each new page, so short rows
+/// otherwise wait on memory at every row start. (The fused forms' first
+/// pass, with two input streams and one output, measured faster without.)
 #[inline(always)]
 fn prefetch_ahead<V: Storage<M>, M>(p: *const M) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let ahead = (p as *const i8).wrapping_add(PREFETCH_BYTES);
-        let step = CHAINS * V::LANES * std::mem::size_of::<M>();
-        let mut b = 0;
-        while b < step {
-            // SAFETY: a prefetch is a hint that never faults, whatever the
-            // address (past the end of the data included), and reads
-            // nothing the program sees; SSE is baseline on x86-64.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(b)) };
-            b += 64;
-        }
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, V::LANES);
+    prefetch::ahead(p, CHAINS * V::LANES * std::mem::size_of::<M>());
 }
 
 /// The value a pass works on: x * scale (`SCALED`), minus the centre
