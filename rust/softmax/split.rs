@@ -37,10 +37,10 @@ enum Pass<T> {
     /// The online (max, sum of exp(x - max)) of the chunk.
     OnlineSum,
     /// (sum of exp(x - m) * c, c) (see `ShiftedExp`); `store` also writes
-    /// the terms.
-    ExpSum { m: T, store: bool },
+    /// the terms; `warm_y` prefetches the output lines (`vector::sum_map`).
+    ExpSum { m: T, store: bool, warm_y: bool },
     /// (sum of exp(x), 1): log-softmax's plain form for a non-finite max.
-    PlainExpSum,
+    PlainExpSum { warm_y: bool },
     /// Two-pass writes with the row's accepted pair. (`stream`, here and
     /// below: with streaming stores, decided by the whole row's size.)
     PairWrite { sum: f64, exp: f64, stream: bool },
@@ -84,16 +84,16 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::Max => return (vector::row_max::<T::Vector<S>, T>(x, n).to_f64(), 0.0),
                 Pass::PairSum => return vector::two_pass_sum::<T::Vector<S>, T>(x, n),
                 Pass::OnlineSum => return vector::online_sum::<T::Vector<S>, T>(x, n),
-                Pass::ExpSum { m, store } => {
+                Pass::ExpSum { m, store, warm_y } => {
                     let f = ShiftedExp::new(m);
                     let sum = if store {
-                        vector::sum_map::<T::Vector<S>, T, T, true>(x, y, n, &f)
+                        vector::sum_map::<T::Vector<S>, T, T, true>(x, y, n, &f, true)
                     } else {
-                        vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &f)
+                        vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &f, warm_y)
                     };
                     return (sum, f.row_constant().to_f64());
                 }
-                Pass::PlainExpSum => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::plain(T::Real::ZERO)), 1.0),
+                Pass::PlainExpSum { warm_y } => return (vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &ShiftedExp::plain(T::Real::ZERO), warm_y), 1.0),
                 Pass::PairWrite { sum, exp, stream } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp, stream),
                 Pass::OnlineWrite { m, d, stream } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d, stream),
                 Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor, stream),
@@ -185,7 +185,8 @@ impl<T: Element> Row<T> {
             self.each(Pass::FillNan);
             return;
         }
-        let (sum, _) = self.total(Pass::ExpSum { m, store: reload });
+        let warm_y = reload || !vector::streams::<T>(self.n);
+        let (sum, _) = self.total(Pass::ExpSum { m, store: reload, warm_y });
         if !sum.is_finite() {
             // A NaN or +inf entry (the max may have skipped a NaN).
             self.each(Pass::FillNan);
@@ -197,15 +198,16 @@ impl<T: Element> Row<T> {
 
     fn log_softmax(&self) {
         let m = self.max();
+        let stream = vector::streams::<T>(self.n);
         // As the unsplit kernel: the pair form for a finite max (its sum is
         // c times sum exp(x - m)), else the plain form around 0.
         let (m, (scaled, c)) = if m.is_finite() {
-            (m, self.total(Pass::ExpSum { m, store: false }))
+            (m, self.total(Pass::ExpSum { m, store: false, warm_y: !stream }))
         } else {
-            (T::Real::ZERO, self.total(Pass::PlainExpSum))
+            (T::Real::ZERO, self.total(Pass::PlainExpSum { warm_y: !stream }))
         };
         let ln_sum = T::Real::from_f64((scaled / c).ln());
-        self.each(Pass::LogWrite { m, ln_sum, stream: vector::streams::<T>(self.n) });
+        self.each(Pass::LogWrite { m, ln_sum, stream });
     }
 }
 

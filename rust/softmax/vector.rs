@@ -179,14 +179,18 @@ impl<V: Vector> ShiftedExp<V> {
 }
 
 /// Sum of f(x) over the row; with `STORE` each f(x) is also written to `y`
-/// (of the row's type, or of the compute type: `three_pass_staged`).
+/// (of the row's type, or of the compute type: `three_pass_staged`). With
+/// `warm_y` the lines of `y` are prefetched ahead too: the ones this pass
+/// stores, or the next pass writes through the cache (log-softmax, and the
+/// recompute form); not when the next pass streams its stores past the
+/// cache, where they would be read from memory for nothing.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>) -> f64 {
+pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, warm_y: bool) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -201,11 +205,10 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, const STORE: bool
             let mut s = [V::splat(V::Elem::ZERO); 4];
             let mut i = start;
             while i + 4 * lanes <= end {
-                // The output lines too: softmax writes them now, log-softmax
-                // in its next pass (y may be null: logsumexp; a prefetch
-                // never faults).
                 prefetch::ahead(x.add(i), 4 * lanes * size_of::<M>());
-                prefetch::ahead(y.wrapping_add(i), 4 * lanes * size_of::<Y>());
+                if warm_y {
+                    prefetch::ahead(y.add(i), 4 * lanes * size_of::<Y>());
+                }
                 let e = [
                     f.eval(V::load_from(x.add(i))),
                     f.eval(V::load_from(x.add(i + lanes))),
@@ -270,9 +273,10 @@ impl<V: Vector> WriteValue<V> for ScaledExp<'_, V> {
 /// on: an output that large does not stay cached for the caller anyway.
 pub const STREAM_MIN_BYTES: usize = 1 << 23;
 
-/// Whether a row of `n` elements of `M` is written with streaming stores.
+/// Whether a row of `n` elements of `M` is written with streaming stores
+/// (float32 and float64: 16-bit storage has none, [`Storage::stream_to`]).
 pub(crate) fn streams<M>(n: usize) -> bool {
-    n * size_of::<M>() >= STREAM_MIN_BYTES
+    size_of::<M>() >= 4 && n * size_of::<M>() >= STREAM_MIN_BYTES
 }
 
 /// y = f.value(x) for the whole row, prefetching ahead; with `stream`,
@@ -393,7 +397,7 @@ unsafe fn three_pass<V: Storage<M>, M, const RELOAD: bool>(x: *const M, y: *mut 
             return fill::<V, M>(y, n, V::Elem::NAN);
         }
         let shifted = ShiftedExp::<V>::new(m);
-        let sum = sum_map::<V, M, M, RELOAD>(x, y, n, &shifted);
+        let sum = sum_map::<V, M, M, RELOAD>(x, y, n, &shifted, RELOAD || !streams::<M>(n));
         if !sum.is_finite() {
             // A NaN or +inf entry (the max may have skipped it: x86 max drops
             // NaN) poisons the sum: scipy gives a NaN row.
@@ -437,7 +441,7 @@ where
         let shifted = ShiftedExp::<V>::new(m);
         let mut stage = [const { std::mem::MaybeUninit::<V::Elem>::uninit() }; STAGE_MAX];
         let e = stage.as_mut_ptr().cast::<V::Elem>();
-        let sum = sum_map::<V, M, V::Elem, true>(x, e, n, &shifted);
+        let sum = sum_map::<V, M, V::Elem, true>(x, e, n, &shifted, true);
         if !sum.is_finite() {
             return fill::<V, M>(y, n, V::Elem::NAN);
         }
@@ -730,7 +734,7 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
         } else {
             (V::Elem::ZERO, ShiftedExp::plain(V::Elem::ZERO))
         };
-        let scaled = sum_map::<V, M, M, false>(x, y, n, &shifted);
+        let scaled = sum_map::<V, M, M, false>(x, y, n, &shifted, !streams::<M>(n));
         // One logarithm per row: ln(scaled / c) is ln(scaled) - ln(c) within
         // the f64 quotient's rounding, far below an f32 or f64 result's ulp.
         let ln_sum = V::Elem::from_f64((scaled / shifted.row_constant().to_f64()).ln());
@@ -791,7 +795,7 @@ pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
         // A finite max: the row's entries beyond 2^18 in magnitude. NaN
         // entries poison the sum.
         let f = ShiftedExp::<V>::new(m);
-        let scaled = sum_map::<V, M, M, false>(x, std::ptr::null_mut(), n, &f);
+        let scaled = sum_map::<V, M, M, false>(x, std::ptr::null_mut(), n, &f, false);
         m.to_f64() + (scaled / f.row_constant().to_f64()).ln()
     }
 }
