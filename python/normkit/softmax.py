@@ -54,8 +54,9 @@ def softmax(
         note that SciPy's default is ``axis=None``, normkit's (like torch's
         and JAX's) is ``-1``. A 0-d input is a row of one entry: 1.0.
     algorithm : str
-        ``"auto"`` (three-pass reload; with AVX-512, two-pass for rows of
-        1 MB and more, where it was measured faster), ``"two_pass"``
+        ``"auto"`` (three-pass reload; two-pass where it was measured
+        faster: rows of 1 MB and more with AVX-512, float32 and float64
+        rows of 8 MiB and more with AVX2), ``"two_pass"``
         (Dukhan & Ablavatski 2020: no max pass), ``"three_pass_reload"``,
         ``"three_pass_recompute"`` or ``"online"`` (Milakov & Gimelshein
         2018). All give the same result to within a few float32 ulps.
