@@ -466,10 +466,10 @@ fn streamed_rows_at_every_output_alignment() {
     }
 }
 
-/// The two-pass sum scales each block of 128 elements to the exponent of
-/// the block's max and folds the blocks in f64: rows whose blocks lie far
-/// apart (the max block first, last or in between; 1000 = 7 blocks and a
-/// tail), with the values in each block spanning more than the float32
+/// The two-pass sum scales each block of 256 elements to the exponent of
+/// the block's max and folds the blocks in f64: rows whose parts lie far
+/// apart (a step of 150 every 128 elements, the max first or last; 1000 =
+/// 3 blocks and a tail), with the values in each block spanning more than the float32
 /// range of exp (terms flushed to 0), and rows whose only NaN, inf or
 /// beyond-2^18 value sits in a late block (the sum stops there and the row
 /// takes the three-pass path). Softmax and logsumexp, every ISA.
@@ -477,7 +477,7 @@ fn check_far_apart_blocks<T: Float>() {
     let n = size(1000, 300);
     let mut rows: Vec<Vec<T>> = Vec::new();
     for (lead, slope) in [(-80.0, 1.0), (0.0, -1.0), (-300.0, 1.0), (200.0, -1.0)] {
-        // Block k sits at lead + slope * 150 k; within a block, a ramp over 200.
+        // Part k sits at lead + slope * 150 k; within a part, a ramp over 200.
         rows.push((0..n).map(|i| T::from_f64(lead + slope * 150.0 * (i / 128) as f64 - (i % 128) as f64 * 1.6)).collect());
     }
     let special = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 3e5, -3e5];
