@@ -465,3 +465,50 @@ fn streamed_rows_at_every_output_alignment() {
         }
     }
 }
+
+/// The two-pass sum scales each block of 256 elements to the exponent of
+/// the block's max and folds the blocks in f64: rows whose parts lie far
+/// apart (a step of 150 every 128 elements, the max first or last; 1000 =
+/// 3 blocks and a tail), with the values in each block spanning more than the float32
+/// range of exp (terms flushed to 0), and rows whose only NaN, inf or
+/// beyond-2^18 value sits in a late block (the sum stops there and the row
+/// takes the three-pass path). Softmax and logsumexp, every ISA.
+fn check_far_apart_blocks<T: Float>() {
+    let n = size(1000, 300);
+    let mut rows: Vec<Vec<T>> = Vec::new();
+    for (lead, slope) in [(-80.0, 1.0), (0.0, -1.0), (-300.0, 1.0), (200.0, -1.0)] {
+        // Part k sits at lead + slope * 150 k; within a part, a ramp over 200.
+        rows.push((0..n).map(|i| T::from_f64(lead + slope * 150.0 * (i / 128) as f64 - (i % 128) as f64 * 1.6)).collect());
+    }
+    let special = [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 3e5, -3e5];
+    for (k, &v) in special.iter().enumerate() {
+        let mut row: Vec<T> = (0..n).map(|i| T::from_f64((i % 7) as f64 - 3.0)).collect();
+        row[n - 1 - 40 * k] = T::from_f64(v);
+        rows.push(row);
+    }
+    for row in &rows {
+        let xf: Vec<f64> = row.iter().map(|v| v.to_f64()).collect();
+        let want_lse = reference::logsumexp(&xf);
+        for isa in dispatch::available() {
+            let what = format!("{isa} two_pass f{} x[0] = {:?}", size_of::<T>() * 8, xf[0]);
+            assert_close(&what, row, &run(isa, Algorithm::TwoPass, row), tolerance::<T>());
+            // The bounds of `logsumexp_matches_f64_on_every_isa`.
+            let (abs, rel) = if T::MANTISSA_DIGITS == 24 { (2e-7, 2f64.powi(-24)) } else { (2e-15, 2f64.powi(-51)) };
+            let got = T::from_f64(softmax::logsumexp(isa, row)).to_f64();
+            let ok = if want_lse.is_nan() {
+                got.is_nan()
+            } else if want_lse.is_infinite() {
+                got == want_lse
+            } else {
+                (got - want_lse).abs() <= abs + rel * want_lse.abs()
+            };
+            assert!(ok, "{what}: logsumexp = {got:e}, want {want_lse:e}");
+        }
+    }
+}
+
+#[test]
+fn two_pass_blocks_far_apart_and_late_special_values() {
+    check_far_apart_blocks::<f32>();
+    check_far_apart_blocks::<f64>();
+}
