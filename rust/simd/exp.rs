@@ -146,11 +146,6 @@ const EXP2_EIGHTHS_LESS_J: [f32; 8] = {
     t
 };
 
-/// Inputs more than this far below n ln2 give exp(x) / 2^n = 0 in
-/// [`exp_down_table8`] (as from 88 below: exp(-88) < 2^-126.9); clamping
-/// them keeps x log2 e - n, and with it the magic sum, in its binade.
-const EXP_DOWN_RANGE: f32 = 128.0;
-
 /// exp(max(x, lo)) / 2^n on AVX2 float32: [`exp_parts_table8`]'s
 /// p * 2^(k - n) with the exponent built in integers (XNNPACK's
 /// `avx2-rr2-lut8` kernels), 13 vector operations instead of 17 with
@@ -161,12 +156,15 @@ const EXP_DOWN_RANGE: f32 = 128.0;
 /// bits(v) = bits(MAGIC) + K; bits(MAGIC) is a multiple of 2^12, so
 /// bits(v) << 20 = K << 20 and bits(v) & 7 = K mod 8: s = 2^(K/8) is one
 /// table lookup, a shift and an integer add (no floor, no float-to-integer
-/// conversion), after v is clamped to MAGIC - 127 (K >= -1016).
+/// conversion), after v is clamped to MAGIC - 127 (K >= -1016). The clamp
+/// also covers every v below the binade [2^20, 2^21), where the sum is
+/// rounded more finely than to eighths: s = +0 there, and p = 0 since t
+/// stays small for |x| < [`TABLE8_X_LIMIT`].
 ///
 /// For results >= 2^-126 the value equals p * 2^(k - n) bit for bit
 /// (2^(k - n) scales p exactly), so [`EXP_FAST_MAX_ULP`] holds. K <= -1016
-/// (x below n ln2 - 88, -inf and x below max(lo, n ln2 - 128) included)
-/// gives +0, as `scale_down_pow2` flushes at 2^-127; K in (-1016, -1008)
+/// (x below n ln2 - 88, -inf included) gives +0, as `scale_down_pow2`
+/// flushes at 2^-127; K in (-1016, -1008)
 /// gives a value below 2^-126 (s, then subnormal, lacks its leading one),
 /// within 2^-126 of the exact one.
 ///
@@ -181,12 +179,10 @@ pub unsafe fn exp_down_table8<V: Table8>(x: V, lo: V, n: V) -> V {
     // SAFETY: the caller's contract: the CPU has the instruction set of V;
     // V has 8 lanes of f32, the length of the table loaded.
     unsafe {
-        let magic = V::splat(EIGHTHS_MAGIC);
-        // Loop-invariant in the kernels (n and lo are per row).
-        let base = magic.sub(n);
-        let floor = lo.max(n.mul_add(V::splat(std::f32::consts::LN_2), V::splat(-EXP_DOWN_RANGE)));
+        // Loop-invariant in the kernels (n is the row's).
+        let base = V::splat(EIGHTHS_MAGIC).sub(n);
         // max returns its second operand for NaN: NaN passes through.
-        let x = floor.max(x);
+        let x = lo.max(x);
         let v = x.mul_add(V::splat(f32::LOG2E), base);
         let r = v.sub(base); // N / 8, exact
         // max returns its second operand for NaN: NaN v gives some s, NaN t.
