@@ -214,6 +214,44 @@ fn log_softmax_matches_f64_on_every_isa() {
     }
 }
 
+/// Rows whose max lies on either side of the pair form's limit
+/// (|m| <= 2^18 - 2048) and at ordinary sizes, with -inf entries and
+/// entries from 0.5 to 1e5 and 3e38 below the max: those just below
+/// 87.3 (a term near the smallest normal float32), those 88-89 below (a
+/// term the float32 pair form may flush), those far below (and below
+/// -2^18, where the kernels clamp) must give what float64 gives, in
+/// softmax, log_softmax and logsumexp, float32 and float64, the row
+/// crossing register boundaries (37 entries).
+#[test]
+fn rows_with_maxima_near_the_pair_form_limits() {
+    let below = [0.0, 0.5, 3.0, 87.3, 87.6, 88.0, 88.7, 89.0, 100.0, 150.0, 1000.0, 1e5, 3e38, f64::INFINITY];
+    let limit = 262_144.0 - 2048.0;
+    for m in [limit - 1.0, limit, limit + 1.0, 1e5, 0.0, -1e5, -limit - 1.0, -limit, -limit + 1.0] {
+        for m in [m, -m] {
+            let row: Vec<f32> = (0..37).map(|i| (m - below[(i * 5) % below.len()]) as f32).collect();
+            let x64: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+            for isa in dispatch::available() {
+                for algorithm in Algorithm::ALL {
+                    let what = format!("{isa} {} m = {m}", algorithm.name());
+                    assert_close(&what, &row, &run(isa, algorithm, &row), tolerance::<f32>());
+                    assert_close(&format!("{what} f64"), &x64, &run(isa, algorithm, &x64), tolerance::<f64>());
+                }
+                let want = reference::log_softmax(&x64);
+                let mut y = vec![0.0f32; row.len()];
+                softmax::log_softmax(isa, &row, &mut y);
+                for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                    let w = w as f32 as f64;
+                    let ok = if w.is_infinite() { g as f64 == w } else { (g as f64 - w).abs() <= 1e-5 + 1e-7 * w.abs() };
+                    assert!(ok, "{isa} log_softmax m = {m}: [{i}] = {g}, want {w}");
+                }
+                let want = reference::logsumexp(&x64);
+                let got = softmax::logsumexp(isa, &row);
+                assert!((got - want).abs() <= 2e-7 + 2f64.powi(-24) * want.abs(), "{isa} logsumexp m = {m}: {got}, want {want}");
+            }
+        }
+    }
+}
+
 #[test]
 fn auto_picks_two_pass_beyond_l2_with_avx512_and_for_streamed_rows_with_avx2() {
     assert_eq!(Algorithm::auto(1024, 4, Isa::Avx512), Algorithm::ThreePassReload);

@@ -290,6 +290,13 @@ unsafe impl Vector for F32x8 {
     fn exp_parts_fast(self) -> (Self, Self) {
         avx2!(exp::exp_parts_table8(self))
     }
+    /// The integer-exponent table form: in-cache three-pass softmax and
+    /// log_softmax measured 10-11% faster with it than with
+    /// `exp_parts_fast` + `scale_down_pow2` on Zen 3, two-pass 7%.
+    #[inline(always)]
+    fn exp_down_fast(self, lo: Self, n: Self) -> Self {
+        avx2!(exp::exp_down_table8(self, lo, n))
+    }
 }
 
 impl Table8 for F32x8 {
@@ -301,6 +308,15 @@ impl Table8 for F32x8 {
     #[inline(always)]
     fn lookup8(self, index: Self) -> Self {
         avx2!(Self(_mm256_permutevar8x32_ps(self.0, _mm256_castps_si256(index.0))))
+    }
+    /// `vpermps`, `vpslld`, `vpaddd`.
+    #[inline(always)]
+    fn lookup8_scaled(self, index: Self) -> Self {
+        avx2!({
+            let k = _mm256_castps_si256(index.0);
+            let entry = _mm256_castps_si256(_mm256_permutevar8x32_ps(self.0, k));
+            Self(_mm256_castsi256_ps(_mm256_add_epi32(entry, _mm256_slli_epi32::<20>(k))))
+        })
     }
 }
 

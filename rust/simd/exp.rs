@@ -10,7 +10,9 @@
 //! The softmax kernels' pair form has a table variant on AVX2 float32
 //! ([`exp_parts_table8`]): exp(x) = 2^n * 2^(j/8) * q(t) with an 8-entry
 //! table in one register and a degree-3 polynomial q on |t| <= ln2/16, as
-//! in XNNPACK's `avx2-rr2-lut8` exp kernels.
+//! in XNNPACK's `avx2-rr2-lut8` exp kernels, and the kernels' shifted
+//! value exp(x) / 2^n is built from it with an integer exponent
+//! ([`exp_down_table8`]).
 
 use super::{Real, Table8, Vector};
 
@@ -55,7 +57,7 @@ pub unsafe fn exp_parts<V: Vector>(x: V) -> (V, V) {
 pub const EXP_FAST_MAX_ULP: f64 = 2.05;
 
 /// The softmax kernels' (p, n) pair, p * 2^n within [`EXP_FAST_MAX_ULP`]
-/// (the exhaustive test measured 1.155 ulp at x = 5.139519 for the AVX2
+/// (the exhaustive test measured 1.152 ulp at x = 6.525488 for the AVX2
 /// table form; the polynomial form elsewhere is [`exp_fast`]'s): the
 /// register's [`Vector::exp_parts_fast`], which is the cheaper polynomial
 /// `Real::EXP_POLY_FAST` (p in [~0.7, ~1.42]) or, on AVX2 float32, the
@@ -69,6 +71,20 @@ pub const EXP_FAST_MAX_ULP: f64 = 2.05;
 #[inline(always)]
 pub unsafe fn exp_parts_fast<V: Vector>(x: V) -> (V, V) {
     x.exp_parts_fast()
+}
+
+/// exp(max(x, lo)) / 2^n from the softmax kernels' pair form: the
+/// register's [`Vector::exp_down_fast`], p * 2^(k - n) for the pair (p, k)
+/// of [`exp_parts_fast`] (flushed to 0 below 2^-127), or on AVX2 float32
+/// [`exp_down_table8`], the same value with the exponent built in integers.
+/// For n >= k(x) integral (the kernels: x <= the row max m, n = n(m)) and
+/// lo >= -[`TABLE8_X_LIMIT`].
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
+#[inline(always)]
+pub unsafe fn exp_down_fast<V: Vector>(x: V, lo: V, n: V) -> V {
+    x.exp_down_fast(lo, n)
 }
 
 /// 2^(j/8) for j = 0..8, rounded to f32 (relative error <= 3.2e-8).
@@ -112,12 +128,87 @@ pub unsafe fn exp_parts_table8<V: Table8>(x: V) -> (V, V) {
         let v = x.mul_add(V::splat(f32::LOG2E), magic);
         let r = v.sub(magic); // N / 8, exact
         let s = V::load(EXP2_EIGHTHS.as_ptr()).lookup8(v);
+        (table8_scaled(x, r, s), r.floor())
+    }
+}
+
+/// The entries of [`EXP2_EIGHTHS`] with j << 20 taken off their bits: the
+/// bits of entry K mod 8 plus K << 20 (= floor(K/8) << 23 plus j << 20)
+/// are those of 2^(K/8), while 2^(K/8) is normal (XNNPACK's
+/// `avx2-rr2-lut8` table). K = -1016 gives +0 exactly.
+const EXP2_EIGHTHS_LESS_J: [f32; 8] = {
+    let mut t = [0.0f32; 8];
+    let mut j = 0;
+    while j < 8 {
+        t[j] = f32::from_bits(EXP2_EIGHTHS[j].to_bits() - ((j as u32) << 20));
+        j += 1;
+    }
+    t
+};
+
+/// exp(max(x, lo)) / 2^n on AVX2 float32: [`exp_parts_table8`]'s
+/// p * 2^(k - n) with the exponent built in integers (XNNPACK's
+/// `avx2-rr2-lut8` kernels), 13 vector operations instead of 17 with
+/// `scale_down_pow2` (7 instead of 8 multiply-adds).
+/// v = x log2 e + (MAGIC - n) rounds to the same eighths N / 8 as
+/// [`exp_parts_table8`] (n is an integer, so MAGIC - n is exact and on the
+/// same grid), so v = MAGIC + K / 8 for K = N - 8n, and
+/// bits(v) = bits(MAGIC) + K; bits(MAGIC) is a multiple of 2^12, so
+/// bits(v) << 20 = K << 20 and bits(v) & 7 = K mod 8: s = 2^(K/8) is one
+/// table lookup, a shift and an integer add (no floor, no float-to-integer
+/// conversion), after v is clamped to MAGIC - 127 (K >= -1016). The clamp
+/// also covers every v below the binade [2^20, 2^21), where the sum is
+/// rounded more finely than to eighths: s = +0 there, and p = 0 since t
+/// stays small for |x| < [`TABLE8_X_LIMIT`].
+///
+/// For results >= 2^-126 the value equals p * 2^(k - n) bit for bit
+/// (2^(k - n) scales p exactly), so [`EXP_FAST_MAX_ULP`] holds. K <= -1016
+/// (x below n ln2 - 88, -inf included) gives +0, as `scale_down_pow2`
+/// flushes at 2^-127; K in (-1016, -1008)
+/// gives a value below 2^-126 (s, then subnormal, lacks its leading one),
+/// within 2^-126 of the exact one.
+///
+/// Needs |n| < 2^19 integral, lo >= -[`TABLE8_X_LIMIT`] and
+/// floor(N/8) <= n + 127 (x at most ~88 above n ln2: the kernels keep
+/// floor(N/8) <= n). NaN in, NaN out.
+///
+/// # Safety
+/// The CPU must have AVX2 + FMA (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_down_table8<V: Table8>(x: V, lo: V, n: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V;
+    // V has 8 lanes of f32, the length of the table loaded.
+    unsafe {
+        // Loop-invariant in the kernels (n is the row's).
+        let base = V::splat(EIGHTHS_MAGIC).sub(n);
+        // max returns its second operand for NaN: NaN passes through.
+        let x = lo.max(x);
+        let v = x.mul_add(V::splat(f32::LOG2E), base);
+        let r = v.sub(base); // N / 8, exact
+        // max returns its second operand for NaN: NaN v gives some s, NaN t.
+        let s = V::load(EXP2_EIGHTHS_LESS_J.as_ptr()).lookup8_scaled(V::splat(EIGHTHS_MAGIC - 127.0).max(v));
+        table8_scaled(x, r, s)
+    }
+}
+
+/// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| <= ln2/16) and
+/// q(t) = 1 + t + c2 t^2 + c3 t^3 ([`EXP_TABLE8_POLY`]), computed as
+/// s + s (t (1 + c2 t + c3 t^2)) with one rounding of the product by s:
+/// s enters only exactly, so s * 2^a gives the result * 2^a bit for bit
+/// wherever that is normal (with s t rounded first, s t may fall into the
+/// subnormal range for results below 2^-118 and lose bits).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
+#[inline(always)]
+unsafe fn table8_scaled<V: Vector<Elem = f32>>(x: V, r: V, s: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V.
+    unsafe {
         let t = r.mul_add(V::splat(-f32::LN2_HI), x);
         let t = r.mul_add(V::splat(-f32::LN2_LO), t);
         let [c2, c3] = EXP_TABLE8_POLY;
-        // p = s + (s t) (1 + c2 t + c3 t^2): s q(t) with one rounding at the end.
         let q = V::splat(c3).mul_add(t, V::splat(c2)).mul_add(t, V::splat(1.0));
-        (q.mul_add(s.mul(t), s), r.floor())
+        s.mul_add(q.mul(t), s)
     }
 }
 
@@ -269,6 +360,11 @@ mod tests {
     /// p * 2^n from [`exp_parts_fast`] (the softmax kernels' pair form:
     /// the table form on AVX2), on the clamped input.
     const PAIRS: u8 = 2;
+    /// [`exp_down_fast`] with n = 0, 64 or 128 (x <= 0, <= 44, beyond;
+    /// the lane's pair exponent never above n), scaled back by 2^n: the
+    /// softmax kernels' shifted exponential. exp(x) / 2^n is normal for
+    /// x >= -87.33 (below, it may be flushed).
+    const DOWN: u8 = 3;
 
     /// The vector exp `FORM` of one level applied to a slice, tail
     /// included (the scalar exp is the same for every form).
@@ -297,6 +393,14 @@ mod tests {
                     let e = match FORM {
                         EXP => exp(v),
                         FAST => exp_fast(v),
+                        DOWN => {
+                            let mut n = [T::ZERO; 16];
+                            for (n, &x) in n.iter_mut().zip(&x[i..i + count]) {
+                                *n = T::from_f64(if x.to_f64() <= 0.0 { 0.0 } else if x.to_f64() <= 44.0 { 64.0 } else { 128.0 });
+                            }
+                            let n = <T::Vector<S>>::load(n.as_ptr());
+                            exp_down_fast(v, <T::Vector<S>>::splat(T::from_f64(-262_144.0)), n).scale_pow2(n)
+                        }
                         _ => {
                             let (p, n) = exp_parts_fast(clamp_exp_arg(v));
                             p.scale_pow2(n)
@@ -354,6 +458,8 @@ mod tests {
                 (FAST, max_ulps_f32::<FAST>(isa, -1.0, 1.0, SWEEP)),
                 (PAIRS, max_ulps_f32::<PAIRS>(isa, -104.0, 89.0, 2 * SWEEP + 1)),
                 (PAIRS, max_ulps_f32::<PAIRS>(isa, -1.0, 1.0, SWEEP)),
+                (DOWN, max_ulps_f32::<DOWN>(isa, -87.33, 89.0, 2 * SWEEP + 1)),
+                (DOWN, max_ulps_f32::<DOWN>(isa, -1.0, 1.0, SWEEP)),
             ] {
                 let bound = if form == EXP { 2.0 } else { EXP_FAST_MAX_ULP };
                 assert!(err <= bound, "{isa} (form {form}): {err} ulp");
@@ -402,6 +508,57 @@ mod tests {
             dispatch::run(isa, Pairs(&x, &mut got));
             let worst = x.iter().zip(&got).map(|(&x, &got)| (got - x as f64).abs()).fold(0.0, f64::max);
             assert!(worst <= EXP_FAST_MAX_ULP * 2f64.powi(-23), "{isa}: {worst:e}");
+        }
+    }
+
+    /// [`exp_down_fast`] (on AVX2 the integer-exponent form) against
+    /// p * 2^(k - n) from the pair (p, k) of [`exp_parts_fast`], scaled
+    /// exactly by `scale_pow2`: bit for bit where that is at least 2^-126;
+    /// below, within 2^-126 of it, and +0 below 2^-128. For n across the
+    /// kernels' range (|n ln2| <= 2^18) and x from n ln2 - 200 to
+    /// n ln2 + 0.3 (the row max's exponent is n), -inf, -f32::MAX, NaN, all
+    /// with the kernels' lo = -2^18.
+    #[test]
+    fn f32_exp_down_is_the_scaled_pair_on_every_isa() {
+        struct Down<'a>(&'a [f32], f32, &'a mut [f32], &'a mut [f32]);
+        impl Kernel for Down<'_> {
+            type Output = ();
+            fn scalar(self) {}
+            #[inline(always)]
+            fn vector<S: Simd>(self, _: S) {
+                let lanes = S::F32::LANES;
+                let chunks = self.0.chunks_exact(lanes).zip(self.2.chunks_exact_mut(lanes)).zip(self.3.chunks_exact_mut(lanes));
+                for ((x, got), want) in chunks {
+                    // SAFETY: the token proves the CPU has S; each chunk
+                    // holds `lanes` elements.
+                    unsafe {
+                        let (x, lo, n) = (S::F32::load(x.as_ptr()), S::F32::splat(-262_144.0), S::F32::splat(self.1));
+                        exp_down_fast(x, lo, n).store(got.as_mut_ptr());
+                        let (p, k) = exp_parts_fast(lo.max(x));
+                        p.scale_pow2(k.sub(n)).store(want.as_mut_ptr());
+                    }
+                }
+            }
+        }
+        let points = SWEEP / 5 / 16 * 16;
+        for n in [-378_000.0f32, -20_000.0, -129.0, -1.0, 0.0, 1.0, 127.0, 5_000.0, 378_000.0] {
+            let top = n as f64 * std::f64::consts::LN_2;
+            let mut x: Vec<f32> = (0..points).map(|i| (top + 0.3 - 200.3 * i as f64 / points as f64) as f32).collect();
+            x[..4].copy_from_slice(&[f32::NEG_INFINITY, f32::MIN, f32::NAN, -262_144.0]);
+            for isa in crate::dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+                let (mut got, mut want) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+                dispatch::run(isa, Down(&x, n, &mut got, &mut want));
+                for ((&x, &got), &want) in x.iter().zip(&got).zip(&want) {
+                    let ok = if want.is_nan() {
+                        got.is_nan()
+                    } else if want >= f32::MIN_POSITIVE {
+                        got.to_bits() == want.to_bits()
+                    } else {
+                        (0.0..f32::MIN_POSITIVE).contains(&got) && (got - want).abs() < f32::MIN_POSITIVE && (got == 0.0 || want >= 2f32.powi(-128))
+                    };
+                    assert!(ok, "{isa} n = {n}, x = {x:e}: {got:e}, want {want:e}");
+                }
+            }
         }
     }
 
@@ -456,7 +613,8 @@ mod tests {
     }
 
     /// The same for the softmax kernels' pair form [`exp_parts_fast`] (the
-    /// table form on AVX2, the polynomial of [`exp_fast`] elsewhere):
+    /// table form on AVX2, the polynomial of [`exp_fast`] elsewhere) and
+    /// their shifted exponential [`exp_down_fast`] built from it:
     /// `cargo test --release --lib exhaustive_f32_pair -- --ignored --nocapture`.
     #[test]
     #[ignore]
@@ -465,10 +623,14 @@ mod tests {
             let (err, x) = exhaustive_worst::<PAIRS>(isa);
             println!("{isa} exp_parts_fast: max {err:.3} ulp at x = {x:e}");
             assert!(err <= EXP_FAST_MAX_ULP);
+            let (err, x) = exhaustive_worst::<DOWN>(isa);
+            println!("{isa} exp_down_fast: max {err:.3} ulp at x = {x:e}");
+            assert!(err <= EXP_FAST_MAX_ULP);
         }
     }
 
-    /// The largest ulp error over every f32 in [-104, 89], and where.
+    /// The largest ulp error over every f32 in [-104, 89] (for [`DOWN`]:
+    /// [-87.33, 89], where its results are normal), and where.
     fn exhaustive_worst<const FORM: u8>(isa: Isa) -> (f64, f32) {
         let mut worst = (0.0f64, 0.0f32);
         let mut batch = Vec::with_capacity(1 << 20);
@@ -484,7 +646,8 @@ mod tests {
         };
         for bits in (0u32..=(-104.0f32).to_bits()).rev().chain(0u32..=89.0f32.to_bits()) {
             let x = f32::from_bits(bits);
-            if (-104.0..=89.0).contains(&x) {
+            let lo = if FORM == DOWN { -87.33 } else { -104.0 };
+            if (lo..=89.0).contains(&x) {
                 batch.push(x);
             }
             if batch.len() == batch.capacity() {

@@ -379,15 +379,30 @@ pub unsafe trait Vector: Copy {
         // confirmed the CPU has its features.
         unsafe { exp::exp_parts_poly(self, Self::Elem::EXP_POLY_FAST) }
     }
+
+    /// exp(max(self, lo)) / 2^n for an integral n at least the exponent k
+    /// of every lane's [`Vector::exp_parts_fast`] pair: p * 2^(k - n) by
+    /// [`Vector::scale_down_pow2`] unless the register overrides it with
+    /// the integer-exponent form ([`exp::exp_down_table8`], AVX2 float32).
+    /// The softmax kernels' shifted exponential ([`exp::exp_down_fast`]).
+    #[inline(always)]
+    fn exp_down_fast(self, lo: Self, n: Self) -> Self {
+        let (p, k) = lo.max(self).exp_parts_fast();
+        p.scale_down_pow2(k.sub(n))
+    }
 }
 
 /// Eight f32 lanes with a one-instruction lookup in an 8-entry table
-/// (AVX2 `vpermps`): what [`exp::exp_parts_table8`] needs.
+/// (AVX2 `vpermps`): what [`exp::exp_parts_table8`] and
+/// [`exp::exp_down_table8`] need.
 pub trait Table8: Vector<Elem = f32> {
     /// Round toward -inf.
     fn floor(self) -> Self;
     /// Lane i of the result is lane `bits(index_i) & 7` of `self`.
     fn lookup8(self, index: Self) -> Self;
+    /// Lane i of the result has the bits of lane `bits(index_i) & 7` of
+    /// `self` plus `bits(index_i) << 20` (integer addition).
+    fn lookup8_scaled(self, index: Self) -> Self;
 }
 
 #[cfg(test)]

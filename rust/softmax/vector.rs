@@ -7,7 +7,7 @@
 
 use super::scalar::{merge_pair, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
-use crate::simd::exp::{exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
+use crate::simd::exp::{exp_down_fast as exp_down, exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
 use crate::simd::{prefetch, Real, Storage, Vector};
 
 /// Elements summed in registers before folding into the f64 total. A lane
@@ -169,8 +169,7 @@ impl<V: Vector> ShiftedExp<V> {
                 // -inf becomes `lo`, whose term vanishes; NaN passes through.
                 // +inf (only in rows that are NaN anyway, whose sum is not
                 // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
-                let (p, n) = exp_parts(self.lo.max(x));
-                p.scale_down_pow2(n.sub(self.n_m))
+                exp_down(x, self.lo, self.n_m)
             } else {
                 exp(x.sub(V::splat(self.m)))
             }
@@ -607,8 +606,7 @@ impl<V: Vector> WriteValue<V> for PairValue<V> {
     unsafe fn value(&self, x: V) -> V {
         // SAFETY: the caller's contract: the CPU has V's instruction set.
         unsafe {
-            let (p, k) = exp_parts(self.lo.max(x));
-            p.mul(self.r).scale_down_pow2(k.sub(self.exp))
+            exp_down(x, self.lo, self.exp).mul(self.r)
         }
     }
 }
