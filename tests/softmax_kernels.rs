@@ -227,27 +227,25 @@ fn rows_with_maxima_near_the_pair_form_limits() {
     let below = [0.0, 0.5, 3.0, 87.3, 87.6, 88.0, 88.7, 89.0, 100.0, 150.0, 1000.0, 1e5, 3e38, f64::INFINITY];
     let limit = 262_144.0 - 2048.0;
     for m in [limit - 1.0, limit, limit + 1.0, 1e5, 0.0, -1e5, -limit - 1.0, -limit, -limit + 1.0] {
-        for m in [m, -m] {
-            let row: Vec<f32> = (0..37).map(|i| (m - below[(i * 5) % below.len()]) as f32).collect();
-            let x64: Vec<f64> = row.iter().map(|&v| v as f64).collect();
-            for isa in dispatch::available() {
-                for algorithm in Algorithm::ALL {
-                    let what = format!("{isa} {} m = {m}", algorithm.name());
-                    assert_close(&what, &row, &run(isa, algorithm, &row), tolerance::<f32>());
-                    assert_close(&format!("{what} f64"), &x64, &run(isa, algorithm, &x64), tolerance::<f64>());
-                }
-                let want = reference::log_softmax(&x64);
-                let mut y = vec![0.0f32; row.len()];
-                softmax::log_softmax(isa, &row, &mut y);
-                for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
-                    let w = w as f32 as f64;
-                    let ok = if w.is_infinite() { g as f64 == w } else { (g as f64 - w).abs() <= 1e-5 + 1e-7 * w.abs() };
-                    assert!(ok, "{isa} log_softmax m = {m}: [{i}] = {g}, want {w}");
-                }
-                let want = reference::logsumexp(&x64);
-                let got = softmax::logsumexp(isa, &row);
-                assert!((got - want).abs() <= 2e-7 + 2f64.powi(-24) * want.abs(), "{isa} logsumexp m = {m}: {got}, want {want}");
+        let row: Vec<f32> = (0..37).map(|i| (m - below[(i * 5) % below.len()]) as f32).collect();
+        let x64: Vec<f64> = row.iter().map(|&v| v as f64).collect();
+        for isa in dispatch::available() {
+            for algorithm in Algorithm::ALL {
+                let what = format!("{isa} {} m = {m}", algorithm.name());
+                assert_close(&what, &row, &run(isa, algorithm, &row), tolerance::<f32>());
+                assert_close(&format!("{what} f64"), &x64, &run(isa, algorithm, &x64), tolerance::<f64>());
             }
+            let want = reference::log_softmax(&x64);
+            let mut y = vec![0.0f32; row.len()];
+            softmax::log_softmax(isa, &row, &mut y);
+            for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                let w = w as f32 as f64;
+                let ok = if w.is_infinite() { g as f64 == w } else { (g as f64 - w).abs() <= 1e-5 + 1e-7 * w.abs() };
+                assert!(ok, "{isa} log_softmax m = {m}: [{i}] = {g}, want {w}");
+            }
+            let want = reference::logsumexp(&x64);
+            let got = softmax::logsumexp(isa, &row);
+            assert!((got - want).abs() <= 2e-7 + 2f64.powi(-24) * want.abs(), "{isa} logsumexp m = {m}: {got}, want {want}");
         }
     }
 }

@@ -87,7 +87,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::ExpSum { m, store, warm_y } => {
                     let f = ShiftedExp::new(m);
                     let sum = if store {
-                        vector::sum_map::<T::Vector<S>, T, T, true>(x, y, n, &f, true)
+                        vector::sum_map::<T::Vector<S>, T, T, true>(x, y, n, &f, warm_y)
                     } else {
                         vector::sum_map::<T::Vector<S>, T, T, false>(x, y, n, &f, warm_y)
                     };
