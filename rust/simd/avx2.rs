@@ -1,7 +1,7 @@
 //! [`Vector`] for AVX2 + FMA registers: 8 x f32 and 4 x f64; F16C and
 //! integer rounding for their 16-bit float loads and stores ([`HalfFloats`]).
 
-use super::{exp, HalfFloats, Simd, Table8, Vector};
+use super::{exp, HalfFloats, Simd, Table4, Table8, Vector};
 use crate::dispatch::Isa;
 use std::arch::x86_64::*;
 
@@ -461,6 +461,51 @@ unsafe impl Vector for F64x4 {
         avx2!({
             let s = _mm_min_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
             _mm_cvtsd_f64(_mm_min_sd(s, _mm_unpackhi_pd(s, s)))
+        })
+    }    /// The table form ([`exp::exp_parts_table4`]).
+    #[inline(always)]
+    fn exp_parts_fast(self) -> (Self, Self) {
+        avx2!(exp::exp_parts_table4(self))
+    }
+    /// The integer-exponent table form ([`exp::exp_down_table4`]).
+    #[inline(always)]
+    fn exp_down_fast(self, lo: Self, n: Self) -> Self {
+        avx2!(exp::exp_down_table4(self, lo, n))
+    }
+}
+
+/// `vpermps` indices (2j, 2j + 1) into four f64 viewed as eight f32, for
+/// j the low 2 bits of each 64-bit lane of `k`: the lane's low half
+/// duplicated, doubled, plus (0, 1).
+#[inline(always)]
+unsafe fn table4_index(k: __m256i) -> __m256i {
+    // SAFETY: the caller has AVX2 + FMA (this function's contract).
+    unsafe {
+        let low = _mm256_shuffle_epi32::<0b10_10_00_00>(k);
+        _mm256_add_epi32(_mm256_add_epi32(low, low), _mm256_setr_epi32(0, 1, 0, 1, 0, 1, 0, 1))
+    }
+}
+
+impl Table4 for F64x4 {
+    #[inline(always)]
+    fn floor(self) -> Self {
+        avx2!(Self(_mm256_round_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(self.0)))
+    }
+    /// `vpshufd`, two `vpaddd`, `vpermps`.
+    #[inline(always)]
+    fn lookup4(self, index: Self) -> Self {
+        avx2!({
+            let i = table4_index(_mm256_castpd_si256(index.0));
+            Self(_mm256_castps_pd(_mm256_permutevar8x32_ps(_mm256_castpd_ps(self.0), i)))
+        })
+    }
+    /// [`Table4::lookup4`], `vpsllq`, `vpaddq`.
+    #[inline(always)]
+    fn lookup4_scaled(self, index: Self) -> Self {
+        avx2!({
+            let k = _mm256_castpd_si256(index.0);
+            let entry = _mm256_castps_si256(_mm256_permutevar8x32_ps(_mm256_castpd_ps(self.0), table4_index(k)));
+            Self(_mm256_castsi256_pd(_mm256_add_epi64(entry, _mm256_slli_epi64::<50>(k))))
         })
     }
 }

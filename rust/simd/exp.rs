@@ -12,9 +12,11 @@
 //! table in one register and a degree-3 polynomial q on |t| <= ln2/16, as
 //! in XNNPACK's `avx2-rr2-lut8` exp kernels, and the kernels' shifted
 //! value exp(x) / 2^n is built from it with an integer exponent
-//! ([`exp_down_table8`]).
+//! ([`exp_down_table8`]). AVX2 float64 has the analogue with a 4-entry
+//! table and a degree-8 polynomial on |t| <= ln2/8 ([`exp_parts_table4`],
+//! [`exp_down_table4`]) instead of the degree-11 polynomial.
 
-use super::{Real, Table8, Vector};
+use super::{Real, Table4, Table8, Vector};
 
 /// exp(t) for |t| <= ln2/2 by Horner's rule on the coefficients `c`.
 ///
@@ -56,13 +58,26 @@ pub unsafe fn exp_parts<V: Vector>(x: V) -> (V, V) {
 /// AVX-512; [`exp`] stays within 2).
 pub const EXP_FAST_MAX_ULP: f64 = 2.05;
 
+/// Max error in ulp of the softmax kernels' f64 exponential
+/// ([`exp_parts_fast`] as p * 2^n, [`exp_down_fast`]) where its results
+/// are normal: the AVX2 table form's entries are rounded (0.5 ulp) before
+/// the result is (0.5 ulp); the scalar degree-11 polynomial is evaluated
+/// without FMA. Measured against a double-double exp on 30M points per
+/// form plus around every table boundary: 1.137 ulp (AVX2 table form,
+/// x = 420.476), 1.210 (scalar polynomial, x = 151.457); subnormal results
+/// (rounded twice) within 1.05 ulp of their spacing (the test allows 1.1).
+pub const EXP_F64_FAST_MAX_ULP: f64 = 1.25;
+
 /// The softmax kernels' (p, n) pair, p * 2^n within [`EXP_FAST_MAX_ULP`]
 /// (the exhaustive test measured 1.152 ulp at x = 6.525488 for the AVX2
 /// table form; the polynomial form elsewhere is [`exp_fast`]'s): the
 /// register's [`Vector::exp_parts_fast`], which is the cheaper polynomial
 /// `Real::EXP_POLY_FAST` (p in [~0.7, ~1.42]) or, on AVX2 float32, the
 /// table form [`exp_parts_table8`] (p in [~0.96, ~2), n never above the
-/// polynomial's n; accurate for |x| < [`TABLE8_X_LIMIT`]).
+/// polynomial's n; accurate for |x| < [`TABLE8_X_LIMIT`]), on AVX2
+/// float64 [`exp_parts_table4`] (within [`EXP_F64_FAST_MAX_ULP`], p in
+/// [~0.91, ~1.84], n never above the polynomial's n; accurate for
+/// |x| < [`TABLE4_X_LIMIT`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -75,9 +90,10 @@ pub unsafe fn exp_parts_fast<V: Vector>(x: V) -> (V, V) {
 
 /// exp(max(x, lo)) / 2^n from the softmax kernels' pair form: the
 /// register's [`Vector::exp_down_fast`], p * 2^(k - n) for the pair (p, k)
-/// of [`exp_parts_fast`] (flushed to 0 below 2^-127), or on AVX2 float32
-/// [`exp_down_table8`], the same value with the exponent built in integers.
-/// For n >= k(x) integral (the kernels: x <= the row max m, n = n(m)) and
+/// of [`exp_parts_fast`] (flushed to 0 below 2^-127 / 2^-1023), or on
+/// AVX2 [`exp_down_table8`] (float32) and [`exp_down_table4`] (float64),
+/// the same value with the exponent built in integers. For n >= k(x)
+/// integral (the kernels: x <= the row max m, n = n(m)) and
 /// lo >= -[`TABLE8_X_LIMIT`].
 ///
 /// # Safety
@@ -208,6 +224,131 @@ unsafe fn table8_scaled<V: Vector<Elem = f32>>(x: V, r: V, s: V) -> V {
         let t = r.mul_add(V::splat(-f32::LN2_LO), t);
         let [c2, c3] = EXP_TABLE8_POLY;
         let q = V::splat(c3).mul_add(t, V::splat(c2)).mul_add(t, V::splat(1.0));
+        s.mul_add(q.mul(t), s)
+    }
+}
+
+/// 2^(j/4) for j = 0..4, rounded to f64 (relative error <= 2^-53).
+const EXP2_QUARTERS: [f64; 4] = [1.0, 1.189_207_115_002_721, std::f64::consts::SQRT_2, 1.681_792_830_507_429];
+
+/// c2..=c8 of q(t) = 1 + t + c2 t^2 + ... + c8 t^8: minimax relative
+/// error for exp on [-ln2/8, ln2/8] with c0 = c1 = 1 (4.5e-18 = 0.04 ulp
+/// with the coefficients rounded to f64; Lawson-weighted least squares at
+/// 50 digits with mpmath on 400 Chebyshev nodes, the error checked on a
+/// 20001-point grid).
+const EXP_TABLE4_POLY: [f64; 7] = [
+    0.500_000_000_000_000_7,
+    0.166_666_666_666_958_42,
+    0.041_666_666_666_109_894,
+    0.008_333_333_130_558_734,
+    0.001_388_889_010_251_453,
+    0.000_198_455_101_027_340_7,
+    2.479_569_546_143_227_7e-5,
+];
+
+/// 1.5 * 2^50: adding it rounds x log2 e to quarters (its ulp is 1/4) as
+/// long as the sum stays in [2^50, 2^51), and the low 2 mantissa bits of
+/// the sum then hold N mod 4 for N = round(4 x log2 e).
+const QUARTERS_MAGIC: f64 = 1_688_849_860_263_936.0;
+
+/// |x| below which [`exp_parts_table4`] is accurate: 2^48, so
+/// |x log2 e| < 2^49 and the sum with [`QUARTERS_MAGIC`] stays in
+/// [2^50, 2^51).
+pub const TABLE4_X_LIMIT: f64 = 281_474_976_710_656.0;
+
+/// The f64 analogue of [`exp_parts_table8`] (AVX2 float64): (p, n) with
+/// exp(x) = p * 2^n, n = floor(N / 4) and p = 2^(j/4) q(t) in
+/// [~0.91, ~1.84], for N = round(4 x log2 e), j = N mod 4 and
+/// t = x - N ln2 / 4 (Cody-Waite, two FMAs; |t| <= ln2/8), q of degree 8
+/// ([`EXP_TABLE4_POLY`]) instead of `EXP_POLY_FAST`'s degree 11. Accurate
+/// for |x| < [`TABLE4_X_LIMIT`]; NaN in, NaN p out.
+///
+/// Callers of the pair form: n = floor(N/4) <= floor(x log2 e + 1/8)
+/// <= round(x log2 e), the polynomial form's exponent, with the same
+/// consequences as for [`exp_parts_table8`] (p below 2 there too).
+///
+/// # Safety
+/// The CPU must have AVX2 + FMA (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_parts_table4<V: Table4>(x: V) -> (V, V) {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V;
+    // V has 4 lanes of f64, the length of the table loaded.
+    unsafe {
+        let magic = V::splat(QUARTERS_MAGIC);
+        let v = x.mul_add(V::splat(f64::LOG2E), magic);
+        let r = v.sub(magic); // N / 4, exact
+        let s = V::load(EXP2_QUARTERS.as_ptr()).lookup4(v);
+        (table4_scaled(x, r, s), r.floor())
+    }
+}
+
+/// The entries of [`EXP2_QUARTERS`] with j << 50 taken off their bits:
+/// the bits of entry K mod 4 plus K << 50 (= floor(K/4) << 52 plus
+/// j << 50) are those of 2^(K/4), while 2^(K/4) is normal. K = -4092
+/// gives +0 exactly.
+const EXP2_QUARTERS_LESS_J: [f64; 4] = {
+    let mut t = [0.0f64; 4];
+    let mut j = 0;
+    while j < 4 {
+        t[j] = f64::from_bits(EXP2_QUARTERS[j].to_bits() - ((j as u64) << 50));
+        j += 1;
+    }
+    t
+};
+
+/// exp(max(x, lo)) / 2^n on AVX2 float64: [`exp_parts_table4`]'s
+/// p * 2^(k - n) with the exponent built in integers, as
+/// [`exp_down_table8`] does for f32: v = x log2 e + (MAGIC - n) is
+/// MAGIC + K / 4 for K = N - 4n, bits(MAGIC) is a multiple of 2^51, so
+/// bits(v) << 50 = K << 50 and bits(v) & 3 = K mod 4; v is clamped to
+/// MAGIC - 1023 (K >= -4092, which gives s = +0; so does every v below the
+/// binade [2^50, 2^51)).
+///
+/// For results >= 2^-1022 the value equals p * 2^(k - n) bit for bit.
+/// K <= -4092 (x below n ln2 - 709, -inf included) gives +0, as
+/// `scale_down_pow2` flushes at 2^-1023; K in (-4092, -4088) gives a value
+/// below 2^-1022, within 2^-1022 of the exact one.
+///
+/// Needs |n| < 2^48 integral, lo >= -[`TABLE4_X_LIMIT`] and
+/// floor(N/4) <= n + 1023 (the kernels keep floor(N/4) <= n). NaN in,
+/// NaN out.
+///
+/// # Safety
+/// The CPU must have AVX2 + FMA (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_down_table4<V: Table4>(x: V, lo: V, n: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V;
+    // V has 4 lanes of f64, the length of the table loaded.
+    unsafe {
+        // Loop-invariant in the kernels (n is the row's).
+        let base = V::splat(QUARTERS_MAGIC).sub(n);
+        // max returns its second operand for NaN: NaN passes through.
+        let x = lo.max(x);
+        let v = x.mul_add(V::splat(f64::LOG2E), base);
+        let r = v.sub(base); // N / 4, exact
+        // max returns its second operand for NaN: NaN v gives some s, NaN t.
+        let s = V::load(EXP2_QUARTERS_LESS_J.as_ptr()).lookup4_scaled(V::splat(QUARTERS_MAGIC - 1023.0).max(v));
+        table4_scaled(x, r, s)
+    }
+}
+
+/// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| <= ln2/8) and
+/// q = [`EXP_TABLE4_POLY`], computed as s + s (t (1 + c2 t + ... + c8 t^7))
+/// like [`table8_scaled`] (s enters only exactly).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
+#[inline(always)]
+unsafe fn table4_scaled<V: Vector<Elem = f64>>(x: V, r: V, s: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V.
+    unsafe {
+        let t = r.mul_add(V::splat(-f64::LN2_HI), x);
+        let t = r.mul_add(V::splat(-f64::LN2_LO), t);
+        let mut q = V::splat(EXP_TABLE4_POLY[6]);
+        for &c in EXP_TABLE4_POLY[..6].iter().rev() {
+            q = q.mul_add(t, V::splat(c));
+        }
+        let q = q.mul_add(t, V::splat(1.0));
         s.mul_add(q.mul(t), s)
     }
 }
@@ -360,10 +501,11 @@ mod tests {
     /// p * 2^n from [`exp_parts_fast`] (the softmax kernels' pair form:
     /// the table form on AVX2), on the clamped input.
     const PAIRS: u8 = 2;
-    /// [`exp_down_fast`] with n = 0, 64 or 128 (x <= 0, <= 44, beyond;
-    /// the lane's pair exponent never above n), scaled back by 2^n: the
-    /// softmax kernels' shifted exponential. exp(x) / 2^n is normal for
-    /// x >= -87.33 (below, it may be flushed).
+    /// [`exp_down_fast`] with n = 0, E/2 or E (x <= 0, <= E ln2 / 2,
+    /// beyond; E = 128 for f32, 1024 for f64: the lane's pair exponent
+    /// never above n), scaled back by 2^n: the softmax kernels' shifted
+    /// exponential. exp(x) / 2^n is normal for x >= -87.33 (f32),
+    /// -708.39 (f64); below, it may be flushed.
     const DOWN: u8 = 3;
 
     /// The vector exp `FORM` of one level applied to a slice, tail
@@ -394,9 +536,11 @@ mod tests {
                         EXP => exp(v),
                         FAST => exp_fast(v),
                         DOWN => {
+                            let e = if T::MANTISSA_DIGITS == 24 { 128.0 } else { 1024.0 };
                             let mut n = [T::ZERO; 16];
                             for (n, &x) in n.iter_mut().zip(&x[i..i + count]) {
-                                *n = T::from_f64(if x.to_f64() <= 0.0 { 0.0 } else if x.to_f64() <= 44.0 { 64.0 } else { 128.0 });
+                                let x = x.to_f64();
+                                *n = T::from_f64(if x <= 0.0 { 0.0 } else if x <= e * std::f64::consts::LN_2 / 2.0 { e / 2.0 } else { e });
                             }
                             let n = <T::Vector<S>>::load(n.as_ptr());
                             exp_down_fast(v, <T::Vector<S>>::splat(T::from_f64(-262_144.0)), n).scale_pow2(n)
@@ -513,26 +657,26 @@ mod tests {
 
     /// [`exp_down_fast`] (on AVX2 the integer-exponent form) against
     /// p * 2^(k - n) from the pair (p, k) of [`exp_parts_fast`], scaled
-    /// exactly by `scale_pow2`: bit for bit where that is at least 2^-126;
-    /// below, within 2^-126 of it, and +0 below 2^-128. For n across the
-    /// kernels' range (|n ln2| <= 2^18) and x from n ln2 - 200 to
-    /// n ln2 + 0.3 (the row max's exponent is n), -inf, -f32::MAX, NaN, all
-    /// with the kernels' lo = -2^18.
-    #[test]
-    fn f32_exp_down_is_the_scaled_pair_on_every_isa() {
-        struct Down<'a>(&'a [f32], f32, &'a mut [f32], &'a mut [f32]);
-        impl Kernel for Down<'_> {
+    /// exactly by `scale_pow2`: bit for bit where that is at least the
+    /// smallest normal; below, within it of it, and +0 below a quarter of
+    /// it. For each n, x from n ln2 - `span` to n ln2 + 0.3 (the row max's
+    /// exponent is n), -inf, the most negative finite, NaN, all with the
+    /// kernels' lo = -2^18.
+    fn check_exp_down_is_the_scaled_pair<T: Float>(ns: &[f64], span: f64) {
+        struct Down<'a, T>(&'a [T], T, &'a mut [T], &'a mut [T]);
+        impl<T: Float> Kernel for Down<'_, T> {
             type Output = ();
             fn scalar(self) {}
             #[inline(always)]
             fn vector<S: Simd>(self, _: S) {
-                let lanes = S::F32::LANES;
+                let lanes = <T::Vector<S>>::LANES;
                 let chunks = self.0.chunks_exact(lanes).zip(self.2.chunks_exact_mut(lanes)).zip(self.3.chunks_exact_mut(lanes));
                 for ((x, got), want) in chunks {
                     // SAFETY: the token proves the CPU has S; each chunk
                     // holds `lanes` elements.
                     unsafe {
-                        let (x, lo, n) = (S::F32::load(x.as_ptr()), S::F32::splat(-262_144.0), S::F32::splat(self.1));
+                        let x = <T::Vector<S>>::load(x.as_ptr());
+                        let (lo, n) = (<T::Vector<S>>::splat(T::from_f64(-262_144.0)), <T::Vector<S>>::splat(self.1));
                         exp_down_fast(x, lo, n).store(got.as_mut_ptr());
                         let (p, k) = exp_parts_fast(lo.max(x));
                         p.scale_pow2(k.sub(n)).store(want.as_mut_ptr());
@@ -540,25 +684,220 @@ mod tests {
                 }
             }
         }
+        let min_positive = if T::MANTISSA_DIGITS == 24 { f32::MIN_POSITIVE as f64 } else { f64::MIN_POSITIVE };
         let points = SWEEP / 5 / 16 * 16;
-        for n in [-378_000.0f32, -20_000.0, -129.0, -1.0, 0.0, 1.0, 127.0, 5_000.0, 378_000.0] {
-            let top = n as f64 * std::f64::consts::LN_2;
-            let mut x: Vec<f32> = (0..points).map(|i| (top + 0.3 - 200.3 * i as f64 / points as f64) as f32).collect();
-            x[..4].copy_from_slice(&[f32::NEG_INFINITY, f32::MIN, f32::NAN, -262_144.0]);
+        for &n in ns {
+            let top = n * std::f64::consts::LN_2;
+            let mut x: Vec<T> = (0..points).map(|i| T::from_f64(top + 0.3 - (span + 0.3) * i as f64 / points as f64)).collect();
+            x[..4].copy_from_slice(&[T::NEG_INFINITY, T::from_f64(f64::MIN), T::NAN, T::from_f64(-262_144.0)]);
             for isa in crate::dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
-                let (mut got, mut want) = (vec![0.0; x.len()], vec![0.0; x.len()]);
-                dispatch::run(isa, Down(&x, n, &mut got, &mut want));
+                let (mut got, mut want) = (vec![T::ZERO; x.len()], vec![T::ZERO; x.len()]);
+                dispatch::run(isa, Down(&x, T::from_f64(n), &mut got, &mut want));
                 for ((&x, &got), &want) in x.iter().zip(&got).zip(&want) {
+                    let (got, want) = (got.to_f64(), want.to_f64());
                     let ok = if want.is_nan() {
                         got.is_nan()
-                    } else if want >= f32::MIN_POSITIVE {
-                        got.to_bits() == want.to_bits()
+                    } else if want >= min_positive {
+                        got == want
                     } else {
-                        (0.0..f32::MIN_POSITIVE).contains(&got) && (got - want).abs() < f32::MIN_POSITIVE && (got == 0.0 || want >= 2f32.powi(-128))
+                        (0.0..min_positive).contains(&got) && (got - want).abs() < min_positive && (got == 0.0 || want >= min_positive / 4.0)
                     };
-                    assert!(ok, "{isa} n = {n}, x = {x:e}: {got:e}, want {want:e}");
+                    assert!(ok, "{isa} n = {n}, x = {x:?}: {got:e}, want {want:e}");
                 }
             }
+        }
+    }
+
+    /// The f64 pair form stays accurate over 4x the softmax kernels' range
+    /// (`TWO_PASS_X_LIMIT` = 2^18): p * 2^n against [`exp_double_double`]
+    /// (relative error), within [`EXP_F64_FAST_MAX_ULP`] units of 2^-52
+    /// (measured: 0.76 AVX2 table form, 0.82 scalar). A wrong
+    /// table entry would be off by 19% (2^(1/4)); n must not be above the
+    /// polynomial form's round(x log2 e).
+    #[test]
+    fn f64_pair_form_accurate_over_the_kernels_range_on_every_isa() {
+        struct Pairs<'a>(&'a [f64], &'a mut [f64], &'a mut [f64]);
+        impl Kernel for Pairs<'_> {
+            type Output = ();
+            fn scalar(self) {
+                for ((&x, p), n) in self.0.iter().zip(self.1.iter_mut()).zip(self.2.iter_mut()) {
+                    (*p, *n) = exp_parts_scalar(x);
+                }
+            }
+            #[inline(always)]
+            fn vector<S: Simd>(self, _: S) {
+                let chunks = self.0.chunks_exact(S::F64::LANES).zip(self.1.chunks_exact_mut(S::F64::LANES)).zip(self.2.chunks_exact_mut(S::F64::LANES));
+                for ((x, p), n) in chunks {
+                    // SAFETY: the token proves the CPU has S; each chunk
+                    // holds `LANES` elements.
+                    unsafe {
+                        let (vp, vn) = exp_parts_fast(S::F64::load(x.as_ptr()));
+                        vp.store(p.as_mut_ptr());
+                        vn.store(n.as_mut_ptr());
+                    }
+                }
+            }
+        }
+        let limit = 4.0 * crate::softmax::scalar::TWO_PASS_X_LIMIT;
+        assert!(limit < TABLE4_X_LIMIT);
+        let x: Vec<f64> = (0..SWEEP / 16 * 16).map(|i| -limit + 2.0 * limit * (i as f64 / SWEEP as f64)).collect();
+        for isa in crate::dispatch::available() {
+            let (mut p, mut n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
+            dispatch::run(isa, Pairs(&x, &mut p, &mut n));
+            let mut worst = 0.0f64;
+            for ((&x, &p), &n) in x.iter().zip(&p).zip(&n) {
+                assert!(n <= (x * std::f64::consts::LOG2_E).round(), "{isa} x = {x}: n = {n}");
+                let (h, l, k) = exp_double_double(x);
+                worst = worst.max(((p * 2f64.powi(n as i32 - k) - h) - l).abs() / h);
+            }
+            assert!(worst <= EXP_F64_FAST_MAX_ULP * 2f64.powi(-52), "{isa}: {:.3} ulp", worst / 2f64.powi(-52));
+        }
+    }
+
+    /// n across the kernels' range (|n ln2| <= 2^18), x down to 200 below.
+    #[test]
+    fn f32_exp_down_is_the_scaled_pair_on_every_isa() {
+        check_exp_down_is_the_scaled_pair::<f32>(&[-378_000.0, -20_000.0, -129.0, -1.0, 0.0, 1.0, 127.0, 5_000.0, 378_000.0], 200.0);
+    }
+
+    /// n across the kernels' range (|n ln2| <= 2^18), x down to 1500 below.
+    #[test]
+    fn f64_exp_down_is_the_scaled_pair_on_every_isa() {
+        check_exp_down_is_the_scaled_pair::<f64>(&[-378_000.0, -20_000.0, -1025.0, -1.0, 0.0, 1.0, 1023.0, 5_000.0, 378_000.0], 1500.0);
+    }
+
+    /// a + b as an unevaluated sum (s, e), s = fl(a + b) (Knuth's TwoSum).
+    fn two_sum(a: f64, b: f64) -> (f64, f64) {
+        let s = a + b;
+        let bb = s - a;
+        (s, (a - (s - bb)) + (b - bb))
+    }
+
+    /// a + b as (s, e) for |a| >= |b| (Dekker's FastTwoSum).
+    fn fast_two_sum(a: f64, b: f64) -> (f64, f64) {
+        let s = a + b;
+        (s, b - (s - a))
+    }
+
+    /// exp(x) = (h + l) * 2^n in double-double (relative error ~1e-30, far
+    /// below an f64 ulp), h in [~0.7, ~1.42]: x = n ln2 + r with r in
+    /// double-double (n ln2_hi split exactly by an FMA; x - n ln2_hi exact
+    /// by Sterbenz' lemma), then exp(r) = 1 + r (1 + r/2 (1 + r/3 (...)))
+    /// to 22 terms (|r| <= 0.35: the rest is below 1e-28).
+    fn exp_double_double(x: f64) -> (f64, f64, i32) {
+        let n = (x * std::f64::consts::LOG2_E).round();
+        let p = n * f64::LN2_HI;
+        let p_err = n.mul_add(f64::LN2_HI, -p);
+        let (r, r_err) = two_sum(x - p, -p_err);
+        let r = fast_two_sum(r, r_err - n * f64::LN2_LO);
+        let mut s = (1.0, 0.0);
+        for k in (1..=22).rev() {
+            // s = 1 + (r * s) / k in double-double.
+            let ph = r.0 * s.0;
+            let pl = r.0.mul_add(s.0, -ph) + (r.0 * s.1 + r.1 * s.0);
+            let (ph, pl) = fast_two_sum(ph, pl);
+            let q = ph / k as f64;
+            let q_low = ((-q).mul_add(k as f64, ph) + pl) / k as f64;
+            let (h, e) = two_sum(1.0, q);
+            s = fast_two_sum(h, e + q_low);
+        }
+        (s.0, s.1, n as i32)
+    }
+
+    /// Error of `got` as exp(x), in units in the last place of the exact
+    /// value (subnormal spacing below the normal range), against
+    /// [`exp_double_double`]; computed at the scale of h (got * 2^-n is
+    /// exact in two steps).
+    fn ulps_f64(got: f64, x: f64) -> f64 {
+        let (h, l, n) = exp_double_double(x);
+        let scaled = got * 2f64.powi(-n / 2) * 2f64.powi(-n + n / 2);
+        let exponent = n + if h < 1.0 { -1 } else { 0 };
+        let ulp = 2f64.powi((exponent - 52).max(-1074) - n);
+        ((scaled - h) - l).abs() / ulp
+    }
+
+    /// The double-double reference agrees with std's `f64::exp` (a
+    /// faithful libm: glibc's is within 0.52 ulp) to within one ulp, and
+    /// catches a one-ulp change.
+    #[test]
+    fn f64_reference_exp_agrees_with_std() {
+        let worst = f64_sweep(-745.0, 709.78, SWEEP / 10).into_iter().map(|x| ulps_f64(x.exp(), x)).fold(0.0, f64::max);
+        assert!(worst <= 1.0, "{worst}");
+        assert!(ulps_f64(f64::from_bits(1.5f64.exp().to_bits() + 1), 1.5) > 0.5);
+    }
+
+    /// f64 test inputs in [lo, hi]: `dense` evenly spread, and around every
+    /// multiple of ln2 / 8 (where the table form changes its entry or
+    /// exponent, and the polynomial form its exponent) the 8 neighbours on
+    /// each side and 8 points each side 2^-30 apart (around every 1000th
+    /// under Miri).
+    fn f64_sweep(lo: f64, hi: f64, dense: usize) -> Vec<f64> {
+        let mut x: Vec<f64> = (0..dense).map(|i| lo + (hi - lo) * (i as f64 / (dense - 1) as f64)).collect();
+        let step = std::f64::consts::LN_2 / 8.0;
+        for k in ((lo / step).ceil() as i64..=(hi / step).floor() as i64).step_by(if cfg!(miri) { 1000 } else { 1 }) {
+            let b = k as f64 * step;
+            for i in 1..=8 {
+                x.extend([f64::from_bits(b.to_bits() + i), f64::from_bits(b.to_bits() - i), b + i as f64 * 2f64.powi(-30), b - i as f64 * 2f64.powi(-30)]);
+            }
+            x.push(b);
+        }
+        x.retain(|x| (lo..=hi).contains(x));
+        x
+    }
+
+    /// The largest (ulp error, x) over normal results and over subnormal ones.
+    type Worst = [(f64, f64); 2];
+
+    /// The largest ulp error of the f64 exp `FORM` ([`ulps_f64`]), and
+    /// where, over the inputs whose results are normal and over those whose
+    /// are subnormal.
+    fn max_ulps_f64<const FORM: u8>(isa: Isa, x: &[f64]) -> Worst {
+        let y = exp_slice_with::<f64, FORM>(isa, x);
+        let mut worst = [(0.0, 0.0); 2];
+        for (&x, &y) in x.iter().zip(&y) {
+            let w = &mut worst[usize::from(x.exp() < f64::MIN_POSITIVE)];
+            let e = ulps_f64(y, x);
+            if e > w.0 {
+                *w = (e, x);
+            }
+        }
+        worst
+    }
+
+    /// The largest ulp errors (results normal, subnormal) of the softmax
+    /// kernels' f64 pair form and shifted exponential (the table form on
+    /// AVX2, the degree-11 polynomial elsewhere) on `dense` points over
+    /// [-745, 709.78] ([-708.39, 709.78] for the shifted one, where its
+    /// results are normal) and around every boundary, on every ISA.
+    fn f64_fast_forms_worst(dense: usize) -> Vec<(Isa, u8, Worst)> {
+        let (pairs, down) = (f64_sweep(-745.0, 709.78, dense), f64_sweep(-708.39, 709.78, dense));
+        let mut worst = Vec::new();
+        for isa in crate::dispatch::available() {
+            worst.push((isa, PAIRS, max_ulps_f64::<PAIRS>(isa, &pairs)));
+            worst.push((isa, DOWN, max_ulps_f64::<DOWN>(isa, &down)));
+        }
+        worst
+    }
+
+    /// [`f64_fast_forms_worst`] on ~1.5M points per form (measured: 1.14
+    /// ulp for the AVX2 table form, 1.18 for the scalar polynomial; 1.00
+    /// for subnormal results, rounded twice: at most 0.5 + 0.57).
+    #[test]
+    fn f64_fast_forms_within_their_ulp_bound_on_every_isa() {
+        for (isa, form, [normal, subnormal]) in f64_fast_forms_worst(if cfg!(miri) { 1_001 } else { SWEEP }) {
+            assert!(normal.0 <= EXP_F64_FAST_MAX_ULP, "{isa} (form {form}): {normal:?}");
+            assert!(subnormal.0 <= 1.1, "{isa} (form {form}): {subnormal:?}");
+        }
+    }
+
+    /// The same on 30M points per form (a few minutes):
+    /// `cargo test --release --lib f64_fast_forms_ulp_report -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn f64_fast_forms_ulp_report() {
+        for (isa, form, [normal, subnormal]) in f64_fast_forms_worst(30_000_000) {
+            println!("{isa} f64 form {form}: max {:.3} ulp at x = {:e}; subnormal results {:.3} at {:e}", normal.0, normal.1, subnormal.0, subnormal.1);
+            assert!(normal.0 <= EXP_F64_FAST_MAX_ULP && subnormal.0 <= 1.1);
         }
     }
 

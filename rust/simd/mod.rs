@@ -69,7 +69,8 @@ pub trait Real:
     /// A cheaper polynomial for kernels that tolerate a little more error
     /// (softmax: its own tolerance is 2e-6 relative): degree 5 for f32,
     /// within `exp::EXP_FAST_MAX_ULP` (measured exhaustively: 2.02 ulp, vs
-    /// 1.06 for `EXP_POLY`); the same as `EXP_POLY` for f64.
+    /// 1.06 for `EXP_POLY`); the same as `EXP_POLY` for f64 (AVX2 float64
+    /// uses the table form `exp::exp_parts_table4` instead).
     const EXP_POLY_FAST: &'static [Self];
     /// Clamp bounds for exp: exp(EXP_X_MAX) rounds to +inf and exp(EXP_X_MIN)
     /// rounds to 0, so clamping the input changes no result.
@@ -369,10 +370,10 @@ pub unsafe trait Vector: Copy {
     fn reduce_min(self) -> Self::Elem;
 
     /// The (p, n) pair of exp the softmax kernels use
-    /// ([`exp::exp_parts_fast`]): the degree-5 polynomial
+    /// ([`exp::exp_parts_fast`]): the polynomial
     /// `Real::EXP_POLY_FAST` unless the register overrides it with the
     /// table form ([`exp::exp_parts_table8`], AVX2 float32, where it
-    /// measured faster).
+    /// measured faster, and [`exp::exp_parts_table4`], AVX2 float64).
     #[inline(always)]
     fn exp_parts_fast(self) -> (Self, Self) {
         // SAFETY: a value of this type exists only after a constructor
@@ -383,7 +384,8 @@ pub unsafe trait Vector: Copy {
     /// exp(max(self, lo)) / 2^n for an integral n at least the exponent k
     /// of every lane's [`Vector::exp_parts_fast`] pair: p * 2^(k - n) by
     /// [`Vector::scale_down_pow2`] unless the register overrides it with
-    /// the integer-exponent form ([`exp::exp_down_table8`], AVX2 float32).
+    /// the integer-exponent form ([`exp::exp_down_table8`], AVX2 float32;
+    /// [`exp::exp_down_table4`], AVX2 float64).
     /// The softmax kernels' shifted exponential ([`exp::exp_down_fast`]).
     #[inline(always)]
     fn exp_down_fast(self, lo: Self, n: Self) -> Self {
@@ -403,6 +405,19 @@ pub trait Table8: Vector<Elem = f32> {
     /// Lane i of the result has the bits of lane `bits(index_i) & 7` of
     /// `self` plus `bits(index_i) << 20` (integer addition).
     fn lookup8_scaled(self, index: Self) -> Self;
+}
+
+/// Four f64 lanes with a lookup in a 4-entry table (AVX2 `vpermps` on the
+/// 32-bit halves): what [`exp::exp_parts_table4`] and
+/// [`exp::exp_down_table4`] need.
+pub trait Table4: Vector<Elem = f64> {
+    /// Round toward -inf.
+    fn floor(self) -> Self;
+    /// Lane i of the result is lane `bits(index_i) & 3` of `self`.
+    fn lookup4(self, index: Self) -> Self;
+    /// Lane i of the result has the bits of lane `bits(index_i) & 3` of
+    /// `self` plus `bits(index_i) << 50` (64-bit integer addition).
+    fn lookup4_scaled(self, index: Self) -> Self;
 }
 
 #[cfg(test)]
