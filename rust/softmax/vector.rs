@@ -8,6 +8,7 @@
 use super::scalar::{merge_pair, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
 use crate::simd::exp::{exp_down_fast as exp_down, exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
+use crate::l1norm::RowBatch;
 use crate::simd::{prefetch, Real, Storage, Vector};
 
 /// Elements summed in registers before folding into the f64 total. A lane
@@ -42,6 +43,83 @@ where
             Algorithm::ThreePassRecompute => three_pass::<V, M, false>(x, y, n),
             Algorithm::TwoPass => two_pass::<V, M>(x, y, n),
             Algorithm::Online => online::<V, M>(x, y, n),
+        }
+    }
+}
+
+/// Rows of at most this many bytes are taken two at a time by
+/// [`softmax_rows`] and [`log_softmax_rows`], pass by pass: max A, max B,
+/// exp-and-sum A, B, write A, B. A lone row's next pass waits on its
+/// horizontal reduction, scalar exp or division; in a pair those run while
+/// the other row's vector pass does. Both rows (input and output) stay in
+/// L1. Each row gets the same operations in the same order as alone:
+/// results are bit-identical. (Groups of four, written as loops over the
+/// group, measured slower than pairs written out.)
+const PAIR_MAX_BYTES: usize = 2048;
+
+/// Whether [`softmax_rows`] / [`log_softmax_rows`] pair rows of `n` elements of `M`.
+fn pairs_rows<M>(n: usize) -> bool {
+    n * size_of::<M>() <= PAIR_MAX_BYTES
+}
+
+/// Softmax of each row of `batch`; short three-pass-reload rows in pairs
+/// ([`PAIR_MAX_BYTES`]).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`; the batch's rows must be
+/// valid (the contract of `softmax_rows_raw`: x and y rows of `n`
+/// elements, each output row its input row or disjoint from every row).
+#[inline(always)]
+pub unsafe fn softmax_rows<V, M>(algorithm: Algorithm, batch: RowBatch<M>)
+where
+    V: Storage<M> + Storage<<V as Vector>::Elem>,
+{
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and rows i < batch.rows are valid with the aliasing it names.
+    unsafe {
+        let (rows, n) = (batch.rows, batch.n);
+        let mut i = 0;
+        if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && pairs_rows::<M>(n) {
+            while i + 2 <= rows {
+                let (a, b) = ((batch.x_row(i), batch.y_row(i)), (batch.x_row(i + 1), batch.y_row(i + 1)));
+                three_pass_reload_pair::<V, M>(a, b, n);
+                i += 2;
+            }
+        }
+        while i < rows {
+            softmax::<V, M>(algorithm, batch.x_row(i), batch.y_row(i), n);
+            i += 1;
+        }
+    }
+}
+
+/// [`three_pass`] (reload) of two rows a and b, pass by pass
+/// ([`PAIR_MAX_BYTES`]); when a row's max is not finite, each goes alone.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`; each (x, y) pair is valid
+/// for `n` elements, x and y equal or disjoint, and row a's elements
+/// disjoint from row b's.
+#[inline(always)]
+unsafe fn three_pass_reload_pair<V: Storage<M>, M>(a: (*const M, *mut M), b: (*const M, *mut M), n: usize) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        let (ma, mb) = (row_max::<V, M>(a.0, n), row_max::<V, M>(b.0, n));
+        if !(ma.is_finite() && mb.is_finite()) {
+            three_pass::<V, M, true>(a.0, a.1, n);
+            return three_pass::<V, M, true>(b.0, b.1, n);
+        }
+        let (fa, fb) = (ShiftedExp::<V>::new(ma), ShiftedExp::<V>::new(mb));
+        let sa = sum_map::<V, M, M, true>(a.0, a.1, n, &fa, true);
+        let sb = sum_map::<V, M, M, true>(b.0, b.1, n, &fb, true);
+        for (y, sum) in [(a.1, sa), (b.1, sb)] {
+            // As in `three_pass`: a NaN or +inf entry poisons the sum.
+            if sum.is_finite() {
+                scale_in_place::<V, M>(y, n, V::Elem::from_f64(1.0 / sum));
+            } else {
+                fill::<V, M>(y, n, V::Elem::NAN);
+            }
         }
     }
 }
@@ -721,21 +799,78 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
+        let (m, shifted) = log_softmax_max::<V, M>(x, n);
+        let ln_sum = log_softmax_ln_sum::<V, M>(x, y, n, &shifted);
+        log_softmax_write::<V, M>(x, y, n, m, ln_sum, streams::<M>(n));
+    }
+}
+
+/// The shift m of log-softmax (the row max, or 0 when not finite) and its
+/// exponential.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`; `x` valid for `n` elements.
+#[inline(always)]
+unsafe fn log_softmax_max<V: Storage<M>, M>(x: *const M, n: usize) -> (V::Elem, ShiftedExp<V>) {
+    // SAFETY: this function's contract.
+    unsafe {
         let m = row_max::<V, M>(x, n);
         // The pair form when the max is finite: cheaper per element than
         // the plain exp (one scaling step instead of a clamp and two) and
         // the same form softmax uses, so log_softmax costs no more. Its sum
         // is c times sum exp(x - m).
-        let (m, shifted) = if m.is_finite() {
+        if m.is_finite() {
             (m, ShiftedExp::new(m))
         } else {
             (V::Elem::ZERO, ShiftedExp::plain(V::Elem::ZERO))
-        };
-        let scaled = sum_map::<V, M, M, false>(x, y, n, &shifted, !streams::<M>(n));
+        }
+    }
+}
+
+/// ln(sum exp(x - m)) of log-softmax, for the row's `shifted` from
+/// [`log_softmax_max`] (`y`: the row the write pass will write, warmed).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`; `x` and `y` valid for `n`
+/// elements.
+#[inline(always)]
+unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, shifted: &ShiftedExp<V>) -> V::Elem {
+    // SAFETY: this function's contract.
+    unsafe {
+        let scaled = sum_map::<V, M, M, false>(x, y, n, shifted, !streams::<M>(n));
         // One logarithm per row: ln(scaled / c) is ln(scaled) - ln(c) within
         // the f64 quotient's rounding, far below an f32 or f64 result's ulp.
-        let ln_sum = V::Elem::from_f64((scaled / shifted.row_constant().to_f64()).ln());
-        log_softmax_write::<V, M>(x, y, n, m, ln_sum, streams::<M>(n));
+        V::Elem::from_f64((scaled / shifted.row_constant().to_f64()).ln())
+    }
+}
+
+/// Log-softmax of each row of `batch`; short rows in pairs
+/// ([`PAIR_MAX_BYTES`]), each computed as by [`log_softmax`].
+///
+/// # Safety
+/// As for [`softmax_rows`].
+#[inline(always)]
+pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and rows i < batch.rows are valid with the aliasing it names.
+    unsafe {
+        let (rows, n) = (batch.rows, batch.n);
+        let mut i = 0;
+        if pairs_rows::<M>(n) {
+            while i + 2 <= rows {
+                let (xa, ya, xb, yb) = (batch.x_row(i), batch.y_row(i), batch.x_row(i + 1), batch.y_row(i + 1));
+                let ((ma, fa), (mb, fb)) = (log_softmax_max::<V, M>(xa, n), log_softmax_max::<V, M>(xb, n));
+                let (la, lb) = (log_softmax_ln_sum::<V, M>(xa, ya, n, &fa), log_softmax_ln_sum::<V, M>(xb, yb, n, &fb));
+                // Rows this short are never streamed.
+                log_softmax_write::<V, M>(xa, ya, n, ma, la, false);
+                log_softmax_write::<V, M>(xb, yb, n, mb, lb, false);
+                i += 2;
+            }
+        }
+        while i < rows {
+            log_softmax::<V, M>(batch.x_row(i), batch.y_row(i), n);
+            i += 1;
+        }
     }
 }
 
