@@ -549,10 +549,11 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
     check_far_apart_blocks::<f64>();
 }
 
-/// A batch of rows (`softmax_rows`, which takes short rows two at a time)
-/// gives each row exactly what a lone row gives: every algorithm and
-/// level, an odd row count, special rows paired with ordinary ones (and
-/// with each other), lengths on both sides of the pairing limit.
+/// A batch of rows (`softmax_rows`, which pipelines short softmax rows and
+/// takes short log-softmax rows two at a time) gives each row exactly what
+/// a lone row gives: every algorithm and level, an odd row count, special
+/// rows next to ordinary ones and to each other (and last), lengths on
+/// both sides of the 2 KiB limit.
 #[test]
 fn batches_of_rows_equal_rows_one_at_a_time() {
     let mut rng = SmallRng::seed_from_u64(23);
@@ -566,6 +567,8 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
         x[n] = specials[0];
         x[2 * n..3 * n].fill(specials[2]);
         x[3 * n + n / 2] = specials[1];
+        // The last row: one NaN (nothing left pending after it).
+        x[(rows - 1) * n] = specials[0];
         let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
         for isa in dispatch::available() {
             for algorithm in Algorithm::ALL {

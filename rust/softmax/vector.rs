@@ -47,23 +47,23 @@ where
     }
 }
 
-/// Rows of at most this many bytes are taken two at a time by
-/// [`softmax_rows`] and [`log_softmax_rows`], pass by pass: max A, max B,
-/// exp-and-sum A, B, write A, B. A lone row's next pass waits on its
-/// horizontal reduction, scalar exp or division; in a pair those run while
-/// the other row's vector pass does. Both rows (input and output) stay in
-/// L1. Each row gets the same operations in the same order as alone:
-/// results are bit-identical. (Groups of four, written as loops over the
-/// group, measured slower than pairs written out.)
-const PAIR_MAX_BYTES: usize = 2048;
+/// Rows of at most this many bytes go through [`softmax_rows`] and
+/// [`log_softmax_rows`] as a pipeline: while row i takes its exp-and-sum
+/// pass, row i + 1 has had its max pass and row i - 1 waits for its write
+/// pass. A lone row's next pass waits on its horizontal reduction, scalar
+/// exp, division or logarithm; in the pipeline those run while the
+/// neighbouring rows' vector passes do. Three consecutive rows (input and
+/// output) stay in L1. Each row gets the same operations in the same order
+/// as alone: results are bit-identical.
+const PIPELINE_MAX_BYTES: usize = 2048;
 
-/// Whether [`softmax_rows`] / [`log_softmax_rows`] pair rows of `n` elements of `M`.
-fn pairs_rows<M>(n: usize) -> bool {
-    n * size_of::<M>() <= PAIR_MAX_BYTES
+/// Whether [`softmax_rows`] / [`log_softmax_rows`] pipeline rows of `n` elements of `M`.
+fn pipelines_rows<M>(n: usize) -> bool {
+    n * size_of::<M>() <= PIPELINE_MAX_BYTES
 }
 
-/// Softmax of each row of `batch`; short three-pass-reload rows in pairs
-/// ([`PAIR_MAX_BYTES`]).
+/// Softmax of each row of `batch`; short three-pass-reload rows pipelined
+/// ([`PIPELINE_MAX_BYTES`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; the batch's rows must be
@@ -78,48 +78,51 @@ where
     // and rows i < batch.rows are valid with the aliasing it names.
     unsafe {
         let (rows, n) = (batch.rows, batch.n);
-        let mut i = 0;
-        if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && pairs_rows::<M>(n) {
-            while i + 2 <= rows {
-                let (a, b) = ((batch.x_row(i), batch.y_row(i)), (batch.x_row(i + 1), batch.y_row(i + 1)));
-                three_pass_reload_pair::<V, M>(a, b, n);
-                i += 2;
-            }
+        if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && pipelines_rows::<M>(n) && rows > 1 {
+            return three_pass_reload_pipeline::<V, M>(&batch);
         }
-        while i < rows {
+        for i in 0..rows {
             softmax::<V, M>(algorithm, batch.x_row(i), batch.y_row(i), n);
-            i += 1;
         }
     }
 }
 
-/// [`three_pass`] (reload) of two rows a and b, pass by pass
-/// ([`PAIR_MAX_BYTES`]); when a row's max is not finite, each goes alone.
+/// [`three_pass`] (reload) of every row of `batch` (at least one row),
+/// pipelined ([`PIPELINE_MAX_BYTES`]): max of row i + 1, exp-and-sum of
+/// row i, scaling of row i - 1.
 ///
 /// # Safety
-/// The CPU must have the instruction set of `V`; each (x, y) pair is valid
-/// for `n` elements, x and y equal or disjoint, and row a's elements
-/// disjoint from row b's.
+/// As for [`softmax_rows`].
 #[inline(always)]
-unsafe fn three_pass_reload_pair<V: Storage<M>, M>(a: (*const M, *mut M), b: (*const M, *mut M), n: usize) {
+unsafe fn three_pass_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
-    // and every access below stays inside the elements the caller vouched for.
+    // and every access below stays inside the rows the caller vouched for.
     unsafe {
-        let (ma, mb) = (row_max::<V, M>(a.0, n), row_max::<V, M>(b.0, n));
-        if !(ma.is_finite() && mb.is_finite()) {
-            three_pass::<V, M, true>(a.0, a.1, n);
-            return three_pass::<V, M, true>(b.0, b.1, n);
-        }
-        let (fa, fb) = (ShiftedExp::<V>::new(ma), ShiftedExp::<V>::new(mb));
-        let sa = sum_map::<V, M, M, true>(a.0, a.1, n, &fa, true);
-        let sb = sum_map::<V, M, M, true>(b.0, b.1, n, &fb, true);
-        for (y, sum) in [(a.1, sa), (b.1, sb)] {
-            // As in `three_pass`: a NaN or +inf entry poisons the sum.
-            if sum.is_finite() {
-                scale_in_place::<V, M>(y, n, V::Elem::from_f64(1.0 / sum));
+        let (rows, n) = (batch.rows, batch.n);
+        // The previous row's output and 1/sum, waiting for its scaling.
+        let mut pending: Option<(*mut M, V::Elem)> = None;
+        let mut m_next = row_max::<V, M>(batch.x_row(0), n);
+        for i in 0..rows {
+            let m = m_next;
+            if i + 1 < rows {
+                m_next = row_max::<V, M>(batch.x_row(i + 1), n);
+            }
+            let (x, y) = (batch.x_row(i), batch.y_row(i));
+            // As in `three_pass`: a row whose max is not finite, or whose sum
+            // a NaN or +inf entry poisons, is all NaN.
+            let sum = if m.is_finite() { sum_map::<V, M, M, true>(x, y, n, &ShiftedExp::new(m), true) } else { f64::NAN };
+            if let Some((y_prev, r)) = pending {
+                scale_in_place::<V, M>(y_prev, n, r);
+            }
+            pending = if sum.is_finite() {
+                Some((y, V::Elem::from_f64(1.0 / sum)))
             } else {
                 fill::<V, M>(y, n, V::Elem::NAN);
-            }
+                None
+            };
+        }
+        if let Some((y_prev, r)) = pending {
+            scale_in_place::<V, M>(y_prev, n, r);
         }
     }
 }
@@ -844,8 +847,10 @@ unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
     }
 }
 
-/// Log-softmax of each row of `batch`; short rows in pairs
-/// ([`PAIR_MAX_BYTES`]), each computed as by [`log_softmax`].
+/// Log-softmax of each row of `batch`; short rows ([`PIPELINE_MAX_BYTES`])
+/// two at a time, pass by pass (max A, max B, sum A, sum B, write A, write
+/// B: this measured faster than the pipeline of [`softmax_rows`] here),
+/// each computed as by [`log_softmax`].
 ///
 /// # Safety
 /// As for [`softmax_rows`].
@@ -856,7 +861,7 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
     unsafe {
         let (rows, n) = (batch.rows, batch.n);
         let mut i = 0;
-        if pairs_rows::<M>(n) {
+        if pipelines_rows::<M>(n) {
             while i + 2 <= rows {
                 let (xa, ya, xb, yb) = (batch.x_row(i), batch.y_row(i), batch.x_row(i + 1), batch.y_row(i + 1));
                 let ((ma, fa), (mb, fb)) = (log_softmax_max::<V, M>(xa, n), log_softmax_max::<V, M>(xb, n));
