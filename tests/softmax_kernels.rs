@@ -548,3 +548,54 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
     check_far_apart_blocks::<f32>();
     check_far_apart_blocks::<f64>();
 }
+
+/// A batch of rows (`softmax_rows`, which pipelines short softmax rows and
+/// takes short log-softmax rows two at a time) gives each row exactly what
+/// a lone row gives: every algorithm and level, an odd row count, special
+/// rows next to ordinary ones and to each other (and last), lengths on
+/// both sides of the 2 KiB limit.
+#[test]
+fn batches_of_rows_equal_rows_one_at_a_time() {
+    let mut rng = SmallRng::seed_from_u64(23);
+    let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
+    for n in [1, 5, 8, 37, 128, 512, 513, 700] {
+        let n = size(n, n.min(9));
+        let rows = size(9, 5);
+        let mut x: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-30.0..30.0)).collect();
+        // Row 1: one NaN (a pair's second row); row 2: all -inf (a first
+        // row); row 3: one +inf, paired with row 2.
+        x[n] = specials[0];
+        x[2 * n..3 * n].fill(specials[2]);
+        x[3 * n + n / 2] = specials[1];
+        // The last row: one NaN (nothing left pending after it).
+        x[(rows - 1) * n] = specials[0];
+        let x64: Vec<f64> = x.iter().map(|&v| v as f64).collect();
+        for isa in dispatch::available() {
+            for algorithm in Algorithm::ALL {
+                let mut want = vec![0.0f32; x.len()];
+                for (xr, yr) in x.chunks(n).zip(want.chunks_mut(n)) {
+                    softmax::softmax(isa, algorithm, xr, yr);
+                }
+                let mut y = vec![0.0f32; x.len()];
+                softmax::softmax_rows(isa, algorithm, &x, &mut y, n);
+                let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+                assert_eq!(bits(&y), bits(&want), "{isa} {} n={n}", algorithm.name());
+                let mut y64 = vec![0.0f64; x.len()];
+                softmax::softmax_rows(isa, algorithm, &x64, &mut y64, n);
+                for (k, (xr, yr)) in x64.chunks(n).zip(y64.chunks(n)).enumerate() {
+                    let mut want64 = vec![0.0f64; n];
+                    softmax::softmax(isa, algorithm, xr, &mut want64);
+                    assert!(yr.iter().zip(&want64).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} {} f64 n={n} row {k}", algorithm.name());
+                }
+            }
+            let mut want = vec![0.0f32; x.len()];
+            for (xr, yr) in x.chunks(n).zip(want.chunks_mut(n)) {
+                softmax::log_softmax(isa, xr, yr);
+            }
+            let mut y = vec![0.0f32; x.len()];
+            softmax::log_softmax_rows(isa, &x, &mut y, n);
+            let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&y), bits(&want), "{isa} log_softmax n={n}");
+        }
+    }
+}

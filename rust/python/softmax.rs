@@ -35,16 +35,16 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AlgorithmArg {
 fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorithm: AlgorithmArg, half: Option<Half>) -> PyResult<()> {
     with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
         let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa()));
-        let split = b.split_len();
-        for (x, y) in b.pairs() {
-            // SAFETY: the runner's guarantee (`runner::Block`): both rows hold
-            // `b.n()` valid elements, `y` is `x` or overlaps no row of x,
-            // and no other thread touches them (the split's chunks are the
-            // row's own).
-            unsafe {
-                match split {
-                    Some(len) => kernels::softmax_split_raw(b.isa(), algorithm, x, y, b.n(), len),
-                    None => kernels::softmax_raw(b.isa(), algorithm, x, y, b.n()),
+        match b.split_len() {
+            // SAFETY: the runner's guarantee (`runner::Block`): the block's
+            // rows hold `b.n()` valid elements, each output row is its input
+            // row or overlaps no row of x, and no other thread touches them.
+            None => unsafe { kernels::softmax_rows_raw(b.isa(), algorithm, b.batch()) },
+            Some(len) => {
+                for (x, y) in b.pairs() {
+                    // SAFETY: as above, for one row (the split's chunks are
+                    // the row's own).
+                    unsafe { kernels::softmax_split_raw(b.isa(), algorithm, x, y, b.n(), len) }
                 }
             }
         }
@@ -56,13 +56,13 @@ fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorit
 #[pyo3(signature = (x, out, *, half=None))]
 fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<()> {
     with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
-        let split = b.split_len();
-        for (x, y) in b.pairs() {
+        match b.split_len() {
             // SAFETY: as in `softmax`.
-            unsafe {
-                match split {
-                    Some(len) => kernels::log_softmax_split_raw(b.isa(), x, y, b.n(), len),
-                    None => kernels::log_softmax_raw(b.isa(), x, y, b.n()),
+            None => unsafe { kernels::log_softmax_rows_raw(b.isa(), b.batch()) },
+            Some(len) => {
+                for (x, y) in b.pairs() {
+                    // SAFETY: as in `softmax`.
+                    unsafe { kernels::log_softmax_split_raw(b.isa(), x, y, b.n(), len) }
                 }
             }
         }

@@ -34,6 +34,7 @@ pub use split::{log_softmax_split_raw, logsumexp_split_raw, softmax_split_raw};
 pub use vector::STREAM_MIN_BYTES;
 
 use crate::dispatch::{self, Isa, Kernel};
+use crate::l1norm::RowBatch;
 use crate::simd::{Element, Float, Simd};
 
 /// Which softmax algorithm to run.
@@ -96,28 +97,34 @@ impl Algorithm {
 /// AVX-512.
 pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 
-/// One row of softmax or log-softmax. Built only by the `unsafe`
+/// Softmax or log-softmax of a batch of rows. Built only by the `unsafe`
 /// functions below, whose callers vouch for the pointers.
-struct SoftmaxRow<T> {
+///
+/// One dispatch per batch, not per row: the instruction-set check, the
+/// `#[target_feature]` trampoline call (with its `vzeroupper`) are paid
+/// once for all rows, which counts for short rows.
+struct SoftmaxRows<T> {
     /// `None`: log-softmax.
     algorithm: Option<Algorithm>,
-    x: *const T,
-    y: *mut T,
-    n: usize,
+    batch: RowBatch<T>,
 }
 
-impl<T: Element> Kernel for SoftmaxRow<T> {
+impl<T: Element> Kernel for SoftmaxRows<T> {
     type Output = ();
 
     fn scalar(self) {
-        // SAFETY: the pointers are valid for `n` elements and either equal
-        // or disjoint (the contract of `softmax_raw` / `log_softmax_raw`,
-        // the only constructors).
-        unsafe {
-            T::scalar_row(self.x, self.y, self.n, |x, y| match self.algorithm {
-                Some(algorithm) => scalar::softmax(algorithm, x, y, self.n),
-                None => scalar::log_softmax(x, y, self.n),
-            })
+        let (batch, n) = (self.batch, self.batch.n);
+        for i in 0..batch.rows {
+            // SAFETY: row i < rows of the batch holds `n` valid elements in x
+            // and y, either equal or disjoint (the contract of
+            // `softmax_rows_raw` / `log_softmax_rows_raw`, the only
+            // constructors).
+            unsafe {
+                T::scalar_row(batch.x_row(i), batch.y_row(i), n, |x, y| match self.algorithm {
+                    Some(algorithm) => scalar::softmax(algorithm, x, y, n),
+                    None => scalar::log_softmax(x, y, n),
+                })
+            }
         }
     }
 
@@ -126,11 +133,31 @@ impl<T: Element> Kernel for SoftmaxRow<T> {
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
         unsafe {
             match self.algorithm {
-                Some(algorithm) => vector::softmax::<T::Vector<S>, T>(algorithm, self.x, self.y, self.n),
-                None => vector::log_softmax::<T::Vector<S>, T>(self.x, self.y, self.n),
+                Some(algorithm) => vector::softmax_rows::<T::Vector<S>, T>(algorithm, self.batch),
+                None => vector::log_softmax_rows::<T::Vector<S>, T>(self.batch),
             }
         }
     }
+}
+
+/// Softmax of each row of `batch`.
+///
+/// # Safety
+/// For each row `i < batch.rows`, `batch.x_row(i)` must be valid for
+/// reading and `batch.y_row(i)` for writing `batch.n` elements; they are
+/// either the same pointer (in place) or do not overlap, and no output row
+/// overlaps another row of the batch (input or output). Panics when `isa`
+/// is not supported by this CPU.
+pub unsafe fn softmax_rows_raw<T: Element>(isa: Isa, algorithm: Algorithm, batch: RowBatch<T>) {
+    dispatch::run(isa, SoftmaxRows { algorithm: Some(algorithm), batch })
+}
+
+/// Log-softmax of each row of `batch` (see [`log_softmax_raw`]).
+///
+/// # Safety
+/// As for [`softmax_rows_raw`].
+pub unsafe fn log_softmax_rows_raw<T: Element>(isa: Isa, batch: RowBatch<T>) {
+    dispatch::run(isa, SoftmaxRows { algorithm: None, batch })
 }
 
 /// Softmax of one row of `n` elements from `x` into `y`.
@@ -140,7 +167,8 @@ impl<T: Element> Kernel for SoftmaxRow<T> {
 /// either the same pointer (in place) or do not overlap. Panics when `isa`
 /// is not supported by this CPU.
 pub unsafe fn softmax_raw<T: Element>(isa: Isa, algorithm: Algorithm, x: *const T, y: *mut T, n: usize) {
-    dispatch::run(isa, SoftmaxRow { algorithm: Some(algorithm), x, y, n })
+    // SAFETY: one row: this function's contract is the batch's.
+    unsafe { softmax_rows_raw(isa, algorithm, RowBatch::single(x, y, n)) }
 }
 
 /// Log-softmax of one row: y = x - max - ln(sum exp(x - max)), with the
@@ -150,7 +178,8 @@ pub unsafe fn softmax_raw<T: Element>(isa: Isa, algorithm: Algorithm, x: *const 
 /// # Safety
 /// As for [`softmax_raw`].
 pub unsafe fn log_softmax_raw<T: Element>(isa: Isa, x: *const T, y: *mut T, n: usize) {
-    dispatch::run(isa, SoftmaxRow { algorithm: None, x, y, n })
+    // SAFETY: one row: this function's contract is the batch's.
+    unsafe { log_softmax_rows_raw(isa, RowBatch::single(x, y, n)) }
 }
 
 /// Softmax (`algorithm` `Some`) or log-softmax (`None`) of one row of
@@ -179,6 +208,31 @@ pub fn softmax<T: Element>(isa: Isa, algorithm: Algorithm, x: &[T], y: &mut [T])
     assert_eq!(x.len(), y.len(), "softmax: input and output lengths differ");
     // SAFETY: two distinct slices of the same length: valid and disjoint.
     unsafe { softmax_raw(isa, algorithm, x.as_ptr(), y.as_mut_ptr(), x.len()) }
+}
+
+/// Contiguous rows of `n` elements of `x` and `y` (same length, a
+/// multiple of `n`; `n = 0`: no rows) as one batch.
+fn contiguous_rows<T>(what: &str, x: &[T], y: &mut [T], n: usize) -> RowBatch<T> {
+    assert_eq!(x.len(), y.len(), "{what}: input and output lengths differ");
+    assert!(n == 0 || x.len().is_multiple_of(n), "{what}: length is not a multiple of the row length");
+    let rows = x.len().checked_div(n).unwrap_or(0);
+    RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows, n }
+}
+
+/// [`softmax`] of every row of `n` elements of the contiguous rows `x`
+/// into `y` (same length, a multiple of `n`).
+pub fn softmax_rows<T: Element>(isa: Isa, algorithm: Algorithm, x: &[T], y: &mut [T], n: usize) {
+    let batch = contiguous_rows("softmax_rows", x, y, n);
+    // SAFETY: the batch covers the two distinct slices exactly.
+    unsafe { softmax_rows_raw(isa, algorithm, batch) }
+}
+
+/// [`log_softmax`] of every row of `n` elements of the contiguous rows `x`
+/// into `y` (same length, a multiple of `n`).
+pub fn log_softmax_rows<T: Element>(isa: Isa, x: &[T], y: &mut [T], n: usize) {
+    let batch = contiguous_rows("log_softmax_rows", x, y, n);
+    // SAFETY: the batch covers the two distinct slices exactly.
+    unsafe { log_softmax_rows_raw(isa, batch) }
 }
 
 /// Softmax of `y` in place.
