@@ -462,11 +462,16 @@ unsafe impl Vector for F64x4 {
             let s = _mm_min_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
             _mm_cvtsd_f64(_mm_min_sd(s, _mm_unpackhi_pd(s, s)))
         })
-    }    /// The table form ([`exp::exp_parts_table4`]).
+    }
+
+    /// The table form ([`exp::exp_parts_table4`]): float64 softmax and
+    /// log_softmax measured 10-33% faster with it (and the form below)
+    /// than with the degree-11 polynomial on Zen 3 (A/B, public API).
     #[inline(always)]
     fn exp_parts_fast(self) -> (Self, Self) {
         avx2!(exp::exp_parts_table4(self))
     }
+
     /// The integer-exponent table form ([`exp::exp_down_table4`]).
     #[inline(always)]
     fn exp_down_fast(self, lo: Self, n: Self) -> Self {
