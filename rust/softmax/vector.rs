@@ -108,18 +108,11 @@ unsafe fn three_pass_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
                 m_next = row_max::<V, M>(batch.x_row(i + 1), n);
             }
             let (x, y) = (batch.x_row(i), batch.y_row(i));
-            // As in `three_pass`: a row whose max is not finite, or whose sum
-            // a NaN or +inf entry poisons, is all NaN.
-            let sum = if m.is_finite() { sum_map::<V, M, M, true>(x, y, n, &ShiftedExp::new(m), true) } else { f64::NAN };
+            let this = exp_sum_or_nan_row::<V, M, true>(x, y, n, m, true).map(|(_, r)| (y, r));
             if let Some((y_prev, r)) = pending {
                 scale_in_place::<V, M>(y_prev, n, r);
             }
-            pending = if sum.is_finite() {
-                Some((y, V::Elem::from_f64(1.0 / sum)))
-            } else {
-                fill::<V, M>(y, n, V::Elem::NAN);
-                None
-            };
+            pending = this;
         }
         if let Some((y_prev, r)) = pending {
             scale_in_place::<V, M>(y_prev, n, r);
@@ -476,22 +469,41 @@ unsafe fn three_pass<V: Storage<M>, M, const RELOAD: bool>(x: *const M, y: *mut 
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let m = row_max::<V, M>(x, n);
-        if !m.is_finite() {
-            return fill::<V, M>(y, n, V::Elem::NAN);
-        }
-        let shifted = ShiftedExp::<V>::new(m);
-        let sum = sum_map::<V, M, M, RELOAD>(x, y, n, &shifted, RELOAD || !streams::<M>(n));
-        if !sum.is_finite() {
-            // A NaN or +inf entry (the max may have skipped it: x86 max drops
-            // NaN) poisons the sum: scipy gives a NaN row.
-            return fill::<V, M>(y, n, V::Elem::NAN);
-        }
-        let r = V::Elem::from_f64(1.0 / sum);
+        let Some((shifted, r)) = exp_sum_or_nan_row::<V, M, RELOAD>(x, y, n, m, RELOAD || !streams::<M>(n)) else {
+            return;
+        };
         if RELOAD {
             scale_in_place::<V, M>(y, n, r);
         } else {
             write_map::<V, M>(x, y, n, &shifted, r, streams::<M>(n));
         }
+    }
+}
+
+/// The middle pass of three-pass softmax for a row whose max is `m`: the
+/// row's [`ShiftedExp`] and 1 / sum of its values (with `STORE`, the
+/// values are written to `y`), or `None` with `y` filled with NaN when the
+/// max is not finite or a NaN or +inf entry (the max may have skipped it:
+/// x86 max drops NaN) poisons the sum, as scipy gives a NaN row.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[inline(always)]
+unsafe fn exp_sum_or_nan_row<V: Storage<M>, M, const STORE: bool>(x: *const M, y: *mut M, n: usize, m: V::Elem, warm_y: bool) -> Option<(ShiftedExp<V>, V::Elem)> {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        if m.is_finite() {
+            let shifted = ShiftedExp::<V>::new(m);
+            let sum = sum_map::<V, M, M, STORE>(x, y, n, &shifted, warm_y);
+            if sum.is_finite() {
+                return Some((shifted, V::Elem::from_f64(1.0 / sum)));
+            }
+        }
+        fill::<V, M>(y, n, V::Elem::NAN);
+        None
     }
 }
 
