@@ -172,8 +172,6 @@ pub(crate) struct ShiftedExp<V: Vector> {
     pairs: bool,
     lo: V,
     m: V::Elem,
-    /// p(m) of exp(m) = p(m) * 2^n(m): the row constant c of the pair form.
-    c: V::Elem,
     /// n(m), the exponent of exp(m) = p(m) * 2^n(m).
     n_m: V,
 }
@@ -189,17 +187,13 @@ impl<V: Vector> ShiftedExp<V> {
         // and every access below stays inside the elements the caller vouched for.
         unsafe {
             let limit = TWO_PASS_X_LIMIT;
-            // exp(m) = c * 2^n(m): both halves from the one scalar pair, so
-            // c matches the exponent the lanes subtract. (Rounding m log2 e
-            // once in the element type for n(m) and once in f64 for c made
-            // c off by a factor of 2 when the two roundings differed, e.g.
-            // m = 1.732868, where m log2 e = 2.50000000687.)
-            let (c, n_m) = exp_parts_scalar(m);
+            // n(m) = round(m log2 e) from the scalar pair of exp(m): at
+            // least every lane's pair exponent (x <= m).
+            let (_, n_m) = exp_parts_scalar(m);
             ShiftedExp {
                 pairs: m.to_f64().abs() <= limit - 2048.0,
                 lo: V::splat(V::Elem::from_f64(-limit)),
                 m,
-                c,
                 n_m: V::splat(n_m),
             }
         }
@@ -220,11 +214,22 @@ impl<V: Vector> ShiftedExp<V> {
         }
     }
 
-    /// c: exp(x - m) = eval(x) / c. One scalar exp per row.
+    /// c: exp(x - m) = eval(x) / c, so c = eval(m): for the pair form
+    /// exp(m) / 2^n(m) as the lanes compute it, not the scalar pair's p(m),
+    /// which may differ in the last bits (with it a one-element row's
+    /// log_softmax was not exactly 0), and with the lanes' n(m) (c and n(m)
+    /// from two separate roundings of m log2 e were off by a factor of 2
+    /// when those differed, e.g. m = 1.732868, where m log2 e =
+    /// 2.50000000687). One vector exp per call; softmax, which divides by
+    /// a sum of the same values, needs no c.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V`.
     #[inline(always)]
-    pub(crate) fn row_constant(&self) -> V::Elem {
+    pub(crate) unsafe fn row_constant(&self) -> V::Elem {
         if self.pairs {
-            self.c
+            // SAFETY: this function's contract: the CPU has the instruction set of V.
+            unsafe { self.eval(V::splat(self.m)).reduce_max() }
         } else {
             V::Elem::ONE
         }
