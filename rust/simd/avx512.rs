@@ -1,7 +1,7 @@
 //! [`Vector`] for AVX-512 registers: 16 x f32 and 8 x f64. Tails use lane
 //! masks; `scale_pow2` is `vscalefps` / `vscalefpd`.
 
-use super::{HalfFloats, Simd, Vector};
+use super::{exp, HalfFloats, Simd, Table16, Vector};
 use crate::dispatch::Isa;
 use std::arch::x86_64::*;
 
@@ -331,5 +331,37 @@ unsafe impl Vector for F64x8 {
     #[inline(always)]
     fn reduce_min(self) -> f64 {
         avx512!(_mm512_reduce_min_pd(self.0))
+    }
+    /// The table form ([`exp::exp_parts_table16`]).
+    #[inline(always)]
+    fn exp_parts_fast(self) -> (Self, Self) {
+        avx512!(exp::exp_parts_table16(self))
+    }
+    /// The table form scaled by `vscalefpd` ([`exp::exp_down_table16`]).
+    #[inline(always)]
+    fn exp_down_fast(self, lo: Self, n: Self) -> Self {
+        avx512!(exp::exp_down_table16(self, lo, n))
+    }
+}
+
+impl Table16 for F64x8 {
+    #[inline(always)]
+    fn floor(self) -> Self {
+        avx512!(Self(_mm512_roundscale_pd::<{ _MM_FROUND_TO_NEG_INF | _MM_FROUND_NO_EXC }>(self.0)))
+    }
+    /// `vpermt2pd` reads the low 3 bits of each index lane and bit 3 to
+    /// pick the register: entries 0..8 in the first, 8..16 in the second
+    /// (two loads the kernels' loops hoist).
+    #[inline(always)]
+    fn lookup16(self, table: &[f64; 16]) -> Self {
+        avx512!({
+            // Both loads stay inside the 16 entries of `table`.
+            let (low, high) = (_mm512_loadu_pd(table.as_ptr()), _mm512_loadu_pd(table.as_ptr().add(8)));
+            Self(_mm512_permutex2var_pd(low, _mm512_castpd_si512(self.0), high))
+        })
+    }
+    #[inline(always)]
+    fn scale_pow2_floor(self, e: Self) -> Self {
+        avx512!(Self(_mm512_scalef_pd(self.0, e.0)))
     }
 }

@@ -14,9 +14,12 @@
 //! value exp(x) / 2^n is built from it with an integer exponent
 //! ([`exp_down_table8`]). AVX2 float64 has the analogue with a 4-entry
 //! table and a degree-8 polynomial on |t| <= ln2/8 ([`exp_parts_table4`],
-//! [`exp_down_table4`]) instead of the degree-11 polynomial.
+//! [`exp_down_table4`]) instead of the degree-11 polynomial, AVX-512
+//! float64 a 16-entry table in two registers (one `vpermt2pd`) and a
+//! degree-6 polynomial on |t| <= ln2/32 ([`exp_parts_table16`]), its
+//! shifted value scaled by `vscalefpd` ([`exp_down_table16`]).
 
-use super::{Real, Table4, Table8, Vector};
+use super::{Real, Table16, Table4, Table8, Vector};
 
 /// exp(t) for |t| <= ln2/2 by Horner's rule on the coefficients `c`.
 ///
@@ -60,11 +63,12 @@ pub const EXP_FAST_MAX_ULP: f64 = 2.05;
 
 /// Max error in ulp of the softmax kernels' f64 exponential
 /// ([`exp_parts_fast`] as p * 2^n, [`exp_down_fast`]) where its results
-/// are normal: the AVX2 table form's entries are rounded (0.5 ulp) before
+/// are normal: the table forms' entries are rounded (0.5 ulp) before
 /// the result is (0.5 ulp); the scalar degree-11 polynomial is evaluated
 /// without FMA. Measured against a double-double exp on 30M points per
 /// form plus around every table boundary: 1.131 ulp (AVX2 table form;
-/// 1.137 at x = 420.476 on 2M points), 1.210 (scalar polynomial,
+/// 1.137 at x = 420.476 on 2M points), 1.132 (AVX-512 table form,
+/// x = 469.929; 1.123 for its shifted form), 1.210 (scalar polynomial,
 /// x = 151.457); subnormal results
 /// (rounded twice) within 1.05 ulp of their spacing (the test allows 1.1).
 pub const EXP_F64_FAST_MAX_ULP: f64 = 1.25;
@@ -78,7 +82,9 @@ pub const EXP_F64_FAST_MAX_ULP: f64 = 1.25;
 /// polynomial's n; accurate for |x| < [`TABLE8_X_LIMIT`]), on AVX2
 /// float64 [`exp_parts_table4`] (within [`EXP_F64_FAST_MAX_ULP`], p in
 /// [~0.91, ~1.84], n never above the polynomial's n; accurate for
-/// |x| < [`TABLE4_X_LIMIT`]).
+/// |x| < [`TABLE4_X_LIMIT`]), on AVX-512 float64 [`exp_parts_table16`]
+/// (within [`EXP_F64_FAST_MAX_ULP`], p in [~0.97, ~1.98], n never above
+/// the polynomial's n; accurate for |x| < [`TABLE16_X_LIMIT`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -93,7 +99,8 @@ pub unsafe fn exp_parts_fast<V: Vector>(x: V) -> (V, V) {
 /// register's [`Vector::exp_down_fast`], p * 2^(k - n) for the pair (p, k)
 /// of [`exp_parts_fast`] (flushed to 0 below 2^-127 / 2^-1023), or on
 /// AVX2 [`exp_down_table8`] (float32) and [`exp_down_table4`] (float64),
-/// the same value with the exponent built in integers. For n >= k(x)
+/// the same value with the exponent built in integers, on AVX-512 float64
+/// [`exp_down_table16`] (scaled by `vscalefpd`). For n >= k(x)
 /// integral (the kernels: x <= the row max m, n = n(m)) and
 /// lo >= -[`TABLE8_X_LIMIT`].
 ///
@@ -347,6 +354,127 @@ unsafe fn table4_scaled<V: Vector<Elem = f64>>(x: V, r: V, s: V) -> V {
         let t = r.mul_add(V::splat(-f64::LN2_LO), t);
         let mut q = V::splat(EXP_TABLE4_POLY[6]);
         for &c in EXP_TABLE4_POLY[..6].iter().rev() {
+            q = q.mul_add(t, V::splat(c));
+        }
+        let q = q.mul_add(t, V::splat(1.0));
+        s.mul_add(q.mul(t), s)
+    }
+}
+
+/// 2^(j/16) for j = 0..16, rounded to f64 (relative error <= 2^-53).
+const EXP2_SIXTEENTHS: [f64; 16] = [
+    1.0,
+    1.044_273_782_427_413_8,
+    1.090_507_732_665_257_7,
+    1.138_788_634_756_691_6,
+    1.189_207_115_002_721,
+    1.241_857_812_073_484,
+    1.296_839_554_651_009_6,
+    1.354_255_546_936_892_7,
+    std::f64::consts::SQRT_2,
+    1.476_826_145_939_499_3,
+    1.542_210_825_407_940_7,
+    1.610_490_331_949_254_3,
+    1.681_792_830_507_429,
+    1.756_252_160_373_299_5,
+    1.834_008_086_409_342_4,
+    1.915_206_561_397_147_4,
+];
+
+/// c2..=c6 of q(t) = 1 + t + c2 t^2 + ... + c6 t^6: minimax relative
+/// error for exp on [-ln2/32, ln2/32] (widened by 0.1%) with c0 = c1 = 1
+/// (1.17e-17 = 0.053 ulp with the coefficients rounded to f64;
+/// Lawson-weighted least squares at 50 digits with mpmath on 400
+/// Chebyshev nodes, 60 iterations, the error checked on a 20001-point
+/// grid).
+const EXP_TABLE16_POLY: [f64; 5] = [
+    0.499_999_999_999_996,
+    0.166_666_666_644_089_3,
+    0.041_666_666_693_358_05,
+    0.008_333_472_198_868_17,
+    0.001_388_859_345_060_824_6,
+];
+
+/// 1.5 * 2^48: adding it rounds x log2 e to sixteenths (its ulp is 1/16)
+/// as long as the sum stays in [2^48, 2^49), and the low 4 mantissa bits
+/// of the sum then hold N mod 16 for N = round(16 x log2 e).
+const SIXTEENTHS_MAGIC: f64 = 422_212_465_065_984.0;
+
+/// |x| below which [`exp_parts_table16`] is accurate: 2^46, so
+/// |x log2 e| < 2^47 and the sum with [`SIXTEENTHS_MAGIC`] stays in
+/// [2^48, 2^49).
+pub const TABLE16_X_LIMIT: f64 = 70_368_744_177_664.0;
+
+/// The AVX-512 float64 pair form: (p, n) with exp(x) = p * 2^n,
+/// n = floor(N / 16) and p = 2^(j/16) q(t) in [~0.97, ~1.98], for
+/// N = round(16 x log2 e), j = N mod 16 and t = x - N ln2 / 16
+/// (Cody-Waite, two FMAs; |t| <= ln2/32), q of degree 6
+/// ([`EXP_TABLE16_POLY`]) instead of `EXP_POLY_FAST`'s degree 11: 13
+/// vector operations instead of 15, the table in two registers and one
+/// `vpermt2pd`. Accurate for |x| < [`TABLE16_X_LIMIT`]; NaN in, NaN p
+/// out.
+///
+/// Callers of the pair form: n = floor(N/16) <= floor(x log2 e + 1/32)
+/// <= round(x log2 e), the polynomial form's exponent, with the same
+/// consequences as for [`exp_parts_table8`] (p below 2 there too).
+///
+/// # Safety
+/// The CPU must have AVX-512 F (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_parts_table16<V: Table16>(x: V) -> (V, V) {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V.
+    unsafe {
+        let magic = V::splat(SIXTEENTHS_MAGIC);
+        let v = x.mul_add(V::splat(f64::LOG2E), magic);
+        let r = v.sub(magic); // N / 16, exact
+        let s = v.lookup16(&EXP2_SIXTEENTHS);
+        (table16_scaled(x, r, s), r.floor())
+    }
+}
+
+/// exp(max(x, lo)) / 2^n on AVX-512 float64: [`exp_parts_table16`]'s
+/// p * 2^(k - n), 15 vector operations instead of 18. v = x log2 e +
+/// (MAGIC - n) rounds to the same sixteenths N / 16 as
+/// [`exp_parts_table16`] (MAGIC - n is exact and on the same grid), so
+/// r = v - (MAGIC - n) = N / 16 gives the same p, and
+/// `vscalefpd(p, r - n)` = p * 2^floor(N/16 - n) = p * 2^(k - n), bit for
+/// bit, subnormal results and +0 below them included (x = lo = -2^18
+/// for -inf in the kernels).
+///
+/// Needs |n| < 2^46 integral and lo >= -[`TABLE16_X_LIMIT`]. NaN in,
+/// NaN out.
+///
+/// # Safety
+/// The CPU must have AVX-512 F (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_down_table16<V: Table16>(x: V, lo: V, n: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V.
+    unsafe {
+        // Loop-invariant in the kernels (n is the row's).
+        let base = V::splat(SIXTEENTHS_MAGIC).sub(n);
+        // max returns its second operand for NaN: NaN passes through.
+        let x = lo.max(x);
+        let v = x.mul_add(V::splat(f64::LOG2E), base);
+        let r = v.sub(base); // N / 16, exact
+        let s = v.lookup16(&EXP2_SIXTEENTHS);
+        table16_scaled(x, r, s).scale_pow2_floor(r.sub(n))
+    }
+}
+
+/// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| <= ln2/32) and
+/// q = [`EXP_TABLE16_POLY`], computed as s + s (t (1 + c2 t + ... + c6 t^5))
+/// like [`table8_scaled`].
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
+#[inline(always)]
+unsafe fn table16_scaled<V: Vector<Elem = f64>>(x: V, r: V, s: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V.
+    unsafe {
+        let t = r.mul_add(V::splat(-f64::LN2_HI), x);
+        let t = r.mul_add(V::splat(-f64::LN2_LO), t);
+        let mut q = V::splat(EXP_TABLE16_POLY[4]);
+        for &c in EXP_TABLE16_POLY[..4].iter().rev() {
             q = q.mul_add(t, V::splat(c));
         }
         let q = q.mul_add(t, V::splat(1.0));
@@ -656,11 +784,11 @@ mod tests {
         }
     }
 
-    /// [`exp_down_fast`] (on AVX2 the integer-exponent form) against
+    /// [`exp_down_fast`] (on AVX2 the integer-exponent forms) against
     /// p * 2^(k - n) from the pair (p, k) of [`exp_parts_fast`], scaled
     /// exactly by `scale_pow2`: bit for bit where that is at least the
-    /// smallest normal; below, bit for bit (AVX-512's `vscalef` form) or
-    /// within it of it and +0 below a quarter of it (the table forms). For each n, x from n ln2 - `span` to n ln2 + 0.3 (the row max's
+    /// smallest normal; below, bit for bit (AVX-512's `vscalef` forms) or
+    /// within it of it and +0 below a quarter of it (the AVX2 table forms). For each n, x from n ln2 - `span` to n ln2 + 0.3 (the row max's
     /// exponent is n), -inf, the most negative finite, NaN, all with the
     /// kernels' lo = -2^18.
     fn check_exp_down_is_the_scaled_pair<T: Float>(ns: &[f64], span: f64) {
@@ -712,8 +840,8 @@ mod tests {
     /// The f64 pair form stays accurate over 4x the softmax kernels' range
     /// (`TWO_PASS_X_LIMIT` = 2^18): p * 2^n against [`exp_double_double`]
     /// (relative error), within [`EXP_F64_FAST_MAX_ULP`] units of 2^-52
-    /// (measured: 0.76 AVX2 table form, 0.82 scalar). A wrong
-    /// table entry would be off by 19% (2^(1/4)); n must not be above the
+    /// (measured: 0.76 AVX2 table form, 0.91 AVX-512, 0.82 scalar). A wrong
+    /// table entry would be off by at least 4% (2^(1/16)); n must not be above the
     /// polynomial form's round(x log2 e).
     #[test]
     fn f64_pair_form_accurate_over_the_kernels_range_on_every_isa() {
@@ -740,7 +868,7 @@ mod tests {
             }
         }
         let limit = 4.0 * crate::softmax::scalar::TWO_PASS_X_LIMIT;
-        assert!(limit < TABLE4_X_LIMIT);
+        assert!(limit < TABLE4_X_LIMIT.min(TABLE16_X_LIMIT));
         let x: Vec<f64> = (0..SWEEP / 16 * 16).map(|i| -limit + 2.0 * limit * (i as f64 / SWEEP as f64)).collect();
         for isa in crate::dispatch::available() {
             let (mut p, mut n) = (vec![0.0; x.len()], vec![0.0; x.len()]);
@@ -828,14 +956,14 @@ mod tests {
     }
 
     /// f64 test inputs in [lo, hi]: `dense` evenly spread, and around every
-    /// multiple of ln2 / 8 (where the table form changes its entry or
+    /// multiple of ln2 / 32 (where the table forms change their entry or
     /// exponent, and the polynomial form its exponent) the 8 neighbours on
-    /// each side and 8 points each side 2^-30 apart (around every 4000th
+    /// each side and 8 points each side 2^-30 apart (around every 16000th
     /// under Miri).
     fn f64_sweep(lo: f64, hi: f64, dense: usize) -> Vec<f64> {
         let mut x: Vec<f64> = (0..dense).map(|i| lo + (hi - lo) * (i as f64 / (dense - 1) as f64)).collect();
-        let step = std::f64::consts::LN_2 / 8.0;
-        for k in ((lo / step).ceil() as i64..=(hi / step).floor() as i64).step_by(if cfg!(miri) { 4000 } else { 1 }) {
+        let step = std::f64::consts::LN_2 / 32.0;
+        for k in ((lo / step).ceil() as i64..=(hi / step).floor() as i64).step_by(if cfg!(miri) { 16000 } else { 1 }) {
             let b = k as f64 * step;
             for i in 1..=8 {
                 x.extend([f64::from_bits(b.to_bits() + i), f64::from_bits(b.to_bits() - i), b + i as f64 * 2f64.powi(-30), b - i as f64 * 2f64.powi(-30)]);
@@ -866,8 +994,8 @@ mod tests {
     }
 
     /// The largest ulp errors (results normal, subnormal) of the softmax
-    /// kernels' f64 pair form and shifted exponential (the table form on
-    /// AVX2, the degree-11 polynomial elsewhere) on `dense` points over
+    /// kernels' f64 pair form and shifted exponential (the table forms on
+    /// AVX2 and AVX-512, the degree-11 polynomial in scalar code) on `dense` points over
     /// [-745, 709.78] ([-708.39, 709.78] for the shifted one, where its
     /// results are normal) and around every boundary, on every ISA.
     fn f64_fast_forms_worst(dense: usize) -> Vec<(Isa, u8, Worst)> {
@@ -880,9 +1008,10 @@ mod tests {
         worst
     }
 
-    /// [`f64_fast_forms_worst`] on ~1.5M points per form (measured: 1.14
-    /// ulp for the AVX2 table form, 1.18 for the scalar polynomial; 1.00
-    /// for subnormal results, rounded twice: at most 0.5 + 0.57).
+    /// [`f64_fast_forms_worst`] on ~3.2M points per form (measured: 1.13
+    /// ulp for the AVX2 table form, 1.12 for the AVX-512 one, 1.18 for the
+    /// scalar polynomial; 1.05 for subnormal results, rounded twice: at
+    /// most 0.5 + 0.57).
     #[test]
     fn f64_fast_forms_within_their_ulp_bound_on_every_isa() {
         for (isa, form, [normal, subnormal]) in f64_fast_forms_worst(if cfg!(miri) { 201 } else { SWEEP }) {

@@ -69,8 +69,9 @@ pub trait Real:
     /// A cheaper polynomial for kernels that tolerate a little more error
     /// (softmax: its own tolerance is 2e-6 relative): degree 5 for f32,
     /// within `exp::EXP_FAST_MAX_ULP` (measured exhaustively: 2.02 ulp, vs
-    /// 1.06 for `EXP_POLY`); the same as `EXP_POLY` for f64 (AVX2 float64
-    /// uses the table form `exp::exp_parts_table4` instead).
+    /// 1.06 for `EXP_POLY`); the same as `EXP_POLY` for f64 (AVX2 and
+    /// AVX-512 float64 use the table forms `exp::exp_parts_table4` and
+    /// `exp::exp_parts_table16` instead).
     const EXP_POLY_FAST: &'static [Self];
     /// Clamp bounds for exp: exp(EXP_X_MAX) rounds to +inf and exp(EXP_X_MIN)
     /// rounds to 0, so clamping the input changes no result.
@@ -373,7 +374,8 @@ pub unsafe trait Vector: Copy {
     /// ([`exp::exp_parts_fast`]): the polynomial
     /// `Real::EXP_POLY_FAST` unless the register overrides it with the
     /// table form ([`exp::exp_parts_table8`], AVX2 float32, where it
-    /// measured faster, and [`exp::exp_parts_table4`], AVX2 float64).
+    /// measured faster, [`exp::exp_parts_table4`], AVX2 float64, and
+    /// [`exp::exp_parts_table16`], AVX-512 float64).
     #[inline(always)]
     fn exp_parts_fast(self) -> (Self, Self) {
         // SAFETY: a value of this type exists only after a constructor
@@ -385,7 +387,8 @@ pub unsafe trait Vector: Copy {
     /// of every lane's [`Vector::exp_parts_fast`] pair: p * 2^(k - n) by
     /// [`Vector::scale_down_pow2`] unless the register overrides it with
     /// the integer-exponent form ([`exp::exp_down_table8`], AVX2 float32;
-    /// [`exp::exp_down_table4`], AVX2 float64).
+    /// [`exp::exp_down_table4`], AVX2 float64) or the `vscalefpd` one
+    /// ([`exp::exp_down_table16`], AVX-512 float64).
     /// The softmax kernels' shifted exponential ([`exp::exp_down_fast`]).
     #[inline(always)]
     fn exp_down_fast(self, lo: Self, n: Self) -> Self {
@@ -418,6 +421,20 @@ pub trait Table4: Vector<Elem = f64> {
     /// Lane i of the result has the bits of lane `bits(index_i) & 3` of
     /// `self` plus `bits(index_i) << 50` (64-bit integer addition).
     fn lookup4_scaled(self, index: Self) -> Self;
+}
+
+/// Eight f64 lanes with a one-instruction lookup in a 16-entry table
+/// (AVX-512 `vpermt2pd` on two registers) and a scale by 2^floor(e):
+/// what [`exp::exp_parts_table16`] and [`exp::exp_down_table16`] need.
+pub trait Table16: Vector<Elem = f64> {
+    /// Round toward -inf.
+    fn floor(self) -> Self;
+    /// Lane i of the result is `table[bits(self_i) & 15]`.
+    fn lookup16(self, table: &[f64; 16]) -> Self;
+    /// self * 2^floor(e) (`vscalefpd`): exact where representable, one
+    /// rounding into the subnormal range, 0 / inf beyond; NaN if either
+    /// operand is NaN (for finite self).
+    fn scale_pow2_floor(self, e: Self) -> Self;
 }
 
 #[cfg(test)]

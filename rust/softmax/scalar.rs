@@ -2,16 +2,17 @@
 //! same special-value rules as the vector kernels. Also the portable path.
 
 use super::Algorithm;
-use crate::simd::exp::{exp_parts_scalar, exp_scalar, TABLE4_X_LIMIT, TABLE8_X_LIMIT};
+use crate::simd::exp::{exp_parts_scalar, exp_scalar, TABLE16_X_LIMIT, TABLE4_X_LIMIT, TABLE8_X_LIMIT};
 use crate::simd::Real;
 
 /// Inputs are clamped to at least `-TWO_PASS_X_LIMIT` in the two-pass
 /// kernels, and rows whose largest exponent is beyond the accurate range of
 /// `exp_parts` fall back to three-pass (see `two_pass_sum`). 2^18: inside
-/// the accurate range of the AVX2 table exps (`TABLE8_X_LIMIT`, ~3.6e5,
-/// float32; `TABLE4_X_LIMIT`, 2^48, float64).
+/// the accurate range of the table exps (`TABLE8_X_LIMIT`, ~3.6e5, AVX2
+/// float32; `TABLE4_X_LIMIT`, 2^48, AVX2 float64; `TABLE16_X_LIMIT`, 2^46,
+/// AVX-512 float64).
 pub(crate) const TWO_PASS_X_LIMIT: f64 = 262_144.0;
-const _: () = assert!(TWO_PASS_X_LIMIT < TABLE8_X_LIMIT && TWO_PASS_X_LIMIT < TABLE4_X_LIMIT);
+const _: () = assert!(TWO_PASS_X_LIMIT < TABLE8_X_LIMIT && TWO_PASS_X_LIMIT < TABLE4_X_LIMIT && TWO_PASS_X_LIMIT < TABLE16_X_LIMIT);
 
 /// Exponent margin: a term 2^-MARGIN below the largest is below every
 /// rounding of the sum, in f32 and f64 alike.
