@@ -254,6 +254,8 @@ fn rows_with_maxima_near_the_pair_form_limits() {
 fn auto_picks_two_pass_beyond_l2_with_avx512_and_for_streamed_rows_with_avx2() {
     assert_eq!(Algorithm::auto(1024, 4, Isa::Avx512), Algorithm::ThreePassReload);
     assert_eq!(Algorithm::auto(1 << 24, 4, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(Algorithm::auto(1 << 19, 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(Algorithm::auto(1 << 20, 8, Isa::Avx512), Algorithm::TwoPass);
     let streamed = softmax::STREAM_MIN_BYTES / 4;
     assert_eq!(Algorithm::auto(streamed - 1, 4, Isa::Avx2), Algorithm::ThreePassReload);
     assert_eq!(Algorithm::auto(streamed, 4, Isa::Avx2), Algorithm::TwoPass);

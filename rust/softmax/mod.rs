@@ -71,7 +71,8 @@ impl Algorithm {
     /// bytes on `isa` (docs/guide/performance.md has the measurements).
     /// With AVX-512, three-pass reload wins while a row fits in L2 (the
     /// reload is a cache hit and each exp is computed once) and two-pass
-    /// wins beyond (1 MB rows and up), where memory traffic dominates. With
+    /// wins beyond (1 MB rows and up; float64 rows from 8 MB, see
+    /// [`AUTO_TWO_PASS_MIN_BYTES_F64`]), where memory traffic dominates. With
     /// AVX2, where 2^n scaling costs several instructions, reload wins until
     /// the two-pass output is written with streaming stores (float32 and
     /// float64 rows of [`STREAM_MIN_BYTES`] and more): two-pass then moves
@@ -80,6 +81,7 @@ impl Algorithm {
     pub fn auto(len: usize, elem_size: usize, isa: Isa) -> Algorithm {
         let bytes = len * elem_size;
         let two_pass = match isa {
+            Isa::Avx512 if elem_size >= 8 => bytes >= AUTO_TWO_PASS_MIN_BYTES_F64,
             Isa::Avx512 => bytes >= AUTO_TWO_PASS_MIN_BYTES,
             // 16-bit rows have no streaming store.
             Isa::Avx2 => elem_size >= 4 && bytes >= STREAM_MIN_BYTES,
@@ -94,8 +96,17 @@ impl Algorithm {
 }
 
 /// Row size in bytes from which `auto` picks the two-pass algorithm with
-/// AVX-512.
+/// AVX-512 (float32 and 16-bit rows).
 pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
+
+/// The same for float64 rows, whose exponential costs more per byte, so
+/// two-pass's second exp outweighs reload's extra traffic for longer:
+/// measured on an Intel Xeon (Emerald Rapids, 2 MB L2), one thread, time /
+/// copy, medians of 5 rounds: reload 1.96x / 1.80x / 1.90x against
+/// two-pass 2.52x / 2.02x / 2.21x for rows of 1, 2 and 4 MB; two-pass
+/// 1.50x / 1.58x / 1.63x against reload 1.68x / 2.10x / 2.14x for rows of
+/// 16, 32 and 64 MB.
+pub const AUTO_TWO_PASS_MIN_BYTES_F64: usize = 1 << 23;
 
 /// Softmax or log-softmax of a batch of rows. Built only by the `unsafe`
 /// functions below, whose callers vouch for the pointers.
