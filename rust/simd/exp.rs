@@ -995,7 +995,7 @@ mod tests {
 
     /// The largest ulp errors (results normal, subnormal) of the softmax
     /// kernels' f64 pair form and shifted exponential (the table forms on
-    /// AVX2 and AVX-512, the degree-11 polynomial in scalar code) on `dense` points over
+    /// AVX2 and AVX-512, the degree-11 polynomial in scalar and NEON code) on `dense` points over
     /// [-745, 709.78] ([-708.39, 709.78] for the shifted one, where its
     /// results are normal) and around every boundary, on every ISA.
     fn f64_fast_forms_worst(dense: usize) -> Vec<(Isa, u8, Worst)> {
