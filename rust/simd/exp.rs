@@ -152,7 +152,7 @@ pub unsafe fn exp_parts_table8<V: Table8>(x: V) -> (V, V) {
         let v = x.mul_add(V::splat(f32::LOG2E), magic);
         let r = v.sub(magic); // N / 8, exact
         let s = V::load(EXP2_EIGHTHS.as_ptr()).lookup8(v);
-        (table8_scaled(x, r, s), r.floor())
+        (table_scaled(x, r, s, &EXP_TABLE8_POLY), r.floor())
     }
 }
 
@@ -211,27 +211,29 @@ pub unsafe fn exp_down_table8<V: Table8>(x: V, lo: V, n: V) -> V {
         let r = v.sub(base); // N / 8, exact
         // max returns its second operand for NaN: NaN v gives some s, NaN t.
         let s = V::load(EXP2_EIGHTHS_LESS_J.as_ptr()).lookup8_scaled(V::splat(EIGHTHS_MAGIC - 127.0).max(v));
-        table8_scaled(x, r, s)
+        table_scaled(x, r, s, &EXP_TABLE8_POLY)
     }
 }
 
-/// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| <= ln2/16) and
-/// q(t) = 1 + t + c2 t^2 + c3 t^3 ([`EXP_TABLE8_POLY`]), computed as
-/// s + s (t (1 + c2 t + c3 t^2)) with one rounding of the product by s:
-/// s enters only exactly, so s * 2^a gives the result * 2^a bit for bit
-/// wherever that is normal (with s t rounded first, s t may fall into the
-/// subnormal range for results below 2^-118 and lose bits).
+/// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| below ln2/16,
+/// ln2/8 or ln2/32 for the 8-, 4- and 16-entry tables) and
+/// q(t) = 1 + t + c2 t^2 + ... for the coefficients `c` = [c2, c3, ...]
+/// ([`EXP_TABLE8_POLY`], [`EXP_TABLE4_POLY`], [`EXP_TABLE16_POLY`]),
+/// computed as s + s (t (1 + c2 t + c3 t^2 + ...)) with one rounding of
+/// the product by s: s enters only exactly, so s * 2^a gives the result
+/// times 2^a bit for bit wherever that is normal (with s t rounded first,
+/// s t may fall into the subnormal range for results below 2^-118 (f32)
+/// and lose bits).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`.
 #[inline(always)]
-unsafe fn table8_scaled<V: Vector<Elem = f32>>(x: V, r: V, s: V) -> V {
+unsafe fn table_scaled<V: Vector>(x: V, r: V, s: V, c: &[V::Elem]) -> V {
     // SAFETY: the caller's contract: the CPU has the instruction set of V.
     unsafe {
-        let t = r.mul_add(V::splat(-f32::LN2_HI), x);
-        let t = r.mul_add(V::splat(-f32::LN2_LO), t);
-        let [c2, c3] = EXP_TABLE8_POLY;
-        let q = V::splat(c3).mul_add(t, V::splat(c2)).mul_add(t, V::splat(1.0));
+        let t = r.mul_add(V::splat(-V::Elem::LN2_HI), x);
+        let t = r.mul_add(V::splat(-V::Elem::LN2_LO), t);
+        let q = poly(t, c).mul_add(t, V::splat(V::Elem::ONE));
         s.mul_add(q.mul(t), s)
     }
 }
@@ -286,7 +288,7 @@ pub unsafe fn exp_parts_table4<V: Table4>(x: V) -> (V, V) {
         let v = x.mul_add(V::splat(f64::LOG2E), magic);
         let r = v.sub(magic); // N / 4, exact
         let s = V::load(EXP2_QUARTERS.as_ptr()).lookup4(v);
-        (table4_scaled(x, r, s), r.floor())
+        (table_scaled(x, r, s, &EXP_TABLE4_POLY), r.floor())
     }
 }
 
@@ -336,28 +338,7 @@ pub unsafe fn exp_down_table4<V: Table4>(x: V, lo: V, n: V) -> V {
         let r = v.sub(base); // N / 4, exact
         // max returns its second operand for NaN: NaN v gives some s, NaN t.
         let s = V::load(EXP2_QUARTERS_LESS_J.as_ptr()).lookup4_scaled(V::splat(QUARTERS_MAGIC - 1023.0).max(v));
-        table4_scaled(x, r, s)
-    }
-}
-
-/// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| <= ln2/8) and
-/// q = [`EXP_TABLE4_POLY`], computed as s + s (t (1 + c2 t + ... + c8 t^7))
-/// like [`table8_scaled`] (s enters only exactly).
-///
-/// # Safety
-/// The CPU must have the instruction set of `V`.
-#[inline(always)]
-unsafe fn table4_scaled<V: Vector<Elem = f64>>(x: V, r: V, s: V) -> V {
-    // SAFETY: the caller's contract: the CPU has the instruction set of V.
-    unsafe {
-        let t = r.mul_add(V::splat(-f64::LN2_HI), x);
-        let t = r.mul_add(V::splat(-f64::LN2_LO), t);
-        let mut q = V::splat(EXP_TABLE4_POLY[6]);
-        for &c in EXP_TABLE4_POLY[..6].iter().rev() {
-            q = q.mul_add(t, V::splat(c));
-        }
-        let q = q.mul_add(t, V::splat(1.0));
-        s.mul_add(q.mul(t), s)
+        table_scaled(x, r, s, &EXP_TABLE4_POLY)
     }
 }
 
@@ -428,7 +409,7 @@ pub unsafe fn exp_parts_table16<V: Table16>(x: V) -> (V, V) {
         let v = x.mul_add(V::splat(f64::LOG2E), magic);
         let r = v.sub(magic); // N / 16, exact
         let s = v.lookup16(&EXP2_SIXTEENTHS);
-        (table16_scaled(x, r, s), r.floor())
+        (table_scaled(x, r, s, &EXP_TABLE16_POLY), r.floor())
     }
 }
 
@@ -457,28 +438,7 @@ pub unsafe fn exp_down_table16<V: Table16>(x: V, lo: V, n: V) -> V {
         let v = x.mul_add(V::splat(f64::LOG2E), base);
         let r = v.sub(base); // N / 16, exact
         let s = v.lookup16(&EXP2_SIXTEENTHS);
-        table16_scaled(x, r, s).scale_pow2_floor(r.sub(n))
-    }
-}
-
-/// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| <= ln2/32) and
-/// q = [`EXP_TABLE16_POLY`], computed as s + s (t (1 + c2 t + ... + c6 t^5))
-/// like [`table8_scaled`].
-///
-/// # Safety
-/// The CPU must have the instruction set of `V`.
-#[inline(always)]
-unsafe fn table16_scaled<V: Vector<Elem = f64>>(x: V, r: V, s: V) -> V {
-    // SAFETY: the caller's contract: the CPU has the instruction set of V.
-    unsafe {
-        let t = r.mul_add(V::splat(-f64::LN2_HI), x);
-        let t = r.mul_add(V::splat(-f64::LN2_LO), t);
-        let mut q = V::splat(EXP_TABLE16_POLY[4]);
-        for &c in EXP_TABLE16_POLY[..4].iter().rev() {
-            q = q.mul_add(t, V::splat(c));
-        }
-        let q = q.mul_add(t, V::splat(1.0));
-        s.mul_add(q.mul(t), s)
+        table_scaled(x, r, s, &EXP_TABLE16_POLY).scale_pow2_floor(r.sub(n))
     }
 }
 
