@@ -578,6 +578,15 @@ unsafe fn write_row<V: Storage<M>, M, const SCALED: bool, const CENTER: bool, co
         let (first, last) = (V::load_from(x), V::load_from(x.add(n - lanes)));
         let mut i = head;
         while i + lanes <= n {
+            // The output line [`prefetch::AHEAD_BYTES`] ahead, once per
+            // 64-byte line (x's lines were fetched by the first pass).
+            // Float32, time / copy, medians of 3 runs (Emerald Rapids):
+            // AVX-512 LayerNorm rows of 1024 1.31 -> 1.02, RMSNorm 1.05 ->
+            // 1.03, both 1.06-1.07 -> 1.04 on rows of 384; AVX2 unchanged
+            // (LayerNorm 1.14 -> 1.14).
+            if i % (64 / size_of::<M>()) < lanes {
+                prefetch::ahead(y.add(i), 64);
+            }
             normalized::<V, M, SCALED, CENTER, W, B>(V::load_from(x.add(i)), i, lanes, k, affine).store_to(y.add(i));
             i += lanes;
         }
