@@ -9,6 +9,7 @@
 use super::fixed::{Requant, R_CLAMP, U_BITS};
 use super::pipeline::I8Passes;
 use super::Affine;
+use crate::simd::prefetch;
 use std::arch::x86_64::*;
 use std::ptr;
 
@@ -115,6 +116,8 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
         let (mut s0, mut s1) = (zero, zero);
         let mut i = 0;
         while i + 2 * LANES <= n {
+            // As in avx512.rs: the first pass over a row fetches ahead.
+            prefetch::ahead(x.add(i), 2 * LANES);
             let a = _mm256_xor_si256(_mm256_loadu_si256(x.add(i).cast()), flip);
             let b = _mm256_xor_si256(_mm256_loadu_si256(x.add(i + LANES).cast()), flip);
             s0 = _mm256_add_epi64(s0, _mm256_sad_epu8(a, zero));
@@ -149,6 +152,8 @@ unsafe fn row_sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
         let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         let mut i = 0;
         while i + 2 * LANES <= n {
+            // As in avx512.rs: the first pass over a row fetches ahead.
+            prefetch::ahead(x.add(i), 2 * LANES);
             let a = _mm256_xor_si256(_mm256_loadu_si256(x.add(i).cast()), flip);
             let b = _mm256_xor_si256(_mm256_loadu_si256(x.add(i + LANES).cast()), flip);
             s0 = _mm256_add_epi64(s0, _mm256_add_epi64(_mm256_sad_epu8(a, qf), _mm256_sad_epu8(b, qf)));
@@ -282,6 +287,10 @@ unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: u
         let (w, b) = (affine.weight, affine.bias);
         let mut i = 0;
         while i + LANES <= n {
+            // One prefetch per 64-byte line of y.
+            if i % 64 == 0 {
+                prefetch::ahead(y.add(i), 64);
+            }
             let v = requant32::<W, B>(x.add(i), w.wrapping_add(i), b.wrapping_add(i), &k);
             _mm256_storeu_si256(y.add(i).cast(), v);
             i += LANES;

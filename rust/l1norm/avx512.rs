@@ -12,6 +12,7 @@
 use super::fixed::{Requant, R_CLAMP, U_BITS};
 use super::pipeline::I8Passes;
 use super::Affine;
+use crate::simd::prefetch;
 use std::arch::x86_64::*;
 
 /// The int8 passes with Avx512 intrinsics. Reached only through
@@ -86,6 +87,13 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
         let (mut s0, mut s1) = (zero, zero);
         let mut i = 0;
         while i + 128 <= n {
+            // The pipeline's first pass over a row fetches ahead (the
+            // hardware prefetchers restart at every 4 KiB page), and the
+            // write pass fetches its output lines ahead. Both together,
+            // int8 4096x1024, time / int8 copy, in-process A/B (medians
+            // of 11 interleaved rounds, three runs, Emerald Rapids):
+            // 2.33 -> 1.96, 2.70 -> 2.34, 2.31 -> 2.02.
+            prefetch::ahead(x.add(i), 128);
             let a = _mm512_xor_si512(_mm512_loadu_si512(x.add(i).cast()), flip);
             let b = _mm512_xor_si512(_mm512_loadu_si512(x.add(i + 64).cast()), flip);
             s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(a, zero));
@@ -274,6 +282,7 @@ unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: u
         let (w, b) = (affine.weight, affine.bias);
         let mut i = 0;
         while i + 64 <= n {
+            prefetch::ahead(y.add(i), 64);
             let v = requant64::<W, B>(x, w, b, i, &k);
             _mm512_storeu_si512(y.add(i).cast(), v);
             i += 64;
