@@ -236,15 +236,29 @@ impl<V: Vector> ShiftedExp<V> {
     }
 
     /// # Safety
-    /// The CPU must have the instruction set of `V` (vector code); pointer
-    /// arguments must be valid for the elements read and written (`n` per
-    /// row), with the aliasing the module documents.
+    /// The CPU must have the instruction set of `V`.
     #[inline(always)]
     unsafe fn eval(&self, x: V) -> V {
-        // SAFETY: this function's contract: the CPU has the instruction set of V,
-        // and every access below stays inside the elements the caller vouched for.
+        // SAFETY: this function's contract.
         unsafe {
             if self.pairs {
+                self.eval_form::<true>(x)
+            } else {
+                self.eval_form::<false>(x)
+            }
+        }
+    }
+
+    /// [`Self::eval`] with the form fixed at compile time (`PAIRS` must be
+    /// `self.pairs`), for loops that pick it once per row.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V`.
+    #[inline(always)]
+    unsafe fn eval_form<const PAIRS: bool>(&self, x: V) -> V {
+        // SAFETY: this function's contract: the CPU has the instruction set of V.
+        unsafe {
+            if PAIRS {
                 // -inf becomes `lo`, whose term vanishes; NaN passes through.
                 // +inf (only in rows that are NaN anyway, whose sum is not
                 // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
@@ -314,6 +328,24 @@ impl<V: Vector> SumWrite<V> for WriteShifted<V> {
 /// row), with the aliasing the module documents.
 #[inline(always)]
 pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, w: &W, warm_y: bool) -> f64 {
+    // SAFETY: this function's contract. The form is picked here, once per
+    // row: tested inside the loop it cost a compare on the port the
+    // exponential's FMAs wait for (AVX-512).
+    unsafe {
+        if f.pairs {
+            sum_map_form::<V, M, Y, W, true>(x, y, n, f, w, warm_y)
+        } else {
+            sum_map_form::<V, M, Y, W, false>(x, y, n, f, w, warm_y)
+        }
+    }
+}
+
+/// [`sum_map`] with `f`'s form fixed (`PAIRS` must be `f.pairs`).
+///
+/// # Safety
+/// As for [`sum_map`].
+#[inline(always)]
+unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>, const PAIRS: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, w: &W, warm_y: bool) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -336,10 +368,10 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>>(x
                     prefetch::ahead(y.add(i), 4 * lanes * size_of::<Y>());
                 }
                 let e = [
-                    f.eval(V::load_from(x.add(i))),
-                    f.eval(V::load_from(x.add(i + lanes))),
-                    f.eval(V::load_from(x.add(i + 2 * lanes))),
-                    f.eval(V::load_from(x.add(i + 3 * lanes))),
+                    f.eval_form::<PAIRS>(V::load_from(x.add(i))),
+                    f.eval_form::<PAIRS>(V::load_from(x.add(i + lanes))),
+                    f.eval_form::<PAIRS>(V::load_from(x.add(i + 2 * lanes))),
+                    f.eval_form::<PAIRS>(V::load_from(x.add(i + 3 * lanes))),
                 ];
                 for (k, ek) in e.into_iter().enumerate() {
                     if W::WRITES {
@@ -354,7 +386,7 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>>(x
             }
             while i + lanes <= end {
                 let v = V::load_from(x.add(i));
-                let e = f.eval(v);
+                let e = f.eval_form::<PAIRS>(v);
                 if W::WRITES {
                     w.value(v, e).store_to(y.add(i));
                 }
@@ -363,7 +395,7 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>>(x
             }
             if i < end {
                 let v = V::load_partial_from(x.add(i), end - i, V::Elem::NEG_INFINITY);
-                let e = f.eval(v);
+                let e = f.eval_form::<PAIRS>(v);
                 if W::WRITES {
                     w.value(v, e).store_partial_to(y.add(i), end - i);
                 }
