@@ -152,8 +152,6 @@ unsafe fn row_sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
         let (mut s0, mut s1) = (_mm256_setzero_si256(), _mm256_setzero_si256());
         let mut i = 0;
         while i + 2 * LANES <= n {
-            // As in avx512.rs: the first pass over a row fetches ahead.
-            prefetch::ahead(x.add(i), 2 * LANES);
             let a = _mm256_xor_si256(_mm256_loadu_si256(x.add(i).cast()), flip);
             let b = _mm256_xor_si256(_mm256_loadu_si256(x.add(i + LANES).cast()), flip);
             s0 = _mm256_add_epi64(s0, _mm256_add_epi64(_mm256_sad_epu8(a, qf), _mm256_sad_epu8(b, qf)));

@@ -318,9 +318,9 @@ impl<V: Vector> SumWrite<V> for WriteShifted<V> {
 /// Sum of f(x) over the row, writing `w`'s value for each element to `y`
 /// (of the row's type, or of the compute type: `three_pass_staged`). With
 /// `warm_y` the lines of `y` are prefetched ahead too: the ones this pass
-/// stores, or the next pass writes through the cache (the recompute
-/// form, log-softmax of 16-bit rows); not when the next pass streams its stores past the cache, where
-/// they would be read from memory for nothing.
+/// stores, or the next pass writes through the cache (the recompute form,
+/// log-softmax of 16-bit rows); not when the next pass streams its stores
+/// past the cache, where they would be read from memory for nothing.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
