@@ -145,7 +145,7 @@ impl Kernel for L1NormI8 {
                 #[cfg(target_arch = "x86_64")]
                 Isa::Avx2 => pipeline::run::<avx2::Avx2Passes>(batch, gain, affine),
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => pipeline::run::<avx512::Avx512Passes>(batch, gain, affine),
+                Isa::Avx512 => avx512::run(batch, gain, affine),
                 #[cfg(target_arch = "aarch64")]
                 Isa::Neon => neon::run(batch, gain, affine),
                 _ => scalar::l1_norm_i8_rows(batch, gain, affine),
