@@ -270,52 +270,36 @@ impl<V: Vector> ShiftedExp<V> {
     }
 }
 
-/// What the exp-and-sum pass ([`sum_map`]) writes to `y` for each register.
-pub(crate) trait SumWrite<V: Vector> {
-    /// Whether the pass writes at all.
-    const WRITES: bool;
-    /// The value written for input `x`, whose shifted exponential is `e`.
-    ///
-    /// # Safety
-    /// The CPU must have the instruction set of `V`.
-    unsafe fn value(&self, x: V, e: V) -> V;
+/// What the exp-and-sum pass ([`sum_map`]) writes to `y`: at most one of
+/// the two.
+pub(crate) trait SumWrite {
+    /// Each element's shifted exponential.
+    const EXP: bool = false;
+    /// Each element of x itself, stored as soon as it is loaded.
+    const INPUT: bool = false;
 }
 
 /// Writes nothing: the sum alone.
 pub(crate) struct NoWrite;
 
-impl<V: Vector> SumWrite<V> for NoWrite {
-    const WRITES: bool = false;
-    #[inline(always)]
-    unsafe fn value(&self, _: V, e: V) -> V {
-        e
-    }
-}
+impl SumWrite for NoWrite {}
 
 /// Writes the exponentials (three-pass reload, which scales them next).
 pub(crate) struct WriteExp;
 
-impl<V: Vector> SumWrite<V> for WriteExp {
-    const WRITES: bool = true;
-    #[inline(always)]
-    unsafe fn value(&self, _: V, e: V) -> V {
-        e
-    }
+impl SumWrite for WriteExp {
+    const EXP: bool = true;
 }
 
-/// Writes x - m (log-softmax, whose last pass then subtracts ln(sum) in
-/// place).
-struct WriteShifted<V>(V);
+/// Copies x to `y` (log-softmax, whose last pass then computes
+/// (y - m) - ln(sum) in place).
+struct CopyInput;
 
-impl<V: Vector> SumWrite<V> for WriteShifted<V> {
-    const WRITES: bool = true;
-    #[inline(always)]
-    unsafe fn value(&self, x: V, _: V) -> V {
-        x.sub(self.0)
-    }
+impl SumWrite for CopyInput {
+    const INPUT: bool = true;
 }
 
-/// Sum of f(x) over the row, writing `w`'s value for each element to `y`
+/// Sum of f(x) over the row, writing what `W` says for each element to `y`
 /// (of the row's type, or of the compute type: `three_pass_staged`). With
 /// `warm_y` the lines of `y` are prefetched ahead too: the ones this pass
 /// stores, or the next pass writes through the cache (the recompute form,
@@ -327,7 +311,7 @@ impl<V: Vector> SumWrite<V> for WriteShifted<V> {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, w: &W, warm_y: bool) -> f64 {
+pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, w: &W, warm_y: bool) -> f64 {
     // SAFETY: this function's contract. The form is picked here, once per
     // row: tested inside the loop it cost a compare on the port the
     // exponential's FMAs wait for (AVX-512).
@@ -345,7 +329,7 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>>(x
 /// # Safety
 /// As for [`sum_map`].
 #[inline(always)]
-unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>, const PAIRS: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, w: &W, warm_y: bool) -> f64 {
+unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, _: &W, warm_y: bool) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -367,18 +351,20 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>, const P
                 if warm_y {
                     prefetch::ahead(y.add(i), 4 * lanes * size_of::<Y>());
                 }
-                let e = [
-                    f.eval_form::<PAIRS>(V::load_from(x.add(i))),
-                    f.eval_form::<PAIRS>(V::load_from(x.add(i + lanes))),
-                    f.eval_form::<PAIRS>(V::load_from(x.add(i + 2 * lanes))),
-                    f.eval_form::<PAIRS>(V::load_from(x.add(i + 3 * lanes))),
-                ];
+                let v = [V::load_from(x.add(i)), V::load_from(x.add(i + lanes)), V::load_from(x.add(i + 2 * lanes)), V::load_from(x.add(i + 3 * lanes))];
+                if W::INPUT {
+                    // Stored before the exponentials, so x's registers are
+                    // not kept live across them (nor x loaded again, nor
+                    // anything computed: the exponentials' FMA port is the
+                    // loop's bound, AVX-512).
+                    for (k, vk) in v.into_iter().enumerate() {
+                        vk.store_to(y.add(i + k * lanes));
+                    }
+                }
+                let e = [f.eval_form::<PAIRS>(v[0]), f.eval_form::<PAIRS>(v[1]), f.eval_form::<PAIRS>(v[2]), f.eval_form::<PAIRS>(v[3])];
                 for (k, ek) in e.into_iter().enumerate() {
-                    if W::WRITES {
-                        // x is loaded again (from L1) for the value written;
-                        // only `WriteShifted` reads it, so the exponentials'
-                        // loop is the same code as without `w`.
-                        w.value(V::load_from(x.add(i + k * lanes)), ek).store_to(y.add(i + k * lanes));
+                    if W::EXP {
+                        ek.store_to(y.add(i + k * lanes));
                     }
                     s[k % 2] = s[k % 2].add(ek);
                 }
@@ -386,18 +372,24 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite<V>, const P
             }
             while i + lanes <= end {
                 let v = V::load_from(x.add(i));
+                if W::INPUT {
+                    v.store_to(y.add(i));
+                }
                 let e = f.eval_form::<PAIRS>(v);
-                if W::WRITES {
-                    w.value(v, e).store_to(y.add(i));
+                if W::EXP {
+                    e.store_to(y.add(i));
                 }
                 s[0] = s[0].add(e);
                 i += lanes;
             }
             if i < end {
                 let v = V::load_partial_from(x.add(i), end - i, V::Elem::NEG_INFINITY);
+                if W::INPUT {
+                    v.store_partial_to(y.add(i), end - i);
+                }
                 let e = f.eval_form::<PAIRS>(v);
-                if W::WRITES {
-                    w.value(v, e).store_partial_to(y.add(i), end - i);
+                if W::EXP {
+                    e.store_partial_to(y.add(i), end - i);
                 }
                 s[1] = s[1].add(e);
             }
@@ -543,16 +535,6 @@ impl<V: Vector> WriteValue<V> for Scale<V> {
     #[inline(always)]
     unsafe fn value(&self, y: V) -> V {
         y.mul(self.0)
-    }
-}
-
-/// y - c.
-struct Subtract<V>(V);
-
-impl<V: Vector> WriteValue<V> for Subtract<V> {
-    #[inline(always)]
-    unsafe fn value(&self, y: V) -> V {
-        y.sub(self.0)
     }
 }
 
@@ -940,25 +922,30 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let (m, shifted) = log_softmax_max::<V, M>(x, n);
-        let ln_sum = log_softmax_ln_sum::<V, M>(x, y, n, m, &shifted);
+        let ln_sum = log_softmax_ln_sum::<V, M>(x, y, n, &shifted);
         log_softmax_finish::<V, M>(x, y, n, m, ln_sum);
     }
 }
 
-/// Whether log-softmax writes x - m to `y` in its exp-and-sum pass and
-/// subtracts ln(sum) in place, rather than writing (x - m) - ln(sum) from
-/// `x` in its last pass: for rows stored in the compute type (x - m is
-/// rounded once to it either way, so the results are the same bits) that
-/// are not streamed. The lines of `y` are then fetched for writing while
-/// the compute-bound pass runs, as softmax's exponentials are, and the
-/// last pass touches `y` alone, which that pass left in cache. Measured
-/// (AVX-512, Emerald Rapids, float32, medians of 5 runs, time / softmax's
-/// time): rows of 1024 (4096 rows) 1.19 -> 1.05, 30522 (64 rows) 1.13 ->
-/// 1.02, 65536 1.18 -> 1.02, 2^20 1.31 -> 1.09; in the write pass, y's
-/// lines came from L2 or memory with nothing to hide behind. Streamed rows
-/// keep the write from `x`, whose stores skip the cache; 16-bit rows too,
-/// which would round x - m to 16 bits.
-fn writes_shifted<V: Vector, M>(n: usize) -> bool {
+/// Whether log-softmax copies x to `y` in its exp-and-sum pass and
+/// computes (y - m) - ln(sum) in place, rather than (x - m) - ln(sum) from
+/// `x` in its last pass (the same arithmetic, so the same bits): for rows
+/// stored in the compute type that are not streamed. The lines of `y` are
+/// then fetched for writing while the compute-bound pass runs, as
+/// softmax's exponentials are, and the last pass touches `y` alone, which
+/// that pass left in cache. Measured (AVX-512, Emerald Rapids, float32,
+/// medians of 5 runs, time / softmax's time), with x - m written in that
+/// pass (round 6): rows of 1024 (4096 rows) 1.19 -> 1.05, 30522 (64 rows)
+/// 1.13 -> 1.02, 65536 1.18 -> 1.02, 2^20 1.31 -> 1.09; in the write pass,
+/// y's lines came from L2 or memory with nothing to hide behind. A copy
+/// instead of x - m keeps the exponentials' loop free of the subtraction
+/// and of x's second load (both forms in one process, interleaved, six
+/// runs, log-softmax's time): 4096x1024 -3% to -5% (one run 0), 256x1024
+/// -3% to -8%, 1024x128 -3% to -8%, 64x30522 -1% to -5% (now 1.00x
+/// softmax's time). Streamed rows keep the write
+/// from `x`, whose stores skip the cache; 16-bit rows too, whose copy in
+/// `y` would be the same but (x - m)'s rounding to 16 bits is not.
+fn copies_input<V: Vector, M>(n: usize) -> bool {
     size_of::<M>() == size_of::<V::Elem>() && !streams::<M>(n)
 }
 
@@ -984,19 +971,19 @@ unsafe fn log_softmax_max<V: Storage<M>, M>(x: *const M, n: usize) -> (V::Elem, 
     }
 }
 
-/// ln(sum exp(x - m)) of log-softmax, for the row's `m` and `shifted` from
-/// [`log_softmax_max`]; writes x - m to `y` when [`writes_shifted`], and
+/// ln(sum exp(x - m)) of log-softmax, for the row's `shifted` from
+/// [`log_softmax_max`]; copies x to `y` when [`copies_input`], and
 /// otherwise warms `y` for the last pass unless that pass streams.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; `x` and `y` valid for `n`
 /// elements.
 #[inline(always)]
-unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, m: V::Elem, shifted: &ShiftedExp<V>) -> V::Elem {
+unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, shifted: &ShiftedExp<V>) -> V::Elem {
     // SAFETY: this function's contract.
     unsafe {
-        let scaled = if writes_shifted::<V, M>(n) {
-            sum_map::<V, M, M, _>(x, y, n, shifted, &WriteShifted(V::splat(m)), true)
+        let scaled = if copies_input::<V, M>(n) {
+            sum_map::<V, M, M, _>(x, y, n, shifted, &CopyInput, true)
         } else {
             sum_map::<V, M, M, _>(x, y, n, shifted, &NoWrite, !streams::<M>(n))
         };
@@ -1006,8 +993,8 @@ unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
     }
 }
 
-/// The last pass of log-softmax: y = (x - m) - ln_sum, as
-/// [`log_softmax_ln_sum`] left `y`.
+/// The last pass of log-softmax: y = (x - m) - ln_sum, in place from the
+/// copy of x [`log_softmax_ln_sum`] left in `y`, or from `x`.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; `x` and `y` valid for `n`
@@ -1016,8 +1003,8 @@ unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
 unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, m: V::Elem, ln_sum: V::Elem) {
     // SAFETY: this function's contract.
     unsafe {
-        if writes_shifted::<V, M>(n) {
-            update_in_place::<V, M, _>(y, n, &Subtract(V::splat(ln_sum)));
+        if copies_input::<V, M>(n) {
+            update_in_place::<V, M, _>(y, n, &LogValue { m: V::splat(m), ln_sum: V::splat(ln_sum) });
         } else {
             log_softmax_write::<V, M>(x, y, n, m, ln_sum, streams::<M>(n));
         }
@@ -1042,7 +1029,7 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
             while i + 2 <= rows {
                 let (xa, ya, xb, yb) = (batch.x_row(i), batch.y_row(i), batch.x_row(i + 1), batch.y_row(i + 1));
                 let ((ma, fa), (mb, fb)) = (log_softmax_max::<V, M>(xa, n), log_softmax_max::<V, M>(xb, n));
-                let (la, lb) = (log_softmax_ln_sum::<V, M>(xa, ya, n, ma, &fa), log_softmax_ln_sum::<V, M>(xb, yb, n, mb, &fb));
+                let (la, lb) = (log_softmax_ln_sum::<V, M>(xa, ya, n, &fa), log_softmax_ln_sum::<V, M>(xb, yb, n, &fb));
                 log_softmax_finish::<V, M>(xa, ya, n, ma, la);
                 log_softmax_finish::<V, M>(xb, yb, n, mb, lb);
                 i += 2;
