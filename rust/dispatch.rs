@@ -19,6 +19,9 @@ pub enum Isa {
     /// AVX2 + FMA + F16C (Haswell, Zen 1 and later).
     Avx2,
     /// AVX-512 F + BW + DQ + VL (Skylake-SP, Zen 4 and later), plus AVX2 + FMA + F16C.
+    /// The int8 L1 norm also uses VBMI's byte permutes (`vpermt2b`; Ice
+    /// Lake, Sapphire Rapids, Zen 4) when the CPU has them, detected at run
+    /// time inside this level.
     Avx512,
     /// Advanced SIMD (NEON) on aarch64, where it is the baseline: every
     /// aarch64 CPU has it. The int8 L1 norm also uses the dot-product

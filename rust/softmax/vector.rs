@@ -942,9 +942,9 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
 /// and of x's second load (both forms in one process, interleaved, six
 /// runs, log-softmax's time): 4096x1024 -3% to -5% (one run 0), 256x1024
 /// -3% to -8%, 1024x128 -3% to -8%, 64x30522 -1% to -5% (now 1.00x
-/// softmax's time). Streamed rows keep the write
-/// from `x`, whose stores skip the cache; 16-bit rows too, whose copy in
-/// `y` would be the same but (x - m)'s rounding to 16 bits is not.
+/// softmax's time). Streamed rows keep the write from `x`, whose stores
+/// skip the cache. So do 16-bit rows: the copy would give them the same
+/// bits too, but it has not been measured on them.
 fn copies_input<V: Vector, M>(n: usize) -> bool {
     size_of::<M>() == size_of::<V::Elem>() && !streams::<M>(n)
 }
