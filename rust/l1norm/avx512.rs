@@ -418,7 +418,7 @@ unsafe fn write_row_table(x: *const i8, y: *mut i8, n: usize, rq: &Requant) {
 mod tests {
     use super::*;
     use crate::dispatch::{self, Isa, Kernel};
-    use crate::l1norm::scalar;
+    use crate::l1norm::{lcg_rows, scalar};
     use crate::simd::Simd;
 
     /// One variant of the avx512 passes over a batch: the plain write
@@ -453,18 +453,6 @@ mod tests {
         }
     }
 
-    /// Rows of `n` pseudo-random int8 in [lo, hi] (a small LCG: the lib's
-    /// unit tests have no rand).
-    fn rows(rows: usize, n: usize, lo: i32, hi: i32, seed: u64) -> Vec<i8> {
-        let mut s = seed;
-        (0..rows * n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (lo + ((s >> 33) % (hi - lo + 1) as u64) as i32) as i8
-            })
-            .collect()
-    }
-
     /// Both avx512 variants (plain, and the table write when this CPU has
     /// VBMI) against the scalar reference, bit for bit: lengths around the
     /// table's threshold and every tail of the 64-byte loop, rows that use
@@ -481,9 +469,9 @@ mod tests {
         let lengths = (1..=70).chain(TABLE_MIN_LEN - 1..=TABLE_MIN_LEN + 130).chain([1000, 4133]);
         for (case, n) in lengths.enumerate() {
             for (lo, hi) in [(-128, 127), (-3, 5), (120, 127), (-128, -126), (7, 7)] {
-                let x = rows(3, n, lo, hi, case as u64);
-                let w = rows(1, n, -128, 127, 1 + case as u64);
-                let b = rows(1, n, -128, 127, 2 + case as u64);
+                let x = lcg_rows(3, n, lo, hi, case as u64);
+                let w = lcg_rows(1, n, -128, 127, 1 + case as u64);
+                let b = lcg_rows(1, n, -128, 127, 2 + case as u64);
                 for (weight, bias) in [(None, None), (Some(&w), None), (None, Some(&b)), (Some(&w), Some(&b))] {
                     let affine = Affine::from_slices(weight.map(|v| &v[..]), bias.map(|v| &v[..]));
                     let batch = |y: &mut Vec<i8>| RowBatch { x: x.as_ptr(), x_stride: n as isize, y: y.as_mut_ptr(), y_stride: n as isize, rows: 3, n };

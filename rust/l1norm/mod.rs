@@ -265,3 +265,17 @@ pub fn l1_norm_float<T: Element>(isa: Isa, x: &[T], y: &mut [T], eps: T::Real, w
     // SAFETY: distinct slices of one length; weight and bias have it too.
     unsafe { l1_norm_float_raw(isa, x.as_ptr(), y.as_mut_ptr(), x.len(), eps, affine) }
 }
+
+/// Rows of `n` pseudo-random int8 in [lo, hi] from a small LCG (the lib's
+/// unit tests have no `rand`), for the per-level tests of `avx512` and
+/// `neon`.
+#[cfg(all(test, any(target_arch = "x86_64", target_arch = "aarch64")))]
+fn lcg_rows(rows: usize, n: usize, lo: i32, hi: i32, seed: u64) -> Vec<i8> {
+    let mut s = seed;
+    (0..rows * n)
+        .map(|_| {
+            s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (lo + ((s >> 33) % (hi - lo + 1) as u64) as i32) as i8
+        })
+        .collect()
+}

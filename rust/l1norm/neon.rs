@@ -398,19 +398,7 @@ unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: u
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::l1norm::scalar;
-
-    /// Rows of `n` pseudo-random int8 in [lo, hi] (a small LCG: the lib's
-    /// unit tests have no rand).
-    fn rows(rows: usize, n: usize, lo: i32, hi: i32, seed: u64) -> Vec<i8> {
-        let mut s = seed;
-        (0..rows * n)
-            .map(|_| {
-                s = s.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-                (lo + ((s >> 33) % (hi - lo + 1) as u64) as i32) as i8
-            })
-            .collect()
-    }
+    use crate::l1norm::{lcg_rows, scalar};
 
     /// Both NEON variants (plain, and dotprod when this CPU has it: under
     /// `qemu -cpu max`) against the scalar reference, bit for bit: every
@@ -422,9 +410,9 @@ mod tests {
         let lengths = (1..=80).chain([255, 2047, 2048, 2049, 4133]);
         for (case, n) in lengths.enumerate() {
             for (lo, hi) in [(-128, 127), (-3, 5), (120, 127), (-128, -126), (7, 7)] {
-                let x = rows(3, n, lo, hi, case as u64);
-                let w = rows(1, n, -128, 127, 1 + case as u64);
-                let b = rows(1, n, -128, 127, 2 + case as u64);
+                let x = lcg_rows(3, n, lo, hi, case as u64);
+                let w = lcg_rows(1, n, -128, 127, 1 + case as u64);
+                let b = lcg_rows(1, n, -128, 127, 2 + case as u64);
                 for (weight, bias) in [(None, None), (Some(&w), None), (None, Some(&b)), (Some(&w), Some(&b))] {
                     let affine = Affine::from_slices(weight.map(|v| &v[..]), bias.map(|v| &v[..]));
                     let batch = |y: &mut Vec<i8>| RowBatch {
