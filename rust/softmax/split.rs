@@ -87,13 +87,13 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::ExpSum { m, store, warm_y } => {
                     let f = ShiftedExp::new(m);
                     let sum = if store {
-                        vector::sum_map::<T::Vector<S>, T, T, _>(x, y, n, &f, &vector::WriteExp, warm_y)
+                        vector::sum_map::<T::Vector<S>, T, T, vector::WriteExp>(x, y, n, &f, warm_y)
                     } else {
-                        vector::sum_map::<T::Vector<S>, T, T, _>(x, y, n, &f, &vector::NoWrite, warm_y)
+                        vector::sum_map::<T::Vector<S>, T, T, vector::NoWrite>(x, y, n, &f, warm_y)
                     };
                     return (sum, f.row_constant().to_f64());
                 }
-                Pass::PlainExpSum { warm_y } => return (vector::sum_map::<T::Vector<S>, T, T, _>(x, y, n, &ShiftedExp::plain(T::Real::ZERO), &vector::NoWrite, warm_y), 1.0),
+                Pass::PlainExpSum { warm_y } => return (vector::sum_map::<T::Vector<S>, T, T, vector::NoWrite>(x, y, n, &ShiftedExp::plain(T::Real::ZERO), warm_y), 1.0),
                 Pass::PairWrite { sum, exp, stream } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp, stream),
                 Pass::OnlineWrite { m, d, stream } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d, stream),
                 Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor, stream),

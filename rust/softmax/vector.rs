@@ -311,15 +311,15 @@ impl SumWrite for CopyInput {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, w: &W, warm_y: bool) -> f64 {
+pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, warm_y: bool) -> f64 {
     // SAFETY: this function's contract. The form is picked here, once per
     // row: tested inside the loop it cost a compare on the port the
     // exponential's FMAs wait for (AVX-512).
     unsafe {
         if f.pairs {
-            sum_map_form::<V, M, Y, W, true>(x, y, n, f, w, warm_y)
+            sum_map_form::<V, M, Y, W, true>(x, y, n, f, warm_y)
         } else {
-            sum_map_form::<V, M, Y, W, false>(x, y, n, f, w, warm_y)
+            sum_map_form::<V, M, Y, W, false>(x, y, n, f, warm_y)
         }
     }
 }
@@ -329,7 +329,7 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite>(x: *
 /// # Safety
 /// As for [`sum_map`].
 #[inline(always)]
-unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, _: &W, warm_y: bool) -> f64 {
+unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, warm_y: bool) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -598,9 +598,9 @@ unsafe fn exp_sum_or_nan_row<V: Storage<M>, M, const STORE: bool>(x: *const M, y
         if m.is_finite() {
             let shifted = ShiftedExp::<V>::new(m);
             let sum = if STORE {
-                sum_map::<V, M, M, _>(x, y, n, &shifted, &WriteExp, warm_y)
+                sum_map::<V, M, M, WriteExp>(x, y, n, &shifted, warm_y)
             } else {
-                sum_map::<V, M, M, _>(x, y, n, &shifted, &NoWrite, warm_y)
+                sum_map::<V, M, M, NoWrite>(x, y, n, &shifted, warm_y)
             };
             if sum.is_finite() {
                 return Some((shifted, V::Elem::from_f64(1.0 / sum)));
@@ -640,7 +640,7 @@ where
         let shifted = ShiftedExp::<V>::new(m);
         let mut stage = [const { std::mem::MaybeUninit::<V::Elem>::uninit() }; STAGE_MAX];
         let e = stage.as_mut_ptr().cast::<V::Elem>();
-        let sum = sum_map::<V, M, V::Elem, _>(x, e, n, &shifted, &WriteExp, true);
+        let sum = sum_map::<V, M, V::Elem, WriteExp>(x, e, n, &shifted, true);
         if !sum.is_finite() {
             return fill::<V, M>(y, n, V::Elem::NAN);
         }
@@ -983,9 +983,9 @@ unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
     // SAFETY: this function's contract.
     unsafe {
         let scaled = if copies_input::<V, M>(n) {
-            sum_map::<V, M, M, _>(x, y, n, shifted, &CopyInput, true)
+            sum_map::<V, M, M, CopyInput>(x, y, n, shifted, true)
         } else {
-            sum_map::<V, M, M, _>(x, y, n, shifted, &NoWrite, !streams::<M>(n))
+            sum_map::<V, M, M, NoWrite>(x, y, n, shifted, !streams::<M>(n))
         };
         // One logarithm per row: ln(scaled / c) is ln(scaled) - ln(c) within
         // the f64 quotient's rounding, far below an f32 or f64 result's ulp.
@@ -1095,7 +1095,7 @@ pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
         // A finite max: the row's entries beyond 2^18 in magnitude. NaN
         // entries poison the sum.
         let f = ShiftedExp::<V>::new(m);
-        let scaled = sum_map::<V, M, M, _>(x, std::ptr::null_mut(), n, &f, &NoWrite, false);
+        let scaled = sum_map::<V, M, M, NoWrite>(x, std::ptr::null_mut(), n, &f, false);
         m.to_f64() + (scaled / f.row_constant().to_f64()).ln()
     }
 }
