@@ -26,7 +26,7 @@ from normkit.compare import cpu_model
 
 def candidates(shape: tuple) -> dict:
     x = np.random.default_rng(0).standard_normal(shape).astype(np.float32)
-    y = np.empty_like(x)
+    y, r, s = np.empty_like(x), x[::-1].copy(), np.empty_like(x)
     return {
         "np.copyto(y, x)": lambda: np.copyto(y, x),
         "_native.softmax(x, y, 'auto')": lambda: _native.softmax(x, y, "auto"),
@@ -35,7 +35,10 @@ def candidates(shape: tuple) -> dict:
         "normkit.log_softmax(x, out=y)": lambda: normkit.log_softmax(x, out=y),
         "_native.norm(x, y, 'rms', ...)": lambda: _native.norm(x, y, "rms", 1e-6, None, None),
         "normkit.rms_norm(x, out=y)": lambda: normkit.rms_norm(x, out=y),
+        "normkit.rms_norm(x)": lambda: normkit.rms_norm(x),
         "normkit.layer_norm(x, out=y)": lambda: normkit.layer_norm(x, out=y),
+        "normkit.add_rms_norm(x, r, out=(y, s))": lambda: normkit.add_rms_norm(x, r, out=(y, s)),
+        "normkit.add_layer_norm(x, r)": lambda: normkit.add_layer_norm(x, r),
     }
 
 

@@ -110,3 +110,92 @@ def test_refused_layouts_take_the_general_path(name):
         FUNCS[name](x, out=readonly)
     with pytest.raises(TypeError, match=f"{name}: out has dtype float32, expected float64"):
         FUNCS[name](x, out=np.zeros(x.shape, np.float32))
+
+
+ADD_FUNCS = {"add_rms_norm": normkit.add_rms_norm, "add_layer_norm": normkit.add_layer_norm}
+
+
+def _add_general(name: str, x: np.ndarray, residual: np.ndarray, out: tuple, **kw) -> tuple:
+    """The general path's (normed, sum) into ``out``, as ``_general``."""
+    ADD_FUNCS[name](x.view(_Subclass), residual, out=out, **kw)
+    return out[0].copy(), out[1].copy()
+
+
+@pytest.mark.parametrize("name", ADD_FUNCS)
+def test_add_forms_same_bits_as_the_general_path(name):
+    x, residual = _x(), _x()[::-1].copy()
+    weight = 1 + 0.1 * _x((x.shape[1],))
+    out = (np.empty_like(x), np.empty_like(x))
+    expected = _add_general(name, x, residual, out, weight=weight)
+    for a in out:
+        a.fill(0)
+    got = ADD_FUNCS[name](x, residual, weight, out=out)
+    assert got[0] is out[0] and got[1] is out[1]
+    np.testing.assert_array_equal(out[0], expected[0])
+    np.testing.assert_array_equal(out[1], expected[1])
+    new = ADD_FUNCS[name](x, residual, weight)
+    assert all(a.dtype == x.dtype and a.shape == x.shape and a.flags.c_contiguous for a in new)
+    # In place: out=(x, residual) updates both.
+    xi, ri = x.copy(), residual.copy()
+    normed, summed = ADD_FUNCS[name](xi, ri, weight, out=(xi, ri))
+    assert normed is xi and summed is ri
+    np.testing.assert_array_equal(summed, expected[1])
+    np.testing.assert_allclose(normed, expected[0], rtol=1e-13, atol=1e-13)
+
+
+@pytest.mark.parametrize("name", ADD_FUNCS)
+def test_add_forms_refused_arguments_keep_their_errors(name):
+    """What the native layer refuses reaches the general path, which
+    converts it or raises the error users see, with nothing written."""
+    x = _x((2, 3, 4))
+    out = (np.zeros_like(x), np.zeros_like(x))
+    with pytest.raises(ValueError, match=r"residual has shape \(6, 4\), expected \(2, 3, 4\)"):
+        ADD_FUNCS[name](x, np.ones((6, 4)), out=out)
+    with pytest.raises(ValueError, match=r"out\[1\] has shape \(6, 4\), expected \(2, 3, 4\)"):
+        ADD_FUNCS[name](x, x, out=(out[0], np.zeros((6, 4))))
+    with pytest.raises(TypeError, match="out must be None or a tuple of two arrays"):
+        ADD_FUNCS[name](x, x, out=np.zeros((2, *x.shape)))
+    with pytest.raises(TypeError, match=r"out\[0\]"):
+        ADD_FUNCS[name](x, x, out=(None, out[1]))
+    with pytest.raises(ValueError, match="must not share memory"):
+        ADD_FUNCS[name](x, x, out=(out[0], out[0]))
+    assert not out[0].any() and not out[1].any()
+    # A float32 residual promotes with x's float64, as NumPy's add does.
+    normed, summed = ADD_FUNCS[name](x, x.astype(np.float32))
+    assert normed.dtype == summed.dtype == np.float64
+    np.testing.assert_array_equal(summed, x + x.astype(np.float32))
+
+
+def test_native_out_none_allocates_and_out_must_have_x_shape():
+    """The native calls behind the direct path: out=None is a new
+    C-contiguous array of x's shape, returned, with the same bits as the
+    public call; an out (or residual) with x's rows but another shape is
+    refused before anything is written."""
+    from normkit import _native
+
+    x = _x((2, 3, 4))
+    calls = {
+        "softmax": (lambda o: _native.softmax(x, o, "auto"), normkit.softmax(x.view(_Subclass))),
+        "log_softmax": (lambda o: _native.log_softmax(x, o), normkit.log_softmax(x.view(_Subclass))),
+        "rms_norm": (lambda o: _native.norm(x, o, "rms", 1e-6), normkit.rms_norm(x.view(_Subclass))),
+        "l1_norm": (lambda o: _native.l1_norm_float(x, o, 1e-5), normkit.l1_norm(x.view(_Subclass))),
+    }
+    for name, (call, expected) in calls.items():
+        y = call(None)
+        assert type(y) is np.ndarray and y.shape == x.shape and y.dtype == x.dtype and y.flags.c_contiguous, name
+        np.testing.assert_array_equal(y, expected, err_msg=name)
+        out = np.empty_like(x)
+        assert call(out) is out
+        flat = np.zeros((6, 4))
+        with pytest.raises(ValueError, match=r"out: shape \[6, 4\] does not match x's \[2, 3, 4\]"):
+            call(flat)
+        assert not flat.any()
+    flat = (np.zeros((6, 4)), np.zeros((6, 4)))
+    with pytest.raises(ValueError, match=r"residual: shape \[6, 4\] does not match x's \[2, 3, 4\]"):
+        _native.add_norm(x, np.ones((6, 4)), None, None, "rms", 1e-6)
+    with pytest.raises(ValueError, match=r"sum_out: shape \[6, 4\]"):
+        _native.add_norm(x, x, np.empty_like(x), flat[1], "rms", 1e-6)
+    assert not flat[1].any()
+    normed, summed = _native.add_norm(x, x, None, None, "layer", 1e-5)
+    np.testing.assert_array_equal(summed, x + x)
+    np.testing.assert_allclose(normed, normkit.layer_norm(summed.view(_Subclass)), rtol=1e-14, atol=1e-14)

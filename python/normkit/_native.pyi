@@ -13,6 +13,12 @@ elements or more release the GIL.
 ``sum_out``) are ``uint16`` views of 16-bit floats of that type, computed in
 float32 and rounded once (to nearest even) at the store; ``weight``,
 ``bias``, ``mean`` and ``rstd`` are float32 then (``normkit._half``).
+
+``softmax``, ``log_softmax``, ``norm`` and ``l1_norm_float`` also take an
+``x`` of any rank whose rows (along its last axis) are contiguous, with
+``out=None`` (a new C-contiguous array) or an ``out`` of exactly x's shape,
+and return the output: the Python layer's direct path
+(``normkit._rowwise.direct``).
 """
 
 from typing import Literal
@@ -31,8 +37,8 @@ _Half = Literal["bfloat16", "float16"] | None
 def cpu_info() -> dict[str, object]: ...
 def set_num_threads(threads: int) -> None: ...
 def get_num_threads() -> int: ...
-def softmax(x: _Rows, out: _Rows, algorithm: str, *, half: _Half = None) -> None: ...
-def log_softmax(x: _Rows, out: _Rows, *, half: _Half = None) -> None: ...
+def softmax(x: _Rows, out: _Rows | None, algorithm: str, *, half: _Half = None) -> _Rows: ...
+def log_softmax(x: _Rows, out: _Rows | None, *, half: _Half = None) -> _Rows: ...
 def logsumexp(x: _Rows, out: _Rows, *, half: _Half = None) -> None: ...
 def softmax_fused(
     x: npt.NDArray[np.floating],
@@ -55,16 +61,16 @@ def l1_norm_i8(
 ) -> None: ...
 def l1_norm_float(
     x: _Rows,
-    out: _Rows,
+    out: _Rows | None,
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
     bias: npt.NDArray[np.floating] | None = None,
     *,
     half: _Half = None,
-) -> None: ...
+) -> _Rows: ...
 def norm(
     x: _Rows,
-    out: _Rows,
+    out: _Rows | None,
     kind: str,
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
@@ -73,7 +79,7 @@ def norm(
     rstd: npt.NDArray[np.floating] | None = None,
     *,
     half: _Half = None,
-) -> None: ...
+) -> _Rows: ...
 def add_norm(
     x: _Rows,
     residual: _Rows,

@@ -283,32 +283,27 @@ def _overlaps_differently(out_rows: np.ndarray, x_rows: np.ndarray) -> bool:
 def direct(native, x, axis, out, *args):
     """The common case without the general machinery: ``native(x, out,
     *args)`` for a float32 or float64 ndarray along its last axis (an int
-    ``axis``), ``out`` None (then a new array) or an ndarray of x's shape.
-    Returns the result, or None when the general path (``rowwise``) must
-    run instead. On a 64x128 float32 array this is about a third of the
-    general path's Python-side time (the native call itself is the same).
+    ``axis``), ``out`` None or anything the native layer may take. Returns
+    the result, or None when the general path (``rowwise``) must run
+    instead; half dtypes go there at once (their kernels take uint16
+    views).
 
-    Nothing is lost by skipping the Python checks: before writing anything
-    the native layer checks what memory safety depends on (dtypes, native
-    byte order, alignment, contiguous rows, a writeable ``out``, ``out``
-    overlapping ``x``, which it computes through a scratch buffer). What it
-    refuses (``TypeError`` / ``ValueError``: a strided or byte-swapped
-    array, a read-only or mistyped ``out``) goes the general way, which
-    copies what the kernels cannot read in place or raises the error users
-    see."""
+    The rest is checked once, in the native layer, before anything is
+    written: native byte order, out's dtype and full shape (x's),
+    alignment, contiguous rows, a writeable ``out``, and ``out``
+    overlapping ``x`` (then computed through a scratch buffer). The native
+    layer allocates the result when ``out`` is None. What it refuses
+    (``TypeError`` / ``ValueError``: a strided or byte-swapped array, a
+    read-only or mistyped ``out``) goes the general way, which converts
+    what the kernels cannot read in place or raises the error users see."""
     if type(x) is not np.ndarray or type(axis) is not int or x.dtype not in _NATIVE:
         return None
     if axis != -1 and axis != x.ndim - 1:
         return None
-    if out is None:
-        out = np.empty(x.shape, x.dtype)
-    elif type(out) is not np.ndarray or out.shape != x.shape:
-        return None
     try:
-        native(x, out, *args)
+        return native(x, out, *args)
     except (TypeError, ValueError):
         return None
-    return out
 
 
 def rowwise(name: str, native, x, axis, out, *args, dtype=None, operands=(), half_kernel=False) -> np.ndarray:

@@ -143,16 +143,16 @@ def _float_channel(name: str, label: str, value, n: int) -> np.ndarray | None:
     return a
 
 
-def _float_rows(x_rows: np.ndarray, out_rows: np.ndarray, eps: float, weight, bias, half=None) -> None:
-    """The native float L1 norm; with half storage (``half``: rows are
-    uint16 views) weight and bias already are float32 (``half_channel``)."""
+def _float_rows(x_rows: np.ndarray, out_rows: np.ndarray | None, eps: float, weight, bias, half=None) -> np.ndarray:
+    """The native float L1 norm, returning its output (a new array when
+    ``out_rows`` is None); with half storage (``half``: rows are uint16
+    views) weight and bias already are float32 (``half_channel``)."""
     if half is None:
         dt = x_rows.dtype
         weight = None if weight is None else np.asarray(weight, dtype=dt)
         bias = None if bias is None else np.asarray(bias, dtype=dt)
-        _native.l1_norm_float(x_rows, out_rows, eps, weight, bias)
-    else:
-        _native.l1_norm_float(x_rows, out_rows, eps, weight, bias, half=half)
+        return _native.l1_norm_float(x_rows, out_rows, eps, weight, bias)
+    return _native.l1_norm_float(x_rows, out_rows, eps, weight, bias, half=half)
 
 
 def _l1_norm_int8(name: str, x: np.ndarray, gain: np.float32, w, b, out) -> np.ndarray:

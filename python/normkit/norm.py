@@ -430,8 +430,21 @@ def _check_outs(name: str, out, shape: tuple, dtype: np.dtype):
     return normed, summed
 
 
+def _add_norm_direct(x, out, residual, kind, eps, weight, bias):
+    """``_native.add_norm`` in ``direct``'s calling form: ``out`` is None
+    or a pair of arrays (normed, sum); returns the pair."""
+    normed, summed = (None, None) if out is None else out
+    return _native.add_norm(x, residual, normed, summed, kind, eps, weight, bias)
+
+
 def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stats):
     eps = check_eps(name, eps)
+    if not return_stats and (out is None or (type(out) is tuple and len(out) == 2 and out[0] is not None and out[1] is not None)):
+        # As in _norm: the arrays as given, which the native layer takes or
+        # refuses (then the general path below converts or reports).
+        y = direct(_add_norm_direct, x, axis, out, residual, kind, eps, weight, bias)
+        if y is not None:
+            return y
     x, axes, shape = _prepare(name, x, axis)
     residual = as_input_array(name, residual, "residual")
     if residual.shape != x.shape:

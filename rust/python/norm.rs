@@ -1,10 +1,11 @@
 //! Bindings of RMSNorm, LayerNorm, CRMSNorm and their fused residual forms.
 
-use super::rows::{Half, Item};
+use super::rows::{out_or_new, same_shape, Half, Item};
 use crate::simd::Element;
 use super::runner::{with_float_type, Block, Call};
 use crate::norm::{self as kernels, Norm, RowStats};
 use pyo3::exceptions::PyValueError;
+use numpy::PyUntypedArray;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 
@@ -58,8 +59,9 @@ impl StatsSlots {
 }
 
 /// norm(x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None):
-/// the norm `kind` ("rms", "layer", "crms") of each row of the 2-d array
-/// `x` into `out` (same shape and dtype; may be `x`), with optional weight /
+/// the norm `kind` ("rms", "layer", "crms") of each row of `x` (along its
+/// last axis) into `out` (x's shape and dtype; may be `x`; None: a new
+/// array), which is returned, with optional weight /
 /// bias of x's dtype and the row length, sharing no memory with `out`.
 /// `mean` and `rstd`, when given, receive each row's statistics
 /// (`kernels::RowStats`): C-contiguous arrays of x's dtype with one element
@@ -70,20 +72,21 @@ impl StatsSlots {
 #[pyfunction]
 #[pyo3(signature = (x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None, *, half=None))]
 #[allow(clippy::too_many_arguments)]
-fn norm(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    out: &Bound<'_, PyAny>,
+fn norm<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
     kind: Kind,
     eps: f64,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
-    mean: Option<&Bound<'_, PyAny>>,
-    rstd: Option<&Bound<'_, PyAny>>,
+    weight: Option<&Bound<'py, PyAny>>,
+    bias: Option<&Bound<'py, PyAny>>,
+    mean: Option<&Bound<'py, PyAny>>,
+    rstd: Option<&Bound<'py, PyAny>>,
     half: Option<Half>,
-) -> PyResult<()> {
+) -> PyResult<Bound<'py, PyAny>> {
     with_float_type!(x, half = half, T => {
-        let call = Call::<T, 1, 1, <T as Element>::Real>::new([("x", x)], [("out", out)])?.affine(weight, bias)?;
+        let out = out_or_new::<T>("out", x, out)?;
+        let call = Call::<T, 1, 1, <T as Element>::Real>::new([("x", x)], [("out", &out)])?.affine(weight, bias)?;
         let (call, slots) = StatsSlots::add(call, mean, rstd)?;
         call.run(py, |b| {
             let stats = slots.of(&b);
@@ -103,34 +106,40 @@ fn norm(
                     None => kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine(), stats),
                 }
             }
-        })
+        })?;
+        Ok(out)
     })
 }
 
 /// add_norm(x, residual, out, sum_out, kind, eps, weight=None, bias=None,
 /// mean=None, rstd=None): sum_out = x + residual and out = its norm
 /// `kind`, in one pass per row, with the statistics of the sum as for
-/// `norm`. out and sum_out must not share memory; each may be x or
-/// residual.
+/// `norm`; returns (out, sum_out). residual, out and sum_out have x's
+/// shape (out or sum_out None: a new array); out and sum_out must not
+/// share memory; each may be x or residual.
 #[pyfunction]
 #[pyo3(signature = (x, residual, out, sum_out, kind, eps, weight=None, bias=None, mean=None, rstd=None, *, half=None))]
 #[allow(clippy::too_many_arguments)]
-fn add_norm(
-    py: Python<'_>,
-    x: &Bound<'_, PyAny>,
-    residual: &Bound<'_, PyAny>,
-    out: &Bound<'_, PyAny>,
-    sum_out: &Bound<'_, PyAny>,
+fn add_norm<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    residual: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    sum_out: Option<&Bound<'py, PyAny>>,
     kind: Kind,
     eps: f64,
-    weight: Option<&Bound<'_, PyAny>>,
-    bias: Option<&Bound<'_, PyAny>>,
-    mean: Option<&Bound<'_, PyAny>>,
-    rstd: Option<&Bound<'_, PyAny>>,
+    weight: Option<&Bound<'py, PyAny>>,
+    bias: Option<&Bound<'py, PyAny>>,
+    mean: Option<&Bound<'py, PyAny>>,
+    rstd: Option<&Bound<'py, PyAny>>,
     half: Option<Half>,
-) -> PyResult<()> {
-    let (inputs, outputs) = ([("x", x), ("residual", residual)], [("out", out), ("sum_out", sum_out)]);
+) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     with_float_type!(x, half = half, T => {
+        let (out, sum_out) = (out_or_new::<T>("out", x, out)?, out_or_new::<T>("sum_out", x, sum_out)?);
+        if let Ok(x) = x.cast::<PyUntypedArray>() {
+            same_shape("residual", residual, x)?;
+        }
+        let (inputs, outputs) = ([("x", x), ("residual", residual)], [("out", &out), ("sum_out", &sum_out)]);
         let call = Call::<T, 2, 2, <T as Element>::Real>::new(inputs, outputs)?.affine(weight, bias)?;
         let (call, slots) = StatsSlots::add(call, mean, rstd)?;
         call.run(py, |b| {
@@ -145,7 +154,8 @@ fn add_norm(
                     kernels::add_norm_raw(b.isa(), kind.0, b.input(0, i), b.input(1, i), b.output(1, i), b.output(0, i), b.n(), eps, b.affine(), block.row(j))
                 }
             }
-        })
+        })?;
+        Ok((out, sum_out))
     })
 }
 

@@ -126,6 +126,38 @@ fn is_writeable(array: &Bound<'_, PyUntypedArray>) -> bool {
     flags & NPY_ARRAY_WRITEABLE != 0
 }
 
+/// `ValueError` unless `array`, when it is an array, has exactly x's shape
+/// (`x` an array): the runner compares rows and row length only, and
+/// (6, 4) has the rows of (2, 3, 4). A non-array is left to the call's own
+/// checks.
+pub(crate) fn same_shape(name: &str, array: &Bound<'_, PyAny>, x: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
+    match array.cast::<PyUntypedArray>() {
+        Ok(a) if a.shape() != x.shape() => Err(PyValueError::new_err(format!("{name}: shape {:?} does not match x's {:?}", a.shape(), x.shape()))),
+        _ => Ok(()),
+    }
+}
+
+/// The output `name` of a binding that accepts `None` for it: the array
+/// given, which must have exactly x's shape ([`same_shape`]), or a new
+/// C-contiguous array of x's shape and element type. This is how the
+/// Python layer's direct path (`_rowwise.direct`) calls a kernel without
+/// allocating or checking shapes in Python. Nothing is written here: the
+/// call's own checks come after, on the returned array.
+pub(crate) fn out_or_new<'py, T: Item>(name: &str, x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
+    let x = typed::<T>("x", x, "an array")?;
+    let Some(out) = out else {
+        // SAFETY: the elements are plain numbers (`Item`: `Copy`, nothing to
+        // drop) and never read here; the binding's kernel writes each of
+        // them before the array is returned to Python (every kernel with an
+        // `out_or_new` output writes its whole output, NaN rows included),
+        // and on an error the array is dropped unread, as NumPy's own
+        // `np.empty` leaves its elements to its caller.
+        return Ok(unsafe { PyArrayDyn::<T::Array>::new(x.py(), x.shape(), false) }.into_any());
+    };
+    same_shape(name, out, x.as_untyped())?;
+    Ok(out.clone())
+}
+
 /// Where the rows of a view lie: `rows` rows of `cols` contiguous elements
 /// of `size` bytes, row `i` starting `i * stride` elements after `addr`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

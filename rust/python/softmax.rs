@@ -1,6 +1,6 @@
 //! Bindings of the softmax family.
 
-use super::rows::{active_isa, Half};
+use super::rows::{active_isa, out_or_new, Half};
 use super::runner::{with_float_type, Call};
 use crate::simd::{Element, Real};
 use crate::softmax::{self as kernels, Algorithm};
@@ -28,45 +28,61 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AlgorithmArg {
     }
 }
 
-/// softmax(x, out, algorithm): softmax of each row of the 2-d array `x`
-/// into `out` (same shape and dtype; may be `x` itself).
+/// softmax(x, out, algorithm): softmax of each row of `x` (along its last
+/// axis) into `out` (x's shape and dtype; may be `x` itself; None: a new
+/// array), which is returned.
 #[pyfunction]
 #[pyo3(signature = (x, out, algorithm, *, half=None))]
-fn softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, algorithm: AlgorithmArg, half: Option<Half>) -> PyResult<()> {
-    with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
-        let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa()));
-        match b.split_len() {
-            // SAFETY: the runner's guarantee (`runner::Block`): the block's
-            // rows hold `b.n()` valid elements, each output row is its input
-            // row or overlaps no row of x, and no other thread touches them.
-            None => unsafe { kernels::softmax_rows_raw(b.isa(), algorithm, b.batch()) },
-            Some(len) => {
-                for (x, y) in b.pairs() {
-                    // SAFETY: as above, for one row (the split's chunks are
-                    // the row's own).
-                    unsafe { kernels::softmax_split_raw(b.isa(), algorithm, x, y, b.n(), len) }
+fn softmax<'py>(
+    py: Python<'py>,
+    x: &Bound<'py, PyAny>,
+    out: Option<&Bound<'py, PyAny>>,
+    algorithm: AlgorithmArg,
+    half: Option<Half>,
+) -> PyResult<Bound<'py, PyAny>> {
+    with_float_type!(x, half = half, T => {
+        let out = out_or_new::<T>("out", x, out)?;
+        Call::<T, 1, 1>::new([("x", x)], [("out", &out)])?.run(py, |b| {
+            let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa()));
+            match b.split_len() {
+                // SAFETY: the runner's guarantee (`runner::Block`): the block's
+                // rows hold `b.n()` valid elements, each output row is its input
+                // row or overlaps no row of x, and no other thread touches them.
+                None => unsafe { kernels::softmax_rows_raw(b.isa(), algorithm, b.batch()) },
+                Some(len) => {
+                    for (x, y) in b.pairs() {
+                        // SAFETY: as above, for one row (the split's chunks are
+                        // the row's own).
+                        unsafe { kernels::softmax_split_raw(b.isa(), algorithm, x, y, b.n(), len) }
+                    }
                 }
             }
-        }
-    }))
+        })?;
+        Ok(out)
+    })
 }
 
-/// log_softmax(x, out): log-softmax of each row of `x` into `out`.
+/// log_softmax(x, out): log-softmax of each row of `x` into `out`, as for
+/// `softmax`.
 #[pyfunction]
 #[pyo3(signature = (x, out, *, half=None))]
-fn log_softmax(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<()> {
-    with_float_type!(x, half = half, T => Call::<T, 1, 1>::new([("x", x)], [("out", out)])?.run(py, |b| {
-        match b.split_len() {
-            // SAFETY: as in `softmax`.
-            None => unsafe { kernels::log_softmax_rows_raw(b.isa(), b.batch()) },
-            Some(len) => {
-                for (x, y) in b.pairs() {
-                    // SAFETY: as in `softmax`.
-                    unsafe { kernels::log_softmax_split_raw(b.isa(), x, y, b.n(), len) }
+fn log_softmax<'py>(py: Python<'py>, x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>, half: Option<Half>) -> PyResult<Bound<'py, PyAny>> {
+    with_float_type!(x, half = half, T => {
+        let out = out_or_new::<T>("out", x, out)?;
+        Call::<T, 1, 1>::new([("x", x)], [("out", &out)])?.run(py, |b| {
+            match b.split_len() {
+                // SAFETY: as in `softmax`.
+                None => unsafe { kernels::log_softmax_rows_raw(b.isa(), b.batch()) },
+                Some(len) => {
+                    for (x, y) in b.pairs() {
+                        // SAFETY: as in `softmax`.
+                        unsafe { kernels::log_softmax_split_raw(b.isa(), x, y, b.n(), len) }
+                    }
                 }
             }
-        }
-    }))
+        })?;
+        Ok(out)
+    })
 }
 
 /// softmax_fused(x, out, algorithm, log, scale, bias, bias_index, mask,
