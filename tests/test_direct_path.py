@@ -199,3 +199,15 @@ def test_native_out_none_allocates_and_out_must_have_x_shape():
     normed, summed = _native.add_norm(x, x, None, None, "layer", 1e-5)
     np.testing.assert_array_equal(summed, x + x)
     np.testing.assert_allclose(normed, normkit.layer_norm(summed.view(_Subclass)), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("name", [*FUNCS, *ADD_FUNCS])
+def test_a_result_too_large_to_allocate_is_a_memory_error(name):
+    """A broadcast x whose result would take 4 PiB (beyond any address
+    space): the native allocation fails and says so, as ``np.empty`` does
+    (not a panic)."""
+    x = np.broadcast_to(np.float32(1), (2**25, 2**25))
+    f = ADD_FUNCS[name] if name in ADD_FUNCS else FUNCS[name]
+    args = (x, x) if name in ADD_FUNCS else (x,)
+    with pytest.raises(MemoryError):
+        f(*args)

@@ -17,9 +17,11 @@
 use crate::dispatch::{self, Isa};
 use crate::simd::{bf16, f16};
 use numpy::npyffi::flags::NPY_ARRAY_WRITEABLE;
-use numpy::{PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use numpy::npyffi::{npy_intp, NpyTypes, PY_ARRAY_API};
+use numpy::{PyArrayDescrMethods, PyArrayDyn, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
+use std::ffi::c_int;
 use std::marker::PhantomData;
 
 /// The element types the bindings hand to kernels, with the NumPy element
@@ -146,16 +148,42 @@ pub(crate) fn same_shape(name: &str, array: &Bound<'_, PyAny>, x: &Bound<'_, PyU
 pub(crate) fn out_or_new<'py, T: Item>(name: &str, x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
     let x = typed::<T>("x", x, "an array")?;
     let Some(out) = out else {
-        // SAFETY: the elements are plain numbers (`Item`: `Copy`, nothing to
-        // drop) and never read here; the binding's kernel writes each of
-        // them before the array is returned to Python (every kernel with an
-        // `out_or_new` output writes its whole output, NaN rows included),
-        // and on an error the array is dropped unread, as NumPy's own
-        // `np.empty` leaves its elements to its caller.
-        return Ok(unsafe { PyArrayDyn::<T::Array>::new(x.py(), x.shape(), false) }.into_any());
+        return new_array::<T>(x.py(), x.shape());
     };
     same_shape(name, out, x.as_untyped())?;
     Ok(out.clone())
+}
+
+/// A new C-contiguous array of `T` (its `Array` type) and `shape`, its
+/// elements uninitialized, as `np.empty`; a `MemoryError` when NumPy cannot
+/// allocate it (rust-numpy's `PyArray::new` panics then).
+fn new_array<'py, T: Item>(py: Python<'py>, shape: &[usize]) -> PyResult<Bound<'py, PyAny>> {
+    let mut dims: Vec<npy_intp> = shape.iter().map(|&d| d as npy_intp).collect();
+    // SAFETY: the arguments are what `PyArray_NewFromDescr` documents: the
+    // ndarray type object, a new reference to the descriptor (the call
+    // steals it), `dims.len()` dimensions from a live buffer (the sizes of
+    // an existing array, so within npy_intp), NULL strides and data (NumPy
+    // allocates a C-contiguous buffer) and no base object; the GIL is held.
+    // On failure it returns NULL with the Python error set, which
+    // `from_owned_ptr_or_err` turns into `Err`. The elements are plain
+    // numbers (`Item`: `Copy`, nothing to drop) and never read here: every
+    // binding with an `out_or_new` output writes its whole output (NaN rows
+    // included) before Python sees it, and on an error the array is dropped
+    // unread.
+    unsafe {
+        let array = PY_ARRAY_API.PyArray_NewFromDescr(
+            py,
+            PY_ARRAY_API.get_type_object(py, NpyTypes::PyArray_Type),
+            numpy::dtype::<T::Array>(py).into_dtype_ptr(),
+            dims.len() as c_int,
+            dims.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+            0,
+            std::ptr::null_mut(),
+        );
+        Bound::from_owned_ptr_or_err(py, array)
+    }
 }
 
 /// Where the rows of a view lie: `rows` rows of `cols` contiguous elements
