@@ -211,3 +211,15 @@ def test_a_result_too_large_to_allocate_is_a_memory_error(name):
     args = (x, x) if name in ADD_FUNCS else (x,)
     with pytest.raises(MemoryError):
         f(*args)
+
+
+@pytest.mark.parametrize("name", ADD_FUNCS)
+def test_a_bad_argument_is_reported_before_an_unallocatable_result(name):
+    """The native layer allocates the results before it checks residual
+    and weight; a failed allocation takes the general path, which checks
+    the arguments first, as without the direct path."""
+    x = np.broadcast_to(np.float32(1), (2**25, 2**25))
+    with pytest.raises(ValueError, match=r"residual has shape \(3,\)"):
+        ADD_FUNCS[name](x, np.ones(3, np.float32))
+    with pytest.raises(ValueError, match="weight"):
+        ADD_FUNCS[name](x, x, np.ones(3, np.float32))

@@ -130,6 +130,20 @@ def test_where_without_scale_or_bias_and_in_place():
     np.testing.assert_allclose(out.reshape(1, -1), flat, rtol=1e-13)
 
 
+@pytest.mark.parametrize("log", [False, True])
+def test_a_bool_mask_holding_other_bytes_than_0_and_1(log):
+    """NumPy keeps any byte in a bool array: a uint8 array viewed as bool
+    holds 2 (or 255) as True. The kernels read the mask as bytes, so every
+    nonzero byte keeps its entry, as NumPy's own bool logic does."""
+    x = np.random.default_rng(4).standard_normal((3, 40)).astype(np.float32)
+    raw = np.tile(np.array([2, 0, 1, 255, 0], np.uint8), (3, 8))
+    raw[2] = 0  # a row that keeps nothing
+    where = raw.view(bool)
+    assert where.dtype == bool and (where.view(np.uint8) > 1).any()
+    f = normkit.log_softmax if log else normkit.softmax
+    np.testing.assert_array_equal(f(x, where=where, scale=1.0), f(x, where=raw != 0, scale=1.0))
+
+
 def test_broadcast_mask_is_not_expanded(native_calls):
     import importlib
 

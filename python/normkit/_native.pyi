@@ -14,11 +14,12 @@ elements or more release the GIL.
 float32 and rounded once (to nearest even) at the store; ``weight``,
 ``bias``, ``mean`` and ``rstd`` are float32 then (``normkit._half``).
 
-``softmax``, ``log_softmax``, ``norm`` and ``l1_norm_float`` also take an
-``x`` of any rank whose rows (along its last axis) are contiguous, with
-``out=None`` (a new C-contiguous array) or an ``out`` of exactly x's shape,
-and return the output: the Python layer's direct path
-(``normkit._rowwise.direct``).
+``softmax``, ``log_softmax``, ``norm``, ``l1_norm_float`` and ``add_norm``
+also take an ``x`` of any rank (C-contiguous; a 2-d ``x`` may have any row
+stride, its rows contiguous), with ``out=None`` (a new C-contiguous array)
+or an ``out`` of exactly x's shape, and return the output (``add_norm``:
+``(out, sum_out)``, either None, and ``residual`` of exactly x's shape):
+the Python layer's direct path (``normkit._rowwise.direct``).
 """
 
 from typing import Literal
@@ -83,8 +84,8 @@ def norm(
 def add_norm(
     x: _Rows,
     residual: _Rows,
-    out: _Rows,
-    sum_out: _Rows,
+    out: _Rows | None,
+    sum_out: _Rows | None,
     kind: str,
     eps: float,
     weight: npt.NDArray[np.floating] | None = None,
@@ -93,4 +94,4 @@ def add_norm(
     rstd: npt.NDArray[np.floating] | None = None,
     *,
     half: _Half = None,
-) -> None: ...
+) -> tuple[_Rows, _Rows]: ...

@@ -295,14 +295,16 @@ def direct(native, x, axis, out, *args):
     layer allocates the result when ``out`` is None. What it refuses
     (``TypeError`` / ``ValueError``: a strided or byte-swapped array, a
     read-only or mistyped ``out``) goes the general way, which converts
-    what the kernels cannot read in place or raises the error users see."""
+    what the kernels cannot read in place or raises the error users see;
+    so does a result it cannot allocate (``MemoryError``), so that the
+    general path reports a bad argument before trying that allocation."""
     if type(x) is not np.ndarray or type(axis) is not int or x.dtype not in _NATIVE:
         return None
     if axis != -1 and axis != x.ndim - 1:
         return None
     try:
         return native(x, out, *args)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, MemoryError):
         return None
 
 

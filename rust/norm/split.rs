@@ -184,9 +184,14 @@ pub unsafe fn norm_split_raw<T: Element>(
             row.each(Pass::Write { k });
         }
         None => {
-            // SAFETY: `y` is valid for writing `n` elements (this
-            // function's contract); nothing else runs on the row now.
-            unsafe { std::slice::from_raw_parts_mut(y, n) }.fill(T::from_real(T::Real::NAN));
+            // Written through the pointer, with no slice: an output may be
+            // uninitialized memory (a new array), which a `&mut [T]` must
+            // not cover.
+            for i in 0..n {
+                // SAFETY: `y` is valid for writing `n` elements (this
+                // function's contract); nothing else runs on the row now.
+                unsafe { y.add(i).write(T::from_real(T::Real::NAN)) };
+            }
         }
     }
 }

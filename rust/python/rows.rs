@@ -25,10 +25,12 @@ use std::ffi::c_int;
 use std::marker::PhantomData;
 
 /// The element types the bindings hand to kernels, with the NumPy element
-/// type their arrays are checked as (`Array`): the type itself, or `uint16`
+/// type their arrays are checked as (`Array`): the type itself; `uint16`
 /// for bfloat16 and float16, which the Python layer passes as `uint16`
 /// views (rust-numpy finds bfloat16 through `ml_dtypes` and panics when it
-/// was never imported; float16 follows for one rule).
+/// was never imported; float16 follows for one rule); and `u8` for the
+/// bytes of a NumPy bool array, which may hold any byte (a uint8 array
+/// viewed as bool keeps its 2s), so they are never read as Rust `bool`s.
 ///
 /// # Safety
 /// `Self` and `Self::Array` have the same size and alignment, and every bit
@@ -39,15 +41,16 @@ pub(crate) unsafe trait Item: Copy + Default + Send + Sync + 'static {
 
 macro_rules! items {
     ($($t:ty => $array:ty),+) => {
-        // SAFETY: each type is its own array type, or a 16-bit float (a
-        // `repr(transparent)` u16 in `half`) checked as uint16.
+        // SAFETY: each type is its own array type, a 16-bit float (a
+        // `repr(transparent)` u16 in `half`) checked as uint16, or u8 checked
+        // as bool (one byte, and every byte is a valid u8).
         $(unsafe impl Item for $t {
             type Array = $array;
         })+
     };
 }
 
-items!(f32 => f32, f64 => f64, i8 => i8, bool => bool, isize => isize, bf16 => u16, f16 => u16);
+items!(f32 => f32, f64 => f64, i8 => i8, u8 => bool, isize => isize, bf16 => u16, f16 => u16);
 
 /// The instruction set the kernels run at.
 pub(crate) fn active_isa() -> PyResult<Isa> {

@@ -116,7 +116,7 @@ fn softmax_fused(
             _ => return Err(PyValueError::new_err("softmax_fused: bias and bias_index go together")),
         };
         let mask = match (mask, mask_index) {
-            (Some(t), Some(k)) => Some(call.table::<bool>("where", t, k)?),
+            (Some(t), Some(k)) => Some(call.table::<u8>("where", t, k)?),
             (None, None) => None,
             _ => return Err(PyValueError::new_err("softmax_fused: mask and mask_index go together")),
         };

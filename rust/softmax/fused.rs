@@ -21,11 +21,14 @@ use crate::simd::{Float, Real, Simd};
 /// The per-row operands of the fused form. `bias` and `mask` may be null
 /// (absent); when present they are valid for reading the row's `n`
 /// elements (the contract of [`softmax_fused_raw`](super::softmax_fused_raw)).
+/// The mask is read as bytes, nonzero keeping the entry: NumPy keeps any
+/// byte in a bool array (a uint8 array viewed as bool holds 2 as True),
+/// which is not a valid Rust `bool`.
 #[derive(Clone, Copy, Debug)]
 pub struct Fused<T> {
     pub scale: T,
     pub bias: *const T,
-    pub mask: *const bool,
+    pub mask: *const u8,
 }
 
 /// One row of the fused form. `algorithm` `None`: log-softmax.
@@ -55,7 +58,7 @@ unsafe fn prologue<T: Real, const BIAS: bool, const MASK: bool>(f: &Fused<T>, x:
         for i in 0..n {
             let z = f.scale * *x.add(i) + if BIAS { *f.bias.add(i) } else { T::ZERO };
             if MASK {
-                let keep = *f.mask.add(i);
+                let keep = *f.mask.add(i) != 0;
                 *y.add(i) = if keep { z } else { T::NEG_INFINITY };
                 kept += keep as usize;
             } else {
@@ -74,11 +77,11 @@ unsafe fn prologue<T: Real, const BIAS: bool, const MASK: bool>(f: &Fused<T>, x:
 ///
 /// # Safety
 /// `y` is valid for writing `n` elements and `mask` for reading them.
-unsafe fn clear_masked<T: Real>(mask: *const bool, y: *mut T, n: usize, value: T) {
+unsafe fn clear_masked<T: Real>(mask: *const u8, y: *mut T, n: usize, value: T) {
     // SAFETY: this function's contract.
     unsafe {
         for i in 0..n {
-            if !*mask.add(i) {
+            if *mask.add(i) == 0 {
                 *y.add(i) = value;
             }
         }
@@ -137,7 +140,7 @@ impl<T: Float> FusedRow<T> {
         }
         // SAFETY: this function's contract: `mask` and `y` hold `n` elements.
         unsafe {
-            if let Some(i) = (0..n).find(|&i| !*mask.add(i)) {
+            if let Some(i) = (0..n).find(|&i| *mask.add(i) == 0) {
                 if (*y.add(i)).is_nan() {
                     clear_masked(mask, y, n, self.dropped());
                 }

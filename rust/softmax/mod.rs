@@ -208,7 +208,7 @@ pub fn softmax_fused<T: Float>(isa: Isa, algorithm: Option<Algorithm>, scale: T,
     let n = x.len();
     assert!(y.len() == n && bias.is_none_or(|b| b.len() == n) && mask.is_none_or(|m| m.len() == n), "softmax_fused: lengths differ");
     let bias = bias.map_or(std::ptr::null(), <[T]>::as_ptr);
-    let mask = mask.map_or(std::ptr::null(), <[bool]>::as_ptr);
+    let mask = mask.map_or(std::ptr::null(), |m| m.as_ptr().cast::<u8>());
     // SAFETY: slices of length n; `y` is borrowed mutably, so it overlaps
     // none of the shared slices.
     unsafe { softmax_fused_raw(isa, algorithm, Fused { scale, bias, mask }, x.as_ptr(), y.as_mut_ptr(), n) }
