@@ -46,8 +46,8 @@ fn l1_norm_i8(
 /// (x - mean) / (mean|x - mean| + eps) (* weight + bias) of each row of a
 /// float32 / float64 array into `out` (as for `softmax`: None is a new
 /// array, and `out` is returned); weight and bias have x's dtype and
-/// share no memory with `out`. With `half`, x and out are `uint16` arrays of that
-/// 16-bit type and weight and bias float32.
+/// share no memory with `out`. With `half`, x and out are `uint16` arrays
+/// of that 16-bit type and weight and bias float32.
 #[pyfunction]
 #[pyo3(signature = (x, out, eps, weight=None, bias=None, *, half=None))]
 fn l1_norm_float<'py>(

@@ -4,8 +4,8 @@ use super::rows::{out_or_new, same_shape, Half, Item};
 use crate::simd::Element;
 use super::runner::{with_float_type, Block, Call};
 use crate::norm::{self as kernels, Norm, RowStats};
-use pyo3::exceptions::PyValueError;
 use numpy::PyUntypedArray;
+use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
 

@@ -1,6 +1,7 @@
 //! Checked views of NumPy arrays, the parts the binding runner
 //! (`runner.rs`) is built from: read-only rows ([`RowsRef`]), writeable rows
-//! ([`RowsMut`]) and private copies of per-channel weights ([`Channel`]).
+//! ([`RowsMut`]) and private copies of per-channel weights ([`Channel`]);
+//! and the outputs a binding allocates when given None ([`out_or_new`]).
 //!
 //! A view is only made after the checks its type promises, and it borrows
 //! the array object it came from, so it cannot outlive it. Row pointers are
