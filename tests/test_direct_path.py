@@ -203,10 +203,10 @@ def test_native_out_none_allocates_and_out_must_have_x_shape():
 
 @pytest.mark.parametrize("name", [*FUNCS, *ADD_FUNCS])
 def test_a_result_too_large_to_allocate_is_a_memory_error(name):
-    """A broadcast x whose result would take 4 PiB (beyond any address
-    space): the native allocation fails and says so, as ``np.empty`` does
-    (not a panic)."""
-    x = np.broadcast_to(np.float32(1), (2**25, 2**25))
+    """A broadcast x whose result would take 4 EiB (beyond any address
+    space, even with 5-level paging and overcommit): the native allocation
+    fails and says so, as ``np.empty`` does (not a panic)."""
+    x = np.broadcast_to(np.float32(1), (2**30, 2**30))
     f = ADD_FUNCS[name] if name in ADD_FUNCS else FUNCS[name]
     args = (x, x) if name in ADD_FUNCS else (x,)
     with pytest.raises(MemoryError):
@@ -218,7 +218,7 @@ def test_a_bad_argument_is_reported_before_an_unallocatable_result(name):
     """The native layer allocates the results before it checks residual
     and weight; a failed allocation takes the general path, which checks
     the arguments first, as without the direct path."""
-    x = np.broadcast_to(np.float32(1), (2**25, 2**25))
+    x = np.broadcast_to(np.float32(1), (2**30, 2**30))
     with pytest.raises(ValueError, match=r"residual has shape \(3,\)"):
         ADD_FUNCS[name](x, np.ones(3, np.float32))
     with pytest.raises(ValueError, match="weight"):
