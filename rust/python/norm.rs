@@ -4,7 +4,6 @@ use super::rows::{out_or_new, same_shape, Half, Item};
 use crate::simd::Element;
 use super::runner::{with_float_type, Block, Call};
 use crate::norm::{self as kernels, Norm, RowStats};
-use numpy::PyUntypedArray;
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -136,9 +135,7 @@ fn add_norm<'py>(
 ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyAny>)> {
     with_float_type!(x, half = half, T => {
         let (out, sum_out) = (out_or_new::<T>("out", x, out)?, out_or_new::<T>("sum_out", x, sum_out)?);
-        if let Ok(x) = x.cast::<PyUntypedArray>() {
-            same_shape("residual", residual, x)?;
-        }
+        same_shape("residual", residual, x)?;
         let (inputs, outputs) = ([("x", x), ("residual", residual)], [("out", &out), ("sum_out", &sum_out)]);
         let call = Call::<T, 2, 2, <T as Element>::Real>::new(inputs, outputs)?.affine(weight, bias)?;
         let (call, slots) = StatsSlots::add(call, mean, rstd)?;

@@ -132,13 +132,12 @@ fn is_writeable(array: &Bound<'_, PyUntypedArray>) -> bool {
     flags & NPY_ARRAY_WRITEABLE != 0
 }
 
-/// `ValueError` unless `array`, when it is an array, has exactly x's shape
-/// (`x` an array): the runner compares rows and row length only, and
-/// (6, 4) has the rows of (2, 3, 4). A non-array is left to the call's own
-/// checks.
-pub(crate) fn same_shape(name: &str, array: &Bound<'_, PyAny>, x: &Bound<'_, PyUntypedArray>) -> PyResult<()> {
-    match array.cast::<PyUntypedArray>() {
-        Ok(a) if a.shape() != x.shape() => Err(PyValueError::new_err(format!("{name}: shape {:?} does not match x's {:?}", a.shape(), x.shape()))),
+/// `ValueError` unless `array` has exactly x's shape, when both are
+/// arrays: the runner compares rows and row length only, and (6, 4) has
+/// the rows of (2, 3, 4). A non-array is left to the call's own checks.
+pub(crate) fn same_shape(name: &str, array: &Bound<'_, PyAny>, x: &Bound<'_, PyAny>) -> PyResult<()> {
+    match (array.cast::<PyUntypedArray>(), x.cast::<PyUntypedArray>()) {
+        (Ok(a), Ok(x)) if a.shape() != x.shape() => Err(PyValueError::new_err(format!("{name}: shape {:?} does not match x's {:?}", a.shape(), x.shape()))),
         _ => Ok(()),
     }
 }
@@ -150,11 +149,11 @@ pub(crate) fn same_shape(name: &str, array: &Bound<'_, PyAny>, x: &Bound<'_, PyU
 /// allocating or checking shapes in Python. Nothing is written here: the
 /// call's own checks come after, on the returned array.
 pub(crate) fn out_or_new<'py, T: Item>(name: &str, x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
-    let x = typed::<T>("x", x, "an array")?;
     let Some(out) = out else {
+        let x = typed::<T>("x", x, "an array")?;
         return new_array::<T>(x.py(), x.shape());
     };
-    same_shape(name, out, x.as_untyped())?;
+    same_shape(name, out, x)?;
     Ok(out.clone())
 }
 
