@@ -3,8 +3,8 @@
 #
 #     benches/ab/run.sh REV_A REV_B [SHAPE ...]
 #
-# REV_A and REV_B are git revisions of this repository, or "." for the
-# working tree as it is. Each build's Rust sources are copied to
+# REV_A and REV_B are git revisions of this repository, or "." for its
+# working tree as it is (the tree this script is in). Each build's Rust sources are copied to
 # benches/ab/trees/{a,b} as packages of their own (distinct versions, an
 # rlib only), and src/main.rs links both. Every round times a copy and the
 # two builds of each kernel back to back, in alternating order; the report
@@ -32,12 +32,14 @@ copy() { # rev dir version
     fi
     # Cargo links two packages of one name only if their versions differ;
     # a cdylib has no hash in its file name, so both would write one file.
+    # The [[bench]] targets are dropped (their files are not copied).
     sed -i -e "0,/^version = .*/s//version = \"$3\"/" \
-        -e 's/^crate-type = .*/crate-type = ["rlib"]/' \
-        -e '/^\[\[bench\]\]/,$d' "$2/Cargo.toml"
+        -e 's/^crate-type = .*/crate-type = ["rlib"]/' "$2/Cargo.toml"
+    awk '/^\[/ { skip = ($0 == "[[bench]]") } !skip' "$2/Cargo.toml" > "$2/Cargo.toml.new"
+    mv "$2/Cargo.toml.new" "$2/Cargo.toml"
 }
 copy "$1" "$here/trees/a" 0.0.1
 copy "$2" "$here/trees/b" 0.0.2
 shift 2
-cargo build --release --quiet --manifest-path "$here/Cargo.toml"
-"$here/target/release/normkit-ab" "$@"
+cd "$here"
+cargo run --release --quiet -- "$@"

@@ -23,6 +23,7 @@ macro_rules! kernels {
             ("two_pass", softmax_with(Algorithm::TwoPass)),
             ("recompute", softmax_with(Algorithm::ThreePassRecompute)),
             ("log_softmax", Box::new(move |x, y, n| softmax::log_softmax_rows(isa, x, y, n))),
+            // Compared as float32 (rounded from the float64 result).
             ("logsumexp", Box::new(move |x, y, n| x.chunks(n).zip(y.iter_mut()).for_each(|(row, y)| *y = softmax::logsumexp(isa, row) as f32))),
             ("rms_norm", norm_of(Norm::Rms)),
             ("layer_norm", norm_of(Norm::Layer)),
@@ -38,8 +39,10 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 fn main() {
     let (isa, a) = kernels!(build_a);
-    let (_, b) = kernels!(build_b);
+    let (isa_b, b) = kernels!(build_b);
+    assert_eq!(isa.name(), isa_b.name(), "the two builds picked different levels");
     let rounds: usize = std::env::var("ROUNDS").map_or(21, |s| s.parse().expect("ROUNDS: a number"));
+    assert!(rounds > 0, "ROUNDS: at least 1");
     let scale: f32 = std::env::var("SCALE").map_or(20.0, |s| s.parse().expect("SCALE: a number"));
     let mut shapes: Vec<String> = std::env::args().skip(1).collect();
     if shapes.is_empty() {
@@ -48,7 +51,7 @@ fn main() {
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()));
     println!("{} at {isa}, {rounds} rounds; B/A is the median of time(B) / time(A) per round", cpu.unwrap_or_default());
     for shape in shapes {
-        let (rows, n) = shape.split_once('x').and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?))).expect("shapes are ROWSxCOLS");
+        let (rows, n) = shape.split_once('x').and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?))).filter(|&(r, c)| r > 0 && c > 0).expect("shapes are ROWSxCOLS, both above 0");
         let len = rows * n;
         // A fixed LCG: the same inputs for both builds and every run.
         let mut state = 0x853c_49e6_748f_ea9bu64;
