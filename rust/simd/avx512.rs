@@ -1,7 +1,7 @@
 //! [`Vector`] for AVX-512 registers: 16 x f32 and 8 x f64. Tails use lane
 //! masks; `scale_pow2` is `vscalefps` / `vscalefpd`.
 
-use super::{exp, HalfFloats, Simd, Table16, Vector};
+use super::{exp, HalfFloats, Simd, Table16, Table16F32, Vector};
 use crate::dispatch::Isa;
 use std::arch::x86_64::*;
 
@@ -207,6 +207,28 @@ unsafe impl Vector for F32x16 {
     #[inline(always)]
     fn reduce_min(self) -> f32 {
         avx512!(_mm512_reduce_min_ps(self.0))
+    }
+    /// The table form with the exponent built in integers
+    /// ([`exp::exp_down_table16_f32`]); `lo` is not needed there.
+    #[inline(always)]
+    fn exp_down_n_first(self, _lo: Self, n: Self) -> Self {
+        avx512!(exp::exp_down_table16_f32(self, n))
+    }
+}
+
+impl Table16F32 for F32x16 {
+    /// `vpermps` reads the low 4 bits of each index lane.
+    #[inline(always)]
+    fn lookup16_scaled(self, index: Self) -> Self {
+        avx512!({
+            let index = _mm512_castps_si512(index.0);
+            let entry = _mm512_castps_si512(_mm512_permutexvar_ps(index, self.0));
+            Self(_mm512_castsi512_ps(_mm512_add_epi32(entry, _mm512_slli_epi32::<19>(index))))
+        })
+    }
+    #[inline(always)]
+    fn mul_add_unless_below(self, a: Self, b: Self, v: Self, limit: Self) -> Self {
+        avx512!(Self(_mm512_maskz_fmadd_ps(_mm512_cmp_ps_mask::<_CMP_NLT_UQ>(v.0, limit.0), self.0, a.0, b.0)))
     }
 }
 

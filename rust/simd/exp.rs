@@ -19,7 +19,7 @@
 //! degree-6 polynomial on |t| <= ln2/32 ([`exp_parts_table16`]), its
 //! shifted value scaled by `vscalefpd` ([`exp_down_table16`]).
 
-use super::{Real, Table16, Table4, Table8, Vector};
+use super::{Real, Table16, Table16F32, Table4, Table8, Vector};
 
 /// exp(t) for |t| <= ln2/2 by Horner's rule on the coefficients `c`.
 ///
@@ -235,6 +235,72 @@ unsafe fn table_scaled<V: Vector>(x: V, r: V, s: V, c: &[V::Elem]) -> V {
         let t = r.mul_add(V::splat(-V::Elem::LN2_LO), t);
         let q = poly(t, c).mul_add(t, V::splat(V::Elem::ONE));
         s.mul_add(q.mul(t), s)
+    }
+}
+
+/// c2, c3 of q(t) = 1 + t + c2 t^2 + c3 t^3: minimax relative error for
+/// exp on [-ln2/32, ln2/32] with c0 = c1 = 1 (1.6e-9 with the coefficients
+/// rounded to f32; Lawson-weighted least squares).
+const EXP_TABLE16_F32_POLY: [f32; 2] = [0.500_016_15, 0.166_667_21];
+
+/// 1.5 * 2^19: adding it rounds x log2 e to sixteenths (its ulp is 1/16)
+/// as long as the sum stays in [2^19, 2^20); the low 4 mantissa bits of
+/// the sum then hold N mod 16 for N = round(16 x log2 e).
+const SIXTEENTHS_MAGIC_F32: f32 = 786_432.0;
+
+/// 2^(j/16) for j = 0..16 rounded to f32 (relative error <= 2^-24), with
+/// j << 19 taken off their bits: the bits of entry K mod 16 plus K << 19
+/// (= floor(K/16) << 23 plus j << 19) are those of 2^(K/16) while that is
+/// normal.
+const EXP2_SIXTEENTHS_F32_LESS_J: [f32; 16] = {
+    let mut t = [0.0f32; 16];
+    let mut j = 0;
+    while j < 16 {
+        t[j] = f32::from_bits((EXP2_SIXTEENTHS[j] as f32).to_bits() - ((j as u32) << 19));
+        j += 1;
+    }
+    t
+};
+
+/// exp(x) / 2^n on AVX-512 float32, the softmax kernels' shifted
+/// exponential: 2^(K/16) q(t) for K = N - 16n, N = round(16 x log2 e) and
+/// t = x - N ln2 / 16 (Cody-Waite, two FMAs; |t| <= ln2/32), with q of
+/// degree 3 ([`EXP_TABLE16_F32_POLY`]). v = x log2 e + (MAGIC - n) rounds
+/// to N / 16 - n + MAGIC (n integral, so MAGIC - n is exact and on the
+/// same grid), whose bits are bits(MAGIC) + K; bits(MAGIC) is a multiple
+/// of 2^19, so 2^(K/16) is one `vpermps` of the 16-entry table in one
+/// register by the low 4 bits, a shift and an integer add (XNNPACK's
+/// `avx512f-rr2-lut16-p3-perm` kernels). Ten operations on the FMA port
+/// and two beside it, instead of thirteen for the polynomial pair form
+/// and `vscalefps`.
+///
+/// Results below 2^-126 before the last rounding (K < -2016, -inf
+/// included) are +0: the one lane mask of the comparison zeroes them in
+/// the last multiply-add, which also sends every lane whose v left the
+/// table's range there. So `lo` is not needed: every x below it (the
+/// kernels: lo = -2^18 with n at least n(lo + 2048)) gives +0 either way.
+/// NaN in, NaN out (the comparison keeps unordered lanes); +inf gives NaN.
+///
+/// Needs |n| < 2^18 integral and x at most ~88 above n ln2 (the kernels:
+/// x <= m, n = n(m)).
+///
+/// # Safety
+/// The CPU must have AVX-512F (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_down_table16_f32<V: Table16F32>(x: V, n: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V;
+    // V has 16 lanes of f32, the length of the table loaded.
+    unsafe {
+        // Loop-invariant in the kernels (n is the row's).
+        let base = V::splat(SIXTEENTHS_MAGIC_F32).sub(n);
+        let v = x.mul_add(V::splat(f32::LOG2E), base);
+        let r = v.sub(base); // N / 16, exact
+        let s = V::load(EXP2_SIXTEENTHS_F32_LESS_J.as_ptr()).lookup16_scaled(v);
+        let t = r.mul_add(V::splat(-V::Elem::LN2_HI), x);
+        let t = r.mul_add(V::splat(-V::Elem::LN2_LO), t);
+        let q = poly(t, &EXP_TABLE16_F32_POLY).mul_add(t, V::splat(1.0));
+        // s + s (q t), as `table_scaled`, in the lanes with K >= -2016.
+        s.mul_add_unless_below(q.mul(t), s, v, V::splat(SIXTEENTHS_MAGIC_F32 - 126.0))
     }
 }
 

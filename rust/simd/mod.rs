@@ -395,6 +395,17 @@ pub unsafe trait Vector: Copy {
         let (p, k) = lo.max(self).exp_parts_fast();
         p.scale_down_pow2(k.sub(n))
     }
+
+    /// [`Vector::exp_down_fast`] within the same bound, for passes that
+    /// know n well before their first element: unless the register
+    /// overrides it with a form whose every operation waits on n
+    /// ([`exp::exp_down_table16_f32`], AVX-512 float32, fewer operations
+    /// on the FMA port), the same function. Results below 2^-126 before
+    /// the last rounding may be flushed to +0.
+    #[inline(always)]
+    fn exp_down_n_first(self, lo: Self, n: Self) -> Self {
+        self.exp_down_fast(lo, n)
+    }
 }
 
 /// Eight f32 lanes with a one-instruction lookup in an 8-entry table
@@ -421,6 +432,18 @@ pub trait Table4: Vector<Elem = f64> {
     /// Lane i of the result has the bits of lane `bits(index_i) & 3` of
     /// `self` plus `bits(index_i) << 50` (64-bit integer addition).
     fn lookup4_scaled(self, index: Self) -> Self;
+}
+
+/// Sixteen f32 lanes with a one-instruction lookup in a 16-entry table
+/// (AVX-512 `vpermps`) and a zero-masked multiply-add: what
+/// [`exp::exp_down_table16_f32`] needs.
+pub trait Table16F32: Vector<Elem = f32> {
+    /// Lane i of the result has the bits of lane `bits(index_i) & 15` of
+    /// `self` plus `bits(index_i) << 19` (integer addition).
+    fn lookup16_scaled(self, index: Self) -> Self;
+    /// self * a + b in the lanes where `v` is not below `limit` (NaN lanes
+    /// of `v` included), +0 in the others.
+    fn mul_add_unless_below(self, a: Self, b: Self, v: Self, limit: Self) -> Self;
 }
 
 /// Eight f64 lanes with a one-instruction lookup in a 16-entry table

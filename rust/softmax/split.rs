@@ -85,7 +85,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::PairSum => return vector::two_pass_sum::<T::Vector<S>, T>(x, n),
                 Pass::OnlineSum => return vector::online_sum::<T::Vector<S>, T>(x, n),
                 Pass::ExpSum { m, store, warm_y } => {
-                    let f = ShiftedExp::new(m);
+                    let f = ShiftedExp::new(m, n);
                     let sum = if store {
                         vector::sum_map::<T::Vector<S>, T, T, vector::WriteExp>(x, y, n, &f, warm_y)
                     } else {
@@ -96,7 +96,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::PlainExpSum { warm_y } => return (vector::sum_map::<T::Vector<S>, T, T, vector::NoWrite>(x, y, n, &ShiftedExp::plain(T::Real::ZERO), warm_y), 1.0),
                 Pass::PairWrite { sum, exp, stream } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp, stream),
                 Pass::OnlineWrite { m, d, stream } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d, stream),
-                Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m), factor, stream),
+                Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m, n), factor, stream),
                 Pass::Scale { r } => vector::scale_in_place::<T::Vector<S>, T>(y, n, r),
                 Pass::LogWrite { m, ln_sum, stream } => vector::log_softmax_write::<T::Vector<S>, T>(x, y, n, m, ln_sum, stream),
                 Pass::FillNan => vector::fill::<T::Vector<S>, T>(y, n, T::Real::NAN),

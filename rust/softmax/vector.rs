@@ -57,6 +57,19 @@ where
 /// as alone: results are bit-identical.
 const PIPELINE_MAX_BYTES: usize = 2048;
 
+/// Rows of at least this many elements take the pair form through
+/// [`Vector::exp_down_n_first`] in their exp-and-sum and recompute passes.
+/// On AVX-512 float32 that is the 16-entry table exp, whose every
+/// operation waits on the row's exponent n(m): 10 operations on the FMA
+/// port instead of 13, but in a short row that is not pipelined the
+/// passes then wait for the max's reduction. Measured (both builds in one
+/// process, `benches/ab`, medians of 21 rounds, time ratio): rows of 256
+/// to 30522, softmax 0.94-0.99, log_softmax 0.95-0.98, recompute
+/// 0.90-0.96; rows of 64 and 128, recompute 1.09-1.16, two-pass 1.08-1.11
+/// (these keep the polynomial form; the two-pass sums and logsumexp keep
+/// it at every length).
+const N_FIRST_MIN: usize = 256;
+
 /// Whether [`softmax_rows`] / [`log_softmax_rows`] pipeline rows of `n` elements of `M`.
 fn pipelines_rows<M>(n: usize) -> bool {
     n * size_of::<M>() <= PIPELINE_MAX_BYTES
@@ -170,6 +183,9 @@ pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem
 #[derive(Clone, Copy)]
 pub(crate) struct ShiftedExp<V: Vector> {
     pairs: bool,
+    /// The pair form through [`Vector::exp_down_n_first`] (rows of at
+    /// least [`N_FIRST_MIN`] elements).
+    n_first: bool,
     lo: V,
     m: V::Elem,
     /// n(m), the exponent of exp(m) = p(m) * 2^n(m).
@@ -182,7 +198,7 @@ impl<V: Vector> ShiftedExp<V> {
     /// arguments must be valid for the elements read and written (`n` per
     /// row), with the aliasing the module documents.
     #[inline(always)]
-    pub(crate) unsafe fn new(m: V::Elem) -> Self {
+    pub(crate) unsafe fn new(m: V::Elem, n: usize) -> Self {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
         // and every access below stays inside the elements the caller vouched for.
         unsafe {
@@ -190,8 +206,10 @@ impl<V: Vector> ShiftedExp<V> {
             // n(m) = round(m log2 e) from the scalar pair of exp(m): at
             // least every lane's pair exponent (x <= m).
             let (_, n_m) = exp_parts_scalar(m);
+            let pairs = m.to_f64().abs() <= limit - 2048.0;
             ShiftedExp {
-                pairs: m.to_f64().abs() <= limit - 2048.0,
+                pairs,
+                n_first: pairs && n >= N_FIRST_MIN,
                 lo: V::splat(V::Elem::from_f64(-limit)),
                 m,
                 n_m: V::splat(n_m),
@@ -210,7 +228,7 @@ impl<V: Vector> ShiftedExp<V> {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
         // and every access below stays inside the elements the caller vouched for.
         unsafe {
-            ShiftedExp { pairs: false, ..Self::new(m) }
+            ShiftedExp { pairs: false, n_first: false, ..Self::new(m, 0) }
         }
     }
 
@@ -241,28 +259,33 @@ impl<V: Vector> ShiftedExp<V> {
     unsafe fn eval(&self, x: V) -> V {
         // SAFETY: this function's contract.
         unsafe {
-            if self.pairs {
-                self.eval_form::<true>(x)
-            } else {
-                self.eval_form::<false>(x)
+            match (self.pairs, self.n_first) {
+                (true, true) => self.eval_form::<true, true>(x),
+                (true, false) => self.eval_form::<true, false>(x),
+                _ => self.eval_form::<false, false>(x),
             }
         }
     }
 
-    /// [`Self::eval`] with the form fixed at compile time (`PAIRS` must be
-    /// `self.pairs`), for loops that pick it once per row.
+    /// [`Self::eval`] with the form fixed at compile time (`PAIRS` and
+    /// `N_FIRST` must be `self.pairs` and `self.n_first`), for loops that
+    /// pick it once per row.
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`.
     #[inline(always)]
-    unsafe fn eval_form<const PAIRS: bool>(&self, x: V) -> V {
+    unsafe fn eval_form<const PAIRS: bool, const N_FIRST: bool>(&self, x: V) -> V {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
             if PAIRS {
                 // -inf becomes `lo`, whose term vanishes; NaN passes through.
                 // +inf (only in rows that are NaN anyway, whose sum is not
                 // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
-                exp_down(x, self.lo, self.n_m)
+                if N_FIRST {
+                    x.exp_down_n_first(self.lo, self.n_m)
+                } else {
+                    exp_down(x, self.lo, self.n_m)
+                }
             } else {
                 exp(x.sub(V::splat(self.m)))
             }
@@ -316,20 +339,21 @@ pub(crate) unsafe fn sum_map<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite>(x: *
     // row: tested inside the loop it cost a compare on the port the
     // exponential's FMAs wait for (AVX-512).
     unsafe {
-        if f.pairs {
-            sum_map_form::<V, M, Y, W, true>(x, y, n, f, warm_y)
-        } else {
-            sum_map_form::<V, M, Y, W, false>(x, y, n, f, warm_y)
+        match (f.pairs, f.n_first) {
+            (true, true) => sum_map_form::<V, M, Y, W, true, true>(x, y, n, f, warm_y),
+            (true, false) => sum_map_form::<V, M, Y, W, true, false>(x, y, n, f, warm_y),
+            _ => sum_map_form::<V, M, Y, W, false, false>(x, y, n, f, warm_y),
         }
     }
 }
 
-/// [`sum_map`] with `f`'s form fixed (`PAIRS` must be `f.pairs`).
+/// [`sum_map`] with `f`'s form fixed (`PAIRS` and `N_FIRST` must be
+/// `f.pairs` and `f.n_first`).
 ///
 /// # Safety
 /// As for [`sum_map`].
 #[inline(always)]
-unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, warm_y: bool) -> f64 {
+unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool, const N_FIRST: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, warm_y: bool) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -361,7 +385,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
                         vk.store_to(y.add(i + k * lanes));
                     }
                 }
-                let e = [f.eval_form::<PAIRS>(v[0]), f.eval_form::<PAIRS>(v[1]), f.eval_form::<PAIRS>(v[2]), f.eval_form::<PAIRS>(v[3])];
+                let e = [f.eval_form::<PAIRS, N_FIRST>(v[0]), f.eval_form::<PAIRS, N_FIRST>(v[1]), f.eval_form::<PAIRS, N_FIRST>(v[2]), f.eval_form::<PAIRS, N_FIRST>(v[3])];
                 for (k, ek) in e.into_iter().enumerate() {
                     if W::EXP {
                         ek.store_to(y.add(i + k * lanes));
@@ -375,7 +399,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
                 if W::INPUT {
                     v.store_to(y.add(i));
                 }
-                let e = f.eval_form::<PAIRS>(v);
+                let e = f.eval_form::<PAIRS, N_FIRST>(v);
                 if W::EXP {
                     e.store_to(y.add(i));
                 }
@@ -387,7 +411,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
                 if W::INPUT {
                     v.store_partial_to(y.add(i), end - i);
                 }
-                let e = f.eval_form::<PAIRS>(v);
+                let e = f.eval_form::<PAIRS, N_FIRST>(v);
                 if W::EXP {
                     e.store_partial_to(y.add(i), end - i);
                 }
@@ -596,7 +620,7 @@ unsafe fn exp_sum_or_nan_row<V: Storage<M>, M, const STORE: bool>(x: *const M, y
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         if m.is_finite() {
-            let shifted = ShiftedExp::<V>::new(m);
+            let shifted = ShiftedExp::<V>::new(m, n);
             let sum = if STORE {
                 sum_map::<V, M, M, WriteExp>(x, y, n, &shifted, warm_y)
             } else {
@@ -637,7 +661,7 @@ where
         if !m.is_finite() {
             return fill::<V, M>(y, n, V::Elem::NAN);
         }
-        let shifted = ShiftedExp::<V>::new(m);
+        let shifted = ShiftedExp::<V>::new(m, n);
         let mut stage = [const { std::mem::MaybeUninit::<V::Elem>::uninit() }; STAGE_MAX];
         let e = stage.as_mut_ptr().cast::<V::Elem>();
         let sum = sum_map::<V, M, V::Elem, WriteExp>(x, e, n, &shifted, true);
@@ -904,7 +928,7 @@ pub(crate) unsafe fn online_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: u
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let shifted = ShiftedExp::<V>::new(V::Elem::from_f64(m));
+        let shifted = ShiftedExp::<V>::new(V::Elem::from_f64(m), n);
         let factor = 1.0 / (d * shifted.row_constant().to_f64());
         write_map::<V, M>(x, y, n, &shifted, V::Elem::from_f64(factor), stream);
     }
@@ -964,7 +988,7 @@ unsafe fn log_softmax_max<V: Storage<M>, M>(x: *const M, n: usize) -> (V::Elem, 
         // the same form softmax uses, so log_softmax costs no more. Its sum
         // is c times sum exp(x - m).
         if m.is_finite() {
-            (m, ShiftedExp::new(m))
+            (m, ShiftedExp::new(m, n))
         } else {
             (V::Elem::ZERO, ShiftedExp::plain(V::Elem::ZERO))
         }
@@ -1094,7 +1118,7 @@ pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
         }
         // A finite max: the row's entries beyond 2^18 in magnitude. NaN
         // entries poison the sum.
-        let f = ShiftedExp::<V>::new(m);
+        let f = ShiftedExp::<V>::new(m, n);
         let scaled = sum_map::<V, M, M, NoWrite>(x, std::ptr::null_mut(), n, &f, false);
         m.to_f64() + (scaled / f.row_constant().to_f64()).ln()
     }
