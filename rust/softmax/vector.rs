@@ -431,17 +431,19 @@ pub(crate) trait WriteValue<V: Vector> {
     unsafe fn value(&self, x: V) -> V;
 }
 
-/// f(x) * factor: the last pass of three-pass recompute and online.
-struct ScaledExp<'a, V: Vector> {
+/// f(x) * factor: the last pass of three-pass recompute and online, with
+/// f's form fixed (`PAIRS` and `N_FIRST` must be `f.pairs` and
+/// `f.n_first`): picked once per row, as in [`sum_map`].
+struct ScaledExp<'a, V: Vector, const PAIRS: bool, const N_FIRST: bool> {
     f: &'a ShiftedExp<V>,
     factor: V,
 }
 
-impl<V: Vector> WriteValue<V> for ScaledExp<'_, V> {
+impl<V: Vector, const PAIRS: bool, const N_FIRST: bool> WriteValue<V> for ScaledExp<'_, V, PAIRS, N_FIRST> {
     #[inline(always)]
     unsafe fn value(&self, x: V) -> V {
         // SAFETY: the caller's contract: the CPU has V's instruction set.
-        unsafe { self.f.eval(x).mul(self.factor) }
+        unsafe { self.f.eval_form::<PAIRS, N_FIRST>(x).mul(self.factor) }
     }
 }
 
@@ -514,7 +516,14 @@ fn aligned_start<V: Vector, M>(y: *mut M) -> usize {
 #[inline(always)]
 pub(crate) unsafe fn write_map<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, f: &ShiftedExp<V>, factor: V::Elem, stream: bool) {
     // SAFETY: this function's contract.
-    unsafe { write_row(x, y, n, &ScaledExp { f, factor: V::splat(factor) }, stream) }
+    unsafe {
+        let factor = V::splat(factor);
+        match (f.pairs, f.n_first) {
+            (true, true) => write_row(x, y, n, &ScaledExp::<V, true, true> { f, factor }, stream),
+            (true, false) => write_row(x, y, n, &ScaledExp::<V, true, false> { f, factor }, stream),
+            _ => write_row(x, y, n, &ScaledExp::<V, false, false> { f, factor }, stream),
+        }
+    }
 }
 
 /// y = y * r for the whole row.
