@@ -58,8 +58,11 @@ pub unsafe fn exp_parts<V: Vector>(x: V) -> (V, V) {
 
 /// Max error of [`exp_fast`] on f32 in ulp, over every finite input (the
 /// exhaustive test below measured 2.018 at x = 37.821556 with AVX2 and
-/// AVX-512; [`exp`] stays within 2).
-pub const EXP_FAST_MAX_ULP: f64 = 2.05;
+/// AVX-512; [`exp`] stays within 2), and of the softmax kernels' pair
+/// forms built on it: shifted by the exponent of a row maximum near
+/// -2.6e5, the AVX-512 polynomial form measured 2.055
+/// (`f32_shifted_forms_accurate_for_large_row_maxima_on_every_isa`).
+pub const EXP_FAST_MAX_ULP: f64 = 2.1;
 
 /// Max error in ulp of the softmax kernels' f64 exponential
 /// ([`exp_parts_fast`] as p * 2^n, [`exp_down_fast`]) where its results
@@ -269,20 +272,23 @@ const EXP2_SIXTEENTHS_F32_LESS_J: [f32; 16] = {
 /// to N / 16 - n + MAGIC (n integral, so MAGIC - n is exact and on the
 /// same grid), whose bits are bits(MAGIC) + K; bits(MAGIC) is a multiple
 /// of 2^19, so 2^(K/16) is one `vpermps` of the 16-entry table in one
-/// register by the low 4 bits, a shift and an integer add (XNNPACK's
-/// `avx512f-rr2-lut16-p3-perm` kernels). Ten operations on the FMA port
-/// and two beside it, instead of thirteen for the polynomial pair form
-/// and `vscalefps`.
+/// register by the low 4 bits (the table of XNNPACK's
+/// `avx512f-rr2-lut16-p3-perm` kernels), a shift and an integer add (as
+/// in [`exp_down_table8`]). Ten operations on the FMA port and three
+/// beside it, instead of thirteen for the polynomial pair form and
+/// `vscalefps`; within 0.98 ulp (the exhaustive test and
+/// `f32_shifted_forms_accurate_for_large_row_maxima_on_every_isa`).
 ///
-/// Results below 2^-126 before the last rounding (K < -2016, -inf
-/// included) are +0: the one lane mask of the comparison zeroes them in
-/// the last multiply-add, which also sends every lane whose v left the
-/// table's range there. So `lo` is not needed: every x below it (the
+/// Lanes whose 2^(K/16) is below 2^-126 (K < -2016: x below about
+/// n ln2 - 87.3, -inf included) are +0: the lane mask of one comparison
+/// zeroes them in the last multiply-add, and with them every lane whose v
+/// left the table's range. So `lo` is not needed: every x below it (the
 /// kernels: lo = -2^18 with n at least n(lo + 2048)) gives +0 either way.
 /// NaN in, NaN out (the comparison keeps unordered lanes); +inf gives NaN.
 ///
-/// Needs |n| < 2^18 integral and x at most ~88 above n ln2 (the kernels:
-/// x <= m, n = n(m)).
+/// Needs n integral with |n| < 2^19, |x| < [`TABLE8_X_LIMIT`] (so N / 16
+/// fits the 24-bit significand of r) and x at most ~88 above n ln2 (the
+/// kernels: x <= m, n = n(m)).
 ///
 /// # Safety
 /// The CPU must have AVX-512F (the instruction set of `V`).
@@ -662,6 +668,9 @@ mod tests {
     /// exponential. exp(x) / 2^n is normal for x >= -87.33 (f32),
     /// -708.39 (f64); below, it may be flushed.
     const DOWN: u8 = 3;
+    /// [`DOWN`] through [`Vector::exp_down_n_first`] (the table form on
+    /// AVX-512 float32).
+    const DOWN_N_FIRST: u8 = 4;
 
     /// The vector exp `FORM` of one level applied to a slice, tail
     /// included (the scalar exp is the same for every form).
@@ -690,7 +699,7 @@ mod tests {
                     let e = match FORM {
                         EXP => exp(v),
                         FAST => exp_fast(v),
-                        DOWN => {
+                        DOWN | DOWN_N_FIRST => {
                             let e = if T::MANTISSA_DIGITS == 24 { 128.0 } else { 1024.0 };
                             let mut n = [T::ZERO; 16];
                             for (n, &x) in n.iter_mut().zip(&x[i..i + count]) {
@@ -698,7 +707,9 @@ mod tests {
                                 *n = T::from_f64(if x <= 0.0 { 0.0 } else if x <= e * std::f64::consts::LN_2 / 2.0 { e / 2.0 } else { e });
                             }
                             let n = <T::Vector<S>>::load(n.as_ptr());
-                            exp_down_fast(v, <T::Vector<S>>::splat(T::from_f64(-262_144.0)), n).scale_pow2(n)
+                            let lo = <T::Vector<S>>::splat(T::from_f64(-262_144.0));
+                            let down = if FORM == DOWN { exp_down_fast(v, lo, n) } else { v.exp_down_n_first(lo, n) };
+                            down.scale_pow2(n)
                         }
                         _ => {
                             let (p, n) = exp_parts_fast(clamp_exp_arg(v));
@@ -759,9 +770,59 @@ mod tests {
                 (PAIRS, max_ulps_f32::<PAIRS>(isa, -1.0, 1.0, SWEEP)),
                 (DOWN, max_ulps_f32::<DOWN>(isa, -87.33, 89.0, 2 * SWEEP + 1)),
                 (DOWN, max_ulps_f32::<DOWN>(isa, -1.0, 1.0, SWEEP)),
+                (DOWN_N_FIRST, max_ulps_f32::<DOWN_N_FIRST>(isa, -87.33, 89.0, 2 * SWEEP + 1)),
+                (DOWN_N_FIRST, max_ulps_f32::<DOWN_N_FIRST>(isa, -1.0, 1.0, SWEEP)),
             ] {
                 let bound = if form == EXP { 2.0 } else { EXP_FAST_MAX_ULP };
                 assert!(err <= bound, "{isa} (form {form}): {err} ulp");
+            }
+        }
+    }
+
+    /// The shifted forms far from 0, as the softmax kernels use them: x in
+    /// [m - 87, m] for row maxima m up to 2^18 - 2048 in magnitude, with
+    /// n = round(m log2 e), against exp(x - n ln2) in f64, where the
+    /// result is normal (within [`EXP_FAST_MAX_ULP`]).
+    #[test]
+    fn f32_shifted_forms_accurate_for_large_row_maxima_on_every_isa() {
+        struct Shifted<'a, const FORM: u8> {
+            x: &'a [f32],
+            n: f32,
+            y: &'a mut [f32],
+        }
+        impl<const FORM: u8> Kernel for Shifted<'_, FORM> {
+            type Output = ();
+            fn scalar(self) {
+                unreachable!("vector levels only");
+            }
+            #[inline(always)]
+            fn vector<S: Simd>(self, _: S) {
+                type V<S> = <S as Simd>::F32;
+                for (x, y) in self.x.chunks(V::<S>::LANES).zip(self.y.chunks_mut(V::<S>::LANES)) {
+                    // SAFETY: the token proves the CPU has S; each chunk
+                    // holds at most LANES elements of both slices.
+                    unsafe {
+                        let (lo, n) = (V::<S>::splat(-262_144.0), V::<S>::splat(self.n));
+                        let v = V::<S>::load_n(x.as_ptr(), x.len(), 0.0);
+                        let e = if FORM == DOWN { exp_down_fast(v, lo, n) } else { v.exp_down_n_first(lo, n) };
+                        e.store_n(y.as_mut_ptr(), y.len());
+                    }
+                }
+            }
+        }
+        fn worst<const FORM: u8>(isa: Isa, m: f32) -> f64 {
+            let n = (m as f64 * std::f64::consts::LOG2_E).round();
+            let x: Vec<f32> = (0..=20_000).map(|i| m - 87.0 * i as f32 / 20_000.0).collect();
+            let mut y = vec![0.0f32; x.len()];
+            dispatch::run(isa, Shifted::<FORM> { x: &x, n: n as f32, y: &mut y });
+            let want = |x: f32| (x as f64 - n * std::f64::consts::LN_2).exp();
+            x.iter().zip(&y).filter(|&(&x, _)| want(x) >= f32::MIN_POSITIVE as f64).map(|(&x, &y)| ulps_f32(y, want(x))).fold(0.0, f64::max)
+        }
+        for isa in crate::dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+            for m in [-260_000.0f32, -100_000.5, -1000.25, -87.0, 0.0, 44.4, 1000.75, 100_000.5, 260_000.0] {
+                for (form, err) in [(DOWN, worst::<DOWN>(isa, m)), (DOWN_N_FIRST, worst::<DOWN_N_FIRST>(isa, m))] {
+                    assert!(err <= EXP_FAST_MAX_ULP, "{isa} (form {form}) m = {m}: {err} ulp");
+                }
             }
         }
     }
@@ -1108,8 +1169,9 @@ mod tests {
     }
 
     /// The same for the softmax kernels' pair form [`exp_parts_fast`] (the
-    /// table form on AVX2, the polynomial of [`exp_fast`] elsewhere) and
-    /// their shifted exponential [`exp_down_fast`] built from it:
+    /// table form on AVX2, the polynomial of [`exp_fast`] elsewhere), their
+    /// shifted exponential [`exp_down_fast`] built from it, and
+    /// [`Vector::exp_down_n_first`]:
     /// `cargo test --release --lib exhaustive_f32_pair -- --ignored --nocapture`.
     #[test]
     #[ignore]
@@ -1121,11 +1183,15 @@ mod tests {
             let (err, x) = exhaustive_worst::<DOWN>(isa);
             println!("{isa} exp_down_fast: max {err:.3} ulp at x = {x:e}");
             assert!(err <= EXP_FAST_MAX_ULP);
+            let (err, x) = exhaustive_worst::<DOWN_N_FIRST>(isa);
+            println!("{isa} exp_down_n_first: max {err:.3} ulp at x = {x:e}");
+            assert!(err <= EXP_FAST_MAX_ULP);
         }
     }
 
-    /// The largest ulp error over every f32 in [-104, 89] (for [`DOWN`]:
-    /// [-87.33, 89], where its results are normal), and where.
+    /// The largest ulp error over every f32 in [-104, 89] (for [`DOWN`] and
+    /// [`DOWN_N_FIRST`]: [-87.33, 89], where their results are normal), and
+    /// where.
     fn exhaustive_worst<const FORM: u8>(isa: Isa) -> (f64, f32) {
         let mut worst = (0.0f64, 0.0f32);
         let mut batch = Vec::with_capacity(1 << 20);
@@ -1141,7 +1207,7 @@ mod tests {
         };
         for bits in (0u32..=(-104.0f32).to_bits()).rev().chain(0u32..=89.0f32.to_bits()) {
             let x = f32::from_bits(bits);
-            let lo = if FORM == DOWN { -87.33 } else { -104.0 };
+            let lo = if FORM == DOWN || FORM == DOWN_N_FIRST { -87.33 } else { -104.0 };
             if (lo..=89.0).contains(&x) {
                 batch.push(x);
             }
