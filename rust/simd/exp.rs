@@ -812,7 +812,8 @@ mod tests {
         }
         fn worst<const FORM: u8>(isa: Isa, m: f32) -> f64 {
             let n = (m as f64 * std::f64::consts::LOG2_E).round();
-            let x: Vec<f32> = (0..=20_000).map(|i| m - 87.0 * i as f32 / 20_000.0).collect();
+            let points = if cfg!(miri) { 200 } else { 20_000 };
+            let x: Vec<f32> = (0..=points).map(|i| m - 87.0 * i as f32 / points as f32).collect();
             let mut y = vec![0.0f32; x.len()];
             dispatch::run(isa, Shifted::<FORM> { x: &x, n: n as f32, y: &mut y });
             let want = |x: f32| (x as f64 - n * std::f64::consts::LN_2).exp();
