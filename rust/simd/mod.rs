@@ -400,8 +400,8 @@ pub unsafe trait Vector: Copy {
     /// know n well before their first element: unless the register
     /// overrides it with a form whose every operation waits on n
     /// ([`exp::exp_down_table16_f32`], AVX-512 float32, fewer operations
-    /// on the FMA port), the same function. Results below 2^-126 before
-    /// the last rounding may be flushed to +0.
+    /// on the FMA port), the same function. Results below 2^-126 may be
+    /// off by up to 2^-127, and below 2^-127 flushed to +0.
     #[inline(always)]
     fn exp_down_n_first(self, lo: Self, n: Self) -> Self {
         self.exp_down_fast(lo, n)

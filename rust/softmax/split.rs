@@ -63,6 +63,9 @@ struct ChunkPass<T: Element> {
     x: *const T,
     y: *mut T,
     n: usize,
+    /// The whole row's length, which picks the exponential's form
+    /// (`ShiftedExp::new`) the same in every chunk.
+    row_n: usize,
 }
 
 impl<T: Element> Kernel for ChunkPass<T> {
@@ -74,7 +77,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
 
     #[inline(always)]
     fn vector<S: Simd>(self, _: S) -> (f64, f64) {
-        let ChunkPass { pass, x, y, n } = self;
+        let ChunkPass { pass, x, y, n, row_n } = self;
         // SAFETY: the pointers are valid for the chunk's `n` elements, y is
         // x or apart from it, and no other thread touches the chunk (the
         // contract of `Row`, the only constructor); the token proves the
@@ -85,7 +88,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::PairSum => return vector::two_pass_sum::<T::Vector<S>, T>(x, n),
                 Pass::OnlineSum => return vector::online_sum::<T::Vector<S>, T>(x, n),
                 Pass::ExpSum { m, store, warm_y } => {
-                    let f = ShiftedExp::new(m, n);
+                    let f = ShiftedExp::new(m, row_n);
                     let sum = if store {
                         vector::sum_map::<T::Vector<S>, T, T, vector::WriteExp>(x, y, n, &f, warm_y)
                     } else {
@@ -96,7 +99,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::PlainExpSum { warm_y } => return (vector::sum_map::<T::Vector<S>, T, T, vector::NoWrite>(x, y, n, &ShiftedExp::plain(T::Real::ZERO), warm_y), 1.0),
                 Pass::PairWrite { sum, exp, stream } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp, stream),
                 Pass::OnlineWrite { m, d, stream } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d, stream),
-                Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m, n), factor, stream),
+                Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m, row_n), factor, stream),
                 Pass::Scale { r } => vector::scale_in_place::<T::Vector<S>, T>(y, n, r),
                 Pass::LogWrite { m, ln_sum, stream } => vector::log_softmax_write::<T::Vector<S>, T>(x, y, n, m, ln_sum, stream),
                 Pass::FillNan => vector::fill::<T::Vector<S>, T>(y, n, T::Real::NAN),
@@ -126,7 +129,7 @@ impl<T: Element> Row<T> {
     /// Runs `pass` on every chunk, in parallel; the results in chunk order.
     fn each(&self, pass: Pass<T::Real>) -> Vec<(f64, f64)> {
         rows::map_chunks(self.n, self.len, |r: Range<usize>| {
-            let chunk = ChunkPass { pass, x: self.x.wrapping_add(r.start), y: self.y.wrapping_add(r.start), n: r.len() };
+            let chunk = ChunkPass { pass, x: self.x.wrapping_add(r.start), y: self.y.wrapping_add(r.start), n: r.len(), row_n: self.n };
             dispatch::run(self.isa, chunk)
         })
     }

@@ -58,16 +58,19 @@ where
 const PIPELINE_MAX_BYTES: usize = 2048;
 
 /// Rows of at least this many elements take the pair form through
-/// [`Vector::exp_down_n_first`] in their exp-and-sum and recompute passes.
-/// On AVX-512 float32 that is the 16-entry table exp, whose every
-/// operation waits on the row's exponent n(m): 10 operations on the FMA
-/// port instead of 13, but in a short row that is not pipelined the
-/// passes then wait for the max's reduction. Measured (both builds in one
-/// process, `benches/ab`, medians of 21 rounds, time ratio): rows of 256
-/// to 30522, softmax 0.94-0.99, log_softmax 0.95-0.98, recompute
-/// 0.90-0.96; rows of 64 and 128, recompute 1.09-1.16, two-pass 1.08-1.11
-/// (these keep the polynomial form; the two-pass sums and logsumexp keep
-/// it at every length).
+/// [`Vector::exp_down_n_first`] wherever a [`ShiftedExp`] evaluates it:
+/// the exp-and-sum pass of three-pass softmax and log-softmax, both passes
+/// of recompute, the online write pass and logsumexp's fallback sum. On
+/// AVX-512 float32 that is the 16-entry table exp, whose every operation
+/// waits on the row's exponent n(m): 10 operations per register on the
+/// FMA port instead of 13 (with the sum's add), but in a short row that is
+/// not pipelined the passes then wait for the max's reduction. Measured
+/// with the form in every pair-form exponential (`benches/ab`, both builds
+/// in one process, medians of 21 rounds, time ratio): rows of 1024 to
+/// 30522, softmax 0.92-1.00, recompute 0.91-0.95, two-pass 0.91-0.95;
+/// rows of 64 and 128, recompute 1.21-1.31, two-pass 1.12-1.20, logsumexp
+/// 1.05-1.15. Shorter rows and the two-pass sums (two-pass, logsumexp)
+/// keep the polynomial form.
 const N_FIRST_MIN: usize = 256;
 
 /// Whether [`softmax_rows`] / [`log_softmax_rows`] pipeline rows of `n` elements of `M`.
@@ -193,10 +196,12 @@ pub(crate) struct ShiftedExp<V: Vector> {
 }
 
 impl<V: Vector> ShiftedExp<V> {
+    /// The shifted exponential of a row of `n` elements (a split row's
+    /// whole length) whose max is `m`; `n` picks the form
+    /// ([`N_FIRST_MIN`]).
+    ///
     /// # Safety
-    /// The CPU must have the instruction set of `V` (vector code); pointer
-    /// arguments must be valid for the elements read and written (`n` per
-    /// row), with the aliasing the module documents.
+    /// The CPU must have the instruction set of `V`.
     #[inline(always)]
     pub(crate) unsafe fn new(m: V::Elem, n: usize) -> Self {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
@@ -280,7 +285,8 @@ impl<V: Vector> ShiftedExp<V> {
             if PAIRS {
                 // -inf becomes `lo`, whose term vanishes; NaN passes through.
                 // +inf (only in rows that are NaN anyway, whose sum is not
-                // finite) may give +inf: vscalefps(NaN, +inf) = +inf.
+                // finite) may give +inf (vscalefps(NaN, +inf) = +inf) or NaN
+                // (the table form).
                 if N_FIRST {
                     x.exp_down_n_first(self.lo, self.n_m)
                 } else {
