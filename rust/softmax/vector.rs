@@ -283,7 +283,8 @@ impl<V: Vector> ShiftedExp<V> {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
             if PAIRS {
-                // -inf becomes `lo`, whose term vanishes; NaN passes through.
+                // -inf becomes `lo` (the table form: a masked lane), whose
+                // term vanishes; NaN passes through.
                 // +inf (only in rows that are NaN anyway, whose sum is not
                 // finite) may give +inf (vscalefps(NaN, +inf) = +inf) or NaN
                 // (the table form).
