@@ -551,16 +551,17 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
     check_far_apart_blocks::<f64>();
 }
 
-/// A batch of rows (`softmax_rows`, which pipelines short softmax rows and
-/// takes short log-softmax rows two at a time) gives each row exactly what
-/// a lone row gives: every algorithm and level, an odd row count, special
+/// A batch of rows (`softmax_rows`, which pipelines short softmax rows,
+/// takes log-softmax rows of up to 512 bytes two at a time and pipelines
+/// longer ones) gives each row exactly what a lone row gives: every
+/// algorithm and level, float32 and float64, an odd row count, special
 /// rows next to ordinary ones and to each other (and last), lengths on
-/// both sides of the 2 KiB limit.
+/// both sides of the 512-byte and 2 KiB limits.
 #[test]
 fn batches_of_rows_equal_rows_one_at_a_time() {
     let mut rng = SmallRng::seed_from_u64(23);
     let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
-    for n in [1, 5, 8, 37, 128, 512, 513, 700] {
+    for n in [1, 5, 8, 37, 64, 65, 128, 129, 256, 512, 513, 700] {
         let n = size(n, n.min(9));
         let rows = size(9, 5);
         let mut x: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-30.0..30.0)).collect();
@@ -598,6 +599,13 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
             softmax::log_softmax_rows(isa, &x, &mut y, n);
             let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&y), bits(&want), "{isa} log_softmax n={n}");
+            let mut y64 = vec![0.0f64; x.len()];
+            softmax::log_softmax_rows(isa, &x64, &mut y64, n);
+            for (k, (xr, yr)) in x64.chunks(n).zip(y64.chunks(n)).enumerate() {
+                let mut want64 = vec![0.0f64; n];
+                softmax::log_softmax(isa, xr, &mut want64);
+                assert!(yr.iter().zip(&want64).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} log_softmax f64 n={n} row {k}");
+            }
         }
     }
 }
