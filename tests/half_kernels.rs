@@ -13,7 +13,7 @@ mod common;
 use common::{reference, size};
 use normkit::dispatch::{self, Isa};
 use normkit::l1norm;
-use normkit::norm::{self, Norm};
+use normkit::norm::{self, Norm, RowBatch};
 use normkit::simd::{bf16, f16, Element};
 use normkit::softmax::{self, Algorithm};
 use rand::rngs::SmallRng;
@@ -247,6 +247,57 @@ fn float16_kernels_match_the_rounded_float64_reference() {
 fn vector_levels_agree_with_the_scalar_path() {
     levels_agree::<bf16>();
     levels_agree::<f16>();
+}
+
+/// Batches of rows (softmax's register path for short rows and its staged
+/// path, log-softmax's pairs and pipeline) give each row exactly what a
+/// lone row gives, out of place and in place.
+fn batches<T: Half>(isa: Isa) {
+    let mut rng = SmallRng::seed_from_u64(15);
+    for n in [1, 16, 33, 64, 65, 128, 129, 256, 300, 1024, 1025] {
+        let rows = 5;
+        let x = row::<T>(rows * n, 0, &mut |_| rng.random_range(-6.0f32..6.0));
+        // (name, one row, a batch, a batch in place)
+        type Rows<'a, T> = &'a dyn Fn(&[T], &mut [T]);
+        type Kernel<'a, T> = (&'a str, Rows<'a, T>, Rows<'a, T>, &'a dyn Fn(RowBatch<T>));
+        let kernels: [Kernel<'_, T>; 2] = [
+            (
+                "softmax",
+                &|x, y| softmax::softmax(isa, Algorithm::ThreePassReload, x, y),
+                &|x, y| softmax::softmax_rows(isa, Algorithm::ThreePassReload, x, y, n),
+                // SAFETY: the batch covers one buffer's rows, each written over itself.
+                &|b| unsafe { softmax::softmax_rows_raw(isa, Algorithm::ThreePassReload, b) },
+            ),
+            (
+                "log_softmax",
+                &|x, y| softmax::log_softmax(isa, x, y),
+                &|x, y| softmax::log_softmax_rows(isa, x, y, n),
+                // SAFETY: as above.
+                &|b| unsafe { softmax::log_softmax_rows_raw(isa, b) },
+            ),
+        ];
+        for (what, one, batch, in_place) in kernels {
+            let mut want = vec![T::default(); x.len()];
+            for (xr, yr) in x.chunks(n).zip(want.chunks_mut(n)) {
+                one(xr, yr);
+            }
+            let mut y = vec![T::default(); x.len()];
+            batch(&x, &mut y);
+            assert!(y == want, "{} {what} {isa} n={n}", T::NAME);
+            let mut y = x.clone();
+            let p = y.as_mut_ptr();
+            in_place(RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows, n });
+            assert!(y == want, "{} {what} {isa} n={n} in place", T::NAME);
+        }
+    }
+}
+
+#[test]
+fn batches_of_rows_equal_rows_one_at_a_time() {
+    for isa in dispatch::available() {
+        batches::<bf16>(isa);
+        batches::<f16>(isa);
+    }
 }
 
 #[test]

@@ -6,6 +6,7 @@
 
 use normkit::dispatch::{self, Isa};
 use normkit::simd::Float;
+use normkit::norm::RowBatch;
 use normkit::softmax::{self, Algorithm};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -551,17 +552,24 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
     check_far_apart_blocks::<f64>();
 }
 
+/// The rows of `v` (of `n` elements) as a batch written in place.
+fn in_place_batch<T>(v: &mut [T], n: usize) -> RowBatch<T> {
+    let p = v.as_mut_ptr();
+    RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows: v.len() / n, n }
+}
+
 /// A batch of rows (`softmax_rows`, which pipelines short softmax rows,
 /// takes log-softmax rows of up to 512 bytes two at a time and pipelines
 /// longer ones) gives each row exactly what a lone row gives: every
 /// algorithm and level, float32 and float64, an odd row count, special
 /// rows next to ordinary ones and to each other (and last), lengths on
-/// both sides of the 512-byte and 2 KiB limits.
+/// both sides of the four-register, 512-byte and 2 KiB limits; out of
+/// place and in place.
 #[test]
 fn batches_of_rows_equal_rows_one_at_a_time() {
     let mut rng = SmallRng::seed_from_u64(23);
     let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
-    for n in [1, 5, 8, 37, 64, 65, 128, 129, 256, 512, 513, 700] {
+    for n in [1, 5, 8, 16, 32, 37, 64, 65, 128, 129, 256, 512, 513, 700] {
         let n = size(n, n.min(9));
         let rows = size(9, 5);
         let mut x: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-30.0..30.0)).collect();
@@ -583,6 +591,11 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
                 softmax::softmax_rows(isa, algorithm, &x, &mut y, n);
                 let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
                 assert_eq!(bits(&y), bits(&want), "{isa} {} n={n}", algorithm.name());
+                let mut y = x.clone();
+                let batch = in_place_batch(&mut y, n);
+                // SAFETY: `batch` covers `y`'s rows, each written over itself.
+                unsafe { softmax::softmax_rows_raw(isa, algorithm, batch) };
+                assert_eq!(bits(&y), bits(&want), "{isa} {} n={n} in place", algorithm.name());
                 let mut y64 = vec![0.0f64; x.len()];
                 softmax::softmax_rows(isa, algorithm, &x64, &mut y64, n);
                 for (k, (xr, yr)) in x64.chunks(n).zip(y64.chunks(n)).enumerate() {
@@ -599,6 +612,11 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
             softmax::log_softmax_rows(isa, &x, &mut y, n);
             let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
             assert_eq!(bits(&y), bits(&want), "{isa} log_softmax n={n}");
+            let mut y = x.clone();
+            let batch = in_place_batch(&mut y, n);
+            // SAFETY: `batch` covers `y`'s rows, each written over itself.
+            unsafe { softmax::log_softmax_rows_raw(isa, batch) };
+            assert_eq!(bits(&y), bits(&want), "{isa} log_softmax n={n} in place");
             let mut y64 = vec![0.0f64; x.len()];
             softmax::log_softmax_rows(isa, &x64, &mut y64, n);
             for (k, (xr, yr)) in x64.chunks(n).zip(y64.chunks(n)).enumerate() {

@@ -22,7 +22,9 @@
 //! Rows of at most four registers ([`ShortRow`]: 64 float32 elements
 //! with AVX-512, 32 with AVX2) are read once: loaded into registers,
 //! summed there (one register per chain, so their sums do not depend on
-//! where the row starts) and normalized from there.
+//! where the row starts) and normalized from there. Rows that need
+//! rescaling, and LayerNorm rows whose mean is far from x[0], take their
+//! second passes from x, split at alignment as above.
 //!
 //! (Fusing the write of one row with the first pass of the next, so that
 //! loads and stores stream together, was measured slower on AMD Zen 5 (family 26) for
@@ -43,7 +45,11 @@ use crate::simd::{prefetch, Real, Storage, Vector};
 /// out-of-order core overlaps the next row's loads with this row's
 /// reductions, square root and division. Measured on AMD Zen 5 (family 26) (time / copy
 /// time, float32): 64-element rows 2.2 -> 1.8 (RMSNorm), 3.2 -> 2.7
-/// (LayerNorm); from 128 elements on RMSNorm got slower.
+/// (LayerNorm); from 128 elements on RMSNorm got slower. Rows that are
+/// also short ([`is_short`]) are pipelined as [`ShortRow`]s (with AVX-512
+/// every float32 and float64 row of this size); this loop pipeline serves
+/// the others (AVX2 float32 rows of 33 to 64 elements, AVX-512 16-bit
+/// rows of 65 to 128, NEON rows above 16 float32 elements).
 const PIPELINE_MAX_BYTES: usize = 256;
 
 /// Register chains per statistic.
@@ -630,7 +636,8 @@ unsafe fn write_affine<V: Storage<M>, M, const SCALED: bool, const CENTER: bool>
 }
 
 /// Normalizes the row `x` (whose first-pass sums are `first`) into `y`
-/// and writes its `stats`.
+/// and writes its `stats`; from `short`'s registers when the row was
+/// loaded as a [`ShortRow`] and needs no rescaling.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -648,6 +655,7 @@ unsafe fn finish<V: Storage<M>, M>(
     affine: Affine<V::Elem>,
     stats: RowStats<V::Elem>,
     first: (f64, f64),
+    short: Option<&ShortRow<V>>,
 ) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
@@ -655,7 +663,11 @@ unsafe fn finish<V: Storage<M>, M>(
         let k = row_constants::<V, M>(kind, x, n, head, eps, first);
         stats.write(k.as_ref());
         match k {
-            Some(k) => write_normalized::<V, M>(kind, x, y, n, &k, affine),
+            Some(k) => match short {
+                Some(row) if k.scale == 1.0 => row.write(kind, y, &k, affine),
+                // A rescaled row (tiny or huge values) is written from x.
+                _ => write_normalized::<V, M>(kind, x, y, n, &k, affine),
+            },
             None => {
                 for i in 0..n {
                     V::write(y.add(i), V::Elem::NAN);
@@ -694,12 +706,13 @@ pub(crate) unsafe fn write_normalized<V: Storage<M>, M>(kind: Norm, x: *const M,
 /// the write pass's second read of x are per-row costs that rows of a few
 /// registers do not amortize. Measured (`benches/ab`, both builds in one
 /// process, medians of 21 rounds, time / the loop path's time, float32,
-/// Emerald Rapids): AVX-512 rows of 64 (65536 rows) RMSNorm 0.86-0.90,
-/// LayerNorm 0.82-0.87, rows of 64 in L2 (2048 rows) 0.78 / 0.76, rows of
-/// 32 and 48 0.79-0.86; AVX2 rows of 16 and 32 0.82-0.86. Eight
-/// registers instead of four measured, against the loops: AVX-512 rows of
-/// 96 / 128 LayerNorm 0.84 / 0.91 but RMSNorm 0.99 / 1.02; AVX2 rows of
-/// 64 RMSNorm 0.89-0.96, LayerNorm 0.96-1.01. Not taken.
+/// Emerald Rapids, two runs each): AVX-512 rows of 64 (65536 rows)
+/// RMSNorm 0.86, LayerNorm 0.82; rows of 64 in L2 (2048 rows) 0.76-0.80;
+/// rows of 32 0.76-0.88, of 48 0.79-0.82 (one run); AVX2 rows of 16 and 32
+/// 0.82-0.86 (one run). Eight registers instead of four measured, against
+/// the loops: AVX-512 rows of 96 / 128 LayerNorm 0.84 / 0.91 but RMSNorm
+/// 0.99 / 1.02; AVX2 rows of 64 RMSNorm 0.89-0.96, LayerNorm 0.96-1.01.
+/// Not taken.
 #[inline(always)]
 fn is_short<V: Vector>(n: usize) -> bool {
     n <= CHAINS * V::LANES
@@ -711,20 +724,24 @@ struct ShortRow<V: Vector> {
     /// Register c holds x[c LANES..]; lanes past n hold the shift K, so
     /// that they add nothing to the sums of x - K.
     regs: [V; CHAINS],
-    /// x[n - LANES..n] when n >= LANES is not a whole number of registers:
+    /// x[n - LANES..n] when n > LANES is not a whole number of registers:
     /// the write pass stores its last, partial register as this whole one,
     /// overlapping the register before it with the same values (as
     /// [`write_row`] does).
     last: V,
+    /// The row's length.
+    n: usize,
     /// The sums (sum (x - K), sum (x - K)^2) of [`first_sums`].
     first: (f64, f64),
 }
 
 impl<V: Vector> ShortRow<V> {
     /// Loads the row `x` of `n > 0` elements and computes its first-pass
-    /// sums: those of [`first_sums`], in the same chains and order, so a
-    /// row of whole registers that starts register-aligned gets the same
-    /// bits either way.
+    /// sums, one register per chain. They fold as [`first_sums`] folds its
+    /// chains, so a register-aligned row of one or four whole registers
+    /// gets the same bits either way (the loop path adds the registers of
+    /// a shorter row into one chain); any other row's sums differ from the
+    /// loop path's in rounding, and do not depend on where the row starts.
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`; `x` must be valid for
@@ -740,22 +757,14 @@ impl<V: Vector> ShortRow<V> {
             let lanes = V::LANES;
             prefetch_ahead::<V, M>(x);
             let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
-            let mut regs = [V::splat(k); CHAINS];
-            for (c, r) in regs.iter_mut().enumerate() {
-                let start = c * lanes;
-                if start + lanes <= n {
-                    *r = V::load_from(x.add(start));
-                } else if start < n {
-                    *r = V::load_partial_from(x.add(start), n - start, k);
-                }
-            }
+            let regs = V::load_registers::<CHAINS>(x, n, k);
             let last = if n > lanes && !n.is_multiple_of(lanes) { V::load_from(x.add(n - lanes)) } else { regs[0] };
             let first = match kind {
                 Norm::Rms => Self::sums::<false, false>(&regs, k),
                 Norm::Crms => Self::sums::<true, false>(&regs, k),
                 Norm::Layer => Self::sums::<true, true>(&regs, k),
             };
-            ShortRow { regs, last, first }
+            ShortRow { regs, last, n, first }
         }
     }
 
@@ -779,22 +788,57 @@ impl<V: Vector> ShortRow<V> {
         }
     }
 
-    /// The write pass from the registers: y = ((x - c_hi) - c_lo) r
-    /// (* w + b) for a row that needed no rescaling (`scale` 1).
+    /// The write pass from the registers into `y`, for a row that needed no
+    /// rescaling (`k.scale` 1): y = ((x - c_hi) - c_lo) r (* w + b).
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`; `y` must be valid for
-    /// writing the row's `n` elements (it may be the row's x: every load
-    /// is done).
+    /// writing the row's n elements (it may be the row's x: every load is
+    /// done), and `affine`'s weight and bias, where not null, for reading n.
     #[inline(always)]
-    unsafe fn write<M, const CENTER: bool, const W: bool, const B: bool>(&self, y: *mut M, n: usize, k: Coeffs<V>, affine: Affine<V::Elem>)
+    unsafe fn write<M>(&self, kind: Norm, y: *mut M, k: &RowConstants, affine: Affine<V::Elem>)
+    where
+        V: Storage<M>,
+    {
+        // SAFETY: this function's contract.
+        unsafe {
+            match kind {
+                Norm::Layer => self.write_affine::<M, true>(y, Coeffs::new(k), affine),
+                _ => self.write_affine::<M, false>(y, Coeffs::new(k), affine),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As for [`ShortRow::write`].
+    #[inline(always)]
+    unsafe fn write_affine<M, const CENTER: bool>(&self, y: *mut M, k: Coeffs<V>, affine: Affine<V::Elem>)
+    where
+        V: Storage<M>,
+    {
+        // SAFETY: this function's contract.
+        unsafe {
+            match (!affine.weight.is_null(), !affine.bias.is_null()) {
+                (false, false) => self.write_form::<M, CENTER, false, false>(y, k, affine),
+                (false, true) => self.write_form::<M, CENTER, false, true>(y, k, affine),
+                (true, false) => self.write_form::<M, CENTER, true, false>(y, k, affine),
+                (true, true) => self.write_form::<M, CENTER, true, true>(y, k, affine),
+            }
+        }
+    }
+
+    /// # Safety
+    /// As for [`ShortRow::write`].
+    #[inline(always)]
+    unsafe fn write_form<M, const CENTER: bool, const W: bool, const B: bool>(&self, y: *mut M, k: Coeffs<V>, affine: Affine<V::Elem>)
     where
         V: Storage<M>,
     {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
-        // and every store below stays inside y[0..n).
+        // and every store below stays inside y[0..n) (weight and bias are
+        // read at the same indices).
         unsafe {
-            let lanes = V::LANES;
+            let (lanes, n) = (V::LANES, self.n);
             prefetch::ahead(y, CHAINS * lanes * size_of::<M>());
             if n < lanes {
                 let z = normalized::<V, M, false, CENTER, W, B>(self.regs[0], 0, n, k, affine);
@@ -811,45 +855,18 @@ impl<V: Vector> ShortRow<V> {
         }
     }
 
-    /// [`finish`] for this row (loaded from `x`): its constants, stats and
-    /// write pass, from the registers unless the row needs rescaling.
+    /// [`finish`] for this row, loaded from `x`: written from the
+    /// registers unless it needs rescaling.
     ///
     /// # Safety
-    /// As for [`finish`].
+    /// As for [`finish`], with the row's n.
     #[inline(always)]
-    #[allow(clippy::too_many_arguments)]
-    unsafe fn finish<M>(&self, kind: Norm, x: *const M, y: *mut M, n: usize, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>)
+    unsafe fn finish<M>(&self, kind: Norm, x: *const M, y: *mut M, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>)
     where
         V: Storage<M>,
     {
-        // SAFETY: this function's contract: the CPU has the instruction set of V,
-        // and every access below stays inside the elements the caller vouched for.
-        unsafe {
-            let k = row_constants::<V, M>(kind, x, n, head_len::<V, M>(x, n), eps, self.first);
-            stats.write(k.as_ref());
-            match k {
-                Some(k) if k.scale == 1.0 => {
-                    let coeffs = Coeffs::new(&k);
-                    match (kind == Norm::Layer, !affine.weight.is_null(), !affine.bias.is_null()) {
-                        (false, false, false) => self.write::<M, false, false, false>(y, n, coeffs, affine),
-                        (false, false, true) => self.write::<M, false, false, true>(y, n, coeffs, affine),
-                        (false, true, false) => self.write::<M, false, true, false>(y, n, coeffs, affine),
-                        (false, true, true) => self.write::<M, false, true, true>(y, n, coeffs, affine),
-                        (true, false, false) => self.write::<M, true, false, false>(y, n, coeffs, affine),
-                        (true, false, true) => self.write::<M, true, false, true>(y, n, coeffs, affine),
-                        (true, true, false) => self.write::<M, true, true, false>(y, n, coeffs, affine),
-                        (true, true, true) => self.write::<M, true, true, true>(y, n, coeffs, affine),
-                    }
-                }
-                // A rescaled row (tiny or huge values) is written from x.
-                Some(k) => write_normalized::<V, M>(kind, x, y, n, &k, affine),
-                None => {
-                    for i in 0..n {
-                        V::write(y.add(i), V::Elem::NAN);
-                    }
-                }
-            }
-        }
+        // SAFETY: this function's contract.
+        unsafe { finish::<V, M>(kind, x, y, self.n, head_len::<V, M>(x, self.n), eps, affine, stats, self.first, Some(self)) }
     }
 }
 
@@ -867,11 +884,11 @@ pub unsafe fn norm<V: Storage<M>, M>(kind: Norm, x: *const M, y: *mut M, n: usiz
             return stats.write(None);
         }
         if is_short::<V>(n) {
-            return ShortRow::<V>::load(kind, x, n).finish(kind, x, y, n, eps, affine, stats);
+            return ShortRow::<V>::load(kind, x, n).finish(kind, x, y, eps, affine, stats);
         }
         let head = head_len::<V, M>(x, n);
         let first = first_sums::<V, M, false>(kind, x, n, head, V::Elem::ONE);
-        finish::<V, M>(kind, x, y, n, head, eps, affine, stats, first)
+        finish::<V, M>(kind, x, y, n, head, eps, affine, stats, first, None)
     }
 }
 
@@ -903,7 +920,7 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
             let mut row = ShortRow::<V>::load(kind, batch.x_row(0), n);
             for i in 0..batch.rows {
                 let next = if i + 1 < batch.rows { ShortRow::<V>::load(kind, batch.x_row(i + 1), n) } else { row };
-                row.finish(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
+                row.finish(kind, batch.x_row(i), batch.y_row(i), eps, affine, stats.row(i));
                 row = next;
             }
             return;
@@ -920,7 +937,7 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
             } else {
                 (0, (0.0, 0.0))
             };
-            finish::<V, M>(kind, x, y, n, head, eps, affine, stats.row(i), first);
+            finish::<V, M>(kind, x, y, n, head, eps, affine, stats.row(i), first, None);
             (head, first) = (next_head, next_first);
         }
     }
@@ -957,6 +974,6 @@ pub unsafe fn add_norm<V: Storage<M>, M>(
         // LayerNorm of the stored sum takes it (`constants` reads it back).
         let k = if kind == Norm::Layer { V::as_stored(V::read(x) + V::read(residual)) } else { V::Elem::ZERO };
         let first = add_store::<V, M>(x, residual, sum, n, head, k);
-        finish::<V, M>(kind, sum, y, n, head, eps, affine, stats, first)
+        finish::<V, M>(kind, sum, y, n, head, eps, affine, stats, first, None)
     }
 }

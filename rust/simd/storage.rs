@@ -144,6 +144,27 @@ pub unsafe trait Storage<M>: Vector {
             unsafe { self.store_partial_to(p, count) }
         }
     }
+    /// A short row of `n <= R * LANES` elements in `R` registers: register
+    /// c holds elements [c LANES, (c + 1) LANES); lanes past n hold `fill`.
+    ///
+    /// # Safety
+    /// As for [`Storage::load_from`], for `n` elements.
+    #[inline(always)]
+    unsafe fn load_registers<const R: usize>(p: *const M, n: usize, fill: Self::Elem) -> [Self; R] {
+        // SAFETY: the caller's contract: the CPU has this type's features,
+        // and elements [start, min(n, start + LANES)) of each register's
+        // range below n are readable.
+        unsafe {
+            let mut regs = [Self::splat(fill); R];
+            for (c, r) in regs.iter_mut().enumerate() {
+                let start = c * Self::LANES;
+                if start < n {
+                    *r = Self::load_n_from(p.add(start), (n - start).min(Self::LANES), fill);
+                }
+            }
+            regs
+        }
+    }
 }
 
 /// An f32 register type that converts to and from 16-bit floats, whole

@@ -34,13 +34,14 @@ where
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         match algorithm {
+            // A short row keeps its exponentials in registers, whatever
+            // its storage type.
+            Algorithm::ThreePassReload if is_short::<V>(n) => {
+                ShortRow::write(y, n, ShortRow::<V>::load(x, n).exp_sum());
+            }
             // Stored exponentials would be rounded once more in a 16-bit
             // row: those keep them in a buffer of the compute type, or
             // recompute them when the row does not fit.
-            Algorithm::ThreePassReload if is_short::<V>(n) => {
-                let row = ShortRow::<V>::load(x, n);
-                ShortRow::write(y, n, row.exp_sum(n));
-            }
             Algorithm::ThreePassReload if size_of::<M>() >= size_of::<V::Elem>() => three_pass::<V, M, true>(x, y, n),
             Algorithm::ThreePassReload if n <= STAGE_MAX => three_pass_staged::<V, M>(x, y, n),
             Algorithm::ThreePassReload => three_pass::<V, M, false>(x, y, n),
@@ -82,8 +83,9 @@ fn pipelines_rows<M>(n: usize) -> bool {
     n * size_of::<M>() <= PIPELINE_MAX_BYTES
 }
 
-/// Softmax of each row of `batch`; short three-pass-reload rows pipelined
-/// ([`PIPELINE_MAX_BYTES`]).
+/// Softmax of each row of `batch`; three-pass-reload rows pipelined: in
+/// registers when they are short ([`is_short`], every storage type), else
+/// up to [`PIPELINE_MAX_BYTES`] when stored in the compute type.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; the batch's rows must be
@@ -152,10 +154,11 @@ const SHORT_REGS: usize = 4;
 /// every storage type: 16-bit rows are computed in the compute type and
 /// rounded once, as [`three_pass_staged`] does. Measured (`benches/ab`,
 /// both builds in one process, medians of 21 rounds, time / the passes'
-/// time, float32): AVX-512 rows of 64 in L2 (2048 rows) 0.69, 65536 rows
-/// of 64 (from memory) 0.96, rows of 32 0.78, of 48 0.64; AVX2 rows of
-/// 16 0.93, of 32 1.01 (its 16 registers hold the exponential's constants
-/// too). Eight registers (AVX-512 rows up to 128) spilled: rows of 32 and
+/// time, float32, two runs unless one is given): AVX-512 rows of 64 in L2
+/// (2048 rows) 0.69 / 0.77, 65536 rows of 64 (from memory) 0.96 / 0.91,
+/// rows of 32 0.78 / 0.70, of 48 0.64 (one run); AVX2 rows of 16 0.93, of
+/// 32 1.01 (one run; its 16 registers hold the exponential's constants
+/// too). 16-bit rows were not measured. Eight registers (AVX-512 rows up to 128) spilled: rows of 32 and
 /// 64 1.29-1.41 against four, rows of 128 0.91 (64 rows) and 1.15 (16384).
 #[inline(always)]
 fn is_short<V: Vector>(n: usize) -> bool {
@@ -169,6 +172,7 @@ struct ShortRow<V: Vector> {
     /// exponential is 0.
     regs: [V; SHORT_REGS],
     m: V::Elem,
+    n: usize,
 }
 
 /// A short row's exponentials exp(x - m) c (lanes past n: 0) and 1 / their
@@ -189,22 +193,12 @@ impl<V: Vector> ShortRow<V> {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
         // and every load below stays inside x[0..n).
         unsafe {
-            let lanes = V::LANES;
-            prefetch::ahead(x, SHORT_REGS * lanes * size_of::<M>());
-            let neg_inf = V::Elem::NEG_INFINITY;
-            let mut regs = [V::splat(neg_inf); SHORT_REGS];
-            for (c, r) in regs.iter_mut().enumerate() {
-                let start = c * lanes;
-                if start + lanes <= n {
-                    *r = V::load_from(x.add(start));
-                } else if start < n {
-                    *r = V::load_partial_from(x.add(start), n - start, neg_inf);
-                }
-            }
+            prefetch::ahead(x, SHORT_REGS * V::LANES * size_of::<M>());
+            let regs = V::load_registers::<SHORT_REGS>(x, n, V::Elem::NEG_INFINITY);
             // Paired as row_max pairs its four chains.
             const { assert!(SHORT_REGS == 4) };
             let m = regs[0].max(regs[1]).max(regs[2].max(regs[3])).reduce_max();
-            ShortRow { regs, m }
+            ShortRow { regs, m, n }
         }
     }
 
@@ -213,18 +207,19 @@ impl<V: Vector> ShortRow<V> {
     /// poisons the sum.
     ///
     /// # Safety
-    /// The CPU must have the instruction set of `V`; `n` is the row's length.
+    /// The CPU must have the instruction set of `V`.
     #[inline(always)]
-    unsafe fn exp_sum(&self, n: usize) -> ShortExp<V> {
+    unsafe fn exp_sum(&self) -> ShortExp<V> {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
             if !self.m.is_finite() {
                 return None;
             }
-            let f = ShiftedExp::<V>::new(self.m, n);
-            debug_assert!(!f.n_first, "a short row is below N_FIRST_MIN");
-            let e = if f.pairs { self.exps::<true>(&f, n) } else { self.exps::<false>(&f, n) };
-            // In two chains, as sum_map adds.
+            let f = ShiftedExp::<V>::new(self.m, self.n);
+            const { assert!(SHORT_REGS * V::LANES < N_FIRST_MIN, "a short row takes the pair form, not the n-first one") };
+            let e = if f.pairs { self.exps::<true>(&f) } else { self.exps::<false>(&f) };
+            // In two chains (the order differs from sum_map's for rows of
+            // fewer than four whole registers: it adds those into one).
             let mut s = [V::splat(V::Elem::ZERO); 2];
             for (c, &ec) in e.iter().enumerate() {
                 s[c % 2] = s[c % 2].add(ec);
@@ -241,12 +236,12 @@ impl<V: Vector> ShortRow<V> {
     /// # Safety
     /// The CPU must have the instruction set of `V`.
     #[inline(always)]
-    unsafe fn exps<const PAIRS: bool>(&self, f: &ShiftedExp<V>, n: usize) -> [V; SHORT_REGS] {
+    unsafe fn exps<const PAIRS: bool>(&self, f: &ShiftedExp<V>) -> [V; SHORT_REGS] {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
             let mut e = [V::splat(V::Elem::ZERO); SHORT_REGS];
             for (c, ec) in e.iter_mut().enumerate() {
-                if c * V::LANES < n {
+                if c * V::LANES < self.n {
                     *ec = f.eval_form::<PAIRS, false>(self.regs[c]);
                 }
             }
@@ -304,7 +299,7 @@ unsafe fn short_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
             if i + 1 < rows {
                 next = ShortRow::<V>::load(batch.x_row(i + 1), n);
             }
-            let exps = row.exp_sum(n);
+            let exps = row.exp_sum();
             if let Some((y_prev, prev)) = pending {
                 ShortRow::<V>::write(y_prev, n, prev);
             }
@@ -1234,9 +1229,11 @@ unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
 /// Log-softmax rows of at most this many bytes go two at a time, pass by
 /// pass (max A, max B, sum A, sum B, write A, write B); longer rows up to
 /// [`PIPELINE_MAX_BYTES`] through [`log_softmax_pipeline`]. Measured
-/// (`benches/ab`, AVX-512, Emerald Rapids, float32, two runs, the
-/// pipeline's time / the pairs'): rows of 64 1.08 / 1.06, 128 0.98 / 1.02,
-/// 256 0.89 / 0.92, 512 0.97.
+/// (`benches/ab`, AVX-512, Emerald Rapids, float32, two or three runs,
+/// the pipeline's time / the pairs'): rows of 64 1.08 / 1.06, 128 0.98 / 1.02,
+/// 256 0.89 / 0.92 / 0.92, and 0.98 in the round's final A/B, 512 0.97 /
+/// 0.97. Bytes of the stored type: float64 and 16-bit rows were not
+/// measured.
 const LOG_PAIRS_MAX_BYTES: usize = 512;
 
 /// Log-softmax of each row of `batch`, each computed as by
