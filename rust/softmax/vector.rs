@@ -158,8 +158,9 @@ const SHORT_REGS: usize = 4;
 /// (2048 rows) 0.69 / 0.77, 65536 rows of 64 (from memory) 0.96 / 0.91,
 /// rows of 32 0.78 / 0.70, of 48 0.64 (one run); AVX2 rows of 16 0.93, of
 /// 32 1.01 (one run; its 16 registers hold the exponential's constants
-/// too). 16-bit rows were not measured. Eight registers (AVX-512 rows up to 128) spilled: rows of 32 and
-/// 64 1.29-1.41 against four, rows of 128 0.91 (64 rows) and 1.15 (16384).
+/// too). 16-bit rows were not measured. Eight registers (AVX-512 rows up
+/// to 128) spilled: rows of 32 and 64 1.29-1.41 against four, rows of 128
+/// 0.91 (64 rows) and 1.15 (16384).
 #[inline(always)]
 fn is_short<V: Vector>(n: usize) -> bool {
     n <= SHORT_REGS * V::LANES
