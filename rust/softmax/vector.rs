@@ -112,6 +112,35 @@ where
     }
 }
 
+/// Runs three stages over rows `0..rows` (at least one), staggered so that
+/// neighbouring rows' work overlaps: `first` of row i + 1, then `second`
+/// of row i (on `first`'s result), then `third` of row i - 1 (on
+/// `second`'s). Each row gets its stages in order and the same operations
+/// as alone: results are bit-identical. Row i + 1 is only read before row
+/// i's output is written, so in-place rows are safe as long as `first` only
+/// reads. The stages are passed as `#[inline(always)]` closures so that
+/// their intrinsics inline into the caller's instruction set.
+#[inline(always)]
+fn staggered_rows<A: Copy, B>(rows: usize, mut first: impl FnMut(usize) -> A, mut second: impl FnMut(usize, A) -> B, mut third: impl FnMut(usize, B)) {
+    let mut next = first(0);
+    // Row i - 1 and its second stage's result, waiting for the third.
+    let mut pending: Option<(usize, B)> = None;
+    for i in 0..rows {
+        let current = next;
+        if i + 1 < rows {
+            next = first(i + 1);
+        }
+        let done = second(i, current);
+        if let Some((prev, result)) = pending.take() {
+            third(prev, result);
+        }
+        pending = Some((i, done));
+    }
+    if let Some((prev, result)) = pending {
+        third(prev, result);
+    }
+}
+
 /// [`three_pass`] (reload) of every row of `batch` (at least one row),
 /// pipelined ([`PIPELINE_MAX_BYTES`]): max of row i + 1, exp-and-sum of
 /// row i, scaling of row i - 1.
@@ -123,25 +152,21 @@ unsafe fn three_pass_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the rows the caller vouched for.
     unsafe {
-        let (rows, n) = (batch.rows, batch.n);
-        // The previous row's output and 1/sum, waiting for its scaling.
-        let mut pending: Option<(*mut M, V::Elem)> = None;
-        let mut m_next = row_max::<V, M>(batch.x_row(0), n);
-        for i in 0..rows {
-            let m = m_next;
-            if i + 1 < rows {
-                m_next = row_max::<V, M>(batch.x_row(i + 1), n);
-            }
-            let (x, y) = (batch.x_row(i), batch.y_row(i));
-            let this = exp_sum_or_nan_row::<V, M, true>(x, y, n, m, true).map(|(_, r)| (y, r));
-            if let Some((y_prev, r)) = pending {
-                scale_in_place::<V, M>(y_prev, n, r);
-            }
-            pending = this;
-        }
-        if let Some((y_prev, r)) = pending {
-            scale_in_place::<V, M>(y_prev, n, r);
-        }
+        let n = batch.n;
+        staggered_rows(
+            batch.rows,
+            #[inline(always)]
+            |i| row_max::<V, M>(batch.x_row(i), n),
+            // 1 / sum, or None for a row exp_sum_or_nan_row filled with NaN.
+            #[inline(always)]
+            |i, m| exp_sum_or_nan_row::<V, M, true>(batch.x_row(i), batch.y_row(i), n, m, true).map(|(_, r)| r),
+            #[inline(always)]
+            |i, r: Option<V::Elem>| {
+                if let Some(r) = r {
+                    scale_in_place::<V, M>(batch.y_row(i), n, r);
+                }
+            },
+        );
     }
 }
 
@@ -291,24 +316,16 @@ unsafe fn short_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the rows the caller vouched for.
     unsafe {
-        let (rows, n) = (batch.rows, batch.n);
-        let mut next = ShortRow::<V>::load(batch.x_row(0), n);
-        // The previous row's output and exponentials, waiting to be written.
-        let mut pending: Option<(*mut M, ShortExp<V>)> = None;
-        for i in 0..rows {
-            let row = next;
-            if i + 1 < rows {
-                next = ShortRow::<V>::load(batch.x_row(i + 1), n);
-            }
-            let exps = row.exp_sum();
-            if let Some((y_prev, prev)) = pending {
-                ShortRow::<V>::write(y_prev, n, prev);
-            }
-            pending = Some((batch.y_row(i), exps));
-        }
-        if let Some((y_prev, prev)) = pending {
-            ShortRow::<V>::write(y_prev, n, prev);
-        }
+        let n = batch.n;
+        staggered_rows(
+            batch.rows,
+            #[inline(always)]
+            |i| ShortRow::<V>::load(batch.x_row(i), n),
+            #[inline(always)]
+            |_, row| row.exp_sum(),
+            #[inline(always)]
+            |i, exps| ShortRow::<V>::write(batch.y_row(i), n, exps),
+        );
     }
 }
 
@@ -1280,25 +1297,16 @@ unsafe fn log_softmax_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the rows the caller vouched for.
     unsafe {
-        let (rows, n) = (batch.rows, batch.n);
-        // The previous row's (x, y, m, ln_sum), waiting for its last pass.
-        let mut pending: Option<(*const M, *mut M, V::Elem, V::Elem)> = None;
-        let mut next = log_softmax_max::<V, M>(batch.x_row(0), n);
-        for i in 0..rows {
-            let (m, shifted) = next;
-            if i + 1 < rows {
-                next = log_softmax_max::<V, M>(batch.x_row(i + 1), n);
-            }
-            let (x, y) = (batch.x_row(i), batch.y_row(i));
-            let ln_sum = log_softmax_ln_sum::<V, M>(x, y, n, &shifted);
-            if let Some((x_prev, y_prev, m_prev, ln_prev)) = pending {
-                log_softmax_finish::<V, M>(x_prev, y_prev, n, m_prev, ln_prev);
-            }
-            pending = Some((x, y, m, ln_sum));
-        }
-        if let Some((x_prev, y_prev, m_prev, ln_prev)) = pending {
-            log_softmax_finish::<V, M>(x_prev, y_prev, n, m_prev, ln_prev);
-        }
+        let n = batch.n;
+        staggered_rows(
+            batch.rows,
+            #[inline(always)]
+            |i| log_softmax_max::<V, M>(batch.x_row(i), n),
+            #[inline(always)]
+            |i, (m, shifted)| (m, log_softmax_ln_sum::<V, M>(batch.x_row(i), batch.y_row(i), n, &shifted)),
+            #[inline(always)]
+            |i, (m, ln_sum)| log_softmax_finish::<V, M>(batch.x_row(i), batch.y_row(i), n, m, ln_sum),
+        );
     }
 }
 
