@@ -53,7 +53,7 @@ where
 }
 
 /// Rows of at most this many bytes go through [`softmax_rows`] and (above
-/// [`LOG_PAIRS_MAX_BYTES`]) [`log_softmax_rows`] as a pipeline: while row i takes its exp-and-sum
+/// [`LOG_GROUP_MAX_BYTES`]) [`log_softmax_rows`] as a pipeline: while row i takes its exp-and-sum
 /// pass, row i + 1 has had its max pass and row i - 1 waits for its write
 /// pass. A lone row's next pass waits on its horizontal reduction, scalar
 /// exp, division or logarithm; in the pipeline those run while the
@@ -1215,6 +1215,19 @@ unsafe fn log_softmax_max<V: Storage<M>, M>(x: *const M, n: usize) -> (V::Elem, 
 unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, shifted: &ShiftedExp<V>) -> V::Elem {
     // SAFETY: this function's contract.
     unsafe {
+        V::Elem::from_f64(log_softmax_sum::<V, M>(x, y, n, shifted).ln())
+    }
+}
+
+/// sum exp(x - m), the argument of [`log_softmax_ln_sum`]'s logarithm,
+/// with that function's copy of x to `y` or warming of `y`.
+///
+/// # Safety
+/// As for [`log_softmax_ln_sum`].
+#[inline(always)]
+unsafe fn log_softmax_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, shifted: &ShiftedExp<V>) -> f64 {
+    // SAFETY: this function's contract.
+    unsafe {
         let scaled = if copies_input::<V, M>(n) {
             sum_map::<V, M, M, CopyInput>(x, y, n, shifted, true)
         } else {
@@ -1222,7 +1235,7 @@ unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
         };
         // One logarithm per row: ln(scaled / c) is ln(scaled) - ln(c) within
         // the f64 quotient's rounding, far below an f32 or f64 result's ulp.
-        V::Elem::from_f64((scaled / shifted.row_constant().to_f64()).ln())
+        scaled / shifted.row_constant().to_f64()
     }
 }
 
@@ -1244,18 +1257,23 @@ unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
     }
 }
 
-/// Log-softmax rows of at most this many bytes go two at a time, pass by
-/// pass (max A, max B, sum A, sum B, write A, write B); longer rows up to
+/// Log-softmax rows of at most this many bytes go in groups of
+/// [`LOG_GROUP`] ([`log_softmax_groups`]); longer ones up to
 /// [`PIPELINE_MAX_BYTES`] through [`log_softmax_pipeline`]. Measured
-/// (`benches/ab`, AVX-512, Emerald Rapids, float32, two or three runs,
-/// the pipeline's time / the pairs'): rows of 64 1.08 / 1.06, 128 0.98 / 1.02,
-/// 256 0.89 / 0.92 / 0.92, and 0.98 in the round's final A/B, 512 0.97 /
-/// 0.97. Bytes of the stored type: float64 and 16-bit rows were not
-/// measured.
-const LOG_PAIRS_MAX_BYTES: usize = 512;
+/// (`benches/ab`, AVX-512, Emerald Rapids, float32, the groups' time / the
+/// pipeline's): rows of 256 0.89 (16384 rows), 0.94 (2048 rows); of 384
+/// 0.99; of 512 1.01. Bytes of the stored type: float64 and 16-bit rows
+/// were not measured.
+const LOG_GROUP_MAX_BYTES: usize = 1024;
+
+/// Rows per group of [`log_softmax_groups`]. Measured with short rows
+/// kept in registers (a variant not kept: `benches/ab`, AVX-512, float32,
+/// time / groups of 8): 65536 rows of 64 (from memory) 2: 1.18, 4: 1.06,
+/// 16: 1.08; 2048 rows of 64 (in L2) 2: 1.12, 4: 1.07, 16: 0.94.
+const LOG_GROUP: usize = 8;
 
 /// Log-softmax of each row of `batch`, each computed as by
-/// [`log_softmax`]: short rows in pairs ([`LOG_PAIRS_MAX_BYTES`]), longer
+/// [`log_softmax`]: rows up to [`LOG_GROUP_MAX_BYTES`] in groups, longer
 /// ones up to [`PIPELINE_MAX_BYTES`] pipelined.
 ///
 /// # Safety
@@ -1266,23 +1284,55 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
     // and rows i < batch.rows are valid with the aliasing it names.
     unsafe {
         let (rows, n) = (batch.rows, batch.n);
-        let mut i = 0;
-        if n * size_of::<M>() <= LOG_PAIRS_MAX_BYTES {
-            while i + 2 <= rows {
-                let (xa, ya, xb, yb) = (batch.x_row(i), batch.y_row(i), batch.x_row(i + 1), batch.y_row(i + 1));
-                let ((ma, fa), (mb, fb)) = (log_softmax_max::<V, M>(xa, n), log_softmax_max::<V, M>(xb, n));
-                let (la, lb) = (log_softmax_ln_sum::<V, M>(xa, ya, n, &fa), log_softmax_ln_sum::<V, M>(xb, yb, n, &fb));
-                log_softmax_finish::<V, M>(xa, ya, n, ma, la);
-                log_softmax_finish::<V, M>(xb, yb, n, mb, lb);
-                i += 2;
-            }
-        } else if pipelines_rows::<M>(n) && rows > 1 {
+        if rows > 1 && n * size_of::<M>() <= LOG_GROUP_MAX_BYTES {
+            return log_softmax_groups(
+                rows,
+                #[inline(always)]
+                |i| {
+                    let (x, y) = (batch.x_row(i), batch.y_row(i));
+                    let (m, shifted) = log_softmax_max::<V, M>(x, n);
+                    (m, log_softmax_sum::<V, M>(x, y, n, &shifted))
+                },
+                #[inline(always)]
+                |i, m, ln_sum| log_softmax_finish::<V, M>(batch.x_row(i), batch.y_row(i), n, m, ln_sum),
+            );
+        }
+        if pipelines_rows::<M>(n) && rows > 1 {
             return log_softmax_pipeline::<V, M>(&batch);
         }
-        while i < rows {
+        for i in 0..rows {
             log_softmax::<V, M>(batch.x_row(i), batch.y_row(i), n);
-            i += 1;
         }
+    }
+}
+
+/// Log-softmax of rows `0..rows` in groups of [`LOG_GROUP`]: `sum` of each
+/// row of a group (its shift m and sum exp(x - m)), then the group's
+/// logarithms one after another, then `finish` of each row with m and
+/// ln(sum). The logarithm is a call into the C library, which clobbers
+/// every vector register: within a group the calls follow each other with
+/// no vector state to save and restore around them, and their latencies
+/// overlap. Each row gets the same operations as alone: results are
+/// bit-identical. A group's rows are all summed before any is finished:
+/// `sum` may write row i's output (a copy of x), `finish` reads row i's
+/// input or that copy.
+#[inline(always)]
+fn log_softmax_groups<E: Real>(rows: usize, mut sum: impl FnMut(usize) -> (E, f64), mut finish: impl FnMut(usize, E, E)) {
+    let mut start = 0;
+    while start < rows {
+        let group = LOG_GROUP.min(rows - start);
+        let (mut m, mut s) = ([E::ZERO; LOG_GROUP], [0.0; LOG_GROUP]);
+        for k in 0..group {
+            (m[k], s[k]) = sum(start + k);
+        }
+        let mut ln_sum = [E::ZERO; LOG_GROUP];
+        for k in 0..group {
+            ln_sum[k] = E::from_f64(s[k].ln());
+        }
+        for k in 0..group {
+            finish(start + k, m[k], ln_sum[k]);
+        }
+        start += group;
     }
 }
 
