@@ -5,7 +5,7 @@
 //! must come from one borrow.
 
 use normkit::dispatch::{self, Isa};
-use normkit::l1norm;
+use normkit::l1norm::{self, RowBatch};
 use normkit::norm::{self, Norm};
 use normkit::softmax::{self, Algorithm};
 
@@ -47,6 +47,38 @@ fn softmax_in_place_matches_out_of_place() {
             let mut got = x.clone();
             softmax::log_softmax_inplace(isa, &mut got);
             same_bits(&got, &want, &format!("log_softmax {isa} n={n}"));
+        }
+    }
+}
+
+/// Batches of rows written over themselves through one pointer (the raw
+/// batch entry points, as the Python layer calls them): softmax's
+/// pipelines and log-softmax's groups of eight read each row before they
+/// write it. Nine rows: one whole group and one more.
+#[test]
+fn batches_in_place_match_rows_out_of_place() {
+    let rows = 9;
+    for isa in levels() {
+        for n in [3, 17] {
+            let x: Vec<f32> = (0..rows).flat_map(|r| row(n, r as u32)).map(|v| v as f32).collect();
+            let mut want = vec![0.0f32; x.len()];
+            let mut want_log = vec![0.0f32; x.len()];
+            for ((xr, yr), lr) in x.chunks(n).zip(want.chunks_mut(n)).zip(want_log.chunks_mut(n)) {
+                softmax::softmax(isa, Algorithm::ThreePassReload, xr, yr);
+                softmax::log_softmax(isa, xr, lr);
+            }
+            let mut got = x.clone();
+            let p = got.as_mut_ptr();
+            let batch = RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows, n };
+            // SAFETY: the batch covers `got`'s rows, each written over itself.
+            unsafe { softmax::softmax_rows_raw(isa, Algorithm::ThreePassReload, batch) };
+            same_bits(&got, &want, &format!("softmax rows {isa} n={n}"));
+            let mut got = x.clone();
+            let p = got.as_mut_ptr();
+            let batch = RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows, n };
+            // SAFETY: as above.
+            unsafe { softmax::log_softmax_rows_raw(isa, batch) };
+            same_bits(&got, &want_log, &format!("log_softmax rows {isa} n={n}"));
         }
     }
 }
