@@ -254,7 +254,7 @@ fn vector_levels_agree_with_the_scalar_path() {
 /// what a lone row gives, out of place and in place.
 fn batches<T: Half>(isa: Isa) {
     let mut rng = SmallRng::seed_from_u64(15);
-    for n in [1, 16, 33, 64, 65, 128, 129, 256, 300, 1024, 1025] {
+    for n in [1, 16, 33, 64, 65, 128, 129, 256, 300, 512, 513, 1024, 1025] {
         let rows = 11;
         let x = row::<T>(rows * n, 0, &mut |_| rng.random_range(-6.0f32..6.0));
         // (name, one row, a batch, a batch in place)

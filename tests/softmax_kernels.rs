@@ -573,8 +573,8 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
         let n = size(n, n.min(9));
         let rows = size(19, 5);
         let mut x: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-30.0..30.0)).collect();
-        // Row 1: one NaN (a pair's second row); row 2: all -inf (a first
-        // row); row 3: one +inf, paired with row 2.
+        // In the first group of eight: row 1 one NaN, row 2 all -inf, row
+        // 3 one +inf.
         x[n] = specials[0];
         x[2 * n..3 * n].fill(specials[2]);
         x[3 * n + n / 2] = specials[1];

@@ -112,16 +112,20 @@ where
     }
 }
 
-/// Runs three stages over rows `0..rows` (at least one), staggered so that
-/// neighbouring rows' work overlaps: `first` of row i + 1, then `second`
-/// of row i (on `first`'s result), then `third` of row i - 1 (on
-/// `second`'s). Each row gets its stages in order and the same operations
-/// as alone: results are bit-identical. Row i + 1 is only read before row
-/// i's output is written, so in-place rows are safe as long as `first` only
-/// reads. The stages are passed as `#[inline(always)]` closures so that
-/// their intrinsics inline into the caller's instruction set.
+/// Runs three stages over rows `0..rows`, staggered so that neighbouring
+/// rows' work overlaps: `first` of row i + 1, then `second` of row i (on
+/// `first`'s result), then `third` of row i - 1 (on `second`'s). Every
+/// stage is called with a row index below `rows` only, and each row gets
+/// its stages in order and the same operations as alone: results are
+/// bit-identical. Row i + 1 is only read before row i's output is written,
+/// so in-place rows are safe as long as `first` only reads. The stages are
+/// passed as `#[inline(always)]` closures so that their intrinsics inline
+/// into the caller's instruction set.
 #[inline(always)]
 fn staggered_rows<A: Copy, B>(rows: usize, mut first: impl FnMut(usize) -> A, mut second: impl FnMut(usize, A) -> B, mut third: impl FnMut(usize, B)) {
+    if rows == 0 {
+        return;
+    }
     let mut next = first(0);
     // Row i - 1 and its second stage's result, waiting for the third.
     let mut pending: Option<(usize, B)> = None;
@@ -1205,8 +1209,7 @@ unsafe fn log_softmax_max<V: Storage<M>, M>(x: *const M, n: usize) -> (V::Elem, 
 }
 
 /// ln(sum exp(x - m)) of log-softmax, for the row's `shifted` from
-/// [`log_softmax_max`]; copies x to `y` when [`copies_input`], and
-/// otherwise warms `y` for the last pass unless that pass streams.
+/// [`log_softmax_max`], through [`log_softmax_sum`].
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; `x` and `y` valid for `n`
@@ -1215,12 +1218,16 @@ unsafe fn log_softmax_max<V: Storage<M>, M>(x: *const M, n: usize) -> (V::Elem, 
 unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, shifted: &ShiftedExp<V>) -> V::Elem {
     // SAFETY: this function's contract.
     unsafe {
+        // One logarithm per row: ln(scaled / c) is ln(scaled) - ln(c) within
+        // the f64 quotient's rounding, far below an f32 or f64 result's ulp.
         V::Elem::from_f64(log_softmax_sum::<V, M>(x, y, n, shifted).ln())
     }
 }
 
-/// sum exp(x - m), the argument of [`log_softmax_ln_sum`]'s logarithm,
-/// with that function's copy of x to `y` or warming of `y`.
+/// sum exp(x - m) of log-softmax (the scaled sum over the row constant c),
+/// for the row's `shifted` from [`log_softmax_max`]; copies x to `y` when
+/// [`copies_input`], and otherwise warms `y` for the last pass unless that
+/// pass streams.
 ///
 /// # Safety
 /// As for [`log_softmax_ln_sum`].
@@ -1233,14 +1240,12 @@ unsafe fn log_softmax_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, sh
         } else {
             sum_map::<V, M, M, NoWrite>(x, y, n, shifted, !streams::<M>(n))
         };
-        // One logarithm per row: ln(scaled / c) is ln(scaled) - ln(c) within
-        // the f64 quotient's rounding, far below an f32 or f64 result's ulp.
         scaled / shifted.row_constant().to_f64()
     }
 }
 
 /// The last pass of log-softmax: y = (x - m) - ln_sum, in place from the
-/// copy of x [`log_softmax_ln_sum`] left in `y`, or from `x`.
+/// copy of x [`log_softmax_sum`] left in `y`, or from `x`.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; `x` and `y` valid for `n`
@@ -1262,14 +1267,17 @@ unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
 /// [`PIPELINE_MAX_BYTES`] through [`log_softmax_pipeline`]. Measured
 /// (`benches/ab`, AVX-512, Emerald Rapids, float32, the groups' time / the
 /// pipeline's): rows of 256 0.89 (16384 rows), 0.94 (2048 rows); of 384
-/// 0.99; of 512 1.01. Bytes of the stored type: float64 and 16-bit rows
-/// were not measured.
+/// 0.99; of 512 1.01. Against the previous build in the round's final
+/// A/B, 16384 rows of 256 measured 0.99: at 1 KiB the gain is within the
+/// noise. Bytes of the stored type: float64 and 16-bit rows were not
+/// measured.
 const LOG_GROUP_MAX_BYTES: usize = 1024;
 
-/// Rows per group of [`log_softmax_groups`]. Measured with short rows
-/// kept in registers (a variant not kept: `benches/ab`, AVX-512, float32,
+/// Rows per group of [`log_softmax_groups`]. Measured only on a variant
+/// not kept, with short rows in registers (`benches/ab`, AVX-512, float32,
 /// time / groups of 8): 65536 rows of 64 (from memory) 2: 1.18, 4: 1.06,
-/// 16: 1.08; 2048 rows of 64 (in L2) 2: 1.12, 4: 1.07, 16: 0.94.
+/// 16: 1.08; 2048 rows of 64 (in L2) 2: 1.12, 4: 1.07, 16: 0.94. Other
+/// sizes of the landed groups were not measured.
 const LOG_GROUP: usize = 8;
 
 /// Log-softmax of each row of `batch`, each computed as by
