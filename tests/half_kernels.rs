@@ -10,7 +10,7 @@
 //! rows, at unaligned starts, with special values.
 
 mod common;
-use common::{reference, size};
+use common::{in_place_batch, reference, size};
 use normkit::dispatch::{self, Isa};
 use normkit::l1norm;
 use normkit::norm::{self, Norm, RowBatch};
@@ -285,8 +285,7 @@ fn batches<T: Half>(isa: Isa) {
             batch(&x, &mut y);
             assert!(y == want, "{} {what} {isa} n={n}", T::NAME);
             let mut y = x.clone();
-            let p = y.as_mut_ptr();
-            in_place(RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows, n });
+            in_place(in_place_batch(&mut y, n));
             assert!(y == want, "{} {what} {isa} n={n} in place", T::NAME);
         }
     }

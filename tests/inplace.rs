@@ -4,8 +4,10 @@
 //! runs (README, "Miri"), where the pointer both reads and writes go through
 //! must come from one borrow.
 
+mod common;
+use common::in_place_batch;
 use normkit::dispatch::{self, Isa};
-use normkit::l1norm::{self, RowBatch};
+use normkit::l1norm;
 use normkit::norm::{self, Norm};
 use normkit::softmax::{self, Algorithm};
 
@@ -70,14 +72,12 @@ fn batches_in_place_match_rows_out_of_place() {
                 softmax::log_softmax(isa, xr, lr);
             }
             let mut got = x.clone();
-            let p = got.as_mut_ptr();
-            let batch = RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows, n };
+            let batch = in_place_batch(&mut got, n);
             // SAFETY: the batch covers `got`'s rows, each written over itself.
             unsafe { softmax::softmax_rows_raw(isa, Algorithm::ThreePassReload, batch) };
             same_bits(&got, &want, &format!("softmax rows {isa} n={n}"));
             let mut got = x.clone();
-            let p = got.as_mut_ptr();
-            let batch = RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows, n };
+            let batch = in_place_batch(&mut got, n);
             // SAFETY: as above.
             unsafe { softmax::log_softmax_rows_raw(isa, batch) };
             same_bits(&got, &want_log, &format!("log_softmax rows {isa} n={n}"));

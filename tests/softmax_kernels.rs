@@ -6,13 +6,12 @@
 
 use normkit::dispatch::{self, Isa};
 use normkit::simd::Float;
-use normkit::norm::RowBatch;
 use normkit::softmax::{self, Algorithm};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{reference, size};
+use common::{in_place_batch, reference, size};
 
 fn run<T: Float>(isa: Isa, algorithm: Algorithm, x: &[T]) -> Vec<T> {
     let mut y = vec![T::ZERO; x.len()];
@@ -550,12 +549,6 @@ fn check_far_apart_blocks<T: Float>() {
 fn two_pass_blocks_far_apart_and_late_special_values() {
     check_far_apart_blocks::<f32>();
     check_far_apart_blocks::<f64>();
-}
-
-/// The rows of `v` (of `n` elements) as a batch written in place.
-fn in_place_batch<T>(v: &mut [T], n: usize) -> RowBatch<T> {
-    let p = v.as_mut_ptr();
-    RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows: v.len() / n, n }
 }
 
 /// A batch of rows (`softmax_rows`, which pipelines short softmax rows,

@@ -7,6 +7,15 @@
 
 pub mod reference;
 
+use normkit::l1norm::RowBatch;
+
+/// The rows of `v` (of `n` elements) as a batch written in place, through
+/// one pointer derived from `v`.
+pub fn in_place_batch<T>(v: &mut [T], n: usize) -> RowBatch<T> {
+    let p = v.as_mut_ptr();
+    RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows: v.len() / n, n }
+}
+
 /// A size for a test loop: `full` natively, `miri` under Miri, which
 /// interprets the code (~10^4 times slower) and has only the scalar level:
 /// `cargo +nightly miri test --test softmax_kernels` and the like finish in
