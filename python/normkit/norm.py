@@ -454,7 +454,7 @@ def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stat
         raise TypeError(f"{name}: residual has unsupported dtype {residual.dtype}; expected a real (bool, integer or float) dtype")
     try:
         common = np.result_type(x.dtype, residual.dtype)
-    except TypeError:  # bfloat16 with float16: NumPy's DTypePromotionError
+    except TypeError:  # bfloat16 with float16 before ml_dtypes 0.7: DTypePromotionError
         raise TypeError(f"{name}: x has dtype {x.dtype} and residual {residual.dtype}, which have no common dtype; convert one of them") from None
     result = result_dtype(name, common)
     # Half storage when x and residual both are the result's half type.
