@@ -14,9 +14,11 @@
 # performance page, issue 11 round 9).
 #
 # SHAPE is ROWSxCOLS (default: 16x1024 4x30522 64x30522 4096x1024 8192x384
-# 65536x64); ROUNDS (default 21), ISA (default: the best this CPU has) and
-# SCALE (the inputs are uniform in [-SCALE/2, SCALE/2], default 20) are
-# read from the environment.
+# 65536x64); ROUNDS (default 21), ISA (default: the best this CPU has),
+# ISA_B (B's level, when it differs from A's: `ISA=avx2 ISA_B=avx512
+# run.sh main main` compares two levels of one build) and SCALE (the
+# inputs are uniform in [-SCALE/2, SCALE/2], default 20) are read from the
+# environment.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(git -C "$here" rev-parse --show-toplevel)

@@ -7,14 +7,14 @@ use std::time::Instant;
 type Kernel = dyn Fn(&[f32], &mut [f32], usize);
 type Run = Box<Kernel>;
 
-/// The kernels of one build, by name, at the level ISA names (or the best
-/// this CPU has).
+/// The kernels of one build, by name, at the level the environment
+/// variable `$var` names (or the best this CPU has).
 macro_rules! kernels {
-    ($build:ident) => {{
+    ($build:ident, $var:expr) => {{
         use $build::dispatch::{self, Isa};
         use $build::norm::{self, Norm};
         use $build::softmax::{self, Algorithm};
-        let isa = std::env::var("ISA").ok().map_or_else(dispatch::detected, |name| Isa::from_name(&name).expect("ISA: scalar, avx2, avx512 or neon"));
+        let isa = std::env::var($var).ok().map_or_else(dispatch::detected, |name| Isa::from_name(&name).expect("ISA, ISA_B: scalar, avx2, avx512 or neon"));
         assert!(isa.is_supported(), "{isa} is not supported by this CPU");
         let softmax_with = move |algorithm| -> Run { Box::new(move |x, y, n| softmax::softmax_rows(isa, algorithm, x, y, n)) };
         let norm_of = move |kind| -> Run { Box::new(move |x, y, n| norm::norm_rows(isa, kind, x, y, n, 1e-5, None, None)) };
@@ -38,9 +38,9 @@ fn median(mut v: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    let (isa, a) = kernels!(build_a);
-    let (isa_b, b) = kernels!(build_b);
-    assert_eq!(isa.name(), isa_b.name(), "the two builds picked different levels");
+    let (isa, a) = kernels!(build_a, "ISA");
+    // B at another level than A (ISA_B), to compare levels of one build.
+    let (isa_b, b) = kernels!(build_b, if std::env::var_os("ISA_B").is_some() { "ISA_B" } else { "ISA" });
     let rounds: usize = std::env::var("ROUNDS").map_or(21, |s| s.parse().expect("ROUNDS: a number"));
     assert!(rounds > 0, "ROUNDS: at least 1");
     let scale: f32 = std::env::var("SCALE").map_or(20.0, |s| s.parse().expect("SCALE: a number"));
@@ -49,7 +49,8 @@ fn main() {
         shapes = ["16x1024", "4x30522", "64x30522", "4096x1024", "8192x384", "65536x64"].map(String::from).to_vec();
     }
     let cpu = std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()));
-    println!("{} at {isa}, {rounds} rounds; B/A is the median of time(B) / time(A) per round", cpu.unwrap_or_default());
+    let levels = if isa.name() == isa_b.name() { isa.to_string() } else { format!("{isa} (A) and {isa_b} (B)") };
+    println!("{} at {levels}, {rounds} rounds; B/A is the median of time(B) / time(A) per round", cpu.unwrap_or_default());
     for shape in shapes {
         let (rows, n) = shape.split_once('x').and_then(|(r, c)| Some((r.parse::<usize>().ok()?, c.parse::<usize>().ok()?))).filter(|&(r, c)| r > 0 && c > 0).expect("shapes are ROWSxCOLS, both above 0");
         let len = rows * n;
