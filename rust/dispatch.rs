@@ -7,7 +7,7 @@
 //! [`Kernel`]'s vector path through one `#[target_feature]` trampoline per
 //! level, only after this module has confirmed the CPU has the features.
 
-use crate::simd::Simd;
+use crate::simd::{prefetch, Simd};
 use std::fmt;
 use std::sync::OnceLock;
 
@@ -66,10 +66,15 @@ impl fmt::Display for Isa {
     }
 }
 
-/// The best level this CPU supports (probed once).
+/// The best level this CPU supports (probed once). The probe also sets
+/// whether the kernels prefetch ([`prefetch::pays_on_this_cpu`]); [`run`]
+/// asks for the level before any vector kernel runs.
 pub fn detected() -> Isa {
     static DETECTED: OnceLock<Isa> = OnceLock::new();
-    *DETECTED.get_or_init(probe)
+    *DETECTED.get_or_init(|| {
+        prefetch::set_enabled(prefetch::pays_on_this_cpu());
+        probe()
+    })
 }
 
 /// Every vector level: its [`Isa`], its token type, and its feature list,

@@ -22,8 +22,10 @@ __version__ = "0.1.0"
 def cpu_info() -> dict:
     """What the CPU supports and which kernels run: ``detected`` (best
     level), ``available`` (every level), ``active`` (in use, lowered by
-    ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch`` and
-    ``num_threads``. The levels are ``scalar``, ``avx2``, ``avx512`` on
+    ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch``,
+    ``num_threads`` and ``prefetch`` (whether the kernels issue software
+    prefetches: off on AMD Zen 4, where they were measured to cost, on
+    elsewhere). The levels are ``scalar``, ``avx2``, ``avx512`` on
     x86-64 and ``scalar``, ``neon`` on aarch64. Sub-features that concern
     bfloat16 / float16 are reported as booleans: ``f16c`` (part of the
     x86-64 vector levels) and ``avx512_bf16`` (detected, not used) on
@@ -33,7 +35,7 @@ def cpu_info() -> dict:
     --------
     >>> import normkit
     >>> info = normkit.cpu_info()
-    >>> {"active", "arch", "available", "detected", "forced", "num_threads"} <= set(info)
+    >>> {"active", "arch", "available", "detected", "forced", "num_threads", "prefetch"} <= set(info)
     True
     >>> info["active"] in info["available"]
     True

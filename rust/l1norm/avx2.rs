@@ -115,9 +115,10 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
         let zero = _mm256_setzero_si256();
         let (mut s0, mut s1) = (zero, zero);
         let mut i = 0;
+        let ahead = prefetch::Ahead::current();
         while i + 2 * LANES <= n {
             // As in avx512.rs: the first pass over a row fetches ahead.
-            prefetch::ahead(x.add(i), 2 * LANES);
+            ahead.fetch(x.add(i), 2 * LANES);
             let a = _mm256_xor_si256(_mm256_loadu_si256(x.add(i).cast()), flip);
             let b = _mm256_xor_si256(_mm256_loadu_si256(x.add(i + LANES).cast()), flip);
             s0 = _mm256_add_epi64(s0, _mm256_sad_epu8(a, zero));
@@ -284,10 +285,11 @@ unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: u
         let k = Consts::new(rq, W);
         let (w, b) = (affine.weight, affine.bias);
         let mut i = 0;
+        let ahead = prefetch::Ahead::current();
         while i + LANES <= n {
             // One prefetch per 64-byte line of y.
             if i % 64 == 0 {
-                prefetch::ahead(y.add(i), 64);
+                ahead.fetch(y.add(i), 64);
             }
             let v = requant32::<W, B>(x.add(i), w.wrapping_add(i), b.wrapping_add(i), &k);
             _mm256_storeu_si256(y.add(i).cast(), v);

@@ -127,6 +127,7 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
         let zero = _mm512_setzero_si512();
         let (mut s0, mut s1) = (zero, zero);
         let mut i = 0;
+        let ahead = prefetch::Ahead::current();
         while i + 128 <= n {
             // The pipeline's first pass over a row fetches ahead (the
             // hardware prefetchers restart at every 4 KiB page), and the
@@ -134,7 +135,7 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
             // int8 4096x1024, time / int8 copy, in-process A/B (medians
             // of 11 interleaved rounds, three runs, Emerald Rapids):
             // 2.33 -> 1.96, 2.70 -> 2.34, 2.31 -> 2.02.
-            prefetch::ahead(x.add(i), 128);
+            ahead.fetch(x.add(i), 128);
             let a = _mm512_xor_si512(_mm512_loadu_si512(x.add(i).cast()), flip);
             let b = _mm512_xor_si512(_mm512_loadu_si512(x.add(i + 64).cast()), flip);
             s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(a, zero));
@@ -322,8 +323,9 @@ unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: u
         let k = Consts::new(rq, W);
         let (w, b) = (affine.weight, affine.bias);
         let mut i = 0;
+        let ahead = prefetch::Ahead::current();
         while i + 64 <= n {
-            prefetch::ahead(y.add(i), 64);
+            ahead.fetch(y.add(i), 64);
             let v = requant64::<W, B>(x, w, b, i, &k);
             _mm512_storeu_si512(y.add(i).cast(), v);
             i += 64;
@@ -402,8 +404,9 @@ unsafe fn write_row_table(x: *const i8, y: *mut i8, n: usize, rq: &Requant) {
             requant64::<false, false>(bytes, none, none, 192, &k),
         ];
         let mut i = 0;
+        let ahead = prefetch::Ahead::current();
         while i + 64 <= n {
-            prefetch::ahead(y.add(i), 64);
+            ahead.fetch(y.add(i), 64);
             _mm512_storeu_si512(y.add(i).cast(), lookup64(&t, _mm512_loadu_si512(x.add(i).cast())));
             i += 64;
         }

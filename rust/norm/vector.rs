@@ -67,8 +67,8 @@ const SHIFT_OK: f64 = 0.75;
 /// otherwise wait on memory at every row start. (The fused forms' first
 /// pass, with two input streams and one output, measured faster without.)
 #[inline(always)]
-fn prefetch_ahead<V: Storage<M>, M>(p: *const M) {
-    prefetch::ahead(p, CHAINS * V::LANES * std::mem::size_of::<M>());
+fn prefetch_ahead<V: Storage<M>, M>(ahead: prefetch::Ahead, p: *const M) {
+    ahead.fetch(p, CHAINS * V::LANES * std::mem::size_of::<M>());
 }
 
 /// The value a pass works on: x * scale (`SCALED`), minus the centre
@@ -195,11 +195,12 @@ unsafe fn sums<V: Storage<M>, M, const SCALED: bool, const CENTER: bool, const L
             }
         }
         let mut start = head;
+        let ahead = prefetch::Ahead::current();
         loop {
             let end = (start + BLOCK).min(body);
             let mut i = start;
             while i + CHAINS * lanes <= end {
-                prefetch_ahead::<V, M>(x.wrapping_add(i));
+                prefetch_ahead::<V, M>(ahead, x.wrapping_add(i));
                 for c in 0..CHAINS {
                     let v = map::<V, SCALED, CENTER>(V::load_from(x.add(i + c * lanes)), vs, vc);
                     accumulate::<V, LIN, SQ>(&mut l[c], &mut q[c], v);
@@ -588,6 +589,7 @@ unsafe fn write_row<V: Storage<M>, M, const SCALED: bool, const CENTER: bool, co
         }
         let (first, last) = (V::load_from(x), V::load_from(x.add(n - lanes)));
         let mut i = head;
+        let ahead = prefetch::Ahead::current();
         while i + lanes <= n {
             // The output line [`prefetch::AHEAD_BYTES`] ahead, once per
             // 64-byte line (x's lines were fetched by the first pass).
@@ -596,7 +598,7 @@ unsafe fn write_row<V: Storage<M>, M, const SCALED: bool, const CENTER: bool, co
             // 1.03, both 1.06-1.07 -> 1.04 on rows of 384; AVX2 unchanged
             // (LayerNorm 1.14 -> 1.14).
             if i % (64 / size_of::<M>()) < lanes {
-                prefetch::ahead(y.add(i), 64);
+                ahead.fetch(y.add(i), 64);
             }
             normalized::<V, M, SCALED, CENTER, W, B>(V::load_from(x.add(i)), i, lanes, k, affine).store_to(y.add(i));
             i += lanes;
@@ -755,7 +757,7 @@ impl<V: Vector> ShortRow<V> {
         // and every load below stays inside x[0..n).
         unsafe {
             let lanes = V::LANES;
-            prefetch_ahead::<V, M>(x);
+            prefetch_ahead::<V, M>(prefetch::Ahead::current(), x);
             let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
             let regs = V::load_registers::<CHAINS>(x, n, k);
             let last = if n > lanes && !n.is_multiple_of(lanes) { V::load_from(x.add(n - lanes)) } else { regs[0] };
@@ -839,7 +841,7 @@ impl<V: Vector> ShortRow<V> {
         // read at the same indices).
         unsafe {
             let (lanes, n) = (V::LANES, self.n);
-            prefetch::ahead(y, CHAINS * lanes * size_of::<M>());
+            prefetch::Ahead::current().fetch(y, CHAINS * lanes * size_of::<M>());
             if n < lanes {
                 let z = normalized::<V, M, false, CENTER, W, B>(self.regs[0], 0, n, k, affine);
                 return z.store_n_to(y, n);

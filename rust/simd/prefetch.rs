@@ -6,6 +6,12 @@
 //! row that is already in L1, nothing fetches the next rows. Prefetching a
 //! fixed distance ahead from inside every pass keeps memory busy while the
 //! core computes.
+//!
+//! Whether that pays depends on the core, so it is switched at run time
+//! ([`enabled`]): on by default, off where it was measured to cost (see
+//! [`pays_on_this_cpu`]).
+
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How far ahead a pass prefetches: two rows of 1024 float32. Measured on
 /// AMD Zen 5 (family 26) for the norms' statistics pass, 4096 x 1024
@@ -13,25 +19,99 @@
 /// 1.10; 2, 4, 6, 12 and 16 KiB were no better.
 pub const AHEAD_BYTES: usize = 8192;
 
-/// Prefetches the cache lines of `bytes` bytes starting [`AHEAD_BYTES`]
-/// after `p` into L1 (x86-64; elsewhere nothing: the NEON kernels have not
-/// been measured with a prefetch). The pointer is never dereferenced, so
-/// it may point anywhere, past the end of the data included.
+/// The prefetch switch ([`enabled`]) as a pass read it before its loop,
+/// so that the loop tests a register rather than loading the flag on every
+/// step. (Forced on, on AMD Zen 4, against the build before the switch,
+/// in two `benches/ab` runs: 0.93-1.06 but for one cell at 1.14 (two-pass
+/// 4096x1024, then 1.01); loading the flag on every step instead
+/// measured 1.03-1.07 for softmax in both of its runs.)
+#[derive(Clone, Copy)]
+pub struct Ahead(bool);
+
+impl Ahead {
+    /// The switch as it is now.
+    #[inline(always)]
+    pub fn current() -> Ahead {
+        Ahead(enabled())
+    }
+
+    /// Prefetches the cache lines of `bytes` bytes starting
+    /// [`AHEAD_BYTES`] after `p` into L1 when the switch was on (x86-64;
+    /// elsewhere nothing: the NEON kernels have not been measured with a
+    /// prefetch). The pointer is never dereferenced, so it may point
+    /// anywhere, past the end of the data included.
+    #[inline(always)]
+    pub fn fetch<T>(self, p: *const T, bytes: usize) {
+        #[cfg(target_arch = "x86_64")]
+        if self.0 {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let ahead = (p as *const i8).wrapping_add(AHEAD_BYTES);
+            let mut b = 0;
+            while b < bytes {
+                // SAFETY: a prefetch is a hint that never faults, whatever the
+                // address, and reads nothing the program sees; SSE is baseline
+                // on x86-64.
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(b)) };
+                b += 64;
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (self, p, bytes);
+    }
+}
+
+/// Whether the passes prefetch: set from [`pays_on_this_cpu`] when
+/// `dispatch::detected` probes the CPU, which every vector kernel's
+/// dispatch does first, or by [`set_enabled`] since. A plain flag, with no
+/// call on first use, because a call inside a pass makes it save and
+/// restore every vector register (all are caller-saved). Relaxed loads:
+/// the flag changes nothing but timing, so a pass that sees it change
+/// midway is still correct.
+static ENABLED: AtomicBool = AtomicBool::new(true);
+
+/// True when the passes issue software prefetches.
 #[inline(always)]
-pub fn ahead<T>(p: *const T, bytes: usize) {
+pub fn enabled() -> bool {
+    ENABLED.load(Ordering::Relaxed)
+}
+
+/// Turns the software prefetches on or off for every later pass (the
+/// results do not change, only the timing).
+pub fn set_enabled(on: bool) {
+    ENABLED.store(on, Ordering::Relaxed);
+}
+
+/// Whether software prefetch was measured to pay on this CPU.
+///
+/// - AMD Zen 4 (family 25 with AVX-512): no. Prefetching off against on,
+///   float32, AVX-512, same-process A/B (`benches/ab`, medians of 21
+///   rounds), one run: softmax 0.87-0.99 (4096x1024 0.92, the 4M row
+///   0.87), log_softmax 0.80 (4096x1024), LayerNorm / RMSNorm 0.71 / 0.76
+///   (4096x1024), 0.84 / 0.91 (8192x384), 0.87 / 0.80 (65536x64), but
+///   1.12 / 1.11 on rows of 30522 (64 of them, 7.8 MB). Other runs that
+///   day agreed on the norms and spread more on softmax (8192x384: 0.93
+///   to 1.15). A 2 KiB distance or the `prefetcht1` hint lost to no
+///   prefetch on the norms as well.
+/// - AMD Zen 5 (family 26) and Intel Emerald Rapids: yes (see
+///   [`AHEAD_BYTES`] and the norms' write pass).
+/// - Other CPUs: not measured; prefetching stays on, as before the switch.
+pub fn pays_on_this_cpu() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let ahead = (p as *const i8).wrapping_add(AHEAD_BYTES);
-        let mut b = 0;
-        while b < bytes {
-            // SAFETY: a prefetch is a hint that never faults, whatever the
-            // address, and reads nothing the program sees; SSE is baseline
-            // on x86-64.
-            unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(b)) };
-            b += 64;
-        }
+        !(is_amd_family(0x19) && std::arch::is_x86_feature_detected!("avx512f"))
     }
     #[cfg(not(target_arch = "x86_64"))]
-    let _ = (p, bytes);
+    true
+}
+
+/// True on an AMD CPU of the given (displayed) family.
+#[cfg(target_arch = "x86_64")]
+fn is_amd_family(family: u32) -> bool {
+    use std::arch::x86_64::__cpuid;
+    let vendor = __cpuid(0);
+    let amd = [vendor.ebx, vendor.edx, vendor.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163]; // "AuthenticAMD"
+    let eax = __cpuid(1).eax;
+    let base = (eax >> 8) & 0xf;
+    let displayed = if base == 0xf { base + ((eax >> 20) & 0xff) } else { base };
+    amd && displayed == family
 }

@@ -223,7 +223,7 @@ impl<V: Vector> ShortRow<V> {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
         // and every load below stays inside x[0..n).
         unsafe {
-            prefetch::ahead(x, SHORT_REGS * V::LANES * size_of::<M>());
+            prefetch::Ahead::current().fetch(x, SHORT_REGS * V::LANES * size_of::<M>());
             let regs = V::load_registers::<SHORT_REGS>(x, n, V::Elem::NEG_INFINITY);
             // Paired as row_max pairs its four chains.
             const { assert!(SHORT_REGS == 4) };
@@ -351,8 +351,9 @@ pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem
         // two can issue per cycle.
         let mut m = [V::splat(neg_inf); 4];
         let mut i = 0;
+        let ahead = prefetch::Ahead::current();
         while i + 4 * lanes <= n {
-            prefetch::ahead(x.add(i), 4 * lanes * size_of::<M>());
+            ahead.fetch(x.add(i), 4 * lanes * size_of::<M>());
             for (k, mk) in m.iter_mut().enumerate() {
                 *mk = mk.max(V::load_from(x.add(i + k * lanes)));
             }
@@ -564,6 +565,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
         let lanes = V::LANES;
         let mut total = 0.0f64;
         let mut start = 0;
+        let ahead = prefetch::Ahead::current();
         while start < n {
             let end = (start + BLOCK).min(n);
             // Four vectors per step, so the four exp evaluations
@@ -575,9 +577,9 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
             let mut s = [V::splat(V::Elem::ZERO); 2];
             let mut i = start;
             while i + 4 * lanes <= end {
-                prefetch::ahead(x.add(i), 4 * lanes * size_of::<M>());
+                ahead.fetch(x.add(i), 4 * lanes * size_of::<M>());
                 if warm_y {
-                    prefetch::ahead(y.add(i), 4 * lanes * size_of::<Y>());
+                    ahead.fetch(y.add(i), 4 * lanes * size_of::<Y>());
                 }
                 let v = [V::load_from(x.add(i)), V::load_from(x.add(i + lanes)), V::load_from(x.add(i + 2 * lanes)), V::load_from(x.add(i + 3 * lanes))];
                 if W::INPUT {
@@ -679,13 +681,14 @@ pub(crate) unsafe fn write_row<V: Storage<M>, M, F: WriteValue<V>>(x: *const M, 
         let step = V::LANES * size_of::<M>();
         let mut i = 0;
         let head = aligned_start::<V, M>(y);
+        let ahead = prefetch::Ahead::current();
         if stream && head + V::LANES <= n {
             if head > 0 {
                 f.value(V::load_partial_from(x, head, V::Elem::ZERO)).store_partial_to(y, head);
             }
             i = head;
             while i + V::LANES <= n {
-                prefetch::ahead(x.add(i), step);
+                ahead.fetch(x.add(i), step);
                 // Aligned: i - head is a multiple of LANES.
                 f.value(V::load_from(x.add(i))).stream_to(y.add(i));
                 i += V::LANES;
@@ -693,8 +696,8 @@ pub(crate) unsafe fn write_row<V: Storage<M>, M, F: WriteValue<V>>(x: *const M, 
             V::stream_fence();
         }
         while i + V::LANES <= n {
-            prefetch::ahead(x.add(i), step);
-            prefetch::ahead(y.add(i), step);
+            ahead.fetch(x.add(i), step);
+            ahead.fetch(y.add(i), step);
             f.value(V::load_from(x.add(i))).store_to(y.add(i));
             i += V::LANES;
         }
@@ -754,8 +757,9 @@ unsafe fn update_in_place<V: Storage<M>, M, F: WriteValue<V>>(y: *mut M, n: usiz
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let mut i = 0;
+        let ahead = prefetch::Ahead::current();
         while i + V::LANES <= n {
-            prefetch::ahead(y.add(i), V::LANES * size_of::<M>());
+            ahead.fetch(y.add(i), V::LANES * size_of::<M>());
             f.value(V::load_from(y.add(i))).store_to(y.add(i));
             i += V::LANES;
         }
@@ -1092,12 +1096,13 @@ pub(crate) unsafe fn online_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64
         let lowest = online_lowest::<V::Elem>();
         let (mut m_row, mut d_row) = (f64::NEG_INFINITY, 0.0f64);
         let mut start = 0;
+        let ahead = prefetch::Ahead::current();
         while start < n {
             let end = (start + BLOCK).min(n);
             let (mut m, mut d) = (V::splat(lowest), V::splat(V::Elem::ZERO));
             let mut i = start;
             while i + V::LANES <= end {
-                prefetch::ahead(x.add(i), V::LANES * size_of::<M>());
+                ahead.fetch(x.add(i), V::LANES * size_of::<M>());
                 online_step(&mut m, &mut d, V::load_from(x.add(i)));
                 i += V::LANES;
             }
