@@ -13,6 +13,10 @@
 # state, which separate processes minutes apart do not share (see the
 # performance page, issue 11 round 9).
 #
+# The kernels: softmax (three algorithms), log_softmax, logsumexp, RMSNorm,
+# LayerNorm on float32 rows, and the int8 L1 norm on the same bytes (rows
+# of 4 x COLS int8 elements).
+#
 # SHAPE is ROWSxCOLS (default: 16x1024 4x30522 64x30522 4096x1024 8192x384
 # 65536x64); ROUNDS (default 21), ISA (default: the best this CPU has),
 # ISA_B (B's level, when it differs from A's: `ISA=avx2 ISA_B=avx512

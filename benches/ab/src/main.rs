@@ -27,9 +27,24 @@ macro_rules! kernels {
             ("logsumexp", Box::new(move |x, y, n| x.chunks(n).zip(y.iter_mut()).for_each(|(row, y)| *y = softmax::logsumexp(isa, row) as f32))),
             ("rms_norm", norm_of(Norm::Rms)),
             ("layer_norm", norm_of(Norm::Layer)),
+            // The same bytes as int8 rows of 4 x COLS elements.
+            ("l1_norm_i8", Box::new(move |x, y, n| $build::l1norm::l1_norm_i8_rows(isa, as_i8(x), as_i8_mut(y), 4 * n, 1.0, None, None))),
         ];
         (isa, kernels)
     }};
+}
+
+/// The bytes of float32 data as int8 (any bit pattern is an int8).
+fn as_i8(x: &[f32]) -> &[i8] {
+    // SAFETY: i8 has no invalid bit patterns and an alignment of 1; the
+    // slice covers exactly the bytes of `x`, borrowed for as long.
+    unsafe { std::slice::from_raw_parts(x.as_ptr().cast(), 4 * x.len()) }
+}
+
+fn as_i8_mut(y: &mut [f32]) -> &mut [i8] {
+    // SAFETY: as `as_i8`; the borrow of `y` is exclusive and moves to the
+    // returned slice, and any int8 bits are a valid float32 afterwards.
+    unsafe { std::slice::from_raw_parts_mut(y.as_mut_ptr().cast(), 4 * y.len()) }
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
