@@ -24,7 +24,7 @@ pub const AHEAD_BYTES: usize = 8192;
 /// step. (Forced on, on AMD Zen 4, against the build before the switch,
 /// in two `benches/ab` runs: 0.93-1.06 but for one cell at 1.14 (two-pass
 /// 4096x1024, then 1.01); loading the flag on every step instead
-/// measured 1.03-1.07 for softmax in both of its runs.)
+/// measured 1.03-1.08 for softmax in both of its runs.)
 #[derive(Clone, Copy)]
 pub struct Ahead(bool);
 
@@ -88,10 +88,12 @@ pub fn set_enabled(on: bool) {
 ///   rounds), one run: softmax 0.87-0.99 (4096x1024 0.92, the 4M row
 ///   0.87), log_softmax 0.80 (4096x1024), LayerNorm / RMSNorm 0.71 / 0.76
 ///   (4096x1024), 0.84 / 0.91 (8192x384), 0.87 / 0.80 (65536x64), but
-///   1.12 / 1.11 on rows of 30522 (64 of them, 7.8 MB). Other runs that
-///   day agreed on the norms and spread more on softmax (8192x384: 0.93
-///   to 1.15). A 2 KiB distance or the `prefetcht1` hint lost to no
-///   prefetch on the norms as well.
+///   1.12 / 1.11 on 64 rows of 30522 (1.10 / 1.29 in another run, where
+///   16 such rows took 0.84 / 0.87, and the int8 L1 norm 0.87-0.97 on 4
+///   to 8 MB). Other runs that day agreed on the norms and spread more on
+///   softmax (8192x384: 0.93 to 1.15). A 2 KiB distance or the
+///   `prefetcht1` hint lost to no prefetch on the norms of rows of up to
+///   1024 elements as well.
 /// - AMD Zen 5 (family 26) and Intel Emerald Rapids: yes (see
 ///   [`AHEAD_BYTES`] and the norms' write pass).
 /// - Other CPUs: not measured; prefetching stays on, as before the switch.
