@@ -72,7 +72,7 @@ impl fmt::Display for Isa {
 pub fn detected() -> Isa {
     static DETECTED: OnceLock<Isa> = OnceLock::new();
     *DETECTED.get_or_init(|| {
-        prefetch::set_enabled(prefetch::pays_on_this_cpu());
+        prefetch::set_from_probe(prefetch::pays_on_this_cpu());
         probe()
     })
 }

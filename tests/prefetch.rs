@@ -8,8 +8,9 @@ use normkit::norm::{self, Norm};
 use normkit::simd::prefetch;
 use normkit::softmax::{self, Algorithm};
 
-/// Every vector kernel family over `rows x n` float32 inputs (and int8
-/// for the L1 norm), as one vector of output bits.
+/// Softmax (every algorithm), log-softmax, logsumexp, the three norms and
+/// their fused add forms over `rows x n` float32 inputs, and the int8 L1
+/// norm, at every level, as one vector of output bits.
 fn outputs(rows: usize, n: usize) -> Vec<u64> {
     let mut state = 0x9e37_79b9_7f4a_7c15u64;
     let mut next = || {
@@ -27,9 +28,13 @@ fn outputs(rows: usize, n: usize) -> Vec<u64> {
         }
         softmax::log_softmax_rows(isa, &x, &mut y, n);
         bits.extend(y.iter().map(|v| u64::from(v.to_bits())));
+        bits.extend(x.chunks(n).map(|row| softmax::logsumexp(isa, row).to_bits()));
+        let mut sum = vec![0f32; n];
         for kind in Norm::ALL {
             norm::norm_rows(isa, kind, &x, &mut y, n, 1e-5, None, None);
             bits.extend(y.iter().map(|v| u64::from(v.to_bits())));
+            norm::add_norm(isa, kind, &x[..n], &x[(rows - 1) * n..], &mut sum, &mut y[..n], 1e-5, None, None);
+            bits.extend(sum.iter().chain(&y[..n]).map(|v| u64::from(v.to_bits())));
         }
         let mut y8 = vec![0i8; rows * n];
         l1norm::l1_norm_i8_rows(isa, &x8, &mut y8, n, 1.0, None, None);
@@ -43,11 +48,13 @@ fn the_switch_defaults_to_this_cpus_policy_and_changes_no_result() {
     // The probe, which every kernel's dispatch runs first, sets the default.
     dispatch::detected();
     assert_eq!(prefetch::enabled(), prefetch::pays_on_this_cpu());
+    // Off x86-64 nothing prefetches, whatever the switch says.
+    let x86 = cfg!(target_arch = "x86_64");
     // Short rows (in registers), rows around the 8 KiB prefetch distance,
     // and one long row, with tails at every level.
     for (rows, n) in [(9, 5), (33, 64), (17, 384), (5, 2047), (4, 2048), (3, 2049), (2, 16_411), (1, 70_001)] {
         prefetch::set_enabled(true);
-        assert!(prefetch::enabled());
+        assert_eq!(prefetch::enabled(), x86);
         let on = outputs(rows, n);
         prefetch::set_enabled(false);
         assert!(!prefetch::enabled());

@@ -45,39 +45,47 @@ impl Ahead {
         #[cfg(target_arch = "x86_64")]
         if self.0 {
             use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-            let ahead = (p as *const i8).wrapping_add(AHEAD_BYTES);
+            let at = (p as *const i8).wrapping_add(AHEAD_BYTES);
             let mut b = 0;
             while b < bytes {
                 // SAFETY: a prefetch is a hint that never faults, whatever the
                 // address, and reads nothing the program sees; SSE is baseline
                 // on x86-64.
-                unsafe { _mm_prefetch::<_MM_HINT_T0>(ahead.wrapping_add(b)) };
+                unsafe { _mm_prefetch::<_MM_HINT_T0>(at.wrapping_add(b)) };
                 b += 64;
             }
         }
         #[cfg(not(target_arch = "x86_64"))]
-        let _ = (self, p, bytes);
+        let _ = (self.0, p, bytes);
     }
 }
 
 /// Whether the passes prefetch: set from [`pays_on_this_cpu`] when
 /// `dispatch::detected` probes the CPU, which every vector kernel's
-/// dispatch does first, or by [`set_enabled`] since. A plain flag, with no
+/// dispatch does first, or by [`set_enabled`] since (which probes first). A plain flag, with no
 /// call on first use, because a call inside a pass makes it save and
 /// restore every vector register (all are caller-saved). Relaxed loads:
 /// the flag changes nothing but timing, so a pass that sees it change
 /// midway is still correct.
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
-/// True when the passes issue software prefetches.
+/// True when the passes issue software prefetches (never off x86-64,
+/// where the kernels have none).
 #[inline(always)]
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    cfg!(target_arch = "x86_64") && ENABLED.load(Ordering::Relaxed)
 }
 
 /// Turns the software prefetches on or off for every later pass (the
-/// results do not change, only the timing).
+/// results do not change, only the timing). The CPU is probed first, so
+/// the probe's default cannot undo this.
 pub fn set_enabled(on: bool) {
+    crate::dispatch::detected();
+    set_from_probe(on);
+}
+
+/// The probe's own setting (`dispatch::detected`).
+pub(crate) fn set_from_probe(on: bool) {
     ENABLED.store(on, Ordering::Relaxed);
 }
 
@@ -96,23 +104,34 @@ pub fn set_enabled(on: bool) {
 ///   1024 elements as well.
 /// - AMD Zen 5 (family 26) and Intel Emerald Rapids: yes (see
 ///   [`AHEAD_BYTES`] and the norms' write pass).
-/// - Other CPUs: not measured; prefetching stays on, as before the switch.
+/// - Other x86-64 CPUs: not measured; prefetching stays on, as before the
+///   switch.
+/// - Other targets: false; their kernels have no prefetches.
 pub fn pays_on_this_cpu() -> bool {
     #[cfg(target_arch = "x86_64")]
     {
-        !(is_amd_family(0x19) && std::arch::is_x86_feature_detected!("avx512f"))
+        // Miri cannot run CPUID (inline assembly); it runs the scalar
+        // level only, which has no prefetches.
+        if cfg!(miri) {
+            return true;
+        }
+        !(std::arch::is_x86_feature_detected!("avx512f") && is_amd_family(0x19))
     }
     #[cfg(not(target_arch = "x86_64"))]
-    true
+    false
 }
 
 /// True on an AMD CPU of the given (displayed) family.
 #[cfg(target_arch = "x86_64")]
 fn is_amd_family(family: u32) -> bool {
     use std::arch::x86_64::__cpuid;
-    let vendor = __cpuid(0);
+    // `__cpuid` is a safe function in recent Rust (1.95 here) and an
+    // unsafe one in older releases within the crate's rust-version.
+    // SAFETY: CPUID exists on every x86-64 CPU, and leaves 0 and 1 on
+    // every one; it reads no memory.
+    #[allow(unused_unsafe)]
+    let (vendor, eax) = unsafe { (__cpuid(0), __cpuid(1).eax) };
     let amd = [vendor.ebx, vendor.edx, vendor.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163]; // "AuthenticAMD"
-    let eax = __cpuid(1).eax;
     let base = (eax >> 8) & 0xf;
     let displayed = if base == 0xf { base + ((eax >> 20) & 0xff) } else { base };
     amd && displayed == family
