@@ -97,9 +97,9 @@ pub(crate) fn set_from_probe(on: bool) {
 ///   0.87), log_softmax 0.80 (4096x1024), LayerNorm / RMSNorm 0.71 / 0.76
 ///   (4096x1024), 0.84 / 0.91 (8192x384), 0.87 / 0.80 (65536x64), but
 ///   1.12 / 1.11 on 64 rows of 30522 (1.10 / 1.29 in another run, where
-///   16 such rows took 0.84 / 0.87, and the int8 L1 norm 0.87-0.97 on 4
-///   to 8 MB). Other runs that day agreed on the norms and spread more on
-///   softmax (8192x384: 0.93 to 1.15). A 2 KiB distance or the
+///   16 such rows took 0.84 / 0.87, and the int8 L1 norm 0.86-0.97 but
+///   1.19 on 64 rows of 30522). Other runs that day mostly agreed on the
+///   norms and spread more on softmax (8192x384: 0.93 to 1.15). A 2 KiB distance or the
 ///   `prefetcht1` hint lost to no prefetch on the norms of rows of up to
 ///   1024 elements as well.
 /// - AMD Zen 5 (family 26) and Intel Emerald Rapids: yes (see
