@@ -22,9 +22,10 @@ pub const AHEAD_BYTES: usize = 8192;
 /// The prefetch switch ([`enabled`]) as a pass read it before its loop,
 /// so that the loop tests a register rather than loading the flag on every
 /// step. (Forced on, on AMD Zen 4, against the build before the switch,
-/// in two `benches/ab` runs: 0.93-1.06 but for one cell at 1.14 (two-pass
-/// 4096x1024, then 1.01); loading the flag on every step instead
-/// measured 1.03-1.08 for softmax in both of its runs.)
+/// in two `benches/ab` runs, one of them of the softmax kernels only:
+/// 0.93-1.06 but for one cell at 1.14 (two-pass 4096x1024, then 1.01);
+/// loading the flag on every step instead measured 1.03-1.08 for softmax
+/// in both of its runs.)
 #[derive(Clone, Copy)]
 pub struct Ahead(bool);
 
@@ -62,11 +63,11 @@ impl Ahead {
 
 /// Whether the passes prefetch: set from [`pays_on_this_cpu`] when
 /// `dispatch::detected` probes the CPU, which every vector kernel's
-/// dispatch does first, or by [`set_enabled`] since (which probes first). A plain flag, with no
-/// call on first use, because a call inside a pass makes it save and
-/// restore every vector register (all are caller-saved). Relaxed loads:
-/// the flag changes nothing but timing, so a pass that sees it change
-/// midway is still correct.
+/// dispatch does first, or by [`set_enabled`] since (which probes first).
+/// A plain flag, with no call on first use, because a call inside a pass
+/// makes it save and restore every vector register (all are
+/// caller-saved). Relaxed loads: the flag changes nothing but timing, so
+/// a pass that sees it change midway is still correct.
 static ENABLED: AtomicBool = AtomicBool::new(true);
 
 /// True when the passes issue software prefetches (never off x86-64,
@@ -99,9 +100,9 @@ pub(crate) fn set_from_probe(on: bool) {
 ///   1.12 / 1.11 on 64 rows of 30522 (1.10 / 1.29 in another run, where
 ///   16 such rows took 0.84 / 0.87, and the int8 L1 norm 0.86-0.97 but
 ///   1.19 on 64 rows of 30522). Other runs that day mostly agreed on the
-///   norms and spread more on softmax (8192x384: 0.93 to 1.15). A 2 KiB distance or the
-///   `prefetcht1` hint lost to no prefetch on the norms of rows of up to
-///   1024 elements as well.
+///   norms and spread more on softmax (8192x384: 0.93 to 1.15). A 2 KiB
+///   distance or the `prefetcht1` hint lost to no prefetch on the norms
+///   of rows of up to 1024 elements as well.
 /// - AMD Zen 5 (family 26) and Intel Emerald Rapids: yes (see
 ///   [`AHEAD_BYTES`] and the norms' write pass).
 /// - Other x86-64 CPUs: not measured; prefetching stays on, as before the
