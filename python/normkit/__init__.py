@@ -25,11 +25,11 @@ def cpu_info() -> dict:
     ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch``,
     ``num_threads`` and ``prefetch`` (whether the kernels issue software
     prefetches: on x86-64 but on AMD Zen 4, where they were measured to
-    cost; the aarch64 kernels have none). The levels are ``scalar``, ``avx2``, ``avx512`` on
-    x86-64 and ``scalar``, ``neon`` on aarch64. Sub-features that concern
-    bfloat16 / float16 are reported as booleans: ``f16c`` (part of the
-    x86-64 vector levels) and ``avx512_bf16`` (detected, not used) on
-    x86-64, ``fp16`` on aarch64.
+    cost; the aarch64 kernels have none). The levels are ``scalar``,
+    ``avx2``, ``avx512`` on x86-64 and ``scalar``, ``neon`` on aarch64.
+    Sub-features that concern bfloat16 / float16 are reported as booleans:
+    ``f16c`` (part of the x86-64 vector levels) and ``avx512_bf16``
+    (detected, not used) on x86-64, ``fp16`` on aarch64.
 
     Examples
     --------

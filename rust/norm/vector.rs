@@ -62,10 +62,11 @@ const CHAINS: usize = 4;
 const SHIFT_OK: f64 = 0.75;
 
 /// Prefetches the cache lines of one unrolled step (`CHAINS` registers)
-/// [`prefetch::AHEAD_BYTES`] after `p`, when `ahead` is on: the hardware prefetchers stop at
-/// 4 KiB page boundaries and ramp up again on each new page, so short rows
-/// otherwise wait on memory at every row start. (The fused forms' first
-/// pass, with two input streams and one output, measured faster without.)
+/// [`prefetch::AHEAD_BYTES`] after `p`, when `ahead` is on: the hardware
+/// prefetchers stop at 4 KiB page boundaries and ramp up again on each new
+/// page, so short rows otherwise wait on memory at every row start. (The
+/// fused forms' first pass, with two input streams and one output,
+/// measured faster without.)
 #[inline(always)]
 fn prefetch_ahead<V: Storage<M>, M>(ahead: prefetch::Ahead, p: *const M) {
     ahead.fetch(p, CHAINS * V::LANES * std::mem::size_of::<M>());
