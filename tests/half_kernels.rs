@@ -250,7 +250,7 @@ fn vector_levels_agree_with_the_scalar_path() {
 }
 
 /// Batches of rows (softmax's register path for short rows and its staged
-/// path, log-softmax's groups of eight and pipeline) give each row exactly
+/// path, log-softmax's groups of eight) give each row exactly
 /// what a lone row gives, out of place and in place.
 fn batches<T: Half>(isa: Isa) {
     let mut rng = SmallRng::seed_from_u64(15);

@@ -52,12 +52,11 @@ where
     }
 }
 
-/// Rows of at most this many bytes go through [`softmax_rows`] and (above
-/// [`LOG_GROUP_MAX_BYTES`]) [`log_softmax_rows`] as a pipeline: while row i takes its exp-and-sum
-/// pass, row i + 1 has had its max pass and row i - 1 waits for its write
-/// pass. A lone row's next pass waits on its horizontal reduction, scalar
-/// exp, division or logarithm; in the pipeline those run while the
-/// neighbouring rows' vector passes do. Three consecutive rows (input and
+/// Rows of at most this many bytes go through [`softmax_rows`] as a
+/// pipeline: while row i takes its exp-and-sum pass, row i + 1 has had its
+/// max pass and row i - 1 waits for its write pass. A lone row's next pass
+/// waits on its horizontal reduction, scalar exp or division; in the
+/// pipeline those run while the neighbouring rows' vector passes do. Three consecutive rows (input and
 /// output) stay in L1. Each row gets the same operations in the same order
 /// as alone: results are bit-identical.
 const PIPELINE_MAX_BYTES: usize = 2048;
@@ -1268,15 +1267,20 @@ unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
 }
 
 /// Log-softmax rows of at most this many bytes go in groups of
-/// [`LOG_GROUP`] ([`log_softmax_groups`]); longer ones up to
-/// [`PIPELINE_MAX_BYTES`] through [`log_softmax_pipeline`]. Measured
-/// (`benches/ab`, AVX-512, Emerald Rapids, float32, the groups' time / the
-/// pipeline's): rows of 256 0.89 (16384 rows), 0.94 (2048 rows); of 384
-/// 0.99; of 512 1.01. Against the previous build in the round's final
-/// A/B, 16384 rows of 256 measured 0.99: at 1 KiB the gain is within the
-/// noise. Bytes of the stored type: float64 and 16-bit rows were not
-/// measured.
-const LOG_GROUP_MAX_BYTES: usize = 1024;
+/// [`LOG_GROUP`] ([`log_softmax_groups`]); longer ones one by one.
+///
+/// Up to 1 KiB (issue 11, round 11; `benches/ab`, AVX-512, Emerald Rapids,
+/// float32, the groups' time / that of the pipeline [`softmax_rows`]
+/// uses): rows of 256 0.89 (16384 rows), 0.94 (2048 rows); of 384 0.99;
+/// of 512 1.01. Raised to 2 KiB in round 13 on AMD Zen 4, against the
+/// pipeline for rows of 1025 to 2048 bytes: float32 `benches/ab` (B/A,
+/// medians of 21 rounds) AVX-512 4096x512 0.88, 0.83, 2048x512 0.94,
+/// 8192x448 0.99, 8192x384 1.03, 8192x320 0.91; AVX2 4096x512 0.87,
+/// 8192x384 0.95, 8192x320 0.86; through the native binding (both builds
+/// in one process, AVX-512) bfloat16 / float16 4096x1024 0.93 / 0.93,
+/// float64 8192x256 0.89, 4096x192 0.92. Longer rows pipelined lost
+/// (4096x1024 1.62, 8192x768 1.14): rows one by one keep more of L1.
+const LOG_GROUP_MAX_BYTES: usize = 2048;
 
 /// Rows per group of [`log_softmax_groups`]. Measured only on a variant
 /// not kept, with short rows in registers (`benches/ab`, AVX-512, float32,
@@ -1287,7 +1291,7 @@ const LOG_GROUP: usize = 8;
 
 /// Log-softmax of each row of `batch`, each computed as by
 /// [`log_softmax`]: rows up to [`LOG_GROUP_MAX_BYTES`] in groups, longer
-/// ones up to [`PIPELINE_MAX_BYTES`] pipelined.
+/// ones one by one.
 ///
 /// # Safety
 /// As for [`softmax_rows`].
@@ -1309,9 +1313,6 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
                 #[inline(always)]
                 |i, m, ln_sum| log_softmax_finish::<V, M>(batch.x_row(i), batch.y_row(i), n, m, ln_sum),
             );
-        }
-        if pipelines_rows::<M>(n) && rows > 1 {
-            return log_softmax_pipeline::<V, M>(&batch);
         }
         for i in 0..rows {
             log_softmax::<V, M>(batch.x_row(i), batch.y_row(i), n);
@@ -1346,30 +1347,6 @@ fn log_softmax_groups<E: Real>(rows: usize, mut sum: impl FnMut(usize) -> (E, f6
             finish(start + k, m[k], ln_sum[k]);
         }
         start += group;
-    }
-}
-
-/// [`log_softmax`] of every row of `batch` (at least one row), pipelined:
-/// max of row i + 1, exp-and-sum and logarithm of row i, last pass of row
-/// i - 1, so that the logarithm's latency overlaps other rows' passes.
-///
-/// # Safety
-/// As for [`softmax_rows`].
-#[inline(always)]
-unsafe fn log_softmax_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
-    // SAFETY: this function's contract: the CPU has the instruction set of V,
-    // and every access below stays inside the rows the caller vouched for.
-    unsafe {
-        let n = batch.n;
-        staggered_rows(
-            batch.rows,
-            #[inline(always)]
-            |i| log_softmax_max::<V, M>(batch.x_row(i), n),
-            #[inline(always)]
-            |i, (m, shifted)| (m, log_softmax_ln_sum::<V, M>(batch.x_row(i), batch.y_row(i), n, &shifted)),
-            #[inline(always)]
-            |i, (m, ln_sum)| log_softmax_finish::<V, M>(batch.x_row(i), batch.y_row(i), n, m, ln_sum),
-        );
     }
 }
 
