@@ -624,6 +624,13 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
                 softmax::log_softmax(isa, xr, &mut want64);
                 assert!(yr.iter().zip(&want64).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} log_softmax f64 n={n} row {k}");
             }
+            // In place too: float64 rows of up to 256 go in groups, which
+            // copy x into y in their sums.
+            let mut y64_in_place = x64.clone();
+            let batch = in_place_batch(&mut y64_in_place, n);
+            // SAFETY: `batch` covers the rows, each written over itself.
+            unsafe { softmax::log_softmax_rows_raw(isa, batch) };
+            assert!(y64_in_place.iter().zip(&y64).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} log_softmax f64 n={n} in place");
         }
     }
 }

@@ -56,9 +56,9 @@ where
 /// pipeline: while row i takes its exp-and-sum pass, row i + 1 has had its
 /// max pass and row i - 1 waits for its write pass. A lone row's next pass
 /// waits on its horizontal reduction, scalar exp or division; in the
-/// pipeline those run while the neighbouring rows' vector passes do. Three consecutive rows (input and
-/// output) stay in L1. Each row gets the same operations in the same order
-/// as alone: results are bit-identical.
+/// pipeline those run while the neighbouring rows' vector passes do.
+/// Three consecutive rows (input and output) stay in L1. Each row gets the
+/// same operations in the same order as alone: results are bit-identical.
 const PIPELINE_MAX_BYTES: usize = 2048;
 
 /// Rows of at least this many elements take the pair form through
@@ -77,7 +77,7 @@ const PIPELINE_MAX_BYTES: usize = 2048;
 /// keep the polynomial form.
 const N_FIRST_MIN: usize = 256;
 
-/// Whether [`softmax_rows`] / [`log_softmax_rows`] pipeline rows of `n` elements of `M`.
+/// Whether [`softmax_rows`] pipelines rows of `n` elements of `M`.
 fn pipelines_rows<M>(n: usize) -> bool {
     n * size_of::<M>() <= PIPELINE_MAX_BYTES
 }
@@ -1270,16 +1270,18 @@ unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
 /// [`LOG_GROUP`] ([`log_softmax_groups`]); longer ones one by one.
 ///
 /// Up to 1 KiB (issue 11, round 11; `benches/ab`, AVX-512, Emerald Rapids,
-/// float32, the groups' time / that of the pipeline [`softmax_rows`]
-/// uses): rows of 256 0.89 (16384 rows), 0.94 (2048 rows); of 384 0.99;
-/// of 512 1.01. Raised to 2 KiB in round 13 on AMD Zen 4, against the
-/// pipeline for rows of 1025 to 2048 bytes: float32 `benches/ab` (B/A,
-/// medians of 21 rounds) AVX-512 4096x512 0.88, 0.83, 2048x512 0.94,
-/// 8192x448 0.99, 8192x384 1.03, 8192x320 0.91; AVX2 4096x512 0.87,
-/// 8192x384 0.95, 8192x320 0.86; through the native binding (both builds
-/// in one process, AVX-512) bfloat16 / float16 4096x1024 0.93 / 0.93,
-/// float64 8192x256 0.89, 4096x192 0.92. Longer rows pipelined lost
-/// (4096x1024 1.62, 8192x768 1.14): rows one by one keep more of L1.
+/// float32, the groups' time / that of log-softmax rows pipelined as
+/// [`softmax_rows`] pipelines softmax rows, a path removed in round 13):
+/// rows of 256 0.89 (16384 rows), 0.94 (2048 rows); of 384 0.99; of 512
+/// 1.01. Raised to 2 KiB in round 13 on AMD Zen 4, against that pipeline
+/// for rows of 1025 to 2048 bytes:
+/// float32 `benches/ab` (B/A, medians of 21 rounds) AVX-512 4096x512
+/// 0.88, 0.83, 2048x512 0.94, 8192x448 0.99, 8192x384 1.03, 8192x320
+/// 0.91; AVX2 4096x512 0.87, 8192x384 0.95, 8192x320 0.86; through the
+/// native binding (both builds in one process, AVX-512) bfloat16 /
+/// float16 4096x1024 0.93 / 0.93, float64 8192x256 0.89, 4096x192 0.92,
+/// float32 4096x512 0.99. Longer rows pipelined lost (4096x1024 1.62,
+/// 8192x768 1.14): rows one by one keep more of L1.
 const LOG_GROUP_MAX_BYTES: usize = 2048;
 
 /// Rows per group of [`log_softmax_groups`]. Measured only on a variant
