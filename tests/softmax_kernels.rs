@@ -552,8 +552,8 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
 }
 
 /// A batch of rows (`softmax_rows`, which pipelines softmax rows of up to
-/// 2 KiB, and takes log-softmax rows of up to 2 KiB in groups of eight)
-/// gives each row exactly what a lone row gives: every algorithm and
+/// 2 KiB, and `log_softmax_rows`, which takes rows of up to 2 KiB in
+/// groups of eight) gives each row exactly what a lone row gives: every algorithm and
 /// level, float32 and float64, two whole groups and a partial one, special
 /// rows next to ordinary ones and to each other, in both groups and last,
 /// lengths on both sides of the four-register and 2 KiB limits (and of

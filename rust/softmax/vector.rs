@@ -1274,14 +1274,14 @@ unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
 /// [`softmax_rows`] pipelines softmax rows, a path removed in round 13):
 /// rows of 256 0.89 (16384 rows), 0.94 (2048 rows); of 384 0.99; of 512
 /// 1.01. Raised to 2 KiB in round 13 on AMD Zen 4, against that pipeline
-/// for rows of 1025 to 2048 bytes:
-/// float32 `benches/ab` (B/A, medians of 21 rounds) AVX-512 4096x512
-/// 0.88, 0.83, 2048x512 0.94, 8192x448 0.99, 8192x384 1.03, 8192x320
-/// 0.91; AVX2 4096x512 0.87, 8192x384 0.95, 8192x320 0.86; through the
-/// native binding (both builds in one process, AVX-512) bfloat16 /
-/// float16 4096x1024 0.93 / 0.93, float64 8192x256 0.89, 4096x192 0.92,
-/// float32 4096x512 0.99. Longer rows pipelined lost (4096x1024 1.62,
-/// 8192x768 1.14): rows one by one keep more of L1.
+/// for rows of 1025 to 2048 bytes: float32 `benches/ab` (B/A, medians of
+/// 21 rounds) AVX-512 4096x512 0.88, 0.83, 2048x512 0.94, 8192x448 0.99,
+/// 8192x384 1.03, 8192x320 0.91; AVX2 4096x512 0.87, 8192x384 0.95,
+/// 8192x320 0.86; through the native binding (both builds in one
+/// process, AVX-512) bfloat16 / float16 4096x1024 0.93 / 0.93, float64
+/// 8192x256 0.89, 4096x192 0.92, float32 4096x512 0.99. Longer rows
+/// pipelined lost (4096x1024 1.62, 8192x768 1.14): rows one by one keep
+/// more of L1.
 const LOG_GROUP_MAX_BYTES: usize = 2048;
 
 /// Rows per group of [`log_softmax_groups`]. Measured only on a variant
