@@ -553,12 +553,12 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
 
 /// A batch of rows (`softmax_rows`, which pipelines softmax rows of up to
 /// 2 KiB, and `log_softmax_rows`, which takes rows of up to 2 KiB in
-/// groups of eight) gives each row exactly what a lone row gives: every algorithm and
-/// level, float32 and float64, two whole groups and a partial one, special
-/// rows next to ordinary ones and to each other, in both groups and last,
-/// lengths on both sides of the four-register and 2 KiB limits (and of
-/// the 1 KiB one log-softmax's groups had before); out of place and in
-/// place.
+/// groups of eight) gives each row exactly what a lone row gives: every
+/// algorithm and level, float32 and float64, two whole groups and a
+/// partial one, special rows next to ordinary ones and to each other, in
+/// both groups and last, lengths on both sides of the four-register and
+/// 2 KiB limits (and of the 1 KiB one log-softmax's groups had before);
+/// out of place and in place.
 #[test]
 fn batches_of_rows_equal_rows_one_at_a_time() {
     let mut rng = SmallRng::seed_from_u64(23);
