@@ -551,19 +551,20 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
     check_far_apart_blocks::<f64>();
 }
 
-/// A batch of rows (`softmax_rows`, which pipelines softmax rows of up to
-/// 2 KiB, and `log_softmax_rows`, which takes rows of up to 2 KiB in
-/// groups of eight) gives each row exactly what a lone row gives: every
-/// algorithm and level, float32 and float64, two whole groups and a
-/// partial one, special rows next to ordinary ones and to each other, in
-/// both groups and last, lengths on both sides of the four-register and
-/// 2 KiB limits (and of the 1 KiB one log-softmax's groups had before);
-/// out of place and in place.
+/// A batch of rows gives each row exactly what a lone row gives.
+/// `softmax_rows` pipelines softmax rows of up to 256 bytes (2 KiB before
+/// round 14) and fuses the next row's max into the last pass of rows of up
+/// to 8 KiB; `log_softmax_rows` fuses rows of 1 to 8 KiB and takes the
+/// other rows of up to 2 KiB in groups of eight. Every algorithm and
+/// level, float32 and float64, two whole groups and a partial one, special
+/// rows next to ordinary ones and to each other, in both groups and last,
+/// lengths on both sides of the four-register, 256-byte, 1 KiB, 2 KiB and
+/// 8 KiB limits; out of place and in place.
 #[test]
 fn batches_of_rows_equal_rows_one_at_a_time() {
     let mut rng = SmallRng::seed_from_u64(23);
     let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
-    for n in [1, 5, 8, 16, 32, 37, 64, 65, 128, 129, 256, 257, 512, 513, 700] {
+    for n in [1, 5, 8, 16, 32, 37, 64, 65, 128, 129, 256, 257, 512, 513, 700, 1024, 1025, 2048, 2049] {
         let n = size(n, n.min(9));
         let rows = size(19, 5);
         let mut x: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-30.0..30.0)).collect();
@@ -603,6 +604,11 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
                     softmax::softmax(isa, algorithm, xr, &mut want64);
                     assert!(yr.iter().zip(&want64).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} {} f64 n={n} row {k}", algorithm.name());
                 }
+                let mut y64_in_place = x64.clone();
+                let batch = in_place_batch(&mut y64_in_place, n);
+                // SAFETY: `batch` covers the rows, each written over itself.
+                unsafe { softmax::softmax_rows_raw(isa, algorithm, batch) };
+                assert!(y64_in_place.iter().zip(&y64).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} {} f64 n={n} in place", algorithm.name());
             }
             let mut want = vec![0.0f32; x.len()];
             for (xr, yr) in x.chunks(n).zip(want.chunks_mut(n)) {
@@ -624,8 +630,8 @@ fn batches_of_rows_equal_rows_one_at_a_time() {
                 softmax::log_softmax(isa, xr, &mut want64);
                 assert!(yr.iter().zip(&want64).all(|(a, b)| a.to_bits() == b.to_bits()), "{isa} log_softmax f64 n={n} row {k}");
             }
-            // In place too: float64 rows of up to 256 go in groups, which
-            // copy x into y in their sums.
+            // In place too: float64 rows of up to 1024 go in groups or
+            // fused, both of which copy x into y in their sums.
             let mut y64_in_place = x64.clone();
             let batch = in_place_batch(&mut y64_in_place, n);
             // SAFETY: `batch` covers the rows, each written over itself.

@@ -59,7 +59,12 @@ where
 /// pipeline those run while the neighbouring rows' vector passes do.
 /// Three consecutive rows (input and output) stay in L1. Each row gets the
 /// same operations in the same order as alone: results are bit-identical.
-const PIPELINE_MAX_BYTES: usize = 2048;
+/// Up to 2 KiB until issue 11's round 14, when [`fused_rows`] measured
+/// faster on AMD Zen 4 (`benches/ab`, rows of n float32 elements, B/A of
+/// medians of 15 rounds, fused rows against this pipeline): AVX-512 n = 96
+/// to 512 0.67-0.94, n = 128 in cache 0.96 and 1.03; AVX2 n = 128 to 512
+/// 0.75-0.97, but n = 64 (which this pipeline keeps) 1.06.
+const PIPELINE_MAX_BYTES: usize = 256;
 
 /// Rows of at least this many elements take the pair form through
 /// [`Vector::exp_down_n_first`] wherever a [`ShiftedExp`] evaluates it:
@@ -82,9 +87,83 @@ fn pipelines_rows<M>(n: usize) -> bool {
     n * size_of::<M>() <= PIPELINE_MAX_BYTES
 }
 
+/// Rows of more than [`PIPELINE_MAX_BYTES`] and at most this many bytes,
+/// stored in the compute type, go through [`fused_rows`] (three-pass-reload
+/// softmax; log-softmax above [`LOG_FUSED_MIN_BYTES`]). Measured on AMD
+/// Zen 4 against the paths before (issue 11, round 14; `benches/ab`, rows
+/// of n float32 elements, B/A of medians of 15 rounds; two runs at
+/// AVX-512, one at AVX2):
+///
+/// * softmax (before: the pipeline up to 2 KiB, then rows one by one),
+///   AVX-512: n = 128 0.79 / 0.92, 256 0.84 / 0.98, 384 0.83 / 0.79, 512
+///   0.60 / 0.68, 1024 0.97 / 0.86 (4096 rows, from memory) and 0.88 /
+///   0.89 (512 rows, in cache), 2048 1.00 / 0.89 (2048 rows) and 0.89 /
+///   0.89 (256 rows); AVX2 0.63-0.96, n = 64 (not fused) 1.01;
+/// * log-softmax (before: groups up to 2 KiB, then rows one by one),
+///   AVX-512: n = 384 0.77 / 0.82, 512 0.77 / 0.77, 1024 1.00 / 0.99
+///   (from memory) and 0.90 / 0.92 (in cache), 2048 1.01 / 0.98 and 0.90 /
+///   0.90; AVX2 0.76-1.01;
+/// * through the Python binding (AVX-512, both builds in one process,
+///   medians of 21 rounds): float64 rows of 1.5 to 8 KiB softmax
+///   0.76-0.96, log-softmax 0.73-0.88 (rows of 8 KiB in cache 1.02);
+///   16-bit rows, which are not fused, 0.98-1.02.
+///
+/// Longer rows lost from memory in a first version (n = 3072 1.13, 4096
+/// 1.19, 16384 1.14); softmax rows of n = 2048 from memory measured
+/// 0.89-1.10 over six AVX-512 runs, and 0.86-0.89 in cache.
+const FUSED_MAX_BYTES: usize = 8192;
+
+/// Whether rows of `n` elements of `M` are at most [`FUSED_MAX_BYTES`].
+fn fuses_rows<M>(n: usize) -> bool {
+    n * size_of::<M>() <= FUSED_MAX_BYTES
+}
+
+/// Every row of `batch` in three passes, the first pass of row i + 1 (its
+/// max) fused into the loop of row i's last pass: the loads of the next
+/// row then overlap the in-place update of this one, which runs from L1.
+/// `middle(x, y, m)` is a row's middle pass for its max `m`; it returns the
+/// row's last pass, applied in place to `y`, or `None` when it has left
+/// the row finished. Each row gets the same operations as alone: results
+/// are bit-identical. Row i + 1 is only read before its output is written
+/// (each output row is its input row or disjoint from every row).
+///
+/// # Safety
+/// As for [`softmax_rows`], with `middle` safe for each row's `x` and `y`.
+#[inline(always)]
+unsafe fn fused_rows<V: Storage<M>, M, F: WriteValue<V>>(batch: &RowBatch<M>, mut middle: impl FnMut(*const M, *mut M, V::Elem) -> Option<F>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and rows i < batch.rows are valid with the aliasing it names.
+    unsafe {
+        let (rows, n) = (batch.rows, batch.n);
+        let ahead = prefetch::Ahead::current();
+        let mut m = row_max::<V, M>(batch.x_row(0), n);
+        for i in 0..rows {
+            let y = batch.y_row(i);
+            let last = middle(batch.x_row(i), y, m);
+            if i + 1 == rows {
+                if let Some(f) = last {
+                    update_in_place::<V, M, F>(y, n, &f);
+                }
+                break;
+            }
+            m = match last {
+                Some(f) => row_max_alongside::<V, M>(
+                    batch.x_row(i + 1),
+                    n,
+                    #[inline(always)]
+                    |j, count| update_register::<V, M, F>(ahead, y, j, count, &f),
+                ),
+                None => row_max::<V, M>(batch.x_row(i + 1), n),
+            };
+        }
+    }
+}
+
 /// Softmax of each row of `batch`; three-pass-reload rows pipelined: in
 /// registers when they are short ([`is_short`], every storage type), else
-/// up to [`PIPELINE_MAX_BYTES`] when stored in the compute type.
+/// up to [`PIPELINE_MAX_BYTES`] when stored in the compute type, and up to
+/// [`FUSED_MAX_BYTES`] with the next row's max in the last pass
+/// ([`fused_rows`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; the batch's rows must be
@@ -104,6 +183,13 @@ where
         }
         if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && pipelines_rows::<M>(n) && rows > 1 {
             return three_pass_reload_pipeline::<V, M>(&batch);
+        }
+        if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && fuses_rows::<M>(n) && rows > 1 {
+            return fused_rows::<V, M, _>(
+                &batch,
+                #[inline(always)]
+                |x, y, m| exp_sum_or_nan_row::<V, M, true>(x, y, n, m, true).map(|(_, r)| Scale(V::splat(r))),
+            );
         }
         for i in 0..rows {
             softmax::<V, M>(algorithm, batch.x_row(i), batch.y_row(i), n);
@@ -341,6 +427,28 @@ unsafe fn short_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
 /// row), with the aliasing the module documents.
 #[inline(always)]
 pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem {
+    // SAFETY: this function's contract.
+    unsafe {
+        row_max_alongside::<V, M>(
+            x,
+            n,
+            #[inline(always)]
+            |_, _| {},
+        )
+    }
+}
+
+/// [`row_max`] of `x`, calling `alongside(i, count)` in the same loop for
+/// each register of the row's positions: i a multiple of `V::LANES`,
+/// `count` = `V::LANES`, or n - i for the last partial one. The max is
+/// the same bits with any `alongside`; [`fused_rows`] runs another row's
+/// last pass in it.
+///
+/// # Safety
+/// As for [`row_max`], and `alongside` must be safe to call for every
+/// register position of a row of `n` elements.
+#[inline(always)]
+unsafe fn row_max_alongside<V: Storage<M>, M>(x: *const M, n: usize, mut alongside: impl FnMut(usize, usize)) -> V::Elem {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
@@ -355,15 +463,18 @@ pub(crate) unsafe fn row_max<V: Storage<M>, M>(x: *const M, n: usize) -> V::Elem
             ahead.fetch(x.add(i), 4 * lanes * size_of::<M>());
             for (k, mk) in m.iter_mut().enumerate() {
                 *mk = mk.max(V::load_from(x.add(i + k * lanes)));
+                alongside(i + k * lanes, lanes);
             }
             i += 4 * lanes;
         }
         while i + lanes <= n {
             m[0] = m[0].max(V::load_from(x.add(i)));
+            alongside(i, lanes);
             i += lanes;
         }
         if i < n {
             m[1] = m[1].max(V::load_partial_from(x.add(i), n - i, neg_inf));
+            alongside(i, n - i);
         }
         m[0].max(m[1]).max(m[2].max(m[3])).reduce_max()
     }
@@ -758,12 +869,31 @@ unsafe fn update_in_place<V: Storage<M>, M, F: WriteValue<V>>(y: *mut M, n: usiz
         let mut i = 0;
         let ahead = prefetch::Ahead::current();
         while i + V::LANES <= n {
-            ahead.fetch(y.add(i), V::LANES * size_of::<M>());
-            f.value(V::load_from(y.add(i))).store_to(y.add(i));
+            update_register::<V, M, F>(ahead, y, i, V::LANES, f);
             i += V::LANES;
         }
         if i < n {
-            f.value(V::load_partial_from(y.add(i), n - i, V::Elem::ZERO)).store_partial_to(y.add(i), n - i);
+            update_register::<V, M, F>(ahead, y, i, n - i, f);
+        }
+    }
+}
+
+/// y = f.value(y) for the `count <= LANES` elements at `y + i`; a whole
+/// register is prefetched ahead.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`; `y + i` must be valid for
+/// reading and writing `count` elements.
+#[inline(always)]
+unsafe fn update_register<V: Storage<M>, M, F: WriteValue<V>>(ahead: prefetch::Ahead, y: *mut M, i: usize, count: usize, f: &F) {
+    // SAFETY: this function's contract.
+    unsafe {
+        let p = y.add(i);
+        if count == V::LANES {
+            ahead.fetch(p, V::LANES * size_of::<M>());
+            f.value(V::load_from(p)).store_to(p);
+        } else {
+            f.value(V::load_partial_from(p, count, V::Elem::ZERO)).store_partial_to(p, count);
         }
     }
 }
@@ -1199,13 +1329,25 @@ fn copies_input<V: Vector, M>(n: usize) -> bool {
 unsafe fn log_softmax_max<V: Storage<M>, M>(x: *const M, n: usize) -> (V::Elem, ShiftedExp<V>) {
     // SAFETY: this function's contract.
     unsafe {
-        let m = row_max::<V, M>(x, n);
+        log_softmax_shift::<V>(row_max::<V, M>(x, n), n)
+    }
+}
+
+/// The shift of log-softmax for a row of `n` elements whose max is `max`:
+/// `max`, or 0 when it is not finite, and its exponential.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
+#[inline(always)]
+unsafe fn log_softmax_shift<V: Vector>(max: V::Elem, n: usize) -> (V::Elem, ShiftedExp<V>) {
+    // SAFETY: this function's contract.
+    unsafe {
         // The pair form when the max is finite: cheaper per element than
         // the plain exp (one scaling step instead of a clamp and two) and
         // the same form softmax uses, so log_softmax costs no more. Its sum
         // is c times sum exp(x - m).
-        if m.is_finite() {
-            (m, ShiftedExp::new(m, n))
+        if max.is_finite() {
+            (max, ShiftedExp::new(max, n))
         } else {
             (V::Elem::ZERO, ShiftedExp::plain(V::Elem::ZERO))
         }
@@ -1266,8 +1408,17 @@ unsafe fn log_softmax_finish<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
     }
 }
 
-/// Log-softmax rows of at most this many bytes go in groups of
-/// [`LOG_GROUP`] ([`log_softmax_groups`]); longer ones one by one.
+/// Log-softmax rows of more than this many bytes, stored in the compute
+/// type, go through [`fused_rows`] up to [`FUSED_MAX_BYTES`]; shorter ones
+/// keep their groups. Fused rows against groups of eight (`benches/ab`,
+/// AVX-512, rows of n float32 elements, medians of 15 rounds, one run):
+/// n = 384 0.71, 512 0.78 (from memory), 512 in cache 1.00; n = 256 0.99
+/// (from memory) but 1.07 in cache, n = 128 1.22.
+const LOG_FUSED_MIN_BYTES: usize = 1024;
+
+/// Log-softmax rows of at most this many bytes that [`fused_rows`] does
+/// not take go in groups of [`LOG_GROUP`] ([`log_softmax_groups`]);
+/// longer ones one by one.
 ///
 /// Up to 1 KiB (issue 11, round 11; `benches/ab`, AVX-512, Emerald Rapids,
 /// float32, the groups' time / that of log-softmax rows pipelined as
@@ -1292,8 +1443,9 @@ const LOG_GROUP_MAX_BYTES: usize = 2048;
 const LOG_GROUP: usize = 8;
 
 /// Log-softmax of each row of `batch`, each computed as by
-/// [`log_softmax`]: rows up to [`LOG_GROUP_MAX_BYTES`] in groups, longer
-/// ones one by one.
+/// [`log_softmax`]: rows up to [`LOG_GROUP_MAX_BYTES`] in groups, up to
+/// [`FUSED_MAX_BYTES`] (stored in the compute type) with the next row's
+/// max in the last pass ([`fused_rows`]), longer ones one by one.
 ///
 /// # Safety
 /// As for [`softmax_rows`].
@@ -1303,7 +1455,19 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
     // and rows i < batch.rows are valid with the aliasing it names.
     unsafe {
         let (rows, n) = (batch.rows, batch.n);
-        if rows > 1 && n * size_of::<M>() <= LOG_GROUP_MAX_BYTES {
+        let bytes = n * size_of::<M>();
+        if rows > 1 && bytes > LOG_FUSED_MIN_BYTES && fuses_rows::<M>(n) && copies_input::<V, M>(n) {
+            return fused_rows::<V, M, _>(
+                &batch,
+                #[inline(always)]
+                |x, y, max| {
+                    let (m, shifted) = log_softmax_shift::<V>(max, n);
+                    let ln_sum = log_softmax_ln_sum::<V, M>(x, y, n, &shifted);
+                    Some(LogValue { m: V::splat(m), ln_sum: V::splat(ln_sum) })
+                },
+            );
+        }
+        if rows > 1 && bytes <= LOG_GROUP_MAX_BYTES {
             return log_softmax_groups(
                 rows,
                 #[inline(always)]
