@@ -63,7 +63,9 @@ where
 /// faster on AMD Zen 4 (`benches/ab`, rows of n float32 elements, B/A of
 /// medians of 15 rounds, fused rows against this pipeline): AVX-512 n = 96
 /// to 512 0.67-0.94, n = 128 in cache 0.96 and 1.03; AVX2 n = 128 to 512
-/// 0.75-0.97, but n = 64 (which this pipeline keeps) 1.06.
+/// 0.75-0.97, but n = 64 (which this pipeline keeps) 1.06. With AVX-512
+/// every row this short is a [`ShortRow`]: the pipeline serves AVX2
+/// (float32 rows of 33 to 64 elements, float64 of 17 to 32) and NEON.
 const PIPELINE_MAX_BYTES: usize = 256;
 
 /// Rows of at least this many elements take the pair form through
@@ -124,8 +126,9 @@ fn fuses_rows<M>(n: usize) -> bool {
 /// `middle(x, y, m)` is a row's middle pass for its max `m`; it returns the
 /// row's last pass, applied in place to `y`, or `None` when it has left
 /// the row finished. Each row gets the same operations as alone: results
-/// are bit-identical. Row i + 1 is only read before its output is written
-/// (each output row is its input row or disjoint from every row).
+/// are bit-identical. Row i + 1's input is read while row i's output is
+/// written, which the batch contract makes safe: each output row is its
+/// input row or disjoint from every row.
 ///
 /// # Safety
 /// As for [`softmax_rows`], with `middle` safe for each row's `x` and `y`.
@@ -188,7 +191,10 @@ where
             return fused_rows::<V, M, _>(
                 &batch,
                 #[inline(always)]
-                |x, y, m| exp_sum_or_nan_row::<V, M, true>(x, y, n, m, true).map(|(_, r)| Scale(V::splat(r))),
+                |x, y, m| {
+                    let (_, r) = exp_sum_or_nan_row::<V, M, true>(x, y, n, m, true)?;
+                    Some(Scale(V::splat(r)))
+                },
             );
         }
         for i in 0..rows {
@@ -1443,9 +1449,10 @@ const LOG_GROUP_MAX_BYTES: usize = 2048;
 const LOG_GROUP: usize = 8;
 
 /// Log-softmax of each row of `batch`, each computed as by
-/// [`log_softmax`]: rows up to [`LOG_GROUP_MAX_BYTES`] in groups, up to
-/// [`FUSED_MAX_BYTES`] (stored in the compute type) with the next row's
-/// max in the last pass ([`fused_rows`]), longer ones one by one.
+/// [`log_softmax`]: rows stored in the compute type of more than
+/// [`LOG_FUSED_MIN_BYTES`] and up to [`FUSED_MAX_BYTES`] with the next
+/// row's max in the last pass ([`fused_rows`]), the other rows of up to
+/// [`LOG_GROUP_MAX_BYTES`] in groups, the rest one by one.
 ///
 /// # Safety
 /// As for [`softmax_rows`].
