@@ -554,8 +554,9 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
 /// A batch of rows gives each row exactly what a lone row gives.
 /// `softmax_rows` pipelines softmax rows of up to 256 bytes (2 KiB before
 /// round 14) and fuses the next row's max into the last pass of rows of up
-/// to 8 KiB; `log_softmax_rows` fuses rows of 1 to 8 KiB and takes the
-/// other rows of up to 2 KiB in groups of eight. Every algorithm and
+/// to 8 KiB; `log_softmax_rows` fuses float32 / float64 rows of more than
+/// 1 KiB up to 8 KiB and takes the other rows of up to 2 KiB in groups of
+/// eight. Every algorithm and
 /// level, float32 and float64, two whole groups and a partial one, special
 /// rows next to ordinary ones and to each other, in both groups and last,
 /// lengths on both sides of the four-register, 256-byte, 1 KiB, 2 KiB and
