@@ -6,7 +6,9 @@
 //! `cargo bench --bench half`; group `half_4096x1024`, functions
 //! `<type>/<kernel>/<isa>` and `<type>/copy`.
 
-use criterion::{criterion_group, criterion_main, Criterion};
+mod common;
+
+use criterion::{criterion_group, Criterion};
 use normkit::dispatch::{self, Isa};
 use normkit::norm::{self, Norm};
 use normkit::simd::{bf16, f16, Element};
@@ -59,4 +61,9 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    common::print_machine();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -5,7 +5,9 @@
 //!
 //! `cargo bench --bench l1norm`; elements/s are reported per benchmark.
 
-use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+mod common;
+
+use criterion::{criterion_group, Criterion, Throughput};
 use normkit::dispatch;
 use normkit::l1norm;
 use rand::rngs::SmallRng;
@@ -68,4 +70,9 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-criterion_main!(benches);
+
+fn main() {
+    common::print_machine();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

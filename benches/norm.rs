@@ -13,7 +13,9 @@
 //! `cargo bench --bench norm`; bytes/s count one read and one write of the
 //! array (the fused forms move twice that).
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+mod common;
+
+use criterion::{criterion_group, BenchmarkGroup, Criterion, Throughput};
 use criterion::measurement::WallTime;
 use normkit::dispatch::{self, Isa};
 use normkit::norm::{self, Affine, Norm, RowStats};
@@ -137,4 +139,9 @@ fn split_row(c: &mut Criterion) {
 }
 
 criterion_group!(benches, target_shape, row_lengths, split_row);
-criterion_main!(benches);
+
+fn main() {
+    common::print_machine();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -23,7 +23,9 @@
 //! `cargo bench --bench softmax` (all), or a filter such as
 //! `cargo bench --bench softmax -- 'avx512/two_pass'`.
 
-use criterion::{criterion_group, criterion_main, BenchmarkGroup, Criterion, Throughput};
+mod common;
+
+use criterion::{criterion_group, BenchmarkGroup, Criterion, Throughput};
 use normkit::dispatch;
 use normkit::rows;
 use normkit::softmax::{self, Algorithm};
@@ -138,4 +140,9 @@ fn in_cache(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench, split_row, in_cache);
-criterion_main!(benches);
+
+fn main() {
+    common::print_machine();
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}
