@@ -248,14 +248,15 @@ fn nan_and_inf_rows_are_all_nan() {
     }
 }
 
-/// A batch of rows with ordinary, NaN, rescaled and constant rows in every
-/// order, each of every length 0..=MAX_LEN at an unaligned start: each row
-/// must equal the single-row result, out of place and in place.
+/// A batch of rows with ordinary, NaN, +inf, rescaled (huge and tiny),
+/// constant rows and a LayerNorm row whose mean is far from x[0], in
+/// every order, each of every length 0..=MAX_LEN at an unaligned start:
+/// each row must equal the single-row result, out of place and in place.
 #[test]
 fn batches_equal_single_rows() {
     let mut rng = SmallRng::seed_from_u64(10);
     for n in (0..=MAX_LEN).step_by(size(1, 5)) {
-        let rows = 6;
+        let rows = 11;
         let offset = (n + 1) % 4;
         let mut buf = random::<f32>(&mut rng, offset + rows * n, 1.0, 3.0);
         let x = &mut buf[offset..];
@@ -263,6 +264,9 @@ fn batches_equal_single_rows() {
             x[n + n / 2] = f32::NAN; // row 1
             x[3 * n..4 * n].iter_mut().for_each(|v| *v *= 1e30); // row 3: rescaled
             x[4 * n..5 * n].iter_mut().for_each(|v| *v = 2.5); // row 4: constant
+            x[5 * n] = 1e4; // row 5: LayerNorm's second pass (n > 1)
+            x[9 * n..10 * n].iter_mut().for_each(|v| *v *= 1e-30); // row 9: rescaled
+            x[10 * n + n / 3] = f32::INFINITY; // row 10
         }
         let w = random::<f32>(&mut rng, n, 1.0, 0.5);
         let b = random::<f32>(&mut rng, n, 0.0, 0.5);
