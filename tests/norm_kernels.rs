@@ -490,14 +490,15 @@ fn assert_stats_match<T: Float>(what: &str, kind: Norm, x: &[f64], eps: f64, (me
 }
 
 /// Row statistics on every ISA, kind and length 0..=MAX_LEN, for a batch
-/// of ordinary, NaN, inf, huge, tiny, constant, zero and large-mean rows:
-/// against the f64 reference; y is bit for bit the same with and without
-/// them; a single-row call gives the batch's statistics bit for bit, and
-/// the fused form gives those of the sum.
+/// of ordinary, NaN, inf, huge, tiny, constant, zero and large-mean rows
+/// (then three ordinary ones: a block of the kernels' LayerNorm blocks
+/// and part of another): against the f64 reference; y is bit for bit the
+/// same with and without them; a single-row call gives the batch's y and
+/// statistics bit for bit, and the fused form gives those of the sum.
 fn check_stats<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let (huge, tiny) = if T::MANTISSA_DIGITS == 24 { (1e30, 1e-30) } else { (1e200, 1e-200) };
-    let rows = 8;
+    let rows = 11;
     for n in (0..=MAX_LEN).step_by(size(1, 5)) {
         let offset = n % 4;
         let mut buf = random::<T>(&mut rng, offset + rows * n, 0.0, 1.0);
@@ -528,6 +529,7 @@ fn check_stats<T: Float>(seed: u64) {
                     // SAFETY: `xr` and `y1` are n long and distinct; the
                     // statistics point at two distinct locals.
                     unsafe { norm::norm_raw(isa, kind, xr.as_ptr(), y1.as_mut_ptr(), n, EPS, norm::Affine::NONE, stats) };
+                    assert!(to_f64(&y1).iter().zip(to_f64(&y[r * n..(r + 1) * n])).all(|(a, b)| a.to_bits() == b.to_bits()), "{what} row {r}: single-row y");
                     assert!(m1.to_f64().to_bits() == mean[r].to_f64().to_bits(), "{what} row {r}: single-row mean");
                     assert!(s1.to_f64().to_bits() == rstd[r].to_f64().to_bits(), "{what} row {r}: single-row rstd");
                     let rr = &residual[r * n..(r + 1) * n];

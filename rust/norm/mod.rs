@@ -302,7 +302,39 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// `stats` pointers must be valid for writing `batch.rows` elements, apart
 /// from everything else. Otherwise as for [`norm_raw`].
 pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
-    dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })
+    if kind == Norm::Layer && vector::in_layer_blocks::<T>(batch.n) {
+        dispatch::run(isa, LayerBlocksKernel { eps, affine, stats, batch })
+    } else {
+        dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })
+    }
+}
+
+/// A LayerNorm batch in blocks (`vector::layer_blocks`): a kernel of its
+/// own, so that its code is compiled apart from the other norms' (see
+/// `vector::in_layer_blocks`). Built only by [`norm_rows_raw`], whose
+/// caller vouches for every pointer in it.
+struct LayerBlocksKernel<T: Element> {
+    eps: f64,
+    affine: Affine<T::Real>,
+    stats: RowStats<T::Real>,
+    batch: RowBatch<T>,
+}
+
+impl<T: Element> Kernel for LayerBlocksKernel<T> {
+    type Output = ();
+
+    fn scalar(self) {
+        let LayerBlocksKernel { eps, affine, stats, batch } = self;
+        NormKernel { kind: Norm::Layer, eps, affine, stats, work: NormWork::Rows(batch) }.scalar()
+    }
+
+    #[inline(always)]
+    fn vector<S: Simd>(self, _: S) {
+        let LayerBlocksKernel { eps, affine, stats, batch } = self;
+        // SAFETY: the pointers satisfy `norm_rows_raw`'s contract; the
+        // token proves the CPU has `S` (and so its f64 register).
+        unsafe { vector::layer_blocks::<T::Vector<S>, S::F64, T>(batch, eps, affine, stats) }
+    }
 }
 
 /// The fused form: `sum` = x + residual, `y` = the normalization of `sum`

@@ -662,8 +662,33 @@ unsafe fn finish<V: Storage<M>, M>(
 ) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
+    unsafe { write_out::<V, M>(kind, x, y, n, affine, stats, row_constants::<V, M>(kind, x, n, head, eps, first), short) }
+}
+
+/// Writes the row `x` normalized with the constants `k` into `y` (all NaN
+/// for None: a row holding NaN or +-inf) and its `stats`; from `short`'s
+/// registers when the row was loaded as a [`ShortRow`] and needs no
+/// rescaling.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` (vector code); pointer
+/// arguments must be valid for the elements read and written (`n` per
+/// row), with the aliasing the module documents.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn write_out<V: Storage<M>, M>(
+    kind: Norm,
+    x: *const M,
+    y: *mut M,
+    n: usize,
+    affine: Affine<V::Elem>,
+    stats: RowStats<V::Elem>,
+    k: Option<RowConstants>,
+    short: Option<&ShortRow<V>>,
+) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let k = row_constants::<V, M>(kind, x, n, head, eps, first);
         stats.write(k.as_ref());
         match k {
             Some(k) => match short {
@@ -898,7 +923,8 @@ pub unsafe fn norm<V: Storage<M>, M>(kind: Norm, x: *const M, y: *mut M, n: usiz
 /// Every row of `batch`; short rows are pipelined (see
 /// [`PIPELINE_MAX_BYTES`]). Row i is fully read before it is written, and
 /// row i + 1 only read before that: `y` may equal `x` row for row. The
-/// results are those of [`norm`] on each row.
+/// results are those of [`norm`] on each row. (LayerNorm batches that
+/// [`in_layer_blocks`] takes go to [`layer_blocks`] instead.)
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -910,7 +936,7 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let n = batch.n;
-        if n == 0 || n * std::mem::size_of::<M>() > PIPELINE_MAX_BYTES {
+        if n == 0 || n * size_of::<M>() > PIPELINE_MAX_BYTES {
             for i in 0..batch.rows {
                 norm::<V, M>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
             }
@@ -942,6 +968,115 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
             };
             finish::<V, M>(kind, x, y, n, head, eps, affine, stats.row(i), first, None);
             (head, first) = (next_head, next_first);
+        }
+    }
+}
+
+/// LayerNorm rows of more than [`PIPELINE_MAX_BYTES`] and at most this
+/// many bytes go in blocks of [`BLOCK_ROWS`] ([`in_layer_blocks`]). One row
+/// at a time, the row constants (two divisions and a square root in f64,
+/// and the checks around them) are a large share of such rows: a scratch
+/// build without them took 0.72-0.78 of the time of LayerNorm rows of 384
+/// float32 elements (AMD Zen 4, `benches/ab`). Blocks against rows one at
+/// a time (the same bits; float32, medians of 41 rounds): rows of 128 /
+/// 384 in cache (2048 / 1024 rows) 0.75 / 0.77, from memory (16 and 12
+/// MiB) 0.80 (128), 1.01 (256) and 0.97 (384). RMSNorm lost from memory
+/// in blocks (1.08-1.17, 41 rounds: its constants cost less), and rows of
+/// at most four registers, written from registers ([`ShortRow`]), did not
+/// gain (0.94-1.06); both stay as they were. Longer rows lost from memory
+/// (1792 and 2048 bytes: 1.25-1.30).
+const LAYER_BLOCK_MAX_BYTES: usize = 1536;
+
+/// Whether a LayerNorm batch of rows of `n` elements of `M` goes to
+/// [`layer_blocks`] rather than [`norm_rows`]. The blocks are a kernel of
+/// their own (`norm::LayerBlocksKernel`), compiled apart from the other
+/// norms: inside `norm_rows`' function they left LayerNorm as fast but
+/// made RMSNorm rows of 256 and 384 float32 elements from memory 1.25-1.37
+/// times slower (`benches/ab`, 31 rounds), though RMSNorm ran the same
+/// code.
+pub fn in_layer_blocks<M>(n: usize) -> bool {
+    let bytes = n * size_of::<M>();
+    bytes > PIPELINE_MAX_BYTES && bytes <= LAYER_BLOCK_MAX_BYTES
+}
+
+/// Rows per block: one f64 register of AVX-512, two of AVX2, four of NEON.
+const BLOCK_ROWS: usize = 8;
+
+/// The first-pass sums of a block of LayerNorm rows, lane j for row j:
+/// (sum d, sum d^2) for d = x - K, and the shift K = x[0] ([`shift`]).
+struct LayerBlock {
+    s1: [f64; BLOCK_ROWS],
+    s2: [f64; BLOCK_ROWS],
+    shift: [f64; BLOCK_ROWS],
+}
+
+impl LayerBlock {
+    /// The row constants of the block, from the sums in f64 registers `D`
+    /// (each division and square root one instruction per register): the
+    /// fast path of [`row_constants`], bit for bit (the same IEEE
+    /// operations on the same operands: [`centred`]'s shifted sums, then
+    /// [`super::inv_rms`] at scale 1). None for the rows that need another path
+    /// (the mean far from x[0], rescaling, NaN or +-inf), which
+    /// `row_constants` then takes.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `D`.
+    #[inline(always)]
+    unsafe fn constants<D: Vector<Elem = f64>, T: Real>(&self, n: usize, eps: f64) -> [Option<RowConstants>; BLOCK_ROWS] {
+        // SAFETY: this function's contract: the CPU has the instruction set
+        // of D; every load and store is of D::LANES elements at j, and
+        // BLOCK_ROWS is a multiple of D::LANES (2, 4 or 8).
+        unsafe {
+            let (mut m, mut q, mut r) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
+            let (nf, eps_v, one) = (D::splat(n as f64), D::splat(eps), D::splat(1.0));
+            for j in (0..BLOCK_ROWS).step_by(D::LANES) {
+                let (s1, s2) = (D::load(self.s1.as_ptr().add(j)), D::load(self.s2.as_ptr().add(j)));
+                let mean = s1.div(nf);
+                let sq = s2.sub(s1.mul(mean));
+                mean.store(m.as_mut_ptr().add(j));
+                sq.store(q.as_mut_ptr().add(j));
+                one.div(sq.div(nf).add(eps_v).sqrt()).store(r.as_mut_ptr().add(j));
+            }
+            let min = safe_min::<T>();
+            std::array::from_fn(|j| {
+                let fast = self.s1[j] * m[j] <= SHIFT_OK * self.s2[j] && q[j] >= min && q[j] < f64::INFINITY && eps.is_finite();
+                fast.then_some(RowConstants { scale: 1.0, c_hi: self.shift[j], c_lo: m[j], r: r[j], rstd: r[j] })
+            })
+        }
+    }
+}
+
+/// LayerNorm of every row of `batch` ([`in_layer_blocks`]) in blocks of
+/// [`BLOCK_ROWS`]: the first passes of the block, the block's constants
+/// together ([`LayerBlock::constants`]), then the write passes. Every row
+/// of a block is read before any is written: `y` may equal `x` row for
+/// row. The results are those of [`norm`] on each row. `D` is the f64
+/// register of `V`'s level.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V` and `D` (vector code);
+/// pointer arguments must be valid for the elements read and written (`n`
+/// per row), with the aliasing the module documents.
+#[inline(always)]
+pub unsafe fn layer_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: RowBatch<M>, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V
+    // and D, and every access below stays inside the rows of the batch.
+    unsafe {
+        let (kind, n, one) = (Norm::Layer, batch.n, V::Elem::ONE);
+        for start in (0..batch.rows).step_by(BLOCK_ROWS) {
+            let rows = BLOCK_ROWS.min(batch.rows - start);
+            let mut block = LayerBlock { s1: [0.0; BLOCK_ROWS], s2: [0.0; BLOCK_ROWS], shift: [0.0; BLOCK_ROWS] };
+            for j in 0..rows {
+                let x = batch.x_row(start + j);
+                block.shift[j] = shift::<V, M, false>(kind, x, one).to_f64();
+                (block.s1[j], block.s2[j]) = first_sums::<V, M, false>(kind, x, n, head_len::<V, M>(x, n), one);
+            }
+            let constants = block.constants::<D, V::Elem>(n, eps);
+            for (j, &k) in constants.iter().enumerate().take(rows) {
+                let (x, y) = (batch.x_row(start + j), batch.y_row(start + j));
+                let k = k.or_else(|| row_constants::<V, M>(kind, x, n, head_len::<V, M>(x, n), eps, (block.s1[j], block.s2[j])));
+                write_out::<V, M>(kind, x, y, n, affine, stats.row(start + j), k, None);
+            }
         }
     }
 }
