@@ -38,6 +38,7 @@
 //! 384 82 (first pass ~30, write pass ~32); rows of 1024 177 (~80, ~90).
 
 use super::{rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, RowStats, BLOCK};
+use crate::dispatch::Isa;
 use crate::simd::{prefetch, Real, Storage, Vector};
 
 /// Rows of at most this many bytes are pipelined in batches: the first
@@ -987,19 +988,24 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 /// (1792 and 2048 bytes: 1.25-1.30).
 const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 
-/// Whether a LayerNorm batch of rows of `n` elements of `M` goes to
-/// [`layer_blocks`] rather than [`norm_rows`]. The blocks are a kernel of
-/// their own (`norm::LayerBlocksKernel`), compiled apart from the other
-/// norms: inside `norm_rows`' function they left LayerNorm as fast but
-/// made RMSNorm rows of 256 and 384 float32 elements from memory 1.25-1.37
-/// times slower (`benches/ab`, 31 rounds), though RMSNorm ran the same
-/// code.
-pub fn in_layer_blocks<M>(n: usize) -> bool {
+/// Whether a LayerNorm batch of rows of `n` elements of `M` at level
+/// `isa` goes to [`layer_blocks`] rather than [`norm_rows`]: float32 and
+/// float64 rows at `avx512` only. Elsewhere the blocks did not pay on the
+/// same Zen 4 (time / rows one at a time, same bits): at `avx2` float32
+/// 1.15-1.45, in cache too (31 rounds); bfloat16 rows of 768 elements
+/// 1.13 from memory and 1.06 in cache, of 384 1.01, float16 rows of 512
+/// 1.00 (through the binding, 21 rounds). NEON has not been measured.
+/// The blocks are a kernel of their own (`norm::LayerBlocksKernel`),
+/// compiled apart from the other norms: inside `norm_rows`' function they
+/// left LayerNorm as fast but made RMSNorm rows of 256 and 384 float32
+/// elements from memory 1.25-1.37 times slower (31 rounds), though
+/// RMSNorm ran the same code.
+pub fn in_layer_blocks<M>(isa: Isa, n: usize) -> bool {
     let bytes = n * size_of::<M>();
-    bytes > PIPELINE_MAX_BYTES && bytes <= LAYER_BLOCK_MAX_BYTES
+    isa == Isa::Avx512 && size_of::<M>() >= 4 && bytes > PIPELINE_MAX_BYTES && bytes <= LAYER_BLOCK_MAX_BYTES
 }
 
-/// Rows per block: one f64 register of AVX-512, two of AVX2, four of NEON.
+/// Rows per block: one f64 register of AVX-512.
 const BLOCK_ROWS: usize = 8;
 
 /// The first-pass sums of a block of LayerNorm rows, lane j for row j:
