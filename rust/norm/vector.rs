@@ -979,13 +979,15 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 /// and the checks around them) are a large share of such rows: a scratch
 /// build without them took 0.72-0.78 of the time of LayerNorm rows of 384
 /// float32 elements (AMD Zen 4, `benches/ab`). Blocks against rows one at
-/// a time (the same bits; float32, medians of 41 rounds): rows of 128 /
-/// 384 in cache (2048 / 1024 rows) 0.75 / 0.77, from memory (16 and 12
-/// MiB) 0.80 (128), 1.01 (256) and 0.97 (384). RMSNorm lost from memory
-/// in blocks (1.08-1.17, 41 rounds: its constants cost less), and rows of
-/// at most four registers, written from registers ([`ShortRow`]), did not
-/// gain (0.94-1.06); both stay as they were. Longer rows lost from memory
-/// (1792 and 2048 bytes: 1.25-1.30).
+/// a time, the same bits (AVX-512, medians of 31 rounds): float32 rows of
+/// 128 / 384 in cache (2048 / 1024 rows) 0.78 / 0.76; from memory (16 and
+/// 12 MiB) rows of 128 0.78, of 256 0.91, of 320 0.89, of 384 0.95;
+/// float64 rows of 96 / 192 0.81 / 0.79 (in cache), 192 from memory 1.05
+/// (through the binding, 21 rounds). RMSNorm lost from memory in blocks
+/// (1.08-1.17, 41 rounds: its constants cost less), and rows of at most
+/// four registers, written from registers ([`ShortRow`]), did not gain
+/// (0.94-1.06); both stay as they were. Rows of 1792 and 2048 bytes lost
+/// from memory (1.25-1.30, 21 rounds, an earlier version).
 const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 
 /// Whether a LayerNorm batch of rows of `n` elements of `M` at level
