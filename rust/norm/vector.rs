@@ -975,16 +975,16 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 
 /// LayerNorm rows of more than [`PIPELINE_MAX_BYTES`] and at most this
 /// many bytes go in blocks of [`BLOCK_ROWS`] ([`in_layer_blocks`]). One row
-/// at a time, the row constants (two divisions and a square root in f64,
+/// at a time, the row constants (three divisions and a square root in f64,
 /// and the checks around them) are a large share of such rows: a scratch
-/// build without them took 0.72-0.78 of the time of LayerNorm rows of 384
+/// build without them took 0.72-0.82 of the time of LayerNorm rows of 384
 /// float32 elements (AMD Zen 4, `benches/ab`). Blocks against rows one at
 /// a time, the same bits (AVX-512, medians of 31 rounds): float32 rows of
 /// 128 / 384 in cache (2048 / 1024 rows) 0.78 / 0.76; from memory (16 and
 /// 12 MiB) rows of 128 0.78, of 256 0.91, of 320 0.89, of 384 0.95;
-/// float64 rows of 96 / 192 0.81 / 0.79 (in cache), 192 from memory 1.05
-/// (through the binding, 21 rounds). RMSNorm lost from memory in blocks
-/// (1.08-1.17, 41 rounds: its constants cost less), and rows of at most
+/// float64 rows of 96 from memory 0.81, of 192 in cache 0.79 and from
+/// memory 1.05 (through the binding, 21 rounds). RMSNorm lost from memory
+/// in blocks (1.08-1.17, 41 rounds: its constants cost less), and rows of at most
 /// four registers, written from registers ([`ShortRow`]), did not gain
 /// (0.94-1.06); both stay as they were. Rows of 1792 and 2048 bytes lost
 /// from memory (1.25-1.30, 21 rounds, an earlier version).
@@ -1000,8 +1000,8 @@ const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 /// The blocks are a kernel of their own (`norm::LayerBlocksKernel`),
 /// compiled apart from the other norms: inside `norm_rows`' function they
 /// left LayerNorm as fast but made RMSNorm rows of 256 and 384 float32
-/// elements from memory 1.25-1.37 times slower (31 rounds), though
-/// RMSNorm ran the same code.
+/// elements from memory 1.09-1.37 times slower (three runs of 31
+/// rounds), though RMSNorm ran the same code.
 pub fn in_layer_blocks<M>(isa: Isa, n: usize) -> bool {
     let bytes = n * size_of::<M>();
     isa == Isa::Avx512 && size_of::<M>() >= 4 && bytes > PIPELINE_MAX_BYTES && bytes <= LAYER_BLOCK_MAX_BYTES
