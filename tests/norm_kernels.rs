@@ -1,8 +1,8 @@
 //! RMSNorm, LayerNorm, CRMSNorm and the fused residual forms on every
 //! instruction set this CPU has, against a float64 computation and against
 //! the scalar reference: all lengths 0..=300 at unaligned starts, with and
-//! without weight / bias, batches of rows (the vector kernels fuse the
-//! write of one row with the first pass of the next), in place, constant,
+//! without weight / bias, batches of rows (the vector kernels pipeline
+//! short rows and take LayerNorm rows in blocks), in place, constant,
 //! huge, tiny, large-mean and NaN / inf rows, and long rows. Under Miri
 //! the sizes are cut down (`common::size`).
 
@@ -255,7 +255,8 @@ fn nan_and_inf_rows_are_all_nan() {
 #[test]
 fn batches_equal_single_rows() {
     let mut rng = SmallRng::seed_from_u64(10);
-    for n in (0..=MAX_LEN).step_by(size(1, 5)) {
+    // 383 to 385: both sides of the LayerNorm blocks' 1.5 KiB.
+    for n in (0..=MAX_LEN).step_by(size(1, 5)).chain([size(383, 17), size(384, 18), size(385, 19)]) {
         let rows = 11;
         let offset = (n + 1) % 4;
         let mut buf = random::<f32>(&mut rng, offset + rows * n, 1.0, 3.0);
@@ -560,13 +561,13 @@ fn row_statistics_f64() {
 /// rows is their centre, 0.
 #[test]
 fn row_statistics_of_zero_rows_without_eps() {
-    let n = size(37, 5);
-    for isa in dispatch::available() {
+    // Rows of 100: a LayerNorm block at avx512.
+    for (n, isa) in [size(37, 5), size(100, 6)].into_iter().flat_map(|n| dispatch::available().into_iter().map(move |isa| (n, isa))) {
         for kind in Norm::ALL {
             let (x, mut y, mut mean, mut rstd) = (vec![0.0f32; 2 * n], vec![0.0f32; 2 * n], [1.0f32; 2], [1.0f32; 2]);
             norm::norm_rows_stats(isa, kind, &x, &mut y, n, 0.0, None, None, &mut mean, &mut rstd);
             assert_eq!((mean, rstd), ([0.0; 2], [f32::INFINITY; 2]), "{isa} {}", kind.name());
-            assert!(y.iter().all(|v| v.is_nan()), "{isa} {}", kind.name());
+            assert!(y.iter().all(|v| v.is_nan()), "{isa} {} n={n}", kind.name());
         }
     }
 }

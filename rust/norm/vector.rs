@@ -980,10 +980,11 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 /// build without them took 0.72-0.82 of the time of LayerNorm rows of 384
 /// float32 elements (AMD Zen 4, `benches/ab`). Blocks against rows one at
 /// a time, the same bits (AVX-512, medians of 31 rounds): float32 rows of
-/// 128 / 384 in cache (2048 / 1024 rows) 0.78 / 0.76; from memory (16 and
-/// 12 MiB) rows of 128 0.78, of 256 0.91, of 320 0.89, of 384 0.95;
-/// float64 rows of 96 from memory 0.81, of 192 in cache 0.79 and from
-/// memory 1.05 (through the binding, 21 rounds). RMSNorm lost from memory
+/// 128 / 384 in cache (2048 / 1024 rows) 0.78 / 0.76; from memory (10 to
+/// 16 MiB) rows of 128 0.78, of 256 0.91, of 320 0.89, of 384 0.95;
+/// float64 rows of 96 from memory 0.81, of 192 in cache 0.785 and from
+/// memory 1.05 (through the binding, 21 rounds; unchanged RMSNorm there
+/// measured 0.88-1.03). RMSNorm lost from memory
 /// in blocks (1.08-1.17, 41 rounds: its constants cost less), and rows of at most
 /// four registers, written from registers ([`ShortRow`]), did not gain
 /// (0.94-1.06); both stay as they were. Rows of 1792 and 2048 bytes lost
@@ -992,16 +993,19 @@ const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 
 /// Whether a LayerNorm batch of rows of `n` elements of `M` at level
 /// `isa` goes to [`layer_blocks`] rather than [`norm_rows`]: float32 and
-/// float64 rows at `avx512` only. Elsewhere the blocks did not pay on the
-/// same Zen 4 (time / rows one at a time, same bits): at `avx2` float32
-/// 1.15-1.45, in cache too (31 rounds); bfloat16 rows of 768 elements
-/// 1.13 from memory and 1.06 in cache, of 384 1.01, float16 rows of 512
-/// 1.00 (through the binding, 21 rounds). NEON has not been measured.
-/// The blocks are a kernel of their own (`norm::LayerBlocksKernel`),
-/// compiled apart from the other norms: inside `norm_rows`' function they
-/// left LayerNorm as fast but made RMSNorm rows of 256 and 384 float32
-/// elements from memory 1.09-1.37 times slower (three runs of 31
-/// rounds), though RMSNorm ran the same code.
+/// float64 rows at `avx512` only (`size_of::<M>() >= 4`: not the 16-bit
+/// types). Elsewhere the blocks did not pay on the same Zen 4 (time /
+/// rows one at a time, same bits): at `avx2` float32 1.14-1.45, in cache
+/// too (31 rounds, a build with the blocks inside `norm_rows`); bfloat16
+/// rows of 768 elements 1.13 from memory and 1.06 in cache, of 384 1.01,
+/// float16 rows of 512 1.00 (through the binding, 21 rounds). NEON has
+/// not been measured. The blocks are a kernel of their own
+/// (`norm::LayerBlocksKernel`), compiled apart from the other norms: one
+/// build with them inside `norm_rows`' function made RMSNorm rows of 256
+/// and 384 float32 elements from memory 1.09-1.34 times slower against
+/// `main` (two runs of 31 rounds), though RMSNorm ran the same code, and
+/// LayerNorm gained less; an earlier build inside it did not (which
+/// difference in code generation does it was not found).
 pub fn in_layer_blocks<M>(isa: Isa, n: usize) -> bool {
     let bytes = n * size_of::<M>();
     isa == Isa::Avx512 && size_of::<M>() >= 4 && bytes > PIPELINE_MAX_BYTES && bytes <= LAYER_BLOCK_MAX_BYTES
@@ -1023,17 +1027,19 @@ impl LayerBlock {
     /// (each division and square root one instruction per register): the
     /// fast path of [`row_constants`], bit for bit (the same IEEE
     /// operations on the same operands: [`centred`]'s shifted sums, then
-    /// [`super::inv_rms`] at scale 1). None for the rows that need another path
-    /// (the mean far from x[0], rescaling, NaN or +-inf), which
-    /// `row_constants` then takes.
+    /// [`super::inv_rms`] at scale 1; `RowConstants::new` there must stay
+    /// in step with this). None for the rows that need another path (the
+    /// mean far from x[0], rescaling, NaN or +-inf, or an eps that is not
+    /// finite), which `row_constants` then takes.
     ///
     /// # Safety
     /// The CPU must have the instruction set of `D`.
     #[inline(always)]
     unsafe fn constants<D: Vector<Elem = f64>, T: Real>(&self, n: usize, eps: f64) -> [Option<RowConstants>; BLOCK_ROWS] {
+        const { assert!(BLOCK_ROWS.is_multiple_of(D::LANES)) };
         // SAFETY: this function's contract: the CPU has the instruction set
-        // of D; every load and store is of D::LANES elements at j, and
-        // BLOCK_ROWS is a multiple of D::LANES (2, 4 or 8).
+        // of D; every load and store is of D::LANES elements at j < BLOCK_ROWS,
+        // a multiple of D::LANES (asserted above), inside the arrays.
         unsafe {
             let (mut m, mut q, mut r) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
             let (nf, eps_v, one) = (D::splat(n as f64), D::splat(eps), D::splat(1.0));
@@ -1056,8 +1062,9 @@ impl LayerBlock {
 
 /// LayerNorm of every row of `batch` ([`in_layer_blocks`]) in blocks of
 /// [`BLOCK_ROWS`]: the first passes of the block, the block's constants
-/// together ([`LayerBlock::constants`]), then the write passes. Every row
-/// of a block is read before any is written: `y` may equal `x` row for
+/// together ([`LayerBlock::constants`]), then the write passes. A row is
+/// written only after its own first pass (and its second, where it needs
+/// one) and reads no other row after that: `y` may equal `x` row for
 /// row. The results are those of [`norm`] on each row. `D` is the f64
 /// register of `V`'s level.
 ///
@@ -1079,10 +1086,13 @@ pub unsafe fn layer_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: RowBa
                 block.shift[j] = shift::<V, M, false>(kind, x, one).to_f64();
                 (block.s1[j], block.s2[j]) = first_sums::<V, M, false>(kind, x, n, head_len::<V, M>(x, n), one);
             }
-            let constants = block.constants::<D, V::Elem>(n, eps);
-            for (j, &k) in constants.iter().enumerate().take(rows) {
+            let fast = block.constants::<D, V::Elem>(n, eps);
+            for (j, &fast) in fast.iter().enumerate().take(rows) {
                 let (x, y) = (batch.x_row(start + j), batch.y_row(start + j));
-                let k = k.or_else(|| row_constants::<V, M>(kind, x, n, head_len::<V, M>(x, n), eps, (block.s1[j], block.s2[j])));
+                let k = match fast {
+                    Some(k) => Some(k),
+                    None => row_constants::<V, M>(kind, x, n, head_len::<V, M>(x, n), eps, (block.s1[j], block.s2[j])),
+                };
                 write_out::<V, M>(kind, x, y, n, affine, stats.row(start + j), k, None);
             }
         }
@@ -1121,5 +1131,24 @@ pub unsafe fn add_norm<V: Storage<M>, M>(
         let k = if kind == Norm::Layer { V::as_stored(V::read(x) + V::read(residual)) } else { V::Elem::ZERO };
         let first = add_store::<V, M>(x, residual, sum, n, head, k);
         finish::<V, M>(kind, sum, y, n, head, eps, affine, stats, first, None)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The rows `layer_blocks` takes: float32 and float64 rows of 257 to
+    /// 1536 bytes at avx512, nothing else.
+    #[test]
+    fn layer_blocks_take_float32_and_float64_rows_of_257_bytes_to_1_5_kib_at_avx512() {
+        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 64) && in_layer_blocks::<f32>(Isa::Avx512, 65));
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 384) && !in_layer_blocks::<f32>(Isa::Avx512, 385));
+        assert!(!in_layer_blocks::<f64>(Isa::Avx512, 32) && in_layer_blocks::<f64>(Isa::Avx512, 33));
+        assert!(in_layer_blocks::<f64>(Isa::Avx512, 192) && !in_layer_blocks::<f64>(Isa::Avx512, 193));
+        assert!(!in_layer_blocks::<u16>(Isa::Avx512, 384), "16-bit storage");
+        for isa in Isa::ALL.into_iter().filter(|&isa| isa != Isa::Avx512) {
+            assert!(!in_layer_blocks::<f32>(isa, 128), "{isa}");
+        }
     }
 }
