@@ -984,11 +984,11 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 /// 16 MiB) rows of 128 0.78, of 256 0.91, of 320 0.89, of 384 0.95;
 /// float64 rows of 96 from memory 0.81, of 192 in cache 0.785 and from
 /// memory 1.05 (through the binding, 21 rounds; unchanged RMSNorm there
-/// measured 0.88-1.03). RMSNorm lost from memory
-/// in blocks (1.08-1.17, 41 rounds: its constants cost less), and rows of at most
-/// four registers, written from registers ([`ShortRow`]), did not gain
-/// (0.94-1.06); both stay as they were. Rows of 1792 and 2048 bytes lost
-/// from memory (1.25-1.30, 21 rounds, an earlier version).
+/// measured 0.88-1.03). RMSNorm lost from memory in blocks (1.08-1.17, 41
+/// rounds: its constants cost less), and rows of at most four registers,
+/// written from registers ([`ShortRow`]), did not gain (0.94-1.06); both
+/// stay as they were. Rows of 1792 and 2048 bytes lost from memory
+/// (1.25-1.30, 21 rounds, an earlier version).
 const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 
 /// Whether a LayerNorm batch of rows of `n` elements of `M` at level
@@ -1089,6 +1089,8 @@ pub unsafe fn layer_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: RowBa
             let fast = block.constants::<D, V::Elem>(n, eps);
             for (j, &fast) in fast.iter().enumerate().take(rows) {
                 let (x, y) = (batch.x_row(start + j), batch.y_row(start + j));
+                // A match, not `or_else`: a closure is compiled without this
+                // level's features unless it is inlined.
                 let k = match fast {
                     Some(k) => Some(k),
                     None => row_constants::<V, M>(kind, x, n, head_len::<V, M>(x, n), eps, (block.s1[j], block.s2[j])),
