@@ -70,9 +70,4 @@ fn bench(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench);
-
-fn main() {
-    common::print_machine();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+common::criterion_main_with_machine!(benches);

@@ -139,9 +139,4 @@ fn split_row(c: &mut Criterion) {
 }
 
 criterion_group!(benches, target_shape, row_lengths, split_row);
-
-fn main() {
-    common::print_machine();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+common::criterion_main_with_machine!(benches);

@@ -140,9 +140,4 @@ fn in_cache(c: &mut Criterion) {
 }
 
 criterion_group!(benches, bench, split_row, in_cache);
-
-fn main() {
-    common::print_machine();
-    benches();
-    Criterion::default().configure_from_args().final_summary();
-}
+common::criterion_main_with_machine!(benches);

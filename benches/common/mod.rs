@@ -32,3 +32,16 @@ pub fn print_machine() {
     let prefetch = if prefetch::enabled() { "on" } else { "off" };
     eprintln!("CPU: {}; normkit detected {isa}, software prefetches {prefetch}", cpu_model());
 }
+
+/// `criterion_main!` that prints the machine line first: the `main` of
+/// every bench.
+macro_rules! criterion_main_with_machine {
+    ($($group:path),+ $(,)?) => {
+        fn main() {
+            common::print_machine();
+            $($group();)+
+            criterion::Criterion::default().configure_from_args().final_summary();
+        }
+    };
+}
+pub(crate) use criterion_main_with_machine;
