@@ -20,7 +20,8 @@
 # SHAPE is ROWSxCOLS (default: 16x1024 4x30522 64x30522 4096x1024 8192x384
 # 65536x64); ROUNDS (default 21), ISA (default: the best this CPU has),
 # ISA_B (B's level, when it differs from A's: `ISA=avx2 ISA_B=avx512
-# run.sh main main` compares two levels of one build) and SCALE (the
+# run.sh main main` compares two levels of one build), KERNELS (a
+# comma-separated list of the kernel names to time, default all) and SCALE (the
 # inputs are uniform in [-SCALE/2, SCALE/2], default 20) are read from the
 # environment.
 set -euo pipefail

@@ -59,6 +59,8 @@ fn main() {
     let rounds: usize = std::env::var("ROUNDS").map_or(21, |s| s.parse().expect("ROUNDS: a number"));
     assert!(rounds > 0, "ROUNDS: at least 1");
     let scale: f32 = std::env::var("SCALE").map_or(20.0, |s| s.parse().expect("SCALE: a number"));
+    // KERNELS: a comma-separated list of kernel names to time (default: all).
+    let only: Option<Vec<String>> = std::env::var("KERNELS").ok().map(|s| s.split(',').map(String::from).collect());
     let mut shapes: Vec<String> = std::env::args().skip(1).collect();
     if shapes.is_empty() {
         shapes = ["16x1024", "4x30522", "64x30522", "4096x1024", "8192x384", "65536x64"].map(String::from).to_vec();
@@ -89,7 +91,7 @@ fn main() {
         };
         let copy: Run = Box::new(|x, y, _| y.copy_from_slice(x));
         println!("{rows}x{n}:");
-        for ((name, fa), (_, fb)) in a.iter().zip(&b) {
+        for ((name, fa), (_, fb)) in a.iter().zip(&b).filter(|((name, _), _)| only.as_ref().is_none_or(|k| k.iter().any(|k| k == name))) {
             fa(&x, &mut y, n);
             fb(&x, &mut y_b, n);
             let outputs = if name == &"logsumexp" { rows } else { len };
