@@ -216,6 +216,46 @@ fn int8_long_rows_do_not_overflow() {
 }
 
 #[test]
+fn row_constants_match_the_definitions() {
+    // The kernels' per-row arithmetic (`RowConstants`, with its short path
+    // on rows of up to 2^16) against `Mean::new` and `Requant::new`: short,
+    // medium and the longest short rows, the first longer ones and rows up
+    // to 2^32; sums at both ends of the range and at multiples of n (an
+    // integer mean); abs-dev sums from 0 to their maximum; gains typical
+    // and from every float32 bit pattern (subnormal to huge, so K >= 512
+    // and t > 31 are reached too).
+    let mut rng = SmallRng::seed_from_u64(12);
+    let quick = fixed::QUICK_MAX_LEN;
+    for i in 0..size(300_000, 300) {
+        let n: u64 = match i % 5 {
+            0 => rng.random_range(1..=16),
+            1 => rng.random_range(1..=2048),
+            2 => rng.random_range(1..=quick),
+            3 => rng.random_range(quick - 2..=quick + 2),
+            _ => rng.random_range(1..1 << 32),
+        };
+        let gain = if i % 3 == 0 { f32::from_bits(rng.random_range(1..f32::INFINITY.to_bits())) } else { rng.random_range(0.01f32..5000.0) };
+        let s: i64 = match rng.random_range(0..4) {
+            0 => rng.random_range(-128..=127) * n as i64,
+            1 => rng.random_range(-128 * n as i64..=-127 * n as i64) + rng.random_range(0..=1) * (255 * n as i64),
+            _ => rng.random_range(-128 * n as i64..=127 * n as i64),
+        };
+        let rows = fixed::RowConstants::new(n, gain);
+        let mean = fixed::Mean::new(s, n);
+        assert_eq!(rows.mean(s), mean, "n={n} s={s}");
+        let most = 255 * n;
+        let sad_q = match rng.random_range(0..4) {
+            0 => rng.random_range(0..=3.min(most)),
+            1 => rng.random_range(0..=n),
+            _ => rng.random_range(0..=most),
+        };
+        let sad_q1 = sad_q.saturating_add_signed(rng.random_range(-(n as i64)..=n as i64)).min(most);
+        let want = fixed::Requant::new(n, mean, fixed::abs_dev_sum(n, mean, sad_q, sad_q1), gain);
+        assert_eq!(rows.requant(mean, sad_q, sad_q1), want, "n={n} s={s} sads={sad_q},{sad_q1} gain={gain:e}");
+    }
+}
+
+#[test]
 fn requant_constants_stay_in_their_ranges() {
     // The bounds the vector kernels rely on: M <= 2^22, C <= M, t <= 31.
     let mut rng = SmallRng::seed_from_u64(4);

@@ -32,7 +32,8 @@
 //! within one output step of the float formula.
 //!
 //! Nothing overflows for any n < 2^32: sums are u64 / i64, A and the
-//! per-row constants are computed in u128 ([`fixed`]), and |P_i| < 2^30.
+//! per-row constants are defined in u128 ([`fixed`]; rows of up to 2^16
+//! elements take a shorter path to the same values), and |P_i| < 2^30.
 //! The vector kernels evaluate steps 6-7 in i32 lanes with rearrangements
 //! that give identical results (see [`fixed::Requant`]).
 //!

@@ -6,7 +6,7 @@
 //! row ahead of pass 3 of this one, and pass 2 of the next row after it,
 //! lets the out-of-order core hide that latency behind useful work.
 
-use super::fixed::{abs_dev_sum, Mean, Requant};
+use super::fixed::{Requant, RowConstants};
 use super::{Affine, RowBatch};
 
 /// The three element passes of one instruction set.
@@ -26,14 +26,14 @@ pub(super) trait I8Passes {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn constants<P: I8Passes>(x: *const i8, n: usize, sum: i64, gain: f32) -> Requant {
+unsafe fn constants<P: I8Passes>(x: *const i8, n: usize, sum: i64, rows: &RowConstants) -> Requant {
     // SAFETY: this function's contract: the CPU has this file's instruction set,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let mean = Mean::new(sum, n as u64);
+        let mean = rows.mean(sum);
         // q = 127 only for a row of 127s, where r = 0 and sad_q1 is unused.
         let (sad_q, sad_q1) = P::sad(x, n, mean.q as i8);
-        Requant::new(n as u64, mean, abs_dev_sum(n as u64, mean, sad_q, sad_q1), gain)
+        rows.requant(mean, sad_q, sad_q1)
     }
 }
 
@@ -54,13 +54,14 @@ pub(super) unsafe fn run<P: I8Passes>(batch: RowBatch<i8>, gain: f32, affine: Af
         if n == 0 || batch.rows == 0 {
             return;
         }
-        let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), gain);
+        let rows = RowConstants::new(n as u64, gain);
+        let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), &rows);
         for i in 0..batch.rows {
             let next = i + 1 < batch.rows;
             let next_sum = if next { P::sum(batch.x_row(i + 1), n) } else { 0 };
             P::write(batch.x_row(i), batch.y_row(i), n, &rq, affine);
             if next {
-                rq = constants::<P>(batch.x_row(i + 1), n, next_sum, gain);
+                rq = constants::<P>(batch.x_row(i + 1), n, next_sum, &rows);
             }
         }
     }
