@@ -66,10 +66,16 @@ fn int8_every_length_offset_and_affine() {
 
 #[test]
 fn int8_row_batches_match_single_rows() {
-    // The pipelined batch loop (next row's passes 1-2 around this row's
-    // pass 3) against the scalar reference row by row, also in place.
+    // The pipelined batch loops (passes of the next two rows around this
+    // row's pass 3 on rows of up to 1024, of the next row on longer ones)
+    // against the scalar reference row by row, also in place: one to
+    // eleven rows on each side of the switch.
     let mut rng = SmallRng::seed_from_u64(8);
-    let shapes: &[(usize, usize)] = if cfg!(miri) { &[(1, 5), (2, 64), (3, 1), (5, 7)] } else { &[(1, 5), (2, 64), (3, 1), (7, 300), (16, 1024), (5, 77)] };
+    let shapes: &[(usize, usize)] = if cfg!(miri) {
+        &[(1, 5), (2, 64), (3, 1), (5, 7)]
+    } else {
+        &[(1, 5), (2, 64), (3, 1), (7, 300), (16, 1024), (5, 77), (11, 1023), (2, 1025), (3, 1500), (11, 4100), (1, 2000)]
+    };
     for &(rows, n) in shapes {
         let mut x = random_i8(&mut rng, rows * n, 0, 127);
         x[..n].fill(42); // a constant row first
