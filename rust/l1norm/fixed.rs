@@ -138,8 +138,8 @@ impl Requant {
 /// the definitions.
 ///
 /// The short path replaces three integer divisions and the u128 code
-/// (about 16 ns a row in a loop of its own on Zen 4) with one f64
-/// division and a few multiplies (about 9.5 ns). The constants sit on a
+/// (about 16.5 ns a row in a loop of its own on Zen 4) with two f64
+/// divisions and a few multiplies (about 4.8 ns). The constants sit on a
 /// row's serial chain between pass 2 and pass 3, and int8 rows of 1 KiB
 /// then ran in 0.88 of the time (see the performance page, round 16).
 #[derive(Clone, Copy, Debug)]
@@ -149,8 +149,8 @@ pub struct RowConstants {
     /// g n^2, g n and e, with gain = g 2^e (see `split_f32`), when n is
     /// at most `QUICK_MAX_LEN`.
     quick: Option<(u64, u64, i32)>,
-    /// 1 / n rounded.
-    inverse_n: f64,
+    /// ceil(2^40 / n), for the mean of rows of up to 2^16.
+    reciprocal_n: u64,
 }
 
 /// The longest row of the short path: then |S| <= 2^23, A = sum |n x - S|
@@ -164,7 +164,7 @@ impl RowConstants {
     pub fn new(n: u64, gain: f32) -> RowConstants {
         let (g, e) = split_f32(gain);
         let quick = (n <= QUICK_MAX_LEN).then(|| ((g * n as u128 * n as u128) as u64, (g * n as u128) as u64, e));
-        RowConstants { n, gain, quick, inverse_n: 1.0 / n as f64 }
+        RowConstants { n, gain, quick, reciprocal_n: (1u64 << 40).div_ceil(n) }
     }
 
     /// [`Mean::new`] of the row sum `s`.
@@ -173,19 +173,15 @@ impl RowConstants {
         if self.quick.is_none() {
             return Mean::new(s, self.n);
         }
-        // s is exact in f64 and s / n is at most 128 in magnitude, so the
-        // rounded product is within 128 * 2^-52 = 2^-45 of s / n. A
-        // quotient that is not an integer lies at least 1/n >= 2^-16 from
-        // every integer, so its floor is exact; an integer k may come out
-        // as k - 1, which leaves r = n and is put right.
+        // floor(u / n) for u = s + 128 n in [0, 255 n], below 2^24, by a
+        // multiply (Granlund and Montgomery 1994): m = ceil(2^40 / n) =
+        // (2^40 + e) / n with 0 <= e < n <= 2^16, so u m / 2^40 = u / n +
+        // u e / (n 2^40) exceeds u / n by less than 1 / n, which keeps it
+        // below the next integer; u m < 2^64.
         let n = self.n as i64;
-        let q = (s as f64 * self.inverse_n).floor() as i64;
-        let r = s - q * n;
-        if r >= n {
-            Mean { q: (q + 1) as i32, r: (r - n) as u64 }
-        } else {
-            Mean { q: q as i32, r: r as u64 }
-        }
+        let u = (s + 128 * n) as u64;
+        let q = ((u * self.reciprocal_n) >> 40) as i64 - 128;
+        Mean { q: q as i32, r: (s - q * n) as u64 }
     }
 
     /// [`Requant::new`] for a row with exact mean `mean` and the sums of
@@ -222,19 +218,22 @@ impl RowConstants {
         } else {
             (2 * k_num + (a << -s), 2 * c_num + (a << -s), 2 * (a << -s))
         };
-        let inverse = 1.0 / bottom as f64;
-        Requant { m: floor_div(m_top, bottom, inverse) as i32, c: floor_div(c_top, bottom, inverse) as i32, t: (sh - T_BASE) as u32, q: mean.q }
+        Requant { m: floor_div(m_top, bottom) as i32, c: floor_div(c_top, bottom) as i32, t: (sh - T_BASE) as u32, q: mean.q }
     }
 }
 
 /// floor(top / bottom) for bottom < 2^53 and quotients below 2^23, from
-/// the f64 estimate top * inverse (inverse = 1 / bottom rounded): its
-/// relative error is below 3 2^-53, under 2^-29 in absolute terms, so the
-/// truncated estimate is the floor or one off it either way, and the
-/// remainder tells which.
+/// the f64 quotient of the two (top rounded to f64, then the division
+/// rounded): its relative error is below 2^-52, under 2^-29 in absolute
+/// terms, so the truncated estimate is the floor or one off it either
+/// way, and the remainder tells which.
 #[inline(always)]
-fn floor_div(top: u64, bottom: u64, inverse: f64) -> u64 {
-    let q = (top as f64 * inverse) as u64;
+fn floor_div(top: u64, bottom: u64) -> u64 {
+    let estimate = top as f64 / bottom as f64;
+    debug_assert!((0.0..(1u64 << 53) as f64).contains(&estimate));
+    // SAFETY: the estimate is finite, at least 0 and below 2^53 (the
+    // caller's quotients are below 2^23).
+    let q = unsafe { estimate.to_int_unchecked::<u64>() };
     // The true remainder lies in (-bottom, 2 bottom), well inside i64.
     let rem = top.wrapping_sub(q.wrapping_mul(bottom)) as i64;
     if rem < 0 {
@@ -378,7 +377,7 @@ mod tests {
             let q = next((1 << 22) + 2);
             for rem in [0, 1, bottom / 2, bottom - 1] {
                 let top = q * bottom + rem;
-                assert_eq!(floor_div(top, bottom, 1.0 / bottom as f64), top / bottom, "top={top} bottom={bottom}");
+                assert_eq!(floor_div(top, bottom), top / bottom, "top={top} bottom={bottom}");
             }
         }
     }
