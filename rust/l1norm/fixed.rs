@@ -141,7 +141,7 @@ impl Requant {
 /// (about 16.5 ns a row in a loop of its own on Zen 4) with two f64
 /// divisions and a few multiplies (about 4.8 ns). The constants sit on a
 /// row's serial chain between pass 2 and pass 3, and int8 rows of 1 KiB
-/// then ran in 0.88 of the time (see the performance page, round 16).
+/// then ran in 0.86-0.92 of the time (see the performance page, round 16).
 #[derive(Clone, Copy, Debug)]
 pub struct RowConstants {
     n: u64,
