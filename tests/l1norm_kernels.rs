@@ -69,7 +69,7 @@ fn int8_row_batches_match_single_rows() {
     // The pipelined batch loops (passes of the next two rows around this
     // row's pass 3 on rows of up to 1024, of the next row on longer ones)
     // against the scalar reference row by row, also in place: one to
-    // eleven rows on each side of the switch.
+    // sixteen rows up to the switch, one to eleven after it.
     let mut rng = SmallRng::seed_from_u64(8);
     let shapes: &[(usize, usize)] = if cfg!(miri) {
         &[(1, 5), (2, 64), (3, 1), (5, 7)]
@@ -205,9 +205,10 @@ fn int8_constant_rows_give_the_bias() {
 #[test]
 fn int8_long_rows_do_not_overflow() {
     let mut rng = SmallRng::seed_from_u64(3);
-    let log_lengths: &[u32] = if cfg!(miri) { &[9] } else { &[20, 22, 24] };
-    for &log_n in log_lengths {
-        let n = 1usize << log_n;
+    // Also the longest rows of `BatchConstants`' short path and the
+    // first after them.
+    let lengths: &[usize] = if cfg!(miri) { &[1 << 9] } else { &[1 << 16, (1 << 16) + 1, 1 << 20, 1 << 22, 1 << 24] };
+    for &n in lengths {
         let mut rows = vec![vec![-128i8; n], vec![127i8; n], random_i8(&mut rng, n, -60, 68)];
         let mut outlier = vec![-128i8; n];
         outlier[n / 3] = 127;
@@ -216,20 +217,20 @@ fn int8_long_rows_do_not_overflow() {
         outlier[n - 1] = -128;
         rows.push(outlier);
         for row in &rows {
-            check_i8(&format!("n = 2^{log_n}"), row, 40.0, None, None);
+            check_i8(&format!("n = {n}"), row, 40.0, None, None);
         }
     }
 }
 
 #[test]
 fn row_constants_match_the_definitions() {
-    // The kernels' per-row arithmetic (`RowConstants`, with its short path
+    // The kernels' per-row arithmetic (`BatchConstants`, with its short path
     // on rows of up to 2^16) against `Mean::new` and `Requant::new`: short,
     // medium and the longest short rows, the first longer ones and rows up
     // to 2^32; sums at both ends of the range and at multiples of n (an
-    // integer mean); abs-dev sums from 0 to their maximum; gains typical
-    // and from every float32 bit pattern (subnormal to huge, so K >= 512
-    // and t > 31 are reached too).
+    // integer mean); abs-dev sums from 0 to their maximum; typical gains
+    // and gains from random float32 bit patterns (subnormal to huge, so
+    // K >= 512 and t > 31 are reached too).
     let mut rng = SmallRng::seed_from_u64(12);
     let quick = fixed::QUICK_MAX_LEN;
     for i in 0..size(300_000, 300) {
@@ -243,10 +244,10 @@ fn row_constants_match_the_definitions() {
         let gain = if i % 3 == 0 { f32::from_bits(rng.random_range(1..f32::INFINITY.to_bits())) } else { rng.random_range(0.01f32..5000.0) };
         let s: i64 = match rng.random_range(0..4) {
             0 => rng.random_range(-128..=127) * n as i64,
-            1 => rng.random_range(-128 * n as i64..=-127 * n as i64) + rng.random_range(0..=1) * (255 * n as i64),
+            1 => rng.random_range(-128 * n as i64..=-127 * n as i64) + rng.random_range(0..=1) * (254 * n as i64),
             _ => rng.random_range(-128 * n as i64..=127 * n as i64),
         };
-        let rows = fixed::RowConstants::new(n, gain);
+        let rows = fixed::BatchConstants::new(n, gain);
         let mean = fixed::Mean::new(s, n);
         assert_eq!(rows.mean(s), mean, "n={n} s={s}");
         let most = 255 * n;

@@ -5,7 +5,7 @@
 //! All of it runs once per row in scalar code, so every ISA shares it and
 //! only the three element passes are vectorized. [`Mean::new`] and
 //! [`Requant::new`] define it in plain (u128) integer arithmetic; the
-//! kernels go through [`RowConstants`], which gives the same values with
+//! kernels go through [`BatchConstants`], which gives the same values with
 //! less work on rows of up to 2^16 elements.
 
 /// The exact mean of a row: `sum / n = q + r / n` with `0 <= r < n`.
@@ -134,8 +134,9 @@ impl Requant {
 /// share n and the gain: what depends on those alone is computed once,
 /// and rows of at most [`QUICK_MAX_LEN`] elements take a short path in
 /// u64 and f64 arithmetic that gives the same values (checked against the
-/// definitions in the tests). Longer rows, and rows with K >= 512, take
-/// the definitions.
+/// definitions in the tests). Longer rows, rows with K >= 512 and rows
+/// whose R are all 0 (t > 31, as with every subnormal gain) take the
+/// definitions.
 ///
 /// The short path replaces three integer divisions and the u128 code
 /// (about 16.5 ns a row in a loop of its own on Zen 4) with two f64
@@ -143,7 +144,7 @@ impl Requant {
 /// row's serial chain between pass 2 and pass 3, and int8 rows of 1 KiB
 /// then ran in 0.86-0.92 of the time (see the performance page, round 16).
 #[derive(Clone, Copy, Debug)]
-pub struct RowConstants {
+pub struct BatchConstants {
     n: u64,
     gain: f32,
     /// g n^2, g n and e, with gain = g 2^e (see `split_f32`), when n is
@@ -155,49 +156,53 @@ pub struct RowConstants {
 
 /// The longest row of the short path: then |S| <= 2^23, A = sum |n x - S|
 /// < 2^40 and g n^2 < 2^56, which keeps every intermediate of
-/// [`RowConstants::requant`] in u64 and its f64 quotients within one of
+/// [`BatchConstants::requant`] in u64 and its f64 quotients within one of
 /// the exact ones.
 pub const QUICK_MAX_LEN: u64 = 1 << 16;
 
-impl RowConstants {
+impl BatchConstants {
     /// For rows of `n >= 1` elements and the output gain `gain` (> 0, finite).
-    pub fn new(n: u64, gain: f32) -> RowConstants {
+    pub fn new(n: u64, gain: f32) -> BatchConstants {
         let (g, e) = split_f32(gain);
         let quick = (n <= QUICK_MAX_LEN).then(|| ((g * n as u128 * n as u128) as u64, (g * n as u128) as u64, e));
-        RowConstants { n, gain, quick, reciprocal_n: (1u64 << 40).div_ceil(n) }
+        BatchConstants { n, gain, quick, reciprocal_n: (1u64 << 40).div_ceil(n) }
     }
 
-    /// [`Mean::new`] of the row sum `s`.
+    /// [`Mean::new`] of the row sum `s` of an int8 row, so
+    /// -128 n <= s <= 127 n.
     #[inline(always)]
     pub fn mean(&self, s: i64) -> Mean {
         if self.quick.is_none() {
             return Mean::new(s, self.n);
         }
+        debug_assert!((-128 * self.n as i64..=127 * self.n as i64).contains(&s));
         // floor(u / n) for u = s + 128 n in [0, 255 n], below 2^24, by a
         // multiply (Granlund and Montgomery 1994): m = ceil(2^40 / n) =
-        // (2^40 + e) / n with 0 <= e < n <= 2^16, so u m / 2^40 = u / n +
-        // u e / (n 2^40) exceeds u / n by less than 1 / n, which keeps it
-        // below the next integer; u m < 2^64.
+        // (2^40 + d) / n with 0 <= d < n <= 2^16, so u m / 2^40 = u / n +
+        // u d / (n 2^40) exceeds u / n by less than 1 / n, which keeps it
+        // below the next integer; u m < 2^48.
         let n = self.n as i64;
         let u = (s + 128 * n) as u64;
         let q = ((u * self.reciprocal_n) >> 40) as i64 - 128;
         Mean { q: q as i32, r: (s - q * n) as u64 }
     }
 
-    /// [`Requant::new`] for a row with exact mean `mean` and the sums of
-    /// absolute differences to q and q + 1 (see [`abs_dev_sum`]).
+    /// [`Requant::new`] for an int8 row with exact mean `mean` and the
+    /// sums of absolute differences to q and q + 1 (see [`abs_dev_sum`]),
+    /// each at most 255 n.
     #[inline(always)]
     pub fn requant(&self, mean: Mean, sad_q: u64, sad_q1: u64) -> Requant {
         let Some((k_num, g_n, e)) = self.quick else {
             return Requant::new(self.n, mean, abs_dev_sum(self.n, mean, sad_q, sad_q1), self.gain);
         };
+        debug_assert!(sad_q <= 255 * self.n && (mean.r == 0 || sad_q1 <= 255 * self.n));
         // A < 2^40: sad <= 255 n and n <= 2^16.
         let a = (self.n - mean.r) * sad_q + mean.r * sad_q1;
         if a == 0 {
             return Requant { m: 0, c: 0, t: 0, q: mean.q };
         }
         // floor(log2(K)) as in `floor_log2_ratio` (both operands below 2^63,
-        // and each shift keeps the shifted one below the other's bit length).
+        // and each shift gives the shifted one the other's bit length).
         let l = a.leading_zeros() as i32 - k_num.leading_zeros() as i32;
         let below = if l >= 0 { k_num < a << l } else { k_num << -l < a };
         let log2_k = l - below as i32 + e;
@@ -206,34 +211,36 @@ impl RowConstants {
             // K >= 512 (saturated rows), or every R is 0.
             return Requant::new(self.n, mean, a as u128, self.gain);
         }
-        // round_half_up(num 2^s / a) as in `round_scaled`, as
-        // floor(top / bottom). M = K 2^sh is at most 2^22, so for s >= 0
-        // num 2^s < 2^22 A < 2^62, and for s < 0 the shifted A is below
-        // g n^2 / 2^21 < 2^35: every top fits u64 and every bottom is below
-        // 2^41. C's numerator g n r is at most g n^2.
-        let s = e + sh;
+        // round_half_up(num 2^shift / a) as in `round_scaled`, as
+        // floor(top / bottom). M = K 2^sh is at most 2^22, so for shift >= 0
+        // num 2^shift < 2^22 A < 2^62, and for shift < 0 the shifted A is
+        // below g n^2 / 2^21 < 2^35: every top fits u64 and every bottom is
+        // below 2^41. C's numerator g n r is at most g n^2.
+        let shift = e + sh;
         let c_num = g_n * mean.r;
-        let (m_top, c_top, bottom) = if s >= 0 {
-            (2 * (k_num << s) + a, 2 * (c_num << s) + a, 2 * a)
+        let (m_top, c_top, bottom) = if shift >= 0 {
+            (2 * (k_num << shift) + a, 2 * (c_num << shift) + a, 2 * a)
         } else {
-            (2 * k_num + (a << -s), 2 * c_num + (a << -s), 2 * (a << -s))
+            (2 * k_num + (a << -shift), 2 * c_num + (a << -shift), 2 * (a << -shift))
         };
         Requant { m: floor_div(m_top, bottom) as i32, c: floor_div(c_top, bottom) as i32, t: (sh - T_BASE) as u32, q: mean.q }
     }
 }
 
-/// floor(top / bottom) for bottom < 2^53 and quotients below 2^23, from
-/// the f64 quotient of the two (top rounded to f64, then the division
-/// rounded): its relative error is below 2^-52, under 2^-29 in absolute
-/// terms, so the truncated estimate is the floor or one off it either
-/// way, and the remainder tells which.
+/// floor(top / bottom) for 1 <= bottom < 2^53 and quotients below 2^23,
+/// from the f64 quotient of the two (top rounded to f64, then the
+/// division rounded): its relative error is about 2^-52, under 2^-29 in
+/// absolute terms, so the estimate rounded to an integer is the floor or
+/// one off it either way, and the remainder tells which. (Other inputs
+/// give wrong values, never undefined behaviour.)
 #[inline(always)]
 fn floor_div(top: u64, bottom: u64) -> u64 {
     let estimate = top as f64 / bottom as f64;
-    debug_assert!((0.0..(1u64 << 53) as f64).contains(&estimate));
-    // SAFETY: the estimate is finite, at least 0 and below 2^53 (the
-    // caller's quotients are below 2^23).
-    let q = unsafe { estimate.to_int_unchecked::<u64>() };
+    // Adding 2^52 rounds an estimate in [0, 2^52) to the nearest integer,
+    // which is then the low bits of the sum (one instruction, where `as
+    // u64` adds the checks of a saturating conversion).
+    let two_52 = (1u64 << 52) as f64;
+    let q = (estimate + two_52).to_bits().wrapping_sub(two_52.to_bits());
     // The true remainder lies in (-bottom, 2 bottom), well inside i64.
     let rem = top.wrapping_sub(q.wrapping_mul(bottom)) as i64;
     if rem < 0 {

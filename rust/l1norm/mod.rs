@@ -187,7 +187,8 @@ impl<T: Element> Kernel for L1NormFloat<T> {
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`
-/// elements; a y row is either its x row or overlaps no x row. Non-null
+/// elements; a y row is either its own x row, overlapping no other x row,
+/// or overlaps no x row. Non-null
 /// `affine` pointers must be valid for reading `n` elements. `gain` must be
 /// positive and finite and `n < 2^32`. Panics when `isa` is not supported
 /// by this CPU.

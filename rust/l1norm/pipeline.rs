@@ -6,7 +6,7 @@
 //! of the next rows with pass 3 of this one lets the out-of-order core
 //! hide that latency behind independent work.
 
-use super::fixed::{Requant, RowConstants};
+use super::fixed::{Requant, BatchConstants};
 use super::{Affine, RowBatch};
 
 /// The three element passes of one instruction set.
@@ -26,14 +26,14 @@ pub(super) trait I8Passes {
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-unsafe fn constants<P: I8Passes>(x: *const i8, n: usize, sum: i64, rows: &RowConstants) -> Requant {
+unsafe fn constants<P: I8Passes>(x: *const i8, n: usize, sum: i64, consts: &BatchConstants) -> Requant {
     // SAFETY: this function's contract: the CPU has this file's instruction set,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let mean = rows.mean(sum);
+        let mean = consts.mean(sum);
         // q = 127 only for a row of 127s, where r = 0 and sad_q1 is unused.
         let (sad_q, sad_q1) = P::sad(x, n, mean.q as i8);
-        rows.requant(mean, sad_q, sad_q1)
+        consts.requant(mean, sad_q, sad_q1)
     }
 }
 
@@ -51,16 +51,17 @@ const TWO_AHEAD_MAX_LEN: usize = 1024;
 /// row), with the aliasing the module documents.
 #[inline(always)]
 pub(super) unsafe fn run<P: I8Passes>(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
-    // SAFETY: this function's contract.
+    // SAFETY: this function's contract; the early return leaves the
+    // two loops at least one row of at least one element.
     unsafe {
         if batch.n == 0 || batch.rows == 0 {
             return;
         }
-        let rows = RowConstants::new(batch.n as u64, gain);
+        let consts = BatchConstants::new(batch.n as u64, gain);
         if batch.n <= TWO_AHEAD_MAX_LEN {
-            run_two_ahead::<P>(batch, &rows, affine)
+            run_two_ahead::<P>(batch, &consts, affine)
         } else {
-            run_one_ahead::<P>(batch, &rows, affine)
+            run_one_ahead::<P>(batch, &consts, affine)
         }
     }
 }
@@ -71,18 +72,18 @@ pub(super) unsafe fn run<P: I8Passes>(batch: RowBatch<i8>, gain: f32, affine: Af
 /// # Safety
 /// As for [`run`], with at least one row of at least one element.
 #[inline(always)]
-unsafe fn run_one_ahead<P: I8Passes>(batch: RowBatch<i8>, rows: &RowConstants, affine: Affine<i8>) {
+unsafe fn run_one_ahead<P: I8Passes>(batch: RowBatch<i8>, consts: &BatchConstants, affine: Affine<i8>) {
     // SAFETY: this function's contract: the CPU has this file's instruction set,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let n = batch.n;
-        let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), rows);
+        let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), consts);
         for i in 0..batch.rows {
             let next = i + 1 < batch.rows;
             let next_sum = if next { P::sum(batch.x_row(i + 1), n) } else { 0 };
             P::write(batch.x_row(i), batch.y_row(i), n, &rq, affine);
             if next {
-                rq = constants::<P>(batch.x_row(i + 1), n, next_sum, rows);
+                rq = constants::<P>(batch.x_row(i + 1), n, next_sum, consts);
             }
         }
     }
@@ -91,9 +92,9 @@ unsafe fn run_one_ahead<P: I8Passes>(batch: RowBatch<i8>, rows: &RowConstants, a
 /// In the order: pass 1 of row i + 2, pass 2 and constants of row i + 1,
 /// pass 3 of row i. On short rows the constants' serial chain (two
 /// reductions, the mean, pass 2, the per-row arithmetic) is a large part
-/// of a row's time; here the write of row i, which does not wait for it,
-/// follows it, where [`run_one_ahead`] would follow it with the write
-/// that needs its result. AVX-512 (Zen 4, `benches/ab`, 21-31 rounds), time
+/// of a row's time. Here row i + 1's chain is followed by the write of
+/// row i, which does not depend on it; [`run_one_ahead`] follows it with
+/// the write of row i + 1, which waits for it. AVX-512 (Zen 4, `benches/ab`, 21-31 rounds), time
 /// against `run_one_ahead`: rows of 256 bytes 0.66, 512 0.76, 1 KiB
 /// 0.87-0.89; but rows of 1.5 to 4 KiB 1.07-1.12, hence
 /// `TWO_AHEAD_MAX_LEN`. At AVX2 0.97-1.02.
@@ -101,16 +102,16 @@ unsafe fn run_one_ahead<P: I8Passes>(batch: RowBatch<i8>, rows: &RowConstants, a
 /// # Safety
 /// As for [`run_one_ahead`].
 #[inline(always)]
-unsafe fn run_two_ahead<P: I8Passes>(batch: RowBatch<i8>, rows: &RowConstants, affine: Affine<i8>) {
+unsafe fn run_two_ahead<P: I8Passes>(batch: RowBatch<i8>, consts: &BatchConstants, affine: Affine<i8>) {
     // SAFETY: this function's contract: the CPU has this file's instruction set,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let n = batch.n;
-        let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), rows);
+        let mut rq = constants::<P>(batch.x_row(0), n, P::sum(batch.x_row(0), n), consts);
         let mut next_sum = if batch.rows > 1 { P::sum(batch.x_row(1), n) } else { 0 };
         for i in 0..batch.rows {
             let after_next_sum = if i + 2 < batch.rows { P::sum(batch.x_row(i + 2), n) } else { 0 };
-            let next_rq = if i + 1 < batch.rows { constants::<P>(batch.x_row(i + 1), n, next_sum, rows) } else { rq };
+            let next_rq = if i + 1 < batch.rows { constants::<P>(batch.x_row(i + 1), n, next_sum, consts) } else { rq };
             P::write(batch.x_row(i), batch.y_row(i), n, &rq, affine);
             (rq, next_sum) = (next_rq, after_next_sum);
         }
