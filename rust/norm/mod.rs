@@ -305,7 +305,7 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// `stats` pointers must be valid for writing `batch.rows` elements, apart
 /// from everything else. Otherwise as for [`norm_raw`].
 pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
-    if kind == Norm::Layer && vector::in_layer_blocks::<T>(isa, batch.n) {
+    if kind == Norm::Layer && vector::in_layer_blocks::<T>(isa, batch.n, batch.rows) {
         dispatch::run(isa, LayerBlocksKernel { eps, affine, stats, batch })
     } else {
         dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })

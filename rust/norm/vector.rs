@@ -1006,10 +1006,27 @@ const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 /// `main` (two runs of 31 rounds), though RMSNorm ran the same code, and
 /// LayerNorm gained less; an earlier build inside it did not (which
 /// difference in code generation does it was not found).
-pub fn in_layer_blocks<M>(isa: Isa, n: usize) -> bool {
+pub fn in_layer_blocks<M>(isa: Isa, n: usize, rows: usize) -> bool {
     let bytes = n * size_of::<M>();
-    isa == Isa::Avx512 && size_of::<M>() >= 4 && bytes > PIPELINE_MAX_BYTES && bytes <= LAYER_BLOCK_MAX_BYTES
+    isa == Isa::Avx512
+        && size_of::<M>() >= 4
+        && bytes > PIPELINE_MAX_BYTES
+        && bytes <= LAYER_BLOCK_MAX_BYTES
+        && (bytes <= LAYER_BLOCK_ANY_BATCH_MAX_BYTES || rows.saturating_mul(bytes) <= LAYER_BLOCK_MAX_BATCH_BYTES)
 }
+
+/// Rows of at most this many bytes go in blocks in batches of any size;
+/// longer ones only in batches of at most [`LAYER_BLOCK_MAX_BATCH_BYTES`].
+const LAYER_BLOCK_ANY_BATCH_MAX_BYTES: usize = 512;
+
+/// The largest batch of rows of more than [`LAYER_BLOCK_ANY_BATCH_MAX_BYTES`]
+/// in blocks. On the Zen 4 of round 16, blocks of float32 rows of 1 KiB
+/// and 1.5 KiB took 0.76-0.79 of the time of rows one at a time on 4 and
+/// 6 MiB arrays (mostly in cache), but 1.06-1.26 on 12 to 32 MiB (from
+/// memory; both orders of `benches/ab`, 31 rounds), where round 15 on the
+/// same CPU had measured 0.89-0.95. Rows of 512 bytes gained from memory
+/// on both days (0.93-0.99, 0.78).
+const LAYER_BLOCK_MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// Rows per block: one f64 register of AVX-512.
 const BLOCK_ROWS: usize = 8;
@@ -1144,13 +1161,18 @@ mod tests {
     /// 1536 bytes at avx512, nothing else.
     #[test]
     fn layer_blocks_take_float32_and_float64_rows_of_257_bytes_to_1_5_kib_at_avx512() {
-        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 64) && in_layer_blocks::<f32>(Isa::Avx512, 65));
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 384) && !in_layer_blocks::<f32>(Isa::Avx512, 385));
-        assert!(!in_layer_blocks::<f64>(Isa::Avx512, 32) && in_layer_blocks::<f64>(Isa::Avx512, 33));
-        assert!(in_layer_blocks::<f64>(Isa::Avx512, 192) && !in_layer_blocks::<f64>(Isa::Avx512, 193));
-        assert!(!in_layer_blocks::<u16>(Isa::Avx512, 384), "16-bit storage");
+        let rows = 8;
+        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 64, rows) && in_layer_blocks::<f32>(Isa::Avx512, 65, rows));
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 384, rows) && !in_layer_blocks::<f32>(Isa::Avx512, 385, rows));
+        assert!(!in_layer_blocks::<f64>(Isa::Avx512, 32, rows) && in_layer_blocks::<f64>(Isa::Avx512, 33, rows));
+        assert!(in_layer_blocks::<f64>(Isa::Avx512, 192, rows) && !in_layer_blocks::<f64>(Isa::Avx512, 193, rows));
+        assert!(!in_layer_blocks::<u16>(Isa::Avx512, 384, rows), "16-bit storage");
         for isa in Isa::ALL.into_iter().filter(|&isa| isa != Isa::Avx512) {
-            assert!(!in_layer_blocks::<f32>(isa, 128), "{isa}");
+            assert!(!in_layer_blocks::<f32>(isa, 128, rows), "{isa}");
         }
+        // Batches of rows of more than 512 bytes: up to 8 MiB.
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 128, 1 << 20), "512-byte rows, any batch");
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 129, (8 << 20) / 516) && !in_layer_blocks::<f32>(Isa::Avx512, 129, (8 << 20) / 516 + 1));
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 384, 5461) && !in_layer_blocks::<f32>(Isa::Avx512, 384, 5462));
     }
 }
