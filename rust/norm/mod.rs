@@ -296,7 +296,8 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// kernels pipeline short rows (the first pass of the next row before the
 /// rest of this one), and at avx512 take float32 and float64 LayerNorm
 /// rows of 257 bytes to 1.5 KiB in blocks of eight (the block's constants
-/// together), so batches of such rows run faster than single rows.
+/// together; rows over 512 bytes in batches of up to 8 MiB), so batches of
+/// such rows run faster than single rows.
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`

@@ -1020,12 +1020,14 @@ pub fn in_layer_blocks<M>(isa: Isa, n: usize, rows: usize) -> bool {
 const LAYER_BLOCK_ANY_BATCH_MAX_BYTES: usize = 512;
 
 /// The largest batch of rows of more than [`LAYER_BLOCK_ANY_BATCH_MAX_BYTES`]
-/// in blocks. On the Zen 4 of round 16, blocks of float32 rows of 1 KiB
-/// and 1.5 KiB took 0.76-0.79 of the time of rows one at a time on 4 and
-/// 6 MiB arrays (mostly in cache), but 1.06-1.26 on 12 to 32 MiB (from
-/// memory; both orders of `benches/ab`, 31 rounds), where round 15 on the
-/// same CPU had measured 0.89-0.95. Rows of 512 bytes gained from memory
-/// on both days (0.93-0.99, 0.78).
+/// in blocks (the batch one call of the kernel gets: with threads, a
+/// share of the array). On the Zen 4 of round 16 (`benches/ab`, 31
+/// rounds, each build as A and as B), blocks of float32 rows of 1 KiB and
+/// 1.5 KiB took 0.76-0.79 of the time of rows one at a time on 4 and 6 MiB
+/// arrays, but 0.89-1.29 on 10 to 32 MiB ones (the geometric means of the
+/// two orders 0.97-1.26), where round 15 on the same CPU had measured
+/// 0.89-0.95 from memory. Rows of 512 bytes gained from memory on both
+/// days (0.93-0.99; 0.78).
 const LAYER_BLOCK_MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// Rows per block: one f64 register of AVX-512.
@@ -1158,7 +1160,8 @@ mod tests {
     use super::*;
 
     /// The rows `layer_blocks` takes: float32 and float64 rows of 257 to
-    /// 1536 bytes at avx512, nothing else.
+    /// 1536 bytes at avx512 (those over 512 bytes in batches of up to 8
+    /// MiB), nothing else.
     #[test]
     fn layer_blocks_take_float32_and_float64_rows_of_257_bytes_to_1_5_kib_at_avx512() {
         let rows = 8;
