@@ -6,7 +6,7 @@
 //! of the next rows with pass 3 of this one lets the out-of-order core
 //! hide that latency behind independent work.
 
-use super::fixed::{Requant, BatchConstants};
+use super::fixed::{BatchConstants, Requant};
 use super::{Affine, RowBatch};
 
 /// The three element passes of one instruction set.
@@ -94,9 +94,11 @@ unsafe fn run_one_ahead<P: I8Passes>(batch: RowBatch<i8>, consts: &BatchConstant
 /// reductions, the mean, pass 2, the per-row arithmetic) is a large part
 /// of a row's time. Here row i + 1's chain is followed by the write of
 /// row i, which does not depend on it; [`run_one_ahead`] follows it with
-/// the write of row i + 1, which waits for it. AVX-512 (Zen 4, `benches/ab`, 21-31 rounds), time
-/// against `run_one_ahead`: rows of 256 bytes 0.66, 512 0.76, 1 KiB
-/// 0.87-0.89; but rows of 1.5 to 4 KiB 1.07-1.12, hence
+/// the write of row i + 1, which waits for it.
+///
+/// Time against `run_one_ahead` at AVX-512 (Zen 4, `benches/ab`, 31
+/// rounds): rows of 64 bytes 0.91, 128 0.76, 256 0.66, 512 0.76, 1 KiB
+/// 0.87-0.89; but rows of 1.5 to 4 KiB 1.07-1.12 (21 rounds), hence
 /// `TWO_AHEAD_MAX_LEN`. At AVX2 0.97-1.02.
 ///
 /// # Safety
