@@ -98,8 +98,9 @@ unsafe fn run_one_ahead<P: I8Passes>(batch: RowBatch<i8>, consts: &BatchConstant
 ///
 /// Time against `run_one_ahead` at AVX-512 (Zen 4, `benches/ab`, 31
 /// rounds): rows of 64 bytes 0.91, 128 0.76, 256 0.66, 512 0.76, 1 KiB
-/// 0.87-0.89; but rows of 1.5 to 4 KiB 1.07-1.12 (21 rounds), hence
-/// `TWO_AHEAD_MAX_LEN`. At AVX2 0.97-1.02.
+/// 0.87-0.89 (0.99-1.00 in two runs of 21 rounds); but rows of 1.5 to 4
+/// KiB 1.07-1.12 (21 rounds), hence `TWO_AHEAD_MAX_LEN`. At AVX2
+/// 0.95-1.08 (two runs): no clear change.
 ///
 /// # Safety
 /// As for [`run_one_ahead`].

@@ -1022,12 +1022,12 @@ const LAYER_BLOCK_ANY_BATCH_MAX_BYTES: usize = 512;
 /// The largest batch of rows of more than [`LAYER_BLOCK_ANY_BATCH_MAX_BYTES`]
 /// in blocks (the batch one call of the kernel gets: with threads, a
 /// share of the array). On the Zen 4 of round 16 (`benches/ab`, 31
-/// rounds, each build as A and as B), blocks of float32 rows of 1 KiB and
-/// 1.5 KiB took 0.76-0.79 of the time of rows one at a time on 4 and 6 MiB
+/// rounds, each build as A and as B), blocks of float32 rows of 1 to 1.5
+/// KiB took 0.76-0.79 of the time of rows one at a time on 4 and 6 MiB
 /// arrays, but 0.89-1.29 on 10 to 32 MiB ones (the geometric means of the
 /// two orders 0.97-1.26), where round 15 on the same CPU had measured
-/// 0.89-0.95 from memory. Rows of 512 bytes gained from memory on both
-/// days (0.93-0.99; 0.78).
+/// 0.89-0.95 from memory. Rows of 512 bytes did not lose from memory on
+/// either day (0.91-0.99; 0.78); shorter ones were not measured there.
 const LAYER_BLOCK_MAX_BATCH_BYTES: usize = 8 << 20;
 
 /// Rows per block: one f64 register of AVX-512.
