@@ -988,13 +988,16 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 /// rounds: its constants cost less), and rows of at most four registers,
 /// written from registers ([`ShortRow`]), did not gain (0.94-1.06); both
 /// stay as they were. Rows of 1792 and 2048 bytes lost from memory
-/// (1.25-1.30, 21 rounds, an earlier version).
+/// (1.25-1.30, 21 rounds, an earlier version). These are round 15's
+/// numbers; round 16 measured the blocks slower from memory on rows of 1
+/// to 1.5 KiB ([`LAYER_BLOCK_MAX_BATCH_BYTES`]).
 const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 
-/// Whether a LayerNorm batch of rows of `n` elements of `M` at level
-/// `isa` goes to [`layer_blocks`] rather than [`norm_rows`]: float32 and
-/// float64 rows at `avx512` only (`size_of::<M>() >= 4`: not the 16-bit
-/// types). Elsewhere the blocks did not pay on the same Zen 4 (time /
+/// Whether a LayerNorm batch of `rows` rows of `n` elements of `M` at
+/// level `isa` goes to [`layer_blocks`] rather than [`norm_rows`]: float32
+/// and float64 rows at `avx512` only (`size_of::<M>() >= 4`: not the
+/// 16-bit types), rows over 512 bytes only in batches of up to 8 MiB
+/// ([`LAYER_BLOCK_MAX_BATCH_BYTES`]). Elsewhere the blocks did not pay on the same Zen 4 (time /
 /// rows one at a time, same bits): at `avx2` float32 1.14-1.45, in cache
 /// too (31 rounds, a build with the blocks inside `norm_rows`); bfloat16
 /// rows of 768 elements 1.13 from memory and 1.06 in cache, of 384 1.01,
