@@ -223,7 +223,7 @@ fn int8_long_rows_do_not_overflow() {
 }
 
 #[test]
-fn row_constants_match_the_definitions() {
+fn batch_constants_match_the_definitions() {
     // The kernels' per-row arithmetic (`BatchConstants`, with its short path
     // on rows of up to 2^16) against `Mean::new` and `Requant::new`: short,
     // medium and the longest short rows, the first longer ones and rows up
@@ -247,9 +247,9 @@ fn row_constants_match_the_definitions() {
             1 => rng.random_range(-128 * n as i64..=-127 * n as i64) + rng.random_range(0..=1) * (254 * n as i64),
             _ => rng.random_range(-128 * n as i64..=127 * n as i64),
         };
-        let rows = fixed::BatchConstants::new(n, gain);
+        let consts = fixed::BatchConstants::new(n, gain);
         let mean = fixed::Mean::new(s, n);
-        assert_eq!(rows.mean(s), mean, "n={n} s={s}");
+        assert_eq!(consts.mean(s), mean, "n={n} s={s}");
         let most = 255 * n;
         let sad_q = match rng.random_range(0..4) {
             0 => rng.random_range(0..=3.min(most)),
@@ -258,7 +258,7 @@ fn row_constants_match_the_definitions() {
         };
         let sad_q1 = sad_q.saturating_add_signed(rng.random_range(-(n as i64)..=n as i64)).min(most);
         let want = fixed::Requant::new(n, mean, fixed::abs_dev_sum(n, mean, sad_q, sad_q1), gain);
-        assert_eq!(rows.requant(mean, sad_q, sad_q1), want, "n={n} s={s} sads={sad_q},{sad_q1} gain={gain:e}");
+        assert_eq!(consts.requant(mean, sad_q, sad_q1), want, "n={n} s={s} sads={sad_q},{sad_q1} gain={gain:e}");
     }
 }
 
