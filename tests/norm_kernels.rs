@@ -256,47 +256,93 @@ fn nan_and_inf_rows_are_all_nan() {
 fn batches_equal_single_rows() {
     let mut rng = SmallRng::seed_from_u64(10);
     // 383 to 385: both sides of the LayerNorm blocks' 1.5 KiB.
+    // 37 rows: two whole blocks of 16 short rows (AVX-512 float32
+    // LayerNorm) and five more, with special rows in each block and in the
+    // rest.
+    let rows = size(37, 11);
     for n in (0..=MAX_LEN).step_by(size(1, 5)).chain([size(383, 17), size(384, 18), size(385, 19)]) {
-        let rows = 11;
         let offset = (n + 1) % 4;
         let mut buf = random::<f32>(&mut rng, offset + rows * n, 1.0, 3.0);
         let x = &mut buf[offset..];
-        if n > 0 {
-            x[n + n / 2] = f32::NAN; // row 1
-            x[3 * n..4 * n].iter_mut().for_each(|v| *v *= 1e30); // row 3: rescaled
-            x[4 * n..5 * n].iter_mut().for_each(|v| *v = 2.5); // row 4: constant
-            x[5 * n] = 1e4; // row 5: LayerNorm's second pass (n > 1)
-            x[9 * n..10 * n].iter_mut().for_each(|v| *v *= 1e-30); // row 9: rescaled
-            x[10 * n + n / 3] = f32::INFINITY; // row 10
+        for base in (0..rows).step_by(16) {
+            let mut row = |r: usize, f: &dyn Fn(usize, f32) -> f32| {
+                if n > 0 && base + r < rows {
+                    let row = &mut x[(base + r) * n..(base + r + 1) * n];
+                    row.iter_mut().enumerate().for_each(|(i, v)| *v = f(i, *v));
+                }
+            };
+            row(1, &|i, v| if i == n / 2 { f32::NAN } else { v });
+            row(3, &|_, v| v * 1e30); // rescaled
+            row(4, &|_, _| 2.5); // constant
+            row(5, &|i, v| if i == 0 { 1e4 } else { v }); // LayerNorm's second pass (n > 1)
+            row(9, &|_, v| v * 1e-30); // rescaled
+            row(10, &|i, v| if i == n / 3 { f32::INFINITY } else { v });
+            row(15, &|_, _| 0.0);
         }
         let w = random::<f32>(&mut rng, n, 1.0, 0.5);
         let b = random::<f32>(&mut rng, n, 0.0, 0.5);
-        for isa in dispatch::available() {
+        // eps = 0: rows whose sum of squares is too small for the fast
+        // constants (the tiny row 9) differ from them there.
+        for (isa, eps) in dispatch::available().into_iter().flat_map(|isa| [(isa, EPS), (isa, 0.0)]) {
             for kind in Norm::ALL {
                 for (wo, bo) in [(None, None), (Some(&w[..]), None), (None, Some(&b[..])), (Some(&w[..]), Some(&b[..]))] {
-                    let what = format!("{isa} {} n={n} w={} b={}", kind.name(), wo.is_some(), bo.is_some());
+                    let what = format!("{isa} {} n={n} eps={eps} w={} b={}", kind.name(), wo.is_some(), bo.is_some());
                     let mut y = vec![0.0f32; x.len()];
-                    norm::norm_rows(isa, kind, x, &mut y, n, EPS, wo, bo);
+                    norm::norm_rows(isa, kind, x, &mut y, n, eps, wo, bo);
                     let mut y_inplace = x.to_vec();
                     let p = y_inplace.as_mut_ptr();
                     let batch = RowBatch { x: p, x_stride: n as isize, y: p, y_stride: n as isize, rows, n };
                     // SAFETY: `rows` rows of n at stride n in `y_inplace`
                     // (rows * n long), each y row its own x row, both
                     // pointers from one borrow; w and b are n long.
-                    unsafe { norm::norm_rows_raw(isa, kind, batch, EPS, norm::Affine::from_slices(wo, bo), RowStats::NONE) };
+                    unsafe { norm::norm_rows_raw(isa, kind, batch, eps, norm::Affine::from_slices(wo, bo), RowStats::NONE) };
                     for r in 0..rows {
                         // The sums split at x's alignment in both: identical.
                         let mut want = vec![0.0f32; n];
                         let row = &x[r * n..(r + 1) * n];
                         // SAFETY: `row` and `want` are n long and distinct;
                         // w and b are n long.
-                        unsafe { norm::norm_raw(isa, kind, row.as_ptr(), want.as_mut_ptr(), n, EPS, norm::Affine::from_slices(wo, bo), RowStats::NONE) };
+                        unsafe { norm::norm_raw(isa, kind, row.as_ptr(), want.as_mut_ptr(), n, eps, norm::Affine::from_slices(wo, bo), RowStats::NONE) };
                         let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
                         assert!(bits(&y[r * n..(r + 1) * n]) == bits(&want), "{what} row {r}");
                         // In place reads a copy of x: another alignment, so
                         // only close.
                         assert_matches_scalar(&format!("{what} in place row {r}"), &y_inplace[r * n..(r + 1) * n], &want, wo);
                     }
+                }
+            }
+        }
+    }
+}
+
+/// A part of a call (`norm_rows_part_raw`, as one thread runs it) takes
+/// the path of the whole call's size: parts of a small call (LayerNorm
+/// blocks at avx512) and of a large one (rows one at a time) give the
+/// bits of single-row calls, also for parts shorter than a block.
+#[test]
+fn parts_of_calls_equal_single_rows() {
+    let mut rng = SmallRng::seed_from_u64(19);
+    for n in [1, 17, 64, 100, 384] {
+        let rows = 21;
+        let x = random::<f32>(&mut rng, rows * n, 1.0, 3.0);
+        for isa in dispatch::available() {
+            let mut want = vec![0.0f32; x.len()];
+            for r in 0..rows {
+                norm::norm(isa, Norm::Layer, &x[r * n..(r + 1) * n], &mut want[r * n..(r + 1) * n], EPS, None, None);
+            }
+            for call_rows in [rows, 1 << 24] {
+                for part in [rows, 5] {
+                    let mut y = vec![0.0f32; x.len()];
+                    for start in (0..rows).step_by(part) {
+                        let count = part.min(rows - start);
+                        let (xp, yp) = (x[start * n..].as_ptr(), y[start * n..].as_mut_ptr());
+                        let batch = RowBatch { x: xp, x_stride: n as isize, y: yp, y_stride: n as isize, rows: count, n };
+                        // SAFETY: `count` rows of n from row `start` of x and
+                        // of y, distinct buffers of rows * n.
+                        unsafe { norm::norm_rows_part_raw(isa, Norm::Layer, batch, call_rows, EPS, norm::Affine::NONE, RowStats::NONE) };
+                    }
+                    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                    assert!(bits(&y) == bits(&want), "{isa} n={n} call of {call_rows} rows, parts of {part}");
                 }
             }
         }
@@ -491,28 +537,33 @@ fn assert_stats_match<T: Float>(what: &str, kind: Norm, x: &[f64], eps: f64, (me
 }
 
 /// Row statistics on every ISA, kind and length 0..=MAX_LEN, for a batch
-/// of ordinary, NaN, inf, huge, tiny, constant, zero and large-mean rows
-/// (then three ordinary ones: a block of the kernels' LayerNorm blocks
-/// and part of another): against the f64 reference; y is bit for bit the
+/// of 35 rows with NaN, inf, huge, tiny, constant, zero and large-mean
+/// rows among ordinary ones in each block of 16 (the kernels' blocks of
+/// short LayerNorm rows; of longer ones, blocks of 8 and part of another):
+/// against the f64 reference; y is bit for bit the
 /// same with and without them; a single-row call gives the batch's y and
 /// statistics bit for bit, and the fused form gives those of the sum.
 fn check_stats<T: Float>(seed: u64) {
     let mut rng = SmallRng::seed_from_u64(seed);
     let (huge, tiny) = if T::MANTISSA_DIGITS == 24 { (1e30, 1e-30) } else { (1e200, 1e-200) };
-    let rows = 11;
+    // Two blocks of 16 short rows (AVX-512 float32 LayerNorm) and three
+    // more rows.
+    let rows = size(35, 11);
     for n in (0..=MAX_LEN).step_by(size(1, 5)) {
         let offset = n % 4;
         let mut buf = random::<T>(&mut rng, offset + rows * n, 0.0, 1.0);
         let x = &mut buf[offset..];
         let residual = random::<T>(&mut rng, rows * n, 0.5, 1.0);
         let mut row = |r: usize, f: &mut dyn FnMut(usize, T) -> T| (0..n).for_each(|i| x[r * n + i] = f(i, x[r * n + i]));
-        row(1, &mut |i, v| if i == n / 2 { T::NAN } else { v });
-        row(2, &mut |i, v| if i == n - 1 { T::NEG_INFINITY } else { v });
-        row(3, &mut |_, v| v * T::from_f64(huge));
-        row(4, &mut |_, v| v * T::from_f64(tiny));
-        row(5, &mut |_, _| T::from_f64(2.5));
-        row(6, &mut |_, _| T::ZERO);
-        row(7, &mut |_, v| v + T::from_f64(1e4));
+        for base in (0..rows).step_by(16).filter(|&base| base + 7 < rows) {
+            row(base + 1, &mut |i, v| if i == n / 2 { T::NAN } else { v });
+            row(base + 2, &mut |i, v| if i == n - 1 { T::NEG_INFINITY } else { v });
+            row(base + 3, &mut |_, v| v * T::from_f64(huge));
+            row(base + 4, &mut |_, v| v * T::from_f64(tiny));
+            row(base + 5, &mut |_, _| T::from_f64(2.5));
+            row(base + 6, &mut |_, _| T::ZERO);
+            row(base + 7, &mut |_, v| v + T::from_f64(1e4));
+        }
         let x = &*x;
         for isa in dispatch::available() {
             for kind in Norm::ALL {

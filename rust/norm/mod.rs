@@ -296,8 +296,9 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// kernels pipeline short rows (the first pass of the next row before the
 /// rest of this one), and at avx512 take float32 and float64 LayerNorm
 /// rows of 257 bytes to 1.5 KiB in blocks of eight (the block's constants
-/// together; rows over 512 bytes in batches of up to 8 MiB), so batches of
-/// such rows run faster than single rows.
+/// together; rows over 512 bytes in batches of up to 8 MiB) and float32
+/// LayerNorm rows of at most 64 elements in blocks of sixteen (batches of
+/// up to 4 MiB), so batches of such rows run faster than single rows.
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`
@@ -306,7 +307,22 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// `stats` pointers must be valid for writing `batch.rows` elements, apart
 /// from everything else. Otherwise as for [`norm_raw`].
 pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
-    if kind == Norm::Layer && vector::in_layer_blocks::<T>(isa, batch.n, batch.rows) {
+    // SAFETY: the caller's contract; the batch is the whole call.
+    unsafe { norm_rows_part_raw(isa, kind, batch, batch.rows, eps, affine, stats) }
+}
+
+/// [`norm_rows_raw`] of `batch`, one part of a call of `call_rows` rows
+/// (the rows one thread takes): the path (rows one at a time or in
+/// blocks) follows the size of the whole call, which says whether its
+/// rows come from the caches or from memory, not the size of the part.
+/// With two threads a call's parts are an eighth of it, so a 16 MiB array
+/// would otherwise take the blocks from memory, where they lose.
+///
+/// # Safety
+/// As for [`norm_rows_raw`].
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn norm_rows_part_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, call_rows: usize, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
+    if kind == Norm::Layer && vector::in_layer_blocks::<T>(isa, batch.n, call_rows) {
         dispatch::run(isa, LayerBlocksKernel { eps, affine, stats, batch })
     } else {
         dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })

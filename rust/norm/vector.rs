@@ -780,20 +780,37 @@ impl<V: Vector> ShortRow<V> {
     where
         V: Storage<M>,
     {
+        // SAFETY: this function's contract.
+        unsafe {
+            prefetch_ahead::<V, M>(prefetch::Ahead::current(), x);
+            let mut row = Self::load_only(kind, x, n);
+            let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
+            row.first = match kind {
+                Norm::Rms => Self::sums::<false, false>(&row.regs, k),
+                Norm::Crms => Self::sums::<true, false>(&row.regs, k),
+                Norm::Layer => Self::sums::<true, true>(&row.regs, k),
+            };
+            row
+        }
+    }
+
+    /// The row's registers without its sums (`first` is (0, 0)).
+    ///
+    /// # Safety
+    /// As for [`ShortRow::load`].
+    #[inline(always)]
+    unsafe fn load_only<M>(kind: Norm, x: *const M, n: usize) -> Self
+    where
+        V: Storage<M>,
+    {
         // SAFETY: this function's contract: the CPU has the instruction set of V,
         // and every load below stays inside x[0..n).
         unsafe {
             let lanes = V::LANES;
-            prefetch_ahead::<V, M>(prefetch::Ahead::current(), x);
             let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
             let regs = V::load_registers::<CHAINS>(x, n, k);
             let last = if n > lanes && !n.is_multiple_of(lanes) { V::load_from(x.add(n - lanes)) } else { regs[0] };
-            let first = match kind {
-                Norm::Rms => Self::sums::<false, false>(&regs, k),
-                Norm::Crms => Self::sums::<true, false>(&regs, k),
-                Norm::Layer => Self::sums::<true, true>(&regs, k),
-            };
-            ShortRow { regs, last, n, first }
+            ShortRow { regs, last, n, first: (0.0, 0.0) }
         }
     }
 
@@ -806,14 +823,27 @@ impl<V: Vector> ShortRow<V> {
     unsafe fn sums<const LIN: bool, const CENTER: bool>(regs: &[V; CHAINS], k: V::Elem) -> (f64, f64) {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
+            let (l, q) = Self::chains::<LIN, CENTER>(regs, k);
+            (if LIN { 0.0 + l.reduce_add().to_f64() } else { 0.0 }, 0.0 + q.reduce_add().to_f64())
+        }
+    }
+
+    /// [`ShortRow::sums`] before the lanes are added: the chains folded
+    /// into one register each, (sum d, sum d^2) lane by lane, as [`fold`]
+    /// folds them.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V`.
+    #[inline(always)]
+    unsafe fn chains<const LIN: bool, const CENTER: bool>(regs: &[V; CHAINS], k: V::Elem) -> (V, V) {
+        // SAFETY: this function's contract: the CPU has the instruction set of V.
+        unsafe {
             let (zero, neg_k) = (V::splat(V::Elem::ZERO), V::splat(-k));
             let (mut l, mut q) = ([zero; CHAINS], [zero; CHAINS]);
             for c in 0..CHAINS {
                 accumulate::<V, LIN, true>(&mut l[c], &mut q[c], map::<V, false, CENTER>(regs[c], zero, neg_k));
             }
-            let (mut lin, mut sq) = (0.0, 0.0);
-            fold::<V, LIN, true>(&mut l, &mut q, &mut lin, &mut sq);
-            (lin, sq)
+            (l[0].add(l[1]).add(l[2].add(l[3])), q[0].add(q[1]).add(q[2].add(q[3])))
         }
     }
 
@@ -973,6 +1003,102 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
     }
 }
 
+/// Rows per block of short LayerNorm rows ([`layer_short_blocks`]): the
+/// lanes of one f32 register of AVX-512, two blocks of [`BLOCK_ROWS`] for
+/// the constants.
+const SHORT_BLOCK_ROWS: usize = 16;
+
+/// The largest call of short float32 rows [`layer_short_blocks`] takes,
+/// in bytes of x. Against rows one at a time (`benches/ab`, AMD Zen 4,
+/// AVX-512, medians of 31 rounds, each build as A and as B, the same
+/// bits): rows of 64, 2048 / 8192 / 16384 rows (512 KiB / 2 / 4 MiB)
+/// 0.79-0.86 / 0.79-0.86 / 0.85-0.99; 8192 rows of 32 0.82-0.84, 16384
+/// rows of 16 0.81-0.87. From memory an earlier build lost (8 MiB 1.28, 16
+/// MiB 0.85-1.06; RMSNorm in the same blocks 1.09 and 1.52-1.59, which is
+/// why it is not in them); why, we did not find (no counters): reading
+/// the next block's rows between this block's writes lost more (16 MiB
+/// 1.52).
+const SHORT_BLOCK_MAX_BATCH_BYTES: usize = 4 << 20;
+
+/// A short row's chains ([`ShortRow::chains`]) and its shift.
+///
+/// # Safety
+/// As for [`ShortRow::load`].
+#[inline(always)]
+unsafe fn short_chains<V: Storage<M>, M>(kind: Norm, x: *const M, n: usize) -> (V, V, V::Elem) {
+    // SAFETY: this function's contract.
+    unsafe {
+        let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
+        let regs = V::load_registers::<CHAINS>(x, n, k);
+        let (l, q) = match kind {
+            Norm::Rms => ShortRow::<V>::chains::<false, false>(&regs, k),
+            Norm::Crms => ShortRow::<V>::chains::<true, false>(&regs, k),
+            Norm::Layer => ShortRow::<V>::chains::<true, true>(&regs, k),
+        };
+        (l, q, k)
+    }
+}
+
+/// LayerNorm of short float32 rows ([`is_short`] at AVX-512: at most 64
+/// elements) in blocks of [`SHORT_BLOCK_ROWS`]: the chains of every row
+/// of the block ([`ShortRow::chains`]), their lane sums together
+/// ([`Vector::reduce_add16`], the same bits as one row at a time), the
+/// constants of each half of the block together
+/// ([`LayerBlock::constants`]), then each row loaded again (from L1) and
+/// written. Rows past the last whole block go one at a time. A row is
+/// written only after its own reads and reads no other row after that:
+/// `y` may equal `x` row for row. The results are those of [`norm`] on
+/// each row.
+///
+/// # Safety
+/// As for [`layer_blocks`], with rows that are [`is_short`].
+#[inline(always)]
+unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: RowBatch<M>, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V
+    // and D, and every access below stays inside the rows of the batch.
+    unsafe {
+        let (kind, n) = (Norm::Layer, batch.n);
+        let whole = batch.rows / SHORT_BLOCK_ROWS * SHORT_BLOCK_ROWS;
+        for start in (0..whole).step_by(SHORT_BLOCK_ROWS) {
+            let zero = V::splat(V::Elem::ZERO);
+            let (mut l, mut q) = ([zero; SHORT_BLOCK_ROWS], [zero; SHORT_BLOCK_ROWS]);
+            let mut shift = [V::Elem::ZERO; SHORT_BLOCK_ROWS];
+            for j in 0..SHORT_BLOCK_ROWS {
+                (l[j], q[j], shift[j]) = short_chains::<V, M>(kind, batch.x_row(start + j), n);
+            }
+            let (s1, s2) = (V::reduce_add16(&l), V::reduce_add16(&q));
+            for h in 0..SHORT_BLOCK_ROWS / BLOCK_ROWS {
+                let mut block = LayerBlock { s1: [0.0; BLOCK_ROWS], s2: [0.0; BLOCK_ROWS], shift: [0.0; BLOCK_ROWS] };
+                for j in 0..BLOCK_ROWS {
+                    // As ShortRow::sums adds them: 0.0 + the lane sum (-0.0
+                    // becomes +0.0).
+                    let r = h * BLOCK_ROWS + j;
+                    (block.s1[j], block.s2[j], block.shift[j]) = (0.0 + s1[r].to_f64(), 0.0 + s2[r].to_f64(), shift[r].to_f64());
+                }
+                let fast = block.constants::<D, V::Elem>(n, eps);
+                for (j, &fast) in fast.iter().enumerate() {
+                    let i = start + h * BLOCK_ROWS + j;
+                    let (x, y) = (batch.x_row(i), batch.y_row(i));
+                    let mut row = ShortRow::<V>::load_only(kind, x, n);
+                    match fast {
+                        Some(k) => {
+                            stats.row(i).write(Some(&k));
+                            row.write(kind, y, &k, affine);
+                        }
+                        None => {
+                            row.first = (block.s1[j], block.s2[j]);
+                            row.finish(kind, x, y, eps, affine, stats.row(i));
+                        }
+                    }
+                }
+            }
+        }
+        for i in whole..batch.rows {
+            norm::<V, M>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
+        }
+    }
+}
+
 /// LayerNorm rows of more than [`PIPELINE_MAX_BYTES`] and at most this
 /// many bytes go in blocks of [`BLOCK_ROWS`] ([`in_layer_blocks`]). One row
 /// at a time, the row constants (three divisions and a square root in f64,
@@ -993,11 +1119,15 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 /// to 1.5 KiB ([`LAYER_BLOCK_MAX_BATCH_BYTES`]).
 const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 
-/// Whether a LayerNorm batch of `rows` rows of `n` elements of `M` at
-/// level `isa` goes to [`layer_blocks`] rather than [`norm_rows`]: float32
-/// and float64 rows at `avx512` only (`size_of::<M>() >= 4`: not the
-/// 16-bit types), rows over 512 bytes only in batches of up to 8 MiB
-/// ([`LAYER_BLOCK_MAX_BATCH_BYTES`]). Elsewhere the blocks did not pay on the same Zen 4 (time /
+/// Whether the LayerNorm rows of a call of `rows` rows of `n` elements of
+/// `M` at level `isa` go to [`layer_blocks`] rather than [`norm_rows`]
+/// (`rows` is the whole call's, also when threads take parts of it:
+/// `norm::norm_rows_part_raw`): float32 and float64 rows of 257 bytes to
+/// 1.5 KiB at `avx512` only (`size_of::<M>() >= 4`: not the 16-bit
+/// types), rows over 512 bytes only in calls of up to 8 MiB
+/// ([`LAYER_BLOCK_MAX_BATCH_BYTES`]); float32 rows of at most 64 elements
+/// ([`layer_short_blocks`]) in calls of at least one block and up to 4 MiB
+/// ([`SHORT_BLOCK_MAX_BATCH_BYTES`]). Elsewhere the blocks did not pay on the same Zen 4 (time /
 /// rows one at a time, same bits): at `avx2` float32 1.14-1.45, in cache
 /// too (31 rounds, a build with the blocks inside `norm_rows`); bfloat16
 /// rows of 768 elements 1.13 from memory and 1.06 in cache, of 384 1.01,
@@ -1011,11 +1141,15 @@ const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 /// difference in code generation does it was not found).
 pub fn in_layer_blocks<M>(isa: Isa, n: usize, rows: usize) -> bool {
     let bytes = n * size_of::<M>();
-    isa == Isa::Avx512
-        && size_of::<M>() >= 4
-        && bytes > PIPELINE_MAX_BYTES
+    let short = size_of::<M>() == size_of::<f32>()
+        && n > 0
+        && bytes <= PIPELINE_MAX_BYTES
+        && rows >= SHORT_BLOCK_ROWS
+        && rows.saturating_mul(bytes) <= SHORT_BLOCK_MAX_BATCH_BYTES;
+    let long = bytes > PIPELINE_MAX_BYTES
         && bytes <= LAYER_BLOCK_MAX_BYTES
-        && (bytes <= LAYER_BLOCK_ANY_BATCH_MAX_BYTES || rows.saturating_mul(bytes) <= LAYER_BLOCK_MAX_BATCH_BYTES)
+        && (bytes <= LAYER_BLOCK_ANY_BATCH_MAX_BYTES || rows.saturating_mul(bytes) <= LAYER_BLOCK_MAX_BATCH_BYTES);
+    isa == Isa::Avx512 && size_of::<M>() >= 4 && (short || long)
 }
 
 /// Rows of at most this many bytes go in blocks in batches of any size;
@@ -1023,8 +1157,7 @@ pub fn in_layer_blocks<M>(isa: Isa, n: usize, rows: usize) -> bool {
 const LAYER_BLOCK_ANY_BATCH_MAX_BYTES: usize = 512;
 
 /// The largest batch of rows of more than [`LAYER_BLOCK_ANY_BATCH_MAX_BYTES`]
-/// in blocks (the batch one call of the kernel gets: with threads, a
-/// share of the array). On the Zen 4 of round 16 (`benches/ab`, 31
+/// in blocks (the whole call, also when threads take parts of it). On the Zen 4 of round 16 (`benches/ab`, 31
 /// rounds, each build as A and as B), blocks of float32 rows of 1 to 1.5
 /// KiB took 0.76-0.79 of the time of rows one at a time on 4 and 6 MiB
 /// arrays, but 0.89-1.29 on 10 to 32 MiB ones (the geometric means of the
@@ -1100,6 +1233,9 @@ pub unsafe fn layer_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: RowBa
     // and D, and every access below stays inside the rows of the batch.
     unsafe {
         let (kind, n, one) = (Norm::Layer, batch.n, V::Elem::ONE);
+        if is_short::<V>(n) {
+            return layer_short_blocks::<V, D, M>(batch, eps, affine, stats);
+        }
         for start in (0..batch.rows).step_by(BLOCK_ROWS) {
             let rows = BLOCK_ROWS.min(batch.rows - start);
             let mut block = LayerBlock { s1: [0.0; BLOCK_ROWS], s2: [0.0; BLOCK_ROWS], shift: [0.0; BLOCK_ROWS] };
@@ -1180,5 +1316,20 @@ mod tests {
         assert!(in_layer_blocks::<f32>(Isa::Avx512, 128, 1 << 20), "512-byte rows, any batch");
         assert!(in_layer_blocks::<f32>(Isa::Avx512, 129, (8 << 20) / 516) && !in_layer_blocks::<f32>(Isa::Avx512, 129, (8 << 20) / 516 + 1));
         assert!(in_layer_blocks::<f32>(Isa::Avx512, 384, 5461) && !in_layer_blocks::<f32>(Isa::Avx512, 384, 5462));
+    }
+
+    #[test]
+    fn layer_blocks_take_short_float32_rows_in_whole_blocks_of_cached_batches_at_avx512() {
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 64, 16) && in_layer_blocks::<f32>(Isa::Avx512, 1, 16));
+        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 64, 15), "less than a block");
+        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 0, 16), "empty rows");
+        // Batches of up to 4 MiB.
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 64, 16384) && !in_layer_blocks::<f32>(Isa::Avx512, 64, 16385));
+        assert!(in_layer_blocks::<f32>(Isa::Avx512, 16, 65536) && !in_layer_blocks::<f32>(Isa::Avx512, 16, 65537));
+        assert!(!in_layer_blocks::<f64>(Isa::Avx512, 32, 16), "float64");
+        assert!(!in_layer_blocks::<u16>(Isa::Avx512, 64, 16), "16-bit storage");
+        for isa in Isa::ALL.into_iter().filter(|&isa| isa != Isa::Avx512) {
+            assert!(!in_layer_blocks::<f32>(isa, 64, 16), "{isa}");
+        }
     }
 }

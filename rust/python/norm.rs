@@ -102,7 +102,7 @@ fn norm<'py>(
                             kernels::norm_split_raw(b.isa(), kind.0, x, y, b.n(), eps, b.affine(), stats.row(j), len)
                         }
                     }
-                    None => kernels::norm_rows_raw(b.isa(), kind.0, b.batch(), eps, b.affine(), stats),
+                    None => kernels::norm_rows_part_raw(b.isa(), kind.0, b.batch(), b.call_rows(), eps, b.affine(), stats),
                 }
             }
         })?;

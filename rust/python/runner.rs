@@ -250,6 +250,12 @@ impl<T: Item, const I: usize, const O: usize, W: Item> Block<'_, '_, T, I, O, W>
         self.range.clone()
     }
 
+    /// The rows of the whole call (of every block).
+    #[inline]
+    pub fn call_rows(&self) -> usize {
+        self.inputs[0].grid.rows
+    }
+
     /// The chunk length to split each row of the call across the pool
     /// with, when its rows are few and long (see [`crate::rows::split_len`]).
     #[inline]

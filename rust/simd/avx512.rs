@@ -200,6 +200,47 @@ unsafe impl Vector for F32x16 {
     fn reduce_add(self) -> f32 {
         avx512!(_mm512_reduce_add_ps(self.0))
     }
+    /// Sixteen sums in four levels of shuffles and adds (15 adds, 30
+    /// shuffles, against 16 x 4 adds and their shuffles one register at a
+    /// time), each level adding the same lane pairs as `_mm512_reduce_add_ps`
+    /// does in one register: lanes i and i + 8, then i and i + 4, i and
+    /// i + 2, i and i + 1. So every sum has the bits of `reduce_add`.
+    #[inline(always)]
+    fn reduce_add16(regs: &[Self; 16]) -> [f32; 16] {
+        avx512!({
+            // (Loops, not closures: a closure not inlined would be compiled
+            // without AVX-512.)
+            // Halves: registers 2p and 2p + 1 (lanes 0-7 | 8-15), each lane
+            // i < 8 of a row holding its lanes i + (i + 8).
+            let mut halves = [_mm512_setzero_ps(); 8];
+            for (p, h) in halves.iter_mut().enumerate() {
+                let (a, b) = (regs[2 * p].0, regs[2 * p + 1].0);
+                *h = _mm512_add_ps(_mm512_shuffle_f32x4::<0x44>(a, b), _mm512_shuffle_f32x4::<0xEE>(a, b));
+            }
+            // Quarters: rows 4q .. 4q + 3, one 128-bit block each, lanes i
+            // and i + 4 of the halves added.
+            let mut quarters = [_mm512_setzero_ps(); 4];
+            for (q, h) in quarters.iter_mut().enumerate() {
+                let (a, b) = (halves[2 * q], halves[2 * q + 1]);
+                *h = _mm512_add_ps(_mm512_shuffle_f32x4::<0x88>(a, b), _mm512_shuffle_f32x4::<0xDD>(a, b));
+            }
+            // Pairs: block k holds (lanes 0, 1) of row 8w + k, then of row
+            // 8w + 4 + k: lanes i and i + 2 of the quarters added.
+            let mut pairs = [_mm512_setzero_ps(); 2];
+            for (w, h) in pairs.iter_mut().enumerate() {
+                let (a, b) = (quarters[2 * w], quarters[2 * w + 1]);
+                *h = _mm512_add_ps(_mm512_shuffle_ps::<0x44>(a, b), _mm512_shuffle_ps::<0xEE>(a, b));
+            }
+            // Lane 4k + m: the sum of row 4m + k (lanes 0 and 1 added).
+            let (a, b) = (pairs[0], pairs[1]);
+            let sums = _mm512_add_ps(_mm512_shuffle_ps::<0x88>(a, b), _mm512_shuffle_ps::<0xDD>(a, b));
+            // Row j = 4m + k from lane 4k + m: a 4x4 transpose of the lanes.
+            let rows = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
+            let mut out = [0.0f32; 16];
+            _mm512_storeu_ps(out.as_mut_ptr(), rows);
+            out
+        })
+    }
     #[inline(always)]
     fn reduce_max(self) -> f32 {
         avx512!(_mm512_reduce_max_ps(self.0))

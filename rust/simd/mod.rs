@@ -367,6 +367,14 @@ pub unsafe trait Vector: Copy {
     fn scale_down_pow2(self, n: Self) -> Self;
 
     fn reduce_add(self) -> Self::Elem;
+    /// Sixteen registers' [`Vector::reduce_add`] at once, bit for bit:
+    /// element j is `regs[j].reduce_add()`. One reduction after another
+    /// unless the register overrides it with a transposed tree
+    /// (AVX-512 float32, whose 16 lanes take the 16 sums).
+    #[inline(always)]
+    fn reduce_add16(regs: &[Self; 16]) -> [Self::Elem; 16] {
+        std::array::from_fn(|j| regs[j].reduce_add())
+    }
     fn reduce_max(self) -> Self::Elem;
     fn reduce_min(self) -> Self::Elem;
 
@@ -463,6 +471,70 @@ pub trait Table16: Vector<Elem = f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dispatch::{self, Isa, Kernel};
+
+    /// [`Vector::reduce_add16`] of sixteen registers against
+    /// [`Vector::reduce_add`] of each.
+    struct ReduceAdd16<'a, T> {
+        regs: &'a [[T; 16]; 16],
+    }
+
+    impl<T: Float> Kernel for ReduceAdd16<'_, T> {
+        type Output = Vec<(T, T)>;
+
+        fn scalar(self) -> Self::Output {
+            Vec::new()
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) -> Self::Output {
+            // SAFETY: the token proves the CPU has S; each register is
+            // loaded from an array of 16 >= LANES elements.
+            unsafe {
+                let regs: [T::Vector<S>; 16] = std::array::from_fn(|j| <T::Vector<S>>::load(self.regs[j].as_ptr()));
+                let sums = <T::Vector<S>>::reduce_add16(&regs);
+                (0..16).map(|j| (sums[j], regs[j].reduce_add())).collect()
+            }
+        }
+    }
+
+    /// Bit for bit, on every level and both types, with lanes of every
+    /// magnitude (so that the order of the additions shows in the bits),
+    /// cancellations, signed zeros, infinities and NaN.
+    #[test]
+    fn reduce_add16_is_reduce_add_of_each_register() {
+        fn check<T: Float>() {
+            let mut state = 0x9e37_79b9_7f4a_7c15u64;
+            let mut next = move || {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state
+            };
+            let specials = [0.0, -0.0, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1e30, -1e30, 3.0e-39];
+            for round in 0..if cfg!(miri) { 4 } else { 200 } {
+                let regs: [[T; 16]; 16] = std::array::from_fn(|j| {
+                    std::array::from_fn(|i| {
+                        let r = next();
+                        let v = ((r >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2f64.powi((r % 60) as i32 - 30);
+                        match (round % 4, (r >> 8) % 16) {
+                            (0, 0) => T::from_f64(specials[(j + i) % specials.len()]),
+                            (1, _) if j % 3 == 0 => T::from_f64(-0.0),
+                            _ => T::from_f64(v),
+                        }
+                    })
+                });
+                for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+                    for (j, (got, want)) in dispatch::run(isa, ReduceAdd16 { regs: &regs }).into_iter().enumerate() {
+                        let (got, want) = (got.to_f64(), want.to_f64());
+                        assert!(got.to_bits() == want.to_bits(), "{isa} {} bits, round {round}, register {j}: {got:e} against {want:e}", T::MANTISSA_DIGITS);
+                    }
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
 
     #[test]
     fn ln2_split_is_accurate() {
