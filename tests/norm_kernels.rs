@@ -318,7 +318,9 @@ fn batches_equal_single_rows() {
 /// A part of a call (`norm_rows_part_raw`, as one thread runs it) takes
 /// the path of the whole call's size: parts of a small call (LayerNorm
 /// blocks at avx512) and of a large one (rows one at a time) give the
-/// bits of single-row calls, also for parts shorter than a block.
+/// bits of single-row calls, also for parts shorter than a block. (Both
+/// paths give the same bits, so which one ran is checked by the unit tests
+/// of `in_layer_blocks`, not here.)
 #[test]
 fn parts_of_calls_equal_single_rows() {
     let mut rng = SmallRng::seed_from_u64(19);

@@ -48,7 +48,9 @@ use crate::simd::{prefetch, Real, Storage, Vector};
 /// time, float32): 64-element rows 2.2 -> 1.8 (RMSNorm), 3.2 -> 2.7
 /// (LayerNorm); from 128 elements on RMSNorm got slower. Rows that are
 /// also short ([`is_short`]) are pipelined as [`ShortRow`]s (with AVX-512
-/// every float32 and float64 row of this size); this loop pipeline serves
+/// every float32 and float64 row of this size, but float32 LayerNorm rows
+/// in calls of up to 4 MiB, which go in blocks: [`layer_short_blocks`]);
+/// this loop pipeline serves
 /// the others (AVX2 float32 rows of 33 to 64 elements, AVX-512 16-bit
 /// rows of 65 to 128, NEON rows above 16 float32 elements).
 const PIPELINE_MAX_BYTES: usize = 256;
@@ -783,8 +785,8 @@ impl<V: Vector> ShortRow<V> {
         // SAFETY: this function's contract.
         unsafe {
             prefetch_ahead::<V, M>(prefetch::Ahead::current(), x);
-            let mut row = Self::load_only(kind, x, n);
             let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
+            let mut row = Self::load_only(x, n, k);
             row.first = match kind {
                 Norm::Rms => Self::sums::<false, false>(&row.regs, k),
                 Norm::Crms => Self::sums::<true, false>(&row.regs, k),
@@ -794,12 +796,13 @@ impl<V: Vector> ShortRow<V> {
         }
     }
 
-    /// The row's registers without its sums (`first` is (0, 0)).
+    /// The row's registers, lanes past n holding the row's shift `k`
+    /// ([`shift`]), without its sums (`first` is (0, 0)).
     ///
     /// # Safety
     /// As for [`ShortRow::load`].
     #[inline(always)]
-    unsafe fn load_only<M>(kind: Norm, x: *const M, n: usize) -> Self
+    unsafe fn load_only<M>(x: *const M, n: usize, k: V::Elem) -> Self
     where
         V: Storage<M>,
     {
@@ -807,7 +810,6 @@ impl<V: Vector> ShortRow<V> {
         // and every load below stays inside x[0..n).
         unsafe {
             let lanes = V::LANES;
-            let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
             let regs = V::load_registers::<CHAINS>(x, n, k);
             let last = if n > lanes && !n.is_multiple_of(lanes) { V::load_from(x.add(n - lanes)) } else { regs[0] };
             ShortRow { regs, last, n, first: (0.0, 0.0) }
@@ -1013,28 +1015,25 @@ const SHORT_BLOCK_ROWS: usize = 16;
 /// AVX-512, medians of 31 rounds, each build as A and as B, the same
 /// bits): rows of 64, 2048 / 8192 / 16384 rows (512 KiB / 2 / 4 MiB)
 /// 0.79-0.86 / 0.79-0.86 / 0.85-0.99; 8192 rows of 32 0.82-0.84, 16384
-/// rows of 16 0.81-0.87. From memory an earlier build lost (8 MiB 1.28, 16
-/// MiB 0.85-1.06; RMSNorm in the same blocks 1.09 and 1.52-1.59, which is
-/// why it is not in them); why, we did not find (no counters): reading
-/// the next block's rows between this block's writes lost more (16 MiB
-/// 1.52).
+/// rows of 16 0.81-0.87. From memory an earlier build did not reliably
+/// gain (8 MiB 1.28 in one run, 16 MiB 0.85 and 1.06; RMSNorm in the same
+/// blocks 1.09 and 1.52-1.59, which is why it is not in them); why, we did
+/// not find (no counters): reading the next block's rows between this
+/// block's writes lost more (16 MiB 1.52).
 const SHORT_BLOCK_MAX_BATCH_BYTES: usize = 4 << 20;
 
-/// A short row's chains ([`ShortRow::chains`]) and its shift.
+/// A short LayerNorm row's chains ([`ShortRow::chains`]) and its shift
+/// K = x[0].
 ///
 /// # Safety
 /// As for [`ShortRow::load`].
 #[inline(always)]
-unsafe fn short_chains<V: Storage<M>, M>(kind: Norm, x: *const M, n: usize) -> (V, V, V::Elem) {
+unsafe fn layer_chains<V: Storage<M>, M>(x: *const M, n: usize) -> (V, V, V::Elem) {
     // SAFETY: this function's contract.
     unsafe {
-        let k = shift::<V, M, false>(kind, x, V::Elem::ONE);
-        let regs = V::load_registers::<CHAINS>(x, n, k);
-        let (l, q) = match kind {
-            Norm::Rms => ShortRow::<V>::chains::<false, false>(&regs, k),
-            Norm::Crms => ShortRow::<V>::chains::<true, false>(&regs, k),
-            Norm::Layer => ShortRow::<V>::chains::<true, true>(&regs, k),
-        };
+        prefetch_ahead::<V, M>(prefetch::Ahead::current(), x);
+        let k = shift::<V, M, false>(Norm::Layer, x, V::Elem::ONE);
+        let (l, q) = ShortRow::<V>::chains::<true, true>(&V::load_registers::<CHAINS>(x, n, k), k);
         (l, q, k)
     }
 }
@@ -1045,18 +1044,18 @@ unsafe fn short_chains<V: Storage<M>, M>(kind: Norm, x: *const M, n: usize) -> (
 /// ([`Vector::reduce_add16`], the same bits as one row at a time), the
 /// constants of each half of the block together
 /// ([`LayerBlock::constants`]), then each row loaded again (from L1) and
-/// written. Rows past the last whole block go one at a time. A row is
-/// written only after its own reads and reads no other row after that:
-/// `y` may equal `x` row for row. The results are those of [`norm`] on
-/// each row.
+/// written. Rows past the last whole block go one at a time, pipelined
+/// ([`norm_rows`]). No row is read after it is written: `y` may equal `x`
+/// row for row. The results are those of [`norm`] on each row.
 ///
 /// # Safety
-/// As for [`layer_blocks`], with rows that are [`is_short`].
+/// As for [`layer_blocks`], with rows that are [`is_short`] and not empty.
 #[inline(always)]
 unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: RowBatch<M>, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V
     // and D, and every access below stays inside the rows of the batch.
     unsafe {
+        const { assert!(SHORT_BLOCK_ROWS.is_multiple_of(BLOCK_ROWS)) };
         let (kind, n) = (Norm::Layer, batch.n);
         let whole = batch.rows / SHORT_BLOCK_ROWS * SHORT_BLOCK_ROWS;
         for start in (0..whole).step_by(SHORT_BLOCK_ROWS) {
@@ -1064,7 +1063,7 @@ unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: Row
             let (mut l, mut q) = ([zero; SHORT_BLOCK_ROWS], [zero; SHORT_BLOCK_ROWS]);
             let mut shift = [V::Elem::ZERO; SHORT_BLOCK_ROWS];
             for j in 0..SHORT_BLOCK_ROWS {
-                (l[j], q[j], shift[j]) = short_chains::<V, M>(kind, batch.x_row(start + j), n);
+                (l[j], q[j], shift[j]) = layer_chains::<V, M>(batch.x_row(start + j), n);
             }
             let (s1, s2) = (V::reduce_add16(&l), V::reduce_add16(&q));
             for h in 0..SHORT_BLOCK_ROWS / BLOCK_ROWS {
@@ -1079,7 +1078,7 @@ unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: Row
                 for (j, &fast) in fast.iter().enumerate() {
                     let i = start + h * BLOCK_ROWS + j;
                     let (x, y) = (batch.x_row(i), batch.y_row(i));
-                    let mut row = ShortRow::<V>::load_only(kind, x, n);
+                    let mut row = ShortRow::<V>::load_only(x, n, shift[h * BLOCK_ROWS + j]);
                     match fast {
                         Some(k) => {
                             stats.row(i).write(Some(&k));
@@ -1093,8 +1092,9 @@ unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: Row
                 }
             }
         }
-        for i in whole..batch.rows {
-            norm::<V, M>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
+        if whole < batch.rows {
+            let rest = RowBatch { x: batch.x_row(whole), y: batch.y_row(whole), rows: batch.rows - whole, ..batch };
+            norm_rows::<V, M>(kind, rest, eps, affine, stats.row(whole));
         }
     }
 }
@@ -1140,6 +1140,9 @@ const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 /// LayerNorm gained less; an earlier build inside it did not (which
 /// difference in code generation does it was not found).
 pub fn in_layer_blocks<M>(isa: Isa, n: usize, rows: usize) -> bool {
+    // The short rows here are those of at most four AVX-512 float32
+    // registers, which `layer_blocks` tells apart by `is_short`.
+    const { assert!(PIPELINE_MAX_BYTES == CHAINS * SHORT_BLOCK_ROWS * size_of::<f32>()) };
     let bytes = n * size_of::<M>();
     let short = size_of::<M>() == size_of::<f32>()
         && n > 0
@@ -1217,10 +1220,9 @@ impl LayerBlock {
 
 /// LayerNorm of every row of `batch` ([`in_layer_blocks`]) in blocks of
 /// [`BLOCK_ROWS`]: the first passes of the block, the block's constants
-/// together ([`LayerBlock::constants`]), then the write passes. A row is
-/// written only after its own first pass (and its second, where it needs
-/// one) and reads no other row after that: `y` may equal `x` row for
-/// row. The results are those of [`norm`] on each row. `D` is the f64
+/// together ([`LayerBlock::constants`]), then the write passes. No row is
+/// read after it is written (a row's second pass, where it needs one,
+/// comes before its write): `y` may equal `x` row for row. The results are those of [`norm`] on each row. `D` is the f64
 /// register of `V`'s level.
 ///
 /// # Safety

@@ -197,14 +197,24 @@ unsafe impl Vector for F32x16 {
         avx512!(Self(_mm512_scalef_ps(self.0, n.0)))
     }
     #[inline(always)]
+    /// Lanes i and i + 8 added, then i and i + 4, i and i + 2, 0 and 1:
+    /// written out (as stdarch's `_mm512_reduce_add_ps` adds them today,
+    /// an order Intel does not specify) because `reduce_add16` must add in
+    /// the same order.
     fn reduce_add(self) -> f32 {
-        avx512!(_mm512_reduce_add_ps(self.0))
+        avx512!({
+            let h = _mm256_add_ps(_mm512_castps512_ps256(self.0), _mm512_extractf32x8_ps::<1>(self.0));
+            let q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
+            let p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+            _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)))
+        })
     }
-    /// Sixteen sums in four levels of shuffles and adds (15 adds, 30
-    /// shuffles, against 16 x 4 adds and their shuffles one register at a
-    /// time), each level adding the same lane pairs as `_mm512_reduce_add_ps`
-    /// does in one register: lanes i and i + 8, then i and i + 4, i and
-    /// i + 2, i and i + 1. So every sum has the bits of `reduce_add`.
+    /// Sixteen sums in four levels of shuffles and adds and one permute
+    /// (15 adds and 30 shuffles, against 16 x 4 adds and their shuffles one
+    /// register at a time), each level adding the same lane pairs as
+    /// [`Vector::reduce_add`] does in one register: lanes i and i + 8,
+    /// then i and i + 4, i and i + 2, i and i + 1. So every sum has the
+    /// bits of `reduce_add`.
     #[inline(always)]
     fn reduce_add16(regs: &[Self; 16]) -> [f32; 16] {
         avx512!({
@@ -236,6 +246,7 @@ unsafe impl Vector for F32x16 {
             let sums = _mm512_add_ps(_mm512_shuffle_ps::<0x88>(a, b), _mm512_shuffle_ps::<0xDD>(a, b));
             // Row j = 4m + k from lane 4k + m: a 4x4 transpose of the lanes.
             let rows = _mm512_permutexvar_ps(_mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), sums);
+            // Sixteen f32 lanes into an array of sixteen.
             let mut out = [0.0f32; 16];
             _mm512_storeu_ps(out.as_mut_ptr(), rows);
             out
