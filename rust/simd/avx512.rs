@@ -196,11 +196,11 @@ unsafe impl Vector for F32x16 {
     fn scale_down_pow2(self, n: Self) -> Self {
         avx512!(Self(_mm512_scalef_ps(self.0, n.0)))
     }
-    #[inline(always)]
     /// Lanes i and i + 8 added, then i and i + 4, i and i + 2, 0 and 1:
     /// written out (as stdarch's `_mm512_reduce_add_ps` adds them today,
     /// an order Intel does not specify) because `reduce_add16` must add in
     /// the same order.
+    #[inline(always)]
     fn reduce_add(self) -> f32 {
         avx512!({
             let h = _mm256_add_ps(_mm512_castps512_ps256(self.0), _mm512_extractf32x8_ps::<1>(self.0));
