@@ -152,6 +152,14 @@ unsafe fn fold<V: Vector, const LIN: bool, const SQ: bool>(l: &mut [V; CHAINS], 
     }
 }
 
+/// A register's lane sum as a row total, as [`fold`] makes it: added to a
+/// 0.0 total, so a sum of -0.0 becomes +0.0 (the short paths must give
+/// fold's bits).
+#[inline(always)]
+fn total<E: Real>(lane_sum: E) -> f64 {
+    0.0 + lane_sum.to_f64()
+}
+
 /// (sum v, sum v^2) over the row for v = map(x); `LIN` / `SQ` select which
 /// sums are computed (the other is 0). The main loop starts after `head`
 /// elements (the row's [`head_len`]).
@@ -826,7 +834,7 @@ impl<V: Vector> ShortRow<V> {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
             let (l, q) = Self::chains::<LIN, CENTER>(regs, k);
-            (if LIN { 0.0 + l.reduce_add().to_f64() } else { 0.0 }, 0.0 + q.reduce_add().to_f64())
+            (if LIN { total(l.reduce_add()) } else { 0.0 }, total(q.reduce_add()))
         }
     }
 
@@ -1069,10 +1077,8 @@ unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: Row
             for h in 0..SHORT_BLOCK_ROWS / BLOCK_ROWS {
                 let mut block = LayerBlock { s1: [0.0; BLOCK_ROWS], s2: [0.0; BLOCK_ROWS], shift: [0.0; BLOCK_ROWS] };
                 for j in 0..BLOCK_ROWS {
-                    // As ShortRow::sums adds them: 0.0 + the lane sum (-0.0
-                    // becomes +0.0).
                     let r = h * BLOCK_ROWS + j;
-                    (block.s1[j], block.s2[j], block.shift[j]) = (0.0 + s1[r].to_f64(), 0.0 + s2[r].to_f64(), shift[r].to_f64());
+                    (block.s1[j], block.s2[j], block.shift[j]) = (total(s1[r]), total(s2[r]), shift[r].to_f64());
                 }
                 let fast = block.constants::<D, V::Elem>(n, eps);
                 for (j, &fast) in fast.iter().enumerate() {
