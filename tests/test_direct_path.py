@@ -1,4 +1,4 @@
-"""The direct path of the row-wise functions (``_rowwise.direct``: an
+"""The direct path of the row-wise functions (``_rowwise.is_direct``: an
 ndarray along its last axis goes straight to the native call) gives what
 the general path gives: the same bits, and the same errors where the
 native layer alone would accept the arrays or refuse them differently."""
@@ -199,6 +199,31 @@ def test_native_out_none_allocates_and_out_must_have_x_shape():
     normed, summed = _native.add_norm(x, x, None, None, "layer", 1e-5)
     np.testing.assert_array_equal(summed, x + x)
     np.testing.assert_allclose(normed, normkit.layer_norm(summed.view(_Subclass)), rtol=1e-14, atol=1e-14)
+
+
+@pytest.mark.parametrize("eps", [-1.0, -0.0 - 1e-300, float("nan"), float("inf"), -float("inf")])
+def test_a_float_eps_out_of_range_is_refused_before_anything_is_written(eps):
+    """A float eps goes to the native call unchecked on the direct path:
+    the native layer refuses it (ValueError) with nothing written, and the
+    public functions raise the general path's error, again with nothing
+    written."""
+    from normkit import _native
+
+    x = _x((2, 3, 4))
+    out, summed = np.zeros_like(x), np.zeros_like(x)
+    for kind in ("rms", "layer", "crms"):
+        with pytest.raises(ValueError, match="eps must be finite and >= 0"):
+            _native.norm(x, out, kind, eps)
+        with pytest.raises(ValueError, match="eps must be finite and >= 0"):
+            _native.add_norm(x, x, out, summed, kind, eps)
+    for name in ("rms_norm", "layer_norm", "crms_norm"):
+        with pytest.raises(ValueError, match=f"{name}: eps must be finite and >= 0"):
+            FUNCS[name](x, eps=eps, out=out)
+    for name in ADD_FUNCS:
+        with pytest.raises(ValueError, match=f"{name}: eps must be finite and >= 0"):
+            ADD_FUNCS[name](x, x, eps=eps, out=(out, summed))
+    assert not out.any() and not summed.any()
+    assert np.array_equal(_native.norm(x, None, "rms", 0.0), normkit.rms_norm(x.view(_Subclass), eps=0.0))
 
 
 @pytest.mark.parametrize("name", [*FUNCS, *ADD_FUNCS])

@@ -13,7 +13,7 @@ import numpy as np
 from ._dask_hook import is_dask, on_dask
 from . import _native
 from ._half import half_channel, half_name
-from ._rowwise import AxisError, Output, as_input_array, check_eps, check_out, direct, input_rows, kernel_dtype, result_dtype, rowwise
+from ._rowwise import REFUSED, AxisError, Output, as_input_array, check_eps, check_out, input_rows, is_direct, kernel_dtype, result_dtype, rowwise
 from .norm import shares_memory
 
 _INT8 = np.dtype(np.int8)
@@ -93,8 +93,12 @@ def l1_norm(x, weight=None, bias=None, *, out_scale=None, eps=None, out: np.ndar
         check_out(name, out, x.shape, result)
         np.copyto(out, rowwise(name, _float_rows, x, -1, None, eps, w, b, half_kernel=True))
         return out
-    y = direct(_float_rows, x, -1, out, eps, w, b)
-    return y if y is not None else rowwise(name, _float_rows, x, -1, out, eps, w, b, half_kernel=True)
+    if is_direct(x, -1):
+        try:
+            return _float_rows(x, out, eps, w, b)
+        except REFUSED:
+            pass
+    return rowwise(name, _float_rows, x, -1, out, eps, w, b, half_kernel=True)
 
 
 def _gain(name: str, out_scale) -> np.float32:

@@ -50,6 +50,7 @@ from ._dask_hook import is_dask, on_dask
 from . import _native
 from ._half import FLOAT32, half_channel, half_name
 from ._rowwise import (
+    REFUSED,
     AxisError,
     Output,
     as_input_array,
@@ -57,8 +58,8 @@ from ._rowwise import (
     check_eps,
     check_out,
     compute_dtype,
-    direct,
     input_rows,
+    is_direct,
     kernel_dtype,
     normalize_axes,
     result_dtype,
@@ -385,14 +386,15 @@ class _Stats:
 
 
 def _norm(name, kind, x, weight, bias, eps, axis, out, return_stats):
-    eps = check_eps(name, eps)
-    if not return_stats:
+    if not return_stats and type(eps) is float and is_direct(x, axis):
         # weight and bias as given: the native layer takes 1-d arrays of x's
         # dtype and the row length, apart from out, and refuses anything
         # else, which the general path below converts or reports.
-        y = direct(_native.norm, x, axis, out, kind, eps, weight, bias)
-        if y is not None:
-            return y
+        try:
+            return _native.norm(x, out, kind, eps, weight, bias)
+        except REFUSED:
+            pass
+    eps = check_eps(name, eps)
     x, axes, shape = _prepare(name, x, axis)
     result = result_dtype(name, x.dtype)
     compute = kernel_dtype(x.dtype, result, True)
@@ -430,21 +432,17 @@ def _check_outs(name: str, out, shape: tuple, dtype: np.dtype):
     return normed, summed
 
 
-def _add_norm_direct(x, out, residual, kind, eps, weight, bias):
-    """``_native.add_norm`` in ``direct``'s calling form: ``out`` is None
-    or a pair of arrays (normed, sum); returns the pair."""
-    normed, summed = (None, None) if out is None else out
-    return _native.add_norm(x, residual, normed, summed, kind, eps, weight, bias)
-
-
 def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stats):
-    eps = check_eps(name, eps)
-    if not return_stats and (out is None or (type(out) is tuple and len(out) == 2 and out[0] is not None and out[1] is not None)):
+    pair = out is None or (type(out) is tuple and len(out) == 2 and out[0] is not None and out[1] is not None)
+    if not return_stats and pair and type(eps) is float and is_direct(x, axis):
         # As in _norm: the arrays as given, which the native layer takes or
         # refuses (then the general path below converts or reports).
-        y = direct(_add_norm_direct, x, axis, out, residual, kind, eps, weight, bias)
-        if y is not None:
-            return y
+        normed, summed = (None, None) if out is None else out
+        try:
+            return _native.add_norm(x, residual, normed, summed, kind, eps, weight, bias)
+        except REFUSED:
+            pass
+    eps = check_eps(name, eps)
     x, axes, shape = _prepare(name, x, axis)
     residual = as_input_array(name, residual, "residual")
     if residual.shape != x.shape:

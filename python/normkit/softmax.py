@@ -11,13 +11,14 @@ from ._dask_hook import is_dask, on_dask
 from . import _native
 from ._half import half_name
 from ._rowwise import (
+    REFUSED,
     as_input_array,
     check_broadcast,
     check_out,
     call_native,
     compute_dtype,
-    direct,
     input_rows,
+    is_direct,
     kernel_dtype,
     normalize_axes,
     result_dtype,
@@ -114,11 +115,16 @@ def softmax(
     """
     if type(x) is not np.ndarray and is_dask(x):
         return on_dask("softmax", locals())
+    plain = scale is None and bias is None and where is None
+    if plain and dtype is None and is_direct(x, axis):
+        try:
+            return _native.softmax(x, out, algorithm)
+        except REFUSED:
+            pass
     if algorithm not in ALGORITHMS:
         raise ValueError(f"softmax: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
-    if scale is None and bias is None and where is None:
-        y = direct(_native.softmax, x, axis, out, algorithm) if dtype is None else None
-        return y if y is not None else rowwise("softmax", _native.softmax, x, axis, out, algorithm, dtype=dtype, half_kernel=True)
+    if plain:
+        return rowwise("softmax", _native.softmax, x, axis, out, algorithm, dtype=dtype, half_kernel=True)
     return _fused("softmax", False, x, axis, algorithm, scale, bias, where, dtype, out)
 
 
@@ -146,9 +152,14 @@ def log_softmax(x, axis=-1, *, scale=None, bias=None, where=None, dtype=None, ou
     """
     if type(x) is not np.ndarray and is_dask(x):
         return on_dask("log_softmax", locals())
-    if scale is None and bias is None and where is None:
-        y = direct(_native.log_softmax, x, axis, out) if dtype is None else None
-        return y if y is not None else rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype, half_kernel=True)
+    plain = scale is None and bias is None and where is None
+    if plain and dtype is None and is_direct(x, axis):
+        try:
+            return _native.log_softmax(x, out)
+        except REFUSED:
+            pass
+    if plain:
+        return rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype, half_kernel=True)
     return _fused("log_softmax", True, x, axis, "auto", scale, bias, where, dtype, out)
 
 

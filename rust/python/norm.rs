@@ -57,6 +57,25 @@ impl StatsSlots {
     }
 }
 
+/// The `eps` argument: a float, finite and >= 0. The Python layer checks
+/// it before the general path, but its direct path hands a float over
+/// unchecked (`_rowwise.is_direct`), so the refusal is here too.
+#[derive(Clone, Copy, Debug)]
+struct Eps(f64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Eps {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let eps = obj.extract::<f64>()?;
+        if eps.is_finite() && eps >= 0.0 {
+            Ok(Eps(eps))
+        } else {
+            Err(PyValueError::new_err(format!("norm: eps must be finite and >= 0, got {eps}")))
+        }
+    }
+}
+
 /// norm(x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None):
 /// the norm `kind` ("rms", "layer", "crms") of each row of `x` (along its
 /// last axis) into `out` (x's shape and dtype; may be `x`; None: a new
@@ -76,7 +95,7 @@ fn norm<'py>(
     x: &Bound<'py, PyAny>,
     out: Option<&Bound<'py, PyAny>>,
     kind: Kind,
-    eps: f64,
+    eps: Eps,
     weight: Option<&Bound<'py, PyAny>>,
     bias: Option<&Bound<'py, PyAny>>,
     mean: Option<&Bound<'py, PyAny>>,
@@ -99,10 +118,10 @@ fn norm<'py>(
                 match b.split_len() {
                     Some(len) => {
                         for (j, (x, y)) in b.pairs().enumerate() {
-                            kernels::norm_split_raw(b.isa(), kind.0, x, y, b.n(), eps, b.affine(), stats.row(j), len)
+                            kernels::norm_split_raw(b.isa(), kind.0, x, y, b.n(), eps.0, b.affine(), stats.row(j), len)
                         }
                     }
-                    None => kernels::norm_rows_part_raw(b.isa(), kind.0, b.batch(), b.call_rows(), eps, b.affine(), stats),
+                    None => kernels::norm_rows_part_raw(b.isa(), kind.0, b.batch(), b.call_rows(), eps.0, b.affine(), stats),
                 }
             }
         })?;
@@ -126,7 +145,7 @@ fn add_norm<'py>(
     out: Option<&Bound<'py, PyAny>>,
     sum_out: Option<&Bound<'py, PyAny>>,
     kind: Kind,
-    eps: f64,
+    eps: Eps,
     weight: Option<&Bound<'py, PyAny>>,
     bias: Option<&Bound<'py, PyAny>>,
     mean: Option<&Bound<'py, PyAny>>,
@@ -148,7 +167,7 @@ fn add_norm<'py>(
                 // row i's value elements are the j-th after the block's
                 // first (C-contiguous, one element per row).
                 unsafe {
-                    kernels::add_norm_raw(b.isa(), kind.0, b.input(0, i), b.input(1, i), b.output(1, i), b.output(0, i), b.n(), eps, b.affine(), block.row(j))
+                    kernels::add_norm_raw(b.isa(), kind.0, b.input(0, i), b.input(1, i), b.output(1, i), b.output(0, i), b.n(), eps.0, b.affine(), block.row(j))
                 }
             }
         })?;
