@@ -226,6 +226,28 @@ def test_a_float_eps_out_of_range_is_refused_before_anything_is_written(eps):
     assert np.array_equal(_native.norm(x, None, "rms", 0.0), normkit.rms_norm(x.view(_Subclass), eps=0.0))
 
 
+def test_eps_of_other_types_is_converted_once(monkeypatch):
+    """An int or NumPy-scalar eps is checked and converted in Python, then
+    takes the direct path (the general one, ``_prepare``, is not reached)
+    and gives the bits of the same float eps."""
+    import normkit.norm
+
+    def general_path(*args):
+        raise AssertionError("the general path ran")
+
+    x = _x((3, 40))
+    monkeypatch.setattr(normkit.norm, "_prepare", general_path)
+    for name in ("rms_norm", "layer_norm", "crms_norm"):
+        for eps in (np.float64(0.5), np.float32(0.5), 1, 0):
+            got = FUNCS[name](x, eps=eps)
+            np.testing.assert_array_equal(got, FUNCS[name](x, eps=float(eps)), err_msg=f"{name} {eps!r}")
+    for name, f in ADD_FUNCS.items():
+        want = f(x, x, eps=0.25)
+        for eps in (np.float32(0.25), np.float64(0.25)):
+            got = f(x, x, eps=eps)
+            np.testing.assert_array_equal(got[0], want[0], err_msg=f"{name} {eps!r}")
+
+
 @pytest.mark.parametrize("name", [*FUNCS, *ADD_FUNCS])
 def test_a_result_too_large_to_allocate_is_a_memory_error(name):
     """A broadcast x whose result would take 4 EiB (beyond any address

@@ -386,7 +386,9 @@ class _Stats:
 
 
 def _norm(name, kind, x, weight, bias, eps, axis, out, return_stats):
-    if not return_stats and type(eps) is float and is_direct(x, axis):
+    if type(eps) is not float:  # a float is checked by the native call (below: again)
+        eps = check_eps(name, eps)
+    if not return_stats and is_direct(x, axis):
         # weight and bias as given: the native layer takes 1-d arrays of x's
         # dtype and the row length, apart from out, and refuses anything
         # else, which the general path below converts or reports.
@@ -433,8 +435,10 @@ def _check_outs(name: str, out, shape: tuple, dtype: np.dtype):
 
 
 def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stats):
+    if type(eps) is not float:  # a float is checked by the native call (below: again)
+        eps = check_eps(name, eps)
     pair = out is None or (type(out) is tuple and len(out) == 2 and out[0] is not None and out[1] is not None)
-    if not return_stats and pair and type(eps) is float and is_direct(x, axis):
+    if not return_stats and pair and is_direct(x, axis):
         # As in _norm: the arrays as given, which the native layer takes or
         # refuses (then the general path below converts or reports).
         normed, summed = (None, None) if out is None else out
