@@ -10,9 +10,10 @@ repeats of ``--number`` calls, the candidates interleaved repeat by repeat.
 time the process waits for a core on a busy machine.
 
 ``--baseline DIR`` also times the public calls of another build in the
-same rounds: DIR holds that build's package renamed ``normkit_old`` (its
-relative imports still work), for example from a wheel of an earlier
-revision::
+same rounds: DIR holds that build's package renamed ``normkit_old`` (the
+functions timed import their modules relatively, so they stay in that
+build; ``normkit_old.dask`` and ``.compare`` would import the installed
+``normkit``), for example from a wheel of an earlier revision::
 
     git worktree add /tmp/old REV && (cd /tmp/old && maturin build --release -o /tmp/wheel)
     mkdir -p /tmp/base && unzip -q /tmp/wheel/*.whl -d /tmp/unpacked && mv /tmp/unpacked/normkit /tmp/base/normkit_old

@@ -5,6 +5,8 @@ native layer alone would accept the arrays or refuse them differently."""
 
 from __future__ import annotations
 
+import importlib
+
 import numpy as np
 import pytest
 
@@ -201,12 +203,12 @@ def test_native_out_none_allocates_and_out_must_have_x_shape():
     np.testing.assert_allclose(normed, normkit.layer_norm(summed.view(_Subclass)), rtol=1e-14, atol=1e-14)
 
 
-@pytest.mark.parametrize("eps", [-1.0, -0.0 - 1e-300, float("nan"), float("inf"), -float("inf")])
+@pytest.mark.parametrize("eps", [-1.0, -5e-324, float("nan"), float("inf"), -float("inf")])
 def test_a_float_eps_out_of_range_is_refused_before_anything_is_written(eps):
     """A float eps goes to the native call unchecked on the direct path:
     the native layer refuses it (ValueError) with nothing written, and the
     public functions raise the general path's error, again with nothing
-    written."""
+    written. eps = 0.0 is accepted."""
     from normkit import _native
 
     x = _x((2, 3, 4))
@@ -216,6 +218,8 @@ def test_a_float_eps_out_of_range_is_refused_before_anything_is_written(eps):
             _native.norm(x, out, kind, eps)
         with pytest.raises(ValueError, match="eps must be finite and >= 0"):
             _native.add_norm(x, x, out, summed, kind, eps)
+    with pytest.raises(ValueError, match="eps must be finite and >= 0"):
+        _native.l1_norm_float(x, out, eps)
     for name in ("rms_norm", "layer_norm", "crms_norm"):
         with pytest.raises(ValueError, match=f"{name}: eps must be finite and >= 0"):
             FUNCS[name](x, eps=eps, out=out)
@@ -226,7 +230,7 @@ def test_a_float_eps_out_of_range_is_refused_before_anything_is_written(eps):
     assert np.array_equal(_native.norm(x, None, "rms", 0.0), normkit.rms_norm(x.view(_Subclass), eps=0.0))
 
 
-def test_eps_of_other_types_is_converted_once(monkeypatch):
+def test_eps_of_other_types_takes_the_direct_path(monkeypatch):
     """An int or NumPy-scalar eps is checked and converted in Python, then
     takes the direct path (the general one, ``_prepare``, is not reached)
     and gives the bits of the same float eps."""
@@ -242,10 +246,34 @@ def test_eps_of_other_types_is_converted_once(monkeypatch):
             got = FUNCS[name](x, eps=eps)
             np.testing.assert_array_equal(got, FUNCS[name](x, eps=float(eps)), err_msg=f"{name} {eps!r}")
     for name, f in ADD_FUNCS.items():
-        want = f(x, x, eps=0.25)
-        for eps in (np.float32(0.25), np.float64(0.25)):
+        for eps in (np.float32(0.25), np.float64(0.25), 1):
             got = f(x, x, eps=eps)
-            np.testing.assert_array_equal(got[0], want[0], err_msg=f"{name} {eps!r}")
+            np.testing.assert_array_equal(got[0], f(x, x, eps=float(eps))[0], err_msg=f"{name} {eps!r}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_common_case_takes_the_direct_path(monkeypatch, dtype):
+    """Every function with a direct path takes it for a float32 or float64
+    ndarray along its last axis, out given or not: the general path
+    (``rowwise``, the norms' ``_prepare``) is not reached."""
+    def general_path(*args, **kwargs):
+        raise AssertionError("the general path ran")
+
+    # importlib: the attribute normkit.softmax is the function, not its module.
+    for module, name in (("normkit.softmax", "rowwise"), ("normkit.l1norm", "rowwise"), ("normkit.norm", "_prepare")):
+        monkeypatch.setattr(importlib.import_module(module), name, general_path)
+    x = _x((3, 40)).astype(dtype)
+    w = np.ones(40, dtype)
+    for name, f in FUNCS.items():
+        for axis in ({} if name == "l1_norm" else {"axis": -1}, {} if name == "l1_norm" else {"axis": 1}):
+            assert f(x, **axis).dtype == dtype
+            out = np.empty_like(x)
+            assert f(x, out=out, **axis) is out
+        if name in WEIGHTED:
+            f(x, w, out=out)
+    for f in ADD_FUNCS.values():
+        normed, summed = f(x, x.copy(), w)
+        assert f(x, x.copy(), w, out=(normed, summed))[0] is normed
 
 
 @pytest.mark.parametrize("name", [*FUNCS, *ADD_FUNCS])

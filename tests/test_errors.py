@@ -128,6 +128,10 @@ CASES = [
     ("layer_norm eps=10**400", lambda o: normkit.layer_norm(X, eps=10**400, out=o(X.shape, np.float32)), ValueError, ["layer_norm", "eps must be finite", "too large for a float"]),
     ("add_rms_norm eps=-10**400", lambda o: normkit.add_rms_norm(X, X.copy(), eps=-10**400, out=(o(X.shape, np.float32), o(X.shape, np.float32))), ValueError, ["add_rms_norm", "eps must be finite"]),
     ("rms_norm eps str", lambda o: normkit.rms_norm(X, eps="a", out=o(X.shape, np.float32)), TypeError, ["rms_norm", "eps must be a real number"]),
+    # A float eps reaches the native call unchecked (the direct path), which refuses it.
+    ("rms_norm eps=nan", lambda o: normkit.rms_norm(X, eps=float("nan"), out=o(X.shape, np.float32)), ValueError, ["rms_norm", "eps must be finite and >= 0", "nan"]),
+    ("crms_norm eps=inf", lambda o: normkit.crms_norm(X, eps=float("inf"), out=o(X.shape, np.float32)), ValueError, ["crms_norm", "eps must be finite and >= 0"]),
+    ("add_layer_norm eps=-1.0", lambda o: normkit.add_layer_norm(X, X.copy(), eps=-1.0, out=(o(X.shape, np.float32), o(X.shape, np.float32))), ValueError, ["add_layer_norm", "eps must be finite and >= 0"]),
     ("layer_norm read-only out", lambda o: normkit.layer_norm(X, out=_readonly(o(X.shape, np.float32))), ValueError, ["layer_norm", "out is read-only"]),
     ("layer_norm out of wrong dtype", lambda o: normkit.layer_norm(X, out=o((3, 4), np.float64)), TypeError, ["layer_norm", "out has dtype float64", "expected float32"]),
     ("crms_norm out of wrong shape", lambda o: normkit.crms_norm(X, out=o((4, 3), np.float32)), ValueError, ["crms_norm", "out has shape (4, 3)"]),
@@ -201,6 +205,7 @@ OUT_CASES = [
     ("softmax complex x", lambda out: normkit.softmax(X.astype(complex), out=out)),
     ("l1_norm weight too short", lambda out: normkit.l1_norm(X, weight=np.ones(3), out=out)),
     ("l1_norm bad eps", lambda out: normkit.l1_norm(X, eps=-1.0, out=out)),
+    ("layer_norm eps=nan", lambda out: normkit.layer_norm(X, eps=float("nan"), out=out)),
 ]
 
 

@@ -5,9 +5,10 @@ The native functions take 2-d float32/float64 arrays with contiguous rows
 memory safety depends on: aligned, native-byte-order arrays of one shape, a
 writeable ``out`` that is the input itself or is computed through a scratch
 buffer when it partially overlaps it, and ``weight`` / ``bias`` (1-d, of the
-row length) that share no memory with any output (``ValueError``). Each
-weight and bias is copied once, by the native layer. Calls of 16384
-elements or more release the GIL.
+row length) that share no memory with any output (``ValueError``); the
+norms' ``eps`` must be finite and >= 0 (``ValueError``). Each weight and
+bias is copied once, by the native layer. Calls of 16384 elements or more
+release the GIL.
 
 ``half="bfloat16"`` or ``"float16"``: ``x``, ``out`` (``residual``,
 ``sum_out``) are ``uint16`` views of 16-bit floats of that type, computed in
@@ -19,7 +20,7 @@ also take an ``x`` of any rank (C-contiguous; a 2-d ``x`` may have any row
 stride, its rows contiguous), with ``out=None`` (a new C-contiguous array)
 or an ``out`` of exactly x's shape, and return the output (``add_norm``:
 ``(out, sum_out)``, either None, and ``residual`` of exactly x's shape):
-the Python layer's direct path (``normkit._rowwise.direct``).
+the Python layer's direct path (``normkit._rowwise.is_direct``).
 """
 
 from typing import Literal

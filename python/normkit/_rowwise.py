@@ -305,14 +305,15 @@ def is_direct(x, axis) -> bool:
     The native layer checks the rest once, before anything is written:
     native byte order, out's dtype and full shape (x's), alignment,
     contiguous rows, a writeable ``out``, ``out`` overlapping ``x`` (then
-    computed through a scratch buffer), and scalar arguments such as
-    ``eps`` and ``algorithm``. It allocates the result when ``out`` is
-    None. What it refuses (``TypeError`` / ``ValueError``: a strided or
-    byte-swapped array, a read-only or mistyped ``out``, an ``eps`` out of
-    range) goes the general way, which converts what the kernels cannot
-    read in place or raises the error users see; so does a result it cannot
-    allocate (``MemoryError``), so that the general path reports a bad
-    argument before trying that allocation."""
+    computed through a scratch buffer), softmax's ``algorithm`` and
+    ``eps`` (the norms pass a float ``eps`` unchecked; ``l1_norm`` checks
+    its own first). It allocates the result when ``out`` is None. What it
+    refuses (``TypeError`` / ``ValueError``: a strided or byte-swapped
+    array, a read-only or mistyped ``out``, an ``eps`` out of range) goes
+    the general way, which converts what the kernels cannot read in place
+    or raises the error users see; so does a result it cannot allocate
+    (``MemoryError``), so that the general path reports a bad argument
+    before trying that allocation."""
     return type(x) is np.ndarray and type(axis) is int and (axis == -1 or axis == x.ndim - 1) and x.dtype in _NATIVE
 
 

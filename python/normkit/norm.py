@@ -386,7 +386,7 @@ class _Stats:
 
 
 def _norm(name, kind, x, weight, bias, eps, axis, out, return_stats):
-    if type(eps) is not float:  # a float is checked by the native call (below: again)
+    if type(eps) is not float:  # a float goes to the native call as is, which checks it
         eps = check_eps(name, eps)
     if not return_stats and is_direct(x, axis):
         # weight and bias as given: the native layer takes 1-d arrays of x's
@@ -396,7 +396,7 @@ def _norm(name, kind, x, weight, bias, eps, axis, out, return_stats):
             return _native.norm(x, out, kind, eps, weight, bias)
         except REFUSED:
             pass
-    eps = check_eps(name, eps)
+    eps = check_eps(name, eps)  # a float eps unchecked so far, or refused by the native call
     x, axes, shape = _prepare(name, x, axis)
     result = result_dtype(name, x.dtype)
     compute = kernel_dtype(x.dtype, result, True)
@@ -435,7 +435,7 @@ def _check_outs(name: str, out, shape: tuple, dtype: np.dtype):
 
 
 def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stats):
-    if type(eps) is not float:  # a float is checked by the native call (below: again)
+    if type(eps) is not float:  # a float goes to the native call as is, which checks it
         eps = check_eps(name, eps)
     pair = out is None or (type(out) is tuple and len(out) == 2 and out[0] is not None and out[1] is not None)
     if not return_stats and pair and is_direct(x, axis):
@@ -446,7 +446,7 @@ def _add_norm(name, kind, x, residual, weight, bias, eps, axis, out, return_stat
             return _native.add_norm(x, residual, normed, summed, kind, eps, weight, bias)
         except REFUSED:
             pass
-    eps = check_eps(name, eps)
+    eps = check_eps(name, eps)  # a float eps unchecked so far, or refused by the native call
     x, axes, shape = _prepare(name, x, axis)
     residual = as_input_array(name, residual, "residual")
     if residual.shape != x.shape:

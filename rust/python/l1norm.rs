@@ -1,7 +1,7 @@
 //! Bindings of the L1 norm: the int8 fixed-point contract and the float
 //! formula (see `crate::l1norm`).
 
-use super::rows::{out_or_new, Half};
+use super::rows::{out_or_new, Eps, Half};
 use super::runner::{with_float_type, Call};
 use crate::simd::{Element, Real};
 use crate::l1norm as kernels;
@@ -46,15 +46,16 @@ fn l1_norm_i8(
 /// (x - mean) / (mean|x - mean| + eps) (* weight + bias) of each row of a
 /// float32 / float64 array into `out` (as for `softmax`: None is a new
 /// array, and `out` is returned); weight and bias have x's dtype and
-/// share no memory with `out`. With `half`, x and out are `uint16` arrays
-/// of that 16-bit type and weight and bias float32.
+/// share no memory with `out`; `eps` finite and >= 0 ([`Eps`]). With
+/// `half`, x and out are `uint16` arrays of that 16-bit type and weight
+/// and bias float32.
 #[pyfunction]
 #[pyo3(signature = (x, out, eps, weight=None, bias=None, *, half=None))]
 fn l1_norm_float<'py>(
     py: Python<'py>,
     x: &Bound<'py, PyAny>,
     out: Option<&Bound<'py, PyAny>>,
-    eps: f64,
+    eps: Eps,
     weight: Option<&Bound<'py, PyAny>>,
     bias: Option<&Bound<'py, PyAny>>,
     half: Option<Half>,
@@ -63,7 +64,7 @@ fn l1_norm_float<'py>(
         let out = out_or_new::<T>("out", x, out)?;
         let call = Call::<T, 1, 1, <T as Element>::Real>::new([("x", x)], [("out", &out)])?;
         check_row_length(call.n())?;
-        let eps = <T as Element>::Real::from_f64(eps);
+        let eps = <T as Element>::Real::from_f64(eps.0);
         call.affine(weight, bias)?.run(py, |b| {
             for (x, y) in b.pairs() {
                 // SAFETY: as in `l1_norm_i8`, one row at a time.

@@ -1,6 +1,6 @@
 //! Bindings of RMSNorm, LayerNorm, CRMSNorm and their fused residual forms.
 
-use super::rows::{out_or_new, same_shape, Half, Item};
+use super::rows::{out_or_new, same_shape, Eps, Half, Item};
 use crate::simd::Element;
 use super::runner::{with_float_type, Block, Call};
 use crate::norm::{self as kernels, Norm, RowStats};
@@ -57,30 +57,12 @@ impl StatsSlots {
     }
 }
 
-/// The `eps` argument: a float, finite and >= 0. The Python layer checks
-/// it before the general path, but its direct path hands a float over
-/// unchecked (`_rowwise.is_direct`), so the refusal is here too.
-#[derive(Clone, Copy, Debug)]
-struct Eps(f64);
-
-impl<'a, 'py> FromPyObject<'a, 'py> for Eps {
-    type Error = PyErr;
-
-    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        let eps = obj.extract::<f64>()?;
-        if eps.is_finite() && eps >= 0.0 {
-            Ok(Eps(eps))
-        } else {
-            Err(PyValueError::new_err(format!("norm: eps must be finite and >= 0, got {eps}")))
-        }
-    }
-}
-
 /// norm(x, out, kind, eps, weight=None, bias=None, mean=None, rstd=None):
 /// the norm `kind` ("rms", "layer", "crms") of each row of `x` (along its
 /// last axis) into `out` (x's shape and dtype; may be `x`; None: a new
 /// array), which is returned, with optional weight /
-/// bias of x's dtype and the row length, sharing no memory with `out`.
+/// bias of x's dtype and the row length, sharing no memory with `out`;
+/// `eps` finite and >= 0 ([`Eps`]).
 /// `mean` and `rstd`, when given, receive each row's statistics
 /// (`kernels::RowStats`): C-contiguous arrays of x's dtype with one element
 /// per row, apart from everything else. With `half` ("bfloat16" or
@@ -134,7 +116,7 @@ fn norm<'py>(
 /// `kind`, in one pass per row, with the statistics of the sum as for
 /// `norm`; returns (out, sum_out). residual, out and sum_out have x's
 /// shape (out or sum_out None: a new array); out and sum_out must not
-/// share memory; each may be x or residual.
+/// share memory; each may be x or residual; `eps` as for `norm`.
 #[pyfunction]
 #[pyo3(signature = (x, residual, out, sum_out, kind, eps, weight=None, bias=None, mean=None, rstd=None, *, half=None))]
 #[allow(clippy::too_many_arguments)]

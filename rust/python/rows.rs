@@ -84,6 +84,26 @@ impl<'a, 'py> FromPyObject<'a, 'py> for Half {
     }
 }
 
+/// The `eps` argument of the norm and L1-norm bindings: a float, finite
+/// and >= 0. The Python layer hands a float `eps` over unchecked on the
+/// norms' direct path (`_norm` / `_add_norm`), so the refusal is here; it
+/// then raises its own message from `_rowwise.check_eps`.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Eps(pub(crate) f64);
+
+impl<'a, 'py> FromPyObject<'a, 'py> for Eps {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        let eps = obj.extract::<f64>()?;
+        if eps.is_finite() && eps >= 0.0 {
+            Ok(Eps(eps))
+        } else {
+            Err(PyValueError::new_err(format!("eps must be finite and >= 0, got {eps}")))
+        }
+    }
+}
+
 /// The element type of a float32 / float64 array, or the 16-bit type
 /// `half` names (its `uint16` data is checked with the other arrays).
 pub(crate) fn float_kind(name: &str, array: &Bound<'_, PyAny>, half: Option<Half>) -> PyResult<FloatKind> {
@@ -145,7 +165,7 @@ pub(crate) fn same_shape(name: &str, array: &Bound<'_, PyAny>, x: &Bound<'_, PyA
 /// The output `name` of a binding that accepts `None` for it: the array
 /// given, which must have exactly x's shape ([`same_shape`]), or a new
 /// C-contiguous array of x's shape and element type. This is how the
-/// Python layer's direct path (`_rowwise.direct`) calls a kernel without
+/// Python layer's direct path (`_rowwise.is_direct`) calls a kernel without
 /// allocating or checking shapes in Python. Nothing is written here: the
 /// call's own checks come after, on the returned array.
 pub(crate) fn out_or_new<'py, T: Item>(name: &str, x: &Bound<'py, PyAny>, out: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyAny>> {
