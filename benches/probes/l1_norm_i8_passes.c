@@ -1,0 +1,140 @@
+// The int8 L1 norm's passes over one row of 1024 int8 elements in L1, one
+// at a time, in cycles per 64 bytes on this core (AVX-512 BW + VBMI): the
+// loop-level breakdown of the kernel against an int8 copy (issue 11,
+// round 19). Each pass is the operation sequence of the Rust kernel
+// (`rust/l1norm/avx512.rs`: `row_sum`, `row_sad`, `requant64` four times
+// for the row's table, `write_row_table`), written again here with
+// intrinsics; the per-row constants between the passes
+// (`fixed::BatchConstants`, 4.6-4.9 ns a row in round 16) are not
+// included. The passes' inputs do not depend on each other here (the
+// kernel's rows two ahead make them independent too). The clock is
+// measured as in `issue_rates.c`. Medians of 9 runs.
+//
+//     gcc -O3 -march=x86-64-v4 -mavx512vbmi benches/probes/l1_norm_i8_passes.c -o /tmp/l1_passes && /tmp/l1_passes
+#include <immintrin.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <time.h>
+
+static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
+
+static double clock_ghz(void) {
+    const long n = 100000000L;
+    uint64_t x = 0;
+    double t = now();
+    for (long i = 0; i < n; i++) __asm__ volatile("add $1,%0\n\tadd $1,%0\n\tadd $1,%0\n\tadd $1,%0" : "+r"(x));
+    return 4.0 * n / (now() - t) / 1e9;
+}
+
+#define LEN 1024
+#define BLOCKS (LEN / 64)
+static int8_t x[LEN] __attribute__((aligned(64)));
+static int8_t y[LEN + 4096] __attribute__((aligned(64)));
+static int8_t every_byte[256] __attribute__((aligned(64)));
+
+// Pass 1: S from vpsadbw of x ^ 0x80 against zero, two accumulators.
+static int64_t sum_pass(void) {
+    __m512i flip = _mm512_set1_epi8(-128), zero = _mm512_setzero_si512(), s0 = zero, s1 = zero;
+    for (int i = 0; i < LEN; i += 128) {
+        __m512i a = _mm512_xor_si512(_mm512_loadu_si512(x + i), flip), b = _mm512_xor_si512(_mm512_loadu_si512(x + i + 64), flip);
+        s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(a, zero));
+        s1 = _mm512_add_epi64(s1, _mm512_sad_epu8(b, zero));
+    }
+    return _mm512_reduce_add_epi64(_mm512_add_epi64(s0, s1)) - 128 * LEN;
+}
+
+// Pass 2: sum |x - q| and sum |x - q - 1|.
+static int64_t sad_pass(int8_t q) {
+    __m512i flip = _mm512_set1_epi8(-128), qf = _mm512_set1_epi8(q ^ -128), q1f = _mm512_set1_epi8((q + 1) ^ -128);
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    for (int i = 0; i < LEN; i += 64) {
+        __m512i f = _mm512_xor_si512(_mm512_loadu_si512(x + i), flip);
+        s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(f, qf));
+        s1 = _mm512_add_epi64(s1, _mm512_sad_epu8(f, q1f));
+    }
+    return _mm512_reduce_add_epi64(s0) + 3 * _mm512_reduce_add_epi64(s1);
+}
+
+typedef struct { __m512i mul, sub, order; __m128i shift; } Consts;
+
+// 16 int8 lanes requantized (unweighted: one shift).
+static inline __attribute__((always_inline)) __m512i group16(const int8_t* p, const Consts* k) {
+    __m512i prod = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)p)), k->mul), k->sub);
+    return _mm512_sra_epi32(prod, k->shift);
+}
+
+static inline __attribute__((always_inline)) __m512i requant64(const int8_t* p, const Consts* k) {
+    __m512i packed = _mm512_packs_epi16(_mm512_packs_epi32(group16(p, k), group16(p + 16, k)), _mm512_packs_epi32(group16(p + 32, k), group16(p + 48, k)));
+    return _mm512_permutexvar_epi32(k->order, packed);
+}
+
+static __m512i table[4];
+
+// The row's table: the requantized output of every byte.
+static int8_t build_table(const Consts* k) {
+    for (int j = 0; j < 4; j++) table[j] = requant64(every_byte + 64 * j, k);
+    return (int8_t)_mm512_reduce_add_epi32(table[3]);
+}
+
+// Pass 3 through the table: two vpermt2b and a blend on the index's sign.
+static int8_t write_pass(void) {
+    __m512i t0 = table[0], t1 = table[1], t2 = table[2], t3 = table[3];
+    for (int i = 0; i < LEN; i += 64) {
+        __m512i v = _mm512_loadu_si512(x + i);
+        __m512i lo = _mm512_permutex2var_epi8(t0, v, t1), hi = _mm512_permutex2var_epi8(t2, v, t3);
+        _mm512_storeu_si512(y + i, _mm512_mask_blend_epi8(_mm512_movepi8_mask(v), lo, hi));
+    }
+    return y[LEN - 1];
+}
+
+// Pass 3 without the table (rows with a weight or bias, or no VBMI):
+// four groups of 16 widened, multiplied, shifted and packed per 64 bytes.
+static int8_t write_plain_pass(const Consts* k) {
+    for (int i = 0; i < LEN; i += 64) _mm512_storeu_si512(y + i, requant64(x + i, k));
+    return y[LEN - 1];
+}
+
+static volatile int64_t sink;
+static const long REPS = 400000;
+
+#define TIME(EXPR) ({ double t0 = now(); for (long rep = 0; rep < REPS; rep++) { __asm__ volatile("" ::: "memory"); sink = (EXPR); } (now() - t0) / (REPS * (double)BLOCKS) * 1e9; })
+
+static int cmp(const void* a, const void* b) { double p = *(const double*)a, q = *(const double*)b; return p < q ? -1 : p > q; }
+
+int main(void) {
+    srand(1);
+    for (int i = 0; i < LEN; i++) x[i] = (int8_t)(rand() % 256 - 128);
+    for (int i = 0; i < 256; i++) every_byte[i] = (int8_t)i;
+    Consts k = {_mm512_set1_epi32(300), _mm512_set1_epi32(1000), _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), _mm_cvtsi32_si128(8)};
+    build_table(&k);
+    enum { R = 9, K = 7 };
+    const char* names[K] = {
+        "pass 1: the sum (xor, vpsadbw, add)",
+        "pass 2: two sums of |x - q| (xor, 2 vpsadbw, 2 adds)",
+        "the row's table (4 x requant64), spread over the row",
+        "pass 3: the table write (2 vpermt2b, blend, store)",
+        "pass 3 without the table (weight or bias rows)",
+        "the three passes and the table, one after another",
+        "a copy of the row (load, store)",
+    };
+    double res[K][R], ghz[R];
+    for (int r = 0; r < R; r++) {
+        ghz[r] = clock_ghz();
+        res[0][r] = TIME(sum_pass());
+        res[1][r] = TIME(sad_pass((int8_t)(sink & 7)));
+        res[2][r] = TIME(build_table(&k));
+        res[3][r] = TIME(write_pass());
+        res[4][r] = TIME(write_plain_pass(&k));
+        res[5][r] = TIME((sum_pass(), sad_pass((int8_t)(sink & 7)), build_table(&k), write_pass()));
+        res[6][r] = TIME((__builtin_memcpy(y, x, LEN), y[5]));
+    }
+    qsort(ghz, R, sizeof(double), cmp);
+    double g = ghz[R / 2];
+    printf("clock (dependent integer adds): %.2f GHz (%.2f-%.2f); one row of %d int8 in L1; medians of %d runs\n", g, ghz[0], ghz[R - 1], LEN, R);
+    for (int j = 0; j < K; j++) {
+        qsort(res[j], R, sizeof(double), cmp);
+        printf("%-60s %6.2f cycles per 64 bytes (%.2f-%.2f)\n", names[j], res[j][R / 2] * g, res[j][0] * g, res[j][R - 1] * g);
+    }
+    return 0;
+}
