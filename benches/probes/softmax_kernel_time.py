@@ -1,8 +1,8 @@
 """The native softmax call on 8192 float32 elements (32 KiB in and 32 KiB
 out: in L2, not L1) in rows of several lengths, minus a 1x1 call (the
 call's fixed cost): the kernel's time per 16-element register, in cycles
-at the clock ``issue_rates.c`` measures (``--ghz``). Medians of 31 interleaved rounds (issue 11, round 18:
-softmax 64x128 per call).
+at the clock ``issue_rates.c`` measures (``--ghz``). Medians of 31
+interleaved rounds (issue 11, round 18: softmax 64x128 per call).
 
     python benches/probes/softmax_kernel_time.py --ghz 3.6
 """
