@@ -11,8 +11,9 @@
 //     gcc -O3 -march=x86-64-v4 benches/probes/softmax_passes.c -o /tmp/softmax_passes -lm && /tmp/softmax_passes [GAP]
 //
 // GAP (default 0): y starts GAP bytes after x's end, so 0 puts y[i] 4 KiB
-// after x[i]. Variants of the exp-and-sum pass: 4 or 8 registers per
-// step, 2 or 4 sum chains, the underflow mask left out (a timing variant
+// after x[i]. Variants of the exp-and-sum pass: with or without the
+// kernel's f64 fold of the sums, 4 or 8 registers per step, 2 or 4 sum
+// chains, the underflow mask left out (a timing variant
 // only: lanes below 2^-127 are then wrong), from an integer comparison,
 // or one comparison per step of four registers; and the max pass keeping
 // the row's minimum too (what a per-row choice of the unmasked form would
@@ -168,7 +169,7 @@ static float exp_store_blocks(const Exp* ep) {
         for (int k = 1; k < C; k++) s[0] = _mm512_add_ps(s[0], s[k]);                \
         return _mm512_reduce_add_ps(s[0]);                                           \
     }
-EXP_PASS(exp_store_u4c2, 4, 2, 1, FLOAT_MASK) // the kernel's pass (three-pass reload)
+EXP_PASS(exp_store_u4c2, 4, 2, 1, FLOAT_MASK) // the kernel's loop without its f64 fold
 EXP_PASS(exp_store_u8c2, 8, 2, 1, FLOAT_MASK)
 EXP_PASS(exp_store_u4c4, 4, 4, 1, FLOAT_MASK)
 EXP_PASS(exp_store_u4c2_nomask, 4, 2, 1, NO_MASK)
