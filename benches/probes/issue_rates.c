@@ -13,13 +13,7 @@
 #include <stdio.h>
 #include <stdint.h>
 #include <time.h>
-static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
-#define N 100000000L
-static double clock_ghz(void){
-  uint64_t x=0; double t=now();
-  for(long i=0;i<N;i++){ __asm__ volatile("add $1,%0\n\tadd $1,%0\n\tadd $1,%0\n\tadd $1,%0":"+r"(x)); }
-  t=now()-t; return 4.0*N/t/1e9;
-}
+#include "probe_clock.h"
 #define CHAINS 12
 static double fma512(long n){
   __m512 a[CHAINS]; __m512 b=_mm512_set1_ps(0.999f), c=_mm512_set1_ps(0.001f);
@@ -77,12 +71,11 @@ static double scalef512(long n){
   t=now()-t; float s=0; for(int k=0;k<CHAINS;k++) s+=_mm512_reduce_add_ps(a[k]); if(s==1234.5f) puts("");
   return t/(n*(double)CHAINS)*1e9;
 }
-static int cmp(const void*a,const void*b){double x=*(double*)a,y=*(double*)b;return x<y?-1:x>y;}
 int main(void){
   enum{R=9}; double g[R],f5[R],f2[R],a5[R],fa[R],p5[R],s5[R],fs[R];
   long n=20000000;
   for(int r=0;r<R;r++){ g[r]=clock_ghz(); f5[r]=fma512(n); f2[r]=fma256(n); a5[r]=add512(n); fa[r]=fma_and_add512(n); p5[r]=perm512(n); s5[r]=scalef512(n); fs[r]=fma_and_scalef512(n); }
-  double* all[]={g,f5,f2,a5,fa,p5,s5,fs}; for(int i=0;i<8;i++) qsort(all[i],R,sizeof(double),cmp);
+  double* all[]={g,f5,f2,a5,fa,p5,s5,fs}; for(int i=0;i<8;i++) qsort(all[i],R,sizeof(double),cmp_doubles);
   double ghz=g[R/2];
   printf("clock (dependent integer adds): %.2f GHz (%.2f-%.2f), %d runs, medians below\n", ghz, g[0], g[R-1], R);
   const char* names[]={"","zmm vfmadd231ps","ymm vfmadd231ps","zmm vaddps","zmm fma+add interleaved","zmm vpermps","zmm vscalefps","zmm fma+scalef interleaved"};

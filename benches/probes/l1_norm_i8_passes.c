@@ -18,15 +18,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-
-static double clock_ghz(void) {
-    const long n = 100000000L;
-    uint64_t x = 0;
-    double t = now();
-    for (long i = 0; i < n; i++) __asm__ volatile("add $1,%0\n\tadd $1,%0\n\tadd $1,%0\n\tadd $1,%0" : "+r"(x));
-    return 4.0 * n / (now() - t) / 1e9;
-}
+#include "probe_clock.h"
 
 #define LEN 1024
 #define BLOCKS (LEN / 64)
@@ -124,8 +116,6 @@ static const long REPS = 400000;
 
 #define TIME(EXPR) ({ double t0 = now(); for (long rep = 0; rep < REPS; rep++) { __asm__ volatile("" ::: "memory"); sink = (EXPR); } (now() - t0) / (REPS * (double)BLOCKS) * 1e9; })
 
-static int cmp(const void* a, const void* b) { double p = *(const double*)a, q = *(const double*)b; return p < q ? -1 : p > q; }
-
 int main(void) {
     srand(1);
     for (int i = 0; i < LEN; i++) x[i] = (int8_t)(rand() % 256 - 128);
@@ -153,11 +143,11 @@ int main(void) {
         res[5][r] = TIME(all_passes(&k));
         res[6][r] = TIME(copy_row());
     }
-    qsort(ghz, R, sizeof(double), cmp);
+    qsort(ghz, R, sizeof(double), cmp_doubles);
     double g = ghz[R / 2];
     printf("clock (dependent integer adds): %.2f GHz (%.2f-%.2f); one row of %d int8 in L1; medians of %d runs\n", g, ghz[0], ghz[R - 1], LEN, R);
     for (int j = 0; j < K; j++) {
-        qsort(res[j], R, sizeof(double), cmp);
+        qsort(res[j], R, sizeof(double), cmp_doubles);
         printf("%-60s %6.2f cycles per 64 bytes (%.2f-%.2f)\n", names[j], res[j][R / 2] * g, res[j][0] * g, res[j][R - 1] * g);
     }
     return 0;

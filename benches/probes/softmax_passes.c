@@ -25,15 +25,7 @@
 #include <stdlib.h>
 #include <time.h>
 
-static double now(void) { struct timespec t; clock_gettime(CLOCK_MONOTONIC, &t); return t.tv_sec + t.tv_nsec * 1e-9; }
-
-static double clock_ghz(void) {
-    const long n = 100000000L;
-    uint64_t x = 0;
-    double t = now();
-    for (long i = 0; i < n; i++) __asm__ volatile("add $1,%0\n\tadd $1,%0\n\tadd $1,%0\n\tadd $1,%0" : "+r"(x));
-    return 4.0 * n / (now() - t) / 1e9;
-}
+#include "probe_clock.h"
 
 #define LEN 1024
 #define REGS (LEN / 16)
@@ -176,59 +168,34 @@ EXP_PASS(exp_store_u4c2_nomask, 4, 2, 1, NO_MASK)
 EXP_PASS(exp_store_u4c2_intmask, 4, 2, 1, INT_MASK)
 EXP_PASS(exp_sum_u4c2, 4, 2, 0, FLOAT_MASK)   // no store
 
-static float max_pass(void) {
-    __m512 m[4];
-    for (int k = 0; k < 4; k++) m[k] = _mm512_set1_ps(-INFINITY);
-    for (int i = 0; i < LEN; i += 64)
-        for (int k = 0; k < 4; k++) m[k] = _mm512_max_ps(m[k], _mm512_loadu_ps(x + i + 16 * k));
-    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3])));
-}
-
-// The max pass keeping the minimum too (4 chains each).
-static float max_min_pass(void) {
-    __m512 m[4], l[4];
-    for (int k = 0; k < 4; k++) m[k] = _mm512_set1_ps(-INFINITY), l[k] = _mm512_set1_ps(INFINITY);
-    for (int i = 0; i < LEN; i += 64)
-        for (int k = 0; k < 4; k++) {
-            __m512 v = _mm512_loadu_ps(x + i + 16 * k);
-            m[k] = _mm512_max_ps(m[k], v);
-            l[k] = _mm512_min_ps(l[k], v);
-        }
-    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]))) -
-           _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(l[0], l[1]), _mm512_min_ps(l[2], l[3])));
-}
-
-static void scale_pass(float r) {
-    __m512 rv = _mm512_set1_ps(r);
-    for (int i = 0; i < LEN; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), rv));
-}
-
-// The last pass with the next row's max alongside (fused_rows): four
-// registers of y scaled in place and four of the next row maxed per step.
-static float scale_and_max_pass(float r) {
-    __m512 rv = _mm512_set1_ps(r), m[4];
-    for (int k = 0; k < 4; k++) m[k] = _mm512_set1_ps(-INFINITY);
-    for (int i = 0; i < LEN; i += 64)
-        for (int k = 0; k < 4; k++) {
-            m[k] = _mm512_max_ps(m[k], _mm512_loadu_ps(x + i + 16 * k));
-            _mm512_storeu_ps(y + i + 16 * k, _mm512_mul_ps(_mm512_loadu_ps(y + i + 16 * k), rv));
-        }
-    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3])));
-}
-
-// The same with the minimum kept too.
-static float scale_and_max_min_pass(float r) {
+// The max pass over x in 4 chains, written once for its four variants:
+// with `keep_min` the row's minimum kept too (returned as max - min), with
+// `scale_y` each register of y scaled in place by r alongside (the fused
+// last pass of `fused_rows`: four registers of y scaled and four of the
+// next row maxed per step). The flags are constants at every call, so each
+// variant compiles to its own loop.
+static inline __attribute__((always_inline)) float max_pass_with(int keep_min, int scale_y, float r) {
     __m512 rv = _mm512_set1_ps(r), m[4], l[4];
     for (int k = 0; k < 4; k++) m[k] = _mm512_set1_ps(-INFINITY), l[k] = _mm512_set1_ps(INFINITY);
     for (int i = 0; i < LEN; i += 64)
         for (int k = 0; k < 4; k++) {
             __m512 v = _mm512_loadu_ps(x + i + 16 * k);
             m[k] = _mm512_max_ps(m[k], v);
-            l[k] = _mm512_min_ps(l[k], v);
-            _mm512_storeu_ps(y + i + 16 * k, _mm512_mul_ps(_mm512_loadu_ps(y + i + 16 * k), rv));
+            if (keep_min) l[k] = _mm512_min_ps(l[k], v);
+            if (scale_y) _mm512_storeu_ps(y + i + 16 * k, _mm512_mul_ps(_mm512_loadu_ps(y + i + 16 * k), rv));
         }
-    return _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3]))) -
-           _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(l[0], l[1]), _mm512_min_ps(l[2], l[3])));
+    float max = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(m[0], m[1]), _mm512_max_ps(m[2], m[3])));
+    return keep_min ? max - _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(l[0], l[1]), _mm512_min_ps(l[2], l[3]))) : max;
+}
+
+static float max_pass(void) { return max_pass_with(0, 0, 0.0f); }
+static float max_min_pass(void) { return max_pass_with(1, 0, 0.0f); }
+static float scale_and_max_pass(float r) { return max_pass_with(0, 1, r); }
+static float scale_and_max_min_pass(float r) { return max_pass_with(1, 1, r); }
+
+static void scale_pass(float r) {
+    __m512 rv = _mm512_set1_ps(r);
+    for (int i = 0; i < LEN; i += 16) _mm512_storeu_ps(y + i, _mm512_mul_ps(_mm512_loadu_ps(y + i), rv));
 }
 
 static Exp e;
@@ -292,8 +259,6 @@ static double time_pass(float (*run)(void)) {
     return (now() - t0) / (REPS * (double)REGS) * 1e9;
 }
 
-static int cmp(const void* a, const void* b) { double p = *(const double*)a, q = *(const double*)b; return p < q ? -1 : p > q; }
-
 int main(int argc, char** argv) {
     long gap = argc > 1 ? atol(argv[1]) : 0;
     float* buffer = aligned_alloc(4096, 3 * sizeof(float) * LEN + 4096);
@@ -311,11 +276,11 @@ int main(int argc, char** argv) {
         ghz[r] = clock_ghz();
         for (size_t k = 0; k < K; k++) res[k][r] = time_pass(PASSES[k].run);
     }
-    qsort(ghz, R, sizeof(double), cmp);
+    qsort(ghz, R, sizeof(double), cmp_doubles);
     double g = ghz[R / 2];
     printf("clock (dependent integer adds): %.2f GHz (%.2f-%.2f); one row of %d float32 in L1, y %ld bytes after x's end; medians of %d runs\n", g, ghz[0], ghz[R - 1], LEN, gap, R);
     for (size_t k = 0; k < K; k++) {
-        qsort(res[k], R, sizeof(double), cmp);
+        qsort(res[k], R, sizeof(double), cmp_doubles);
         printf("%-70s %6.2f cycles per register (%.2f-%.2f)\n", PASSES[k].name, res[k][R / 2] * g, res[k][0] * g, res[k][R - 1] * g);
     }
     return 0;
