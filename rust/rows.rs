@@ -5,6 +5,15 @@
 //! [`set_num_threads`]. Small batches run on the calling thread: spreading
 //! them costs more than it saves.
 //!
+//! The calling thread is one of the threads: a parallel call hands work to
+//! `threads - 1` pool workers and takes chunks itself from the same counter
+//! ([`run_claimed`]). It starts at once, takes on more chunks while a
+//! worker is still waking up, and waits for the workers only while they
+//! finish a chunk they took. (With rayon's `install` the caller would sleep
+//! while every worker woke up, and then wait to be woken itself: on the
+//! 2-CPU virtual machines of issue 11 each wake-up took tens of
+//! microseconds.)
+//!
 //! Fork safety: a child made by `fork()` inherits the pool's handle but not
 //! its worker threads, so a job handed to it would wait forever. The pool
 //! records the id of the process that built it, and the first parallel call
@@ -15,10 +24,12 @@
 //! thread of the parent was inside [`set_num_threads`] can still leave the
 //! child's pool lock held: as with any lock, fork only from a quiet process.
 
-use rayon::prelude::*;
+use std::any::Any;
 use std::fmt;
 use std::ops::Range;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 
 /// Below this many elements per call, one thread does all rows.
 pub const PARALLEL_MIN_ELEMENTS: usize = 1 << 16;
@@ -48,7 +59,7 @@ impl fmt::Display for ThreadsError {
                 write!(f, "the number of threads must be between 1 and {MAX_THREADS}, got {n}")
             }
             ThreadsError::Spawn { threads, reason } => {
-                write!(f, "cannot start {threads} worker threads: {reason}")
+                write!(f, "cannot start the {} worker threads of {threads} threads: {reason}", threads - 1)
             }
         }
     }
@@ -57,8 +68,10 @@ impl fmt::Display for ThreadsError {
 impl std::error::Error for ThreadsError {}
 
 struct Pool {
+    /// The calling thread and `threads - 1` workers.
     threads: usize,
-    /// `None` for one thread, or when the default pool could not be started.
+    /// The workers: `None` for one thread, or when the default pool could
+    /// not be started.
     pool: Option<Arc<rayon::ThreadPool>>,
     /// The process that built `pool` (see the module notes on fork).
     pid: u32,
@@ -93,7 +106,7 @@ fn build_pool(threads: usize) -> Result<Pool, ThreadsError> {
     // panic inside rayon into an error, so none can reach the caller.
     let built = std::panic::catch_unwind(|| {
         rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
+            .num_threads(threads - 1)
             .thread_name(|i| format!("normkit-{i}"))
             .build()
     })
@@ -150,23 +163,31 @@ fn current_pool() -> Option<Arc<rayon::ThreadPool>> {
     guard.pool.clone()
 }
 
+/// Row ranges per thread of a parallel call: several, so that the caller
+/// takes on more of them while a worker is still waking up, and no thread
+/// waits long for another's last range.
+const RANGES_PER_THREAD: usize = 16;
+
+/// A parallel call's ranges hold at least this many elements (where the
+/// rows allow), so that a range's own start-up work (e.g. a row pipeline
+/// filling) stays small next to it.
+const RANGE_MIN_ELEMENTS: usize = 1 << 13;
+
 /// Calls `work` on disjoint ranges of `0..rows` that together cover it, in
 /// parallel when the batch (`rows * cols` elements) is large enough.
 pub fn for_each_row_range<F>(rows: usize, cols: usize, work: F)
 where
     F: Fn(Range<usize>) + Sync,
 {
-    let parallel = rows > 1 && rows.saturating_mul(cols) >= PARALLEL_MIN_ELEMENTS;
+    let elements = rows.saturating_mul(cols);
+    let parallel = rows > 1 && elements >= PARALLEL_MIN_ELEMENTS;
     let pool = if parallel { current_pool() } else { None };
     match pool {
         Some(pool) => {
-            let chunks = (pool.current_num_threads() * 4).min(rows);
-            let per_chunk = rows.div_ceil(chunks);
-            pool.install(|| {
-                (0..rows.div_ceil(per_chunk)).into_par_iter().for_each(|c| {
-                    work(c * per_chunk..((c + 1) * per_chunk).min(rows));
-                })
-            });
+            let threads = pool.current_num_threads() + 1;
+            let ranges = (threads * RANGES_PER_THREAD).min(elements / RANGE_MIN_ELEMENTS).max(threads).min(rows);
+            let per_range = rows.div_ceil(ranges);
+            run_claimed(&pool, rows.div_ceil(per_range), &|k| work(k * per_range..((k + 1) * per_range).min(rows)));
         }
         None => work(0..rows),
     }
@@ -215,8 +236,100 @@ where
     let chunk = |k: usize| work(k * len..((k + 1) * len).min(n));
     let count = n.div_ceil(len);
     match current_pool().filter(|_| count > 1) {
-        Some(pool) => pool.install(|| (0..count).into_par_iter().map(chunk).collect()),
+        Some(pool) => {
+            let results: Vec<Mutex<Option<R>>> = (0..count).map(|_| Mutex::new(None)).collect();
+            run_claimed(&pool, count, &|k| *lock(&results[k]) = Some(chunk(k)));
+            results.into_iter().map(|r| r.into_inner().unwrap_or_else(|e| e.into_inner()).expect("run_claimed ran every chunk")).collect()
+        }
         None => (0..count).map(chunk).collect(),
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Calls `job(k)` once for every `k` in `0..count`, on the calling thread
+/// and on up to `count - 1` of `pool`'s workers, each taking the next `k`
+/// from one counter until none is left; returns when every call has
+/// returned. A panic in any call is raised again here, after the others
+/// have finished.
+fn run_claimed(pool: &rayon::ThreadPool, count: usize, job: &(dyn Fn(usize) + Sync)) {
+    // A raw pointer: the workers' jobs must be 'static, and the closure may
+    // be gone by the time a late worker looks at the counter.
+    let job: *const (dyn Fn(usize) + Sync + '_) = job;
+    // SAFETY: only the lifetime bound of the pointer's type changes (the
+    // layout is the same). It is dereferenced only for a k < count taken
+    // from `next` (`Claims::run`), and this function returns only once
+    // `done` has counted every such call, so none starts or still runs
+    // after `job`'s borrow ends.
+    let job = unsafe { std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(job) };
+    let claims = Arc::new(Claims {
+        next: AtomicUsize::new(0),
+        done: AtomicUsize::new(0),
+        count,
+        job,
+        panic: Mutex::new(None),
+    });
+    for _ in 0..pool.current_num_threads().min(count.saturating_sub(1)) {
+        let claims = Arc::clone(&claims);
+        pool.spawn(move || claims.run());
+    }
+    claims.run();
+    // The workers' last chunks: at most one each is still running.
+    let mut spins = 0u32;
+    while claims.done.load(Ordering::Acquire) < count {
+        if spins < 1 << 10 {
+            spins += 1;
+            std::hint::spin_loop();
+        } else {
+            std::thread::yield_now();
+        }
+    }
+    let payload = lock(&claims.panic).take();
+    if let Some(payload) = payload {
+        panic::resume_unwind(payload);
+    }
+}
+
+/// The shared state of one [`run_claimed`] call.
+struct Claims {
+    /// The next k to hand out (it runs past `count` once all are taken).
+    next: AtomicUsize,
+    /// How many calls of `job` have returned.
+    done: AtomicUsize,
+    count: usize,
+    /// Valid until `done` reaches `count` (see `run_claimed`).
+    job: *const (dyn Fn(usize) + Sync),
+    /// The first panic of a call of `job`.
+    panic: Mutex<Option<Box<dyn Any + Send>>>,
+}
+
+// SAFETY: `job` points to a `Sync` closure, called from several threads
+// only while it is alive (see `run_claimed`); the other fields are atomics,
+// a Mutex and a count.
+unsafe impl Send for Claims {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Claims {}
+
+impl Claims {
+    fn run(&self) {
+        loop {
+            let k = self.next.fetch_add(1, Ordering::Relaxed);
+            if k >= self.count {
+                return;
+            }
+            // SAFETY: k < count, so `run_claimed` has not returned and the
+            // closure behind `job` is alive (it waits for `done`, which
+            // counts this call only after it returns).
+            let call = || unsafe { (*self.job)(k) };
+            if let Err(payload) = panic::catch_unwind(AssertUnwindSafe(call)) {
+                lock(&self.panic).get_or_insert(payload);
+            }
+            // Release: the call's writes happen before the caller's Acquire
+            // load that sees this count.
+            self.done.fetch_add(1, Ordering::Release);
+        }
     }
 }
 
@@ -289,6 +402,79 @@ mod tests {
             }
         }
         assert_eq!(num_threads(), 3);
+    }
+
+    #[test]
+    fn parallel_ranges_cover_every_row_once() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        // Miri interprets every spin of a waiting thread: two counts there.
+        let counts: &[usize] = if cfg!(miri) { &[2, 3] } else { &[2, 3, 5] };
+        for &threads in counts {
+            set_num_threads(threads).unwrap();
+            // Rows fewer than, as many as and more than the threads, and
+            // more than RANGES_PER_THREAD ranges' worth.
+            for (rows, cols) in [(2, PARALLEL_MIN_ELEMENTS), (3, PARALLEL_MIN_ELEMENTS), (7, 1 << 14), (1000, 1 << 10)] {
+                let seen: Vec<AtomicUsize> = (0..rows).map(|_| AtomicUsize::new(0)).collect();
+                let ranges = AtomicUsize::new(0);
+                for_each_row_range(rows, cols, |r| {
+                    assert!(!r.is_empty());
+                    ranges.fetch_add(1, Ordering::Relaxed);
+                    for i in r {
+                        seen[i].fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+                assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1), "threads={threads} rows={rows}");
+                let ranges = ranges.load(Ordering::Relaxed);
+                assert!(ranges >= threads.min(rows) && ranges <= threads * RANGES_PER_THREAD, "{ranges} ranges");
+            }
+        }
+    }
+
+    #[test]
+    fn a_busy_worker_does_not_hold_up_a_call() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        set_num_threads(2).unwrap();
+        // The only worker waits until the call below has returned: the
+        // calling thread must do every range itself.
+        let (release, wait) = std::sync::mpsc::channel::<()>();
+        let (started, has_started) = std::sync::mpsc::channel::<()>();
+        current_pool().unwrap().spawn(move || {
+            started.send(()).unwrap();
+            wait.recv().unwrap();
+        });
+        has_started.recv().unwrap();
+        let done = AtomicUsize::new(0);
+        for_each_row_range(64, PARALLEL_MIN_ELEMENTS, |r| {
+            done.fetch_add(r.len(), Ordering::Relaxed);
+        });
+        assert_eq!(done.load(Ordering::Relaxed), 64);
+        release.send(()).unwrap();
+    }
+
+    #[test]
+    fn a_panic_in_one_range_reaches_the_caller_after_the_others_ran() {
+        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+        set_num_threads(2).unwrap();
+        let rows = 256;
+        let seen: Vec<AtomicUsize> = (0..rows).map(|_| AtomicUsize::new(0)).collect();
+        let caught = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            for_each_row_range(rows, PARALLEL_MIN_ELEMENTS, |r| {
+                for i in r.clone() {
+                    seen[i].fetch_add(1, Ordering::Relaxed);
+                }
+                assert!(!r.contains(&100), "row 100");
+            })
+        }));
+        let payload = caught.unwrap_err();
+        let message = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned()).unwrap_or_default();
+        assert!(message.contains("row 100"), "{message}");
+        assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1));
+        // The pool still runs later calls.
+        let done = AtomicUsize::new(0);
+        for_each_row_range(rows, PARALLEL_MIN_ELEMENTS, |r| {
+            done.fetch_add(r.len(), Ordering::Relaxed);
+        });
+        assert_eq!(done.load(Ordering::Relaxed), rows);
     }
 
     #[test]

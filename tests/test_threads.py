@@ -186,4 +186,4 @@ def test_thread_start_failure_is_an_error_not_a_panic(run_with_isa):
     out = proc.stdout.strip()
     if out.startswith("started"):
         pytest.skip("1024 threads fit in a 1 GiB address space here")
-    assert out.startswith("RuntimeError 1 set_num_threads: cannot start 1024 worker threads"), out
+    assert out.startswith("RuntimeError 1 set_num_threads: cannot start the 1023 worker threads of 1024 threads"), out
