@@ -16,7 +16,8 @@
 //! performance page, round 20.)
 //!
 //! Fork safety: a child made by `fork()` inherits the pool's handle but not
-//! its worker threads, so a job handed to it would wait forever. The pool
+//! its worker threads, so jobs handed to it would never run (the calling
+//! thread would still do every range, but alone). The pool
 //! records the id of the process that built it, and the first parallel call
 //! in a process with another id builds a fresh pool (the stale one is leaked:
 //! its threads do not exist, and its locks may have been held by them at the
@@ -169,9 +170,9 @@ fn current_pool() -> Option<Arc<rayon::ThreadPool>> {
 /// waits long for another's last range.
 const RANGES_PER_THREAD: usize = 16;
 
-/// A parallel call's ranges hold at least this many elements (where the
-/// rows allow), so that a range's own start-up work (e.g. a row pipeline
-/// filling) stays small next to it.
+/// A parallel call's ranges hold at least this many elements (unless that
+/// leaves fewer ranges than threads), so that a range's own start-up work
+/// (e.g. a row pipeline filling) stays small next to it.
 const RANGE_MIN_ELEMENTS: usize = 1 << 13;
 
 /// Calls `work` on disjoint ranges of `0..rows` that together cover it, in
@@ -261,9 +262,9 @@ fn run_claimed(pool: &rayon::ThreadPool, count: usize, job: &(dyn Fn(usize) + Sy
     let job: *const (dyn Fn(usize) + Sync + '_) = job;
     // SAFETY: only the lifetime bound of the pointer's type changes (the
     // layout is the same). It is dereferenced only for a k < count taken
-    // from `next` (`Claims::run`), and this function returns only once
-    // `done` has counted every such call, so none starts or still runs
-    // after `job`'s borrow ends.
+    // from `next` (`Claims::run`), and this function neither returns nor
+    // unwinds before `Finish` (below) has seen `done` count every such
+    // call, so none starts or still runs after `job`'s borrow ends.
     let job = unsafe { std::mem::transmute::<*const (dyn Fn(usize) + Sync + '_), *const (dyn Fn(usize) + Sync + 'static)>(job) };
     let claims = Arc::new(Claims {
         next: AtomicUsize::new(0),
@@ -272,21 +273,15 @@ fn run_claimed(pool: &rayon::ThreadPool, count: usize, job: &(dyn Fn(usize) + Sy
         job,
         panic: Mutex::new(None),
     });
+    // Dropped on every way out of this function, unwinding included: the
+    // caller's share of the work and the wait that the SAFETY comment above
+    // relies on.
+    let finish = Finish(&claims);
     for _ in 0..pool.current_num_threads().min(count.saturating_sub(1)) {
         let claims = Arc::clone(&claims);
         pool.spawn(move || claims.run());
     }
-    claims.run();
-    // The workers' last chunks: at most one each is still running.
-    let mut spins = 0u32;
-    while claims.done.load(Ordering::Acquire) < count {
-        if spins < 1 << 10 {
-            spins += 1;
-            std::hint::spin_loop();
-        } else {
-            std::thread::yield_now();
-        }
-    }
+    drop(finish);
     let payload = lock(&claims.panic).take();
     if let Some(payload) = payload {
         panic::resume_unwind(payload);
@@ -312,6 +307,28 @@ struct Claims {
 unsafe impl Send for Claims {}
 // SAFETY: as for `Send`.
 unsafe impl Sync for Claims {}
+
+/// On drop: the caller takes every range still left, then waits until the
+/// ranges that workers took are done (at most one each is still running).
+/// It spins, then yields; it does not sleep, since a range ends within one
+/// range's time.
+struct Finish<'a>(&'a Claims);
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        let claims = self.0;
+        claims.run();
+        let mut spins = 0u32;
+        while claims.done.load(Ordering::Acquire) < claims.count {
+            if spins < 1 << 10 {
+                spins += 1;
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+}
 
 impl Claims {
     fn run(&self) {
@@ -426,7 +443,7 @@ mod tests {
                 });
                 assert!(seen.iter().all(|c| c.load(Ordering::Relaxed) == 1), "threads={threads} rows={rows}");
                 let ranges = ranges.load(Ordering::Relaxed);
-                assert!(ranges >= threads.min(rows) && ranges <= threads * RANGES_PER_THREAD, "{ranges} ranges");
+                assert!((2..=threads * RANGES_PER_THREAD).contains(&ranges), "{ranges} ranges");
             }
         }
     }
@@ -437,19 +454,26 @@ mod tests {
         set_num_threads(2).unwrap();
         // The only worker waits until the call below has returned: the
         // calling thread must do every range itself.
+        // (If the call waited for the worker, it would never return: it runs
+        // on a thread of its own, and the test fails after a timeout.)
         let (release, wait) = std::sync::mpsc::channel::<()>();
         let (started, has_started) = std::sync::mpsc::channel::<()>();
         current_pool().unwrap().spawn(move || {
-            started.send(()).unwrap();
-            wait.recv().unwrap();
+            let _ = started.send(());
+            let _ = wait.recv();
         });
         has_started.recv().unwrap();
-        let done = AtomicUsize::new(0);
-        for_each_row_range(64, PARALLEL_MIN_ELEMENTS, |r| {
-            done.fetch_add(r.len(), Ordering::Relaxed);
+        let (finished, has_finished) = std::sync::mpsc::channel::<usize>();
+        std::thread::spawn(move || {
+            let done = AtomicUsize::new(0);
+            for_each_row_range(64, PARALLEL_MIN_ELEMENTS, |r| {
+                done.fetch_add(r.len(), Ordering::Relaxed);
+            });
+            let _ = finished.send(done.load(Ordering::Relaxed));
         });
-        assert_eq!(done.load(Ordering::Relaxed), 64);
+        let rows = has_finished.recv_timeout(std::time::Duration::from_secs(60));
         release.send(()).unwrap();
+        assert_eq!(rows, Ok(64), "the call did not finish while the worker was busy");
     }
 
     #[test]

@@ -15,9 +15,10 @@ MAX_THREADS: int = _native.MAX_THREADS
 def set_num_threads(threads: int) -> None:
     """Sets the number of threads used for large inputs (the calling thread
     and ``threads - 1`` workers), an integer in ``1..=MAX_THREADS`` (1024);
-    the default is ``NORMKIT_NUM_THREADS``, else the number of CPUs. Raises ``TypeError`` for a non-integer (or bool),
-    ``ValueError`` outside the range, and ``RuntimeError`` if the operating
-    system will not start the threads; on any error the count is unchanged.
+    the default is ``NORMKIT_NUM_THREADS``, else the number of CPUs.
+    Raises ``TypeError`` for a non-integer (or bool), ``ValueError`` outside
+    the range, and ``RuntimeError`` if the operating system will not start
+    the threads; on any error the count is unchanged.
 
     Examples
     --------

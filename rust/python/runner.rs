@@ -174,7 +174,7 @@ impl<'a, T: Item, const I: usize, const O: usize, W: Item> Call<'a, T, I, O, W> 
     }
 
     /// Runs `kernel` over blocks of consecutive rows that together cover
-    /// every row once (one block per worker thread for large calls), then
+    /// every row once (up to 16 blocks per thread for large calls), then
     /// copies scratch outputs back. The GIL is released for calls of
     /// [`GIL_RELEASE_MIN_ELEMENTS`] elements or more. A panic (a bug) is a
     /// `RuntimeError`, never a `PanicException`.
