@@ -51,6 +51,26 @@ static int64_t sad_pass(int8_t q) {
     return _mm512_reduce_add_epi64(s0) + 3 * _mm512_reduce_add_epi64(s1);
 }
 
+// Pass 2 with one vpsadbw (issue 11, round 21; measured, not landed): for
+// integers x and q1 = q + 1, |x - q1| = |x - q| + 1 where x <= q and - 1
+// where x > q, so sum |x - q1| = sum |x - q| + n - 2 count(x > q); the
+// count from a signed compare into a mask and popcnt. main checks that it
+// returns what sad_pass does for every q < 127.
+static int64_t sad_pass_count(int8_t q) {
+    __m512i flip = _mm512_set1_epi8(-128), qv = _mm512_set1_epi8(q), qf = _mm512_set1_epi8(q ^ -128);
+    __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+    int64_t c0 = 0, c1 = 0;
+    for (int i = 0; i < LEN; i += 128) {
+        __m512i v = _mm512_loadu_si512(x + i), w = _mm512_loadu_si512(x + i + 64);
+        s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(_mm512_xor_si512(v, flip), qf));
+        s1 = _mm512_add_epi64(s1, _mm512_sad_epu8(_mm512_xor_si512(w, flip), qf));
+        c0 += __builtin_popcountll(_mm512_cmpgt_epi8_mask(v, qv));
+        c1 += __builtin_popcountll(_mm512_cmpgt_epi8_mask(w, qv));
+    }
+    int64_t sad_q = _mm512_reduce_add_epi64(_mm512_add_epi64(s0, s1));
+    return sad_q + 3 * (sad_q + LEN - 2 * (c0 + c1));
+}
+
 typedef struct { __m512i mul, sub, order; __m128i shift; } Consts;
 
 // 16 int8 lanes requantized (unweighted: one shift).
@@ -122,7 +142,12 @@ int main(void) {
     for (int i = 0; i < 256; i++) every_byte[i] = (int8_t)i;
     Consts k = {_mm512_set1_epi32(300), _mm512_set1_epi32(1000), _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), _mm_cvtsi32_si128(8)};
     build_table(&k);
-    enum { R = 9, K = 7 };
+    for (int q = -128; q < 127; q++)
+        if (sad_pass((int8_t)q) != sad_pass_count((int8_t)q)) {
+            fprintf(stderr, "sad_pass_count differs from sad_pass at q = %d\n", q);
+            return 1;
+        }
+    enum { R = 9, K = 8 };
     const char* names[K] = {
         "pass 1: the sum (xor, vpsadbw, add)",
         "pass 2: two sums of |x - q| (xor, 2 vpsadbw, 2 adds)",
@@ -131,6 +156,7 @@ int main(void) {
         "pass 3 without the table (no VBMI; weight or bias rows do more)",
         "the three passes and the table, one after another",
         "a copy of the row (512-bit loads and stores)",
+        "pass 2 with one vpsadbw and a count (compare, popcnt)",
     };
     double res[K][R], ghz[R];
     for (int r = 0; r < R; r++) {
@@ -142,6 +168,7 @@ int main(void) {
         res[4][r] = TIME(write_plain_pass(&k));
         res[5][r] = TIME(all_passes(&k));
         res[6][r] = TIME(copy_row());
+        res[7][r] = TIME(sad_pass_count((int8_t)(sink & 7)));
     }
     qsort(ghz, R, sizeof(double), cmp_doubles);
     double g = ghz[R / 2];
