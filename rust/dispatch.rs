@@ -129,7 +129,7 @@ vector_levels! {
     Avx2 => crate::simd::avx2::Avx2, is_x86_feature_detected ["avx2", "fma", "f16c"];
     #[cfg(target_arch = "x86_64")]
     Avx512 => crate::simd::avx512::Avx512,
-        is_x86_feature_detected ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c"];
+        is_x86_feature_detected ["avx512f", "avx512bw", "avx512dq", "avx512vl", "avx2", "fma", "f16c", "popcnt"];
     #[cfg(target_arch = "aarch64")]
     Neon => crate::simd::neon::Neon, is_aarch64_feature_detected ["neon"];
 }

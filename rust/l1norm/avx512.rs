@@ -2,12 +2,12 @@
 //! integer intrinsics, and the float entry point of `vector.rs`.
 //!
 //! int8 passes: (1) S from `vpsadbw` of x ^ 0x80 against zero (sum of
-//! x + 128 in u64 lanes); (2) sum |x - q| and sum |x - q - 1| from
-//! `vpsadbw` of x ^ 0x80 against q ^ 0x80 and (q + 1) ^ 0x80 (exact: both
-//! sides are offset by 128); (3) 16 elements at a
-//! time widened to i32, requantized (see `fixed::Requant`) and narrowed
-//! with signed saturation (packs in the main loop, `vpmovsdb` in the tail).
-//! Tails use byte masks.
+//! x + 128 in u64 lanes); (2) sum |x - q| from `vpsadbw` of x ^ 0x80
+//! against q ^ 0x80 (exact: both sides are offset by 128), and from it
+//! and the count of x above q, sum |x - q - 1| (`row_sad`); (3) 16
+//! elements at a time widened to i32, requantized (see `fixed::Requant`)
+//! and narrowed with signed saturation (packs in the main loop, `vpmovsdb`
+//! in the tail). Tails use byte masks.
 //!
 //! Pass (3) of a row without weight or bias maps each byte through a
 //! table on CPUs with AVX-512 VBMI: the output is then a function of the
@@ -48,7 +48,7 @@ pub(super) unsafe fn run(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
 ///
 /// # Safety
 /// As for [`run`], and the CPU must have AVX-512 VBMI.
-#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma,f16c,popcnt")]
 #[inline(never)]
 unsafe fn run_vbmi(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
     // SAFETY: the caller's contract, with the features of this function.
@@ -154,7 +154,14 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
     }
 }
 
-/// (sum |x_i - q|, sum |x_i - q1|) for q1 = min(q + 1, 127).
+/// (sum |x_i - q|, sum |x_i - q1|) for q1 = min(q + 1, 127). For
+/// integers |x - (q + 1)| is |x - q| + 1 where x <= q and |x - q| - 1
+/// where x > q, so below q = 127 the second sum is the first plus
+/// n - 2 count(x > q): one `vpsadbw` per 64 bytes, and the count from a
+/// compare into a mask and `popcnt` on the integer side. Issue 11, round
+/// 21: 2.61-2.77 cycles per 64 bytes in L1 against 3.11-3.16 for two
+/// `vpsadbw` (`benches/probes/l1_norm_i8_passes.c`), and 0.85-0.97 of
+/// the kernel's time in `benches/ab` (six shapes, both orders).
 ///
 /// # Safety
 /// The CPU must have this code's instruction set (`V`'s, or the file's); pointer
@@ -165,25 +172,33 @@ unsafe fn row_sad(x: *const i8, n: usize, q: i8) -> (u64, u64) {
     // SAFETY: this function's contract: the CPU has this file's instruction set,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let q1 = q.saturating_add(1);
         let flip = _mm512_set1_epi8(i8::MIN);
         let qv = _mm512_set1_epi8(q);
-        let (qf, q1f) = (_mm512_xor_si512(qv, flip), _mm512_set1_epi8(q1 ^ i8::MIN));
+        let qf = _mm512_xor_si512(qv, flip);
         let (mut s0, mut s1) = (_mm512_setzero_si512(), _mm512_setzero_si512());
-        let mut filled = 0;
+        let (mut above0, mut above1) = (0u64, 0u64);
         let mut i = 0;
+        while i + 128 <= n {
+            let a = _mm512_loadu_si512(x.add(i).cast());
+            let b = _mm512_loadu_si512(x.add(i + 64).cast());
+            s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(_mm512_xor_si512(a, flip), qf));
+            s1 = _mm512_add_epi64(s1, _mm512_sad_epu8(_mm512_xor_si512(b, flip), qf));
+            above0 += _mm512_cmpgt_epi8_mask(a, qv).count_ones() as u64;
+            above1 += _mm512_cmpgt_epi8_mask(b, qv).count_ones() as u64;
+            i += 128;
+        }
         while i < n {
+            // Lanes past the row load q: 0 in the sum, not above q.
             let count = (n - i).min(64);
             let v = if count == 64 { _mm512_loadu_si512(x.add(i).cast()) } else { _mm512_mask_loadu_epi8(qv, byte_mask(count), x.add(i)) };
-            let f = _mm512_xor_si512(v, flip);
-            s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(f, qf));
-            s1 = _mm512_add_epi64(s1, _mm512_sad_epu8(f, q1f));
-            filled += 64 - count;
+            s0 = _mm512_add_epi64(s0, _mm512_sad_epu8(_mm512_xor_si512(v, flip), qf));
+            above0 += _mm512_cmpgt_epi8_mask(v, qv).count_ones() as u64;
             i += count;
         }
-        // Lanes past the row hold q: 0 in the first sum, q1 - q in the second.
-        let sad_q1 = _mm512_reduce_add_epi64(s1) as u64 - filled as u64 * (q1 as i64 - q as i64) as u64;
-        (_mm512_reduce_add_epi64(s0) as u64, sad_q1)
+        let sad_q = _mm512_reduce_add_epi64(_mm512_add_epi64(s0, s1)) as u64;
+        // q1 = q at q = 127 (no x is above it): the second sum is the first.
+        let sad_q1 = if q == i8::MAX { sad_q } else { sad_q + n as u64 - 2 * (above0 + above1) };
+        (sad_q, sad_q1)
     }
 }
 

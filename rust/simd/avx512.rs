@@ -5,7 +5,7 @@ use super::{exp, HalfFloats, Simd, Table16, Table16F32, Vector};
 use crate::dispatch::Isa;
 use std::arch::x86_64::*;
 
-/// The AVX-512 F/BW/DQ/VL (and AVX2 + FMA) instruction set as a token: [`crate::dispatch`] makes one
+/// The AVX-512 F/BW/DQ/VL (and AVX2, FMA, F16C, POPCNT) instruction set as a token: [`crate::dispatch`] makes one
 /// only after detecting the features.
 #[derive(Clone, Copy, Debug)]
 pub struct Avx512(());
