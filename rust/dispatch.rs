@@ -18,7 +18,8 @@ pub enum Isa {
     Scalar,
     /// AVX2 + FMA + F16C (Haswell, Zen 1 and later).
     Avx2,
-    /// AVX-512 F + BW + DQ + VL (Skylake-SP, Zen 4 and later), plus AVX2 + FMA + F16C.
+    /// AVX-512 F + BW + DQ + VL (Skylake-SP, Zen 4 and later), plus AVX2, FMA,
+    /// F16C and POPCNT.
     /// The int8 L1 norm also uses VBMI's byte permutes (`vpermt2b`; Ice
     /// Lake, Sapphire Rapids, Zen 4) when the CPU has them, detected at run
     /// time inside this level.

@@ -2,7 +2,8 @@
 // at a time, in cycles per 64 bytes on this core (AVX-512 BW + VBMI): the
 // loop-level breakdown of the kernel against an int8 copy (issue 11,
 // round 19). Each pass is the operation sequence of the Rust kernel
-// (`rust/l1norm/avx512.rs`: `row_sum`, `row_sad`, `requant64` four times
+// (`rust/l1norm/avx512.rs`: `row_sum`, `row_sad` (`sad_pass_count`;
+// `sad_pass` is its form before round 21), `requant64` four times
 // for the row's table, `write_row_table`), written again here with
 // intrinsics; the per-row constants between the passes
 // (`fixed::BatchConstants`, 4.6-4.9 ns a row in round 16) are not

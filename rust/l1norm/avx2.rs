@@ -1,8 +1,9 @@
 //! AVX2 L1 norm kernels: the int8 contract with direct integer intrinsics,
 //! and the float entry point of `vector.rs`.
 //!
-//! The int8 passes mirror `avx512.rs` on 32-byte registers: `vpsadbw` for
-//! S, sum |x - q| and sum |x - q - 1|, then 8 elements per i32
+//! The int8 passes follow `avx512.rs` on 32-byte registers, except that
+//! sum |x - q - 1| takes its own `vpsadbw` (the AVX-512 pass counts the x
+//! above q instead): `vpsadbw` for S, sum |x - q| and sum |x - q - 1|, then 8 elements per i32
 //! register requantized and narrowed with `vpackssdw` / `vpacksswb` (signed
 //! saturation) plus a lane fix-up. Tails go through 32-byte stack buffers.
 

@@ -29,7 +29,7 @@ use std::arch::x86_64::*;
 ///
 /// # Safety
 /// As for [`super::l1_norm_i8_rows_raw`]; the CPU has this level's
-/// features (AVX-512 F + BW + DQ + VL).
+/// features (`dispatch`'s `Avx512` list, POPCNT included).
 #[inline(always)]
 pub(super) unsafe fn run(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
     // SAFETY: the caller's contract; `run_vbmi` only after detecting its
@@ -48,6 +48,8 @@ pub(super) unsafe fn run(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
 ///
 /// # Safety
 /// As for [`run`], and the CPU must have AVX-512 VBMI.
+// The level's features (`dispatch`'s `Avx512` list) plus VBMI: without
+// popcnt, `row_sad`'s `count_ones` would compile to a software bit count.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma,f16c,popcnt")]
 #[inline(never)]
 unsafe fn run_vbmi(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
@@ -159,9 +161,10 @@ unsafe fn row_sum(x: *const i8, n: usize) -> i64 {
 /// where x > q, so below q = 127 the second sum is the first plus
 /// n - 2 count(x > q): one `vpsadbw` per 64 bytes, and the count from a
 /// compare into a mask and `popcnt` on the integer side. Issue 11, round
-/// 21: 2.61-2.77 cycles per 64 bytes in L1 against 3.11-3.16 for two
-/// `vpsadbw` (`benches/probes/l1_norm_i8_passes.c`), and 0.85-0.97 of
-/// the kernel's time in `benches/ab` (six shapes, both orders).
+/// 21: 2.61-2.77 cycles per 64 bytes in L1 (eight runs) against 3.11-3.16
+/// for two `vpsadbw` (`benches/probes/l1_norm_i8_passes.c`), and
+/// 0.85-0.97 of the kernel's time in `benches/ab` (six shapes, both
+/// orders).
 ///
 /// # Safety
 /// The CPU must have this code's instruction set (`V`'s, or the file's); pointer

@@ -12,7 +12,8 @@ pub struct Avx512(());
 
 impl Avx512 {
     /// # Safety
-    /// The CPU must have AVX-512 F/BW/DQ/VL (and AVX2 + FMA).
+    /// The CPU must have the `Avx512` features of `dispatch::vector_levels!`:
+    /// AVX-512 F/BW/DQ/VL (and AVX2, FMA, F16C, POPCNT).
     #[inline(always)]
     pub(crate) unsafe fn new_unchecked() -> Self {
         Avx512(())
@@ -39,7 +40,7 @@ pub struct F64x8(__m512d);
 
 const ROUND_NEAREST: i32 = _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC;
 
-/// Runs intrinsics of AVX-512 F/BW/DQ/VL (and AVX2 + FMA) in a method of a register value.
+/// Runs intrinsics of AVX-512 F/BW/DQ/VL (and AVX2, FMA, F16C, POPCNT) in a method of a register value.
 ///
 /// Use only there: the value exists only after an `unsafe` constructor
 /// whose caller confirmed the CPU has these features (see `Vector`).
