@@ -3,9 +3,10 @@
 //!
 //! The int8 passes follow `avx512.rs` on 32-byte registers, except that
 //! sum |x - q - 1| takes its own `vpsadbw` (the AVX-512 pass counts the x
-//! above q instead): `vpsadbw` for S, sum |x - q| and sum |x - q - 1|, then 8 elements per i32
-//! register requantized and narrowed with `vpackssdw` / `vpacksswb` (signed
-//! saturation) plus a lane fix-up. Tails go through 32-byte stack buffers.
+//! above q instead): `vpsadbw` for S, sum |x - q| and sum |x - q - 1|,
+//! then 8 elements per i32 register requantized and narrowed with
+//! `vpackssdw` / `vpacksswb` (signed saturation) plus a lane fix-up. Tails
+//! go through 32-byte stack buffers.
 
 use super::fixed::{Requant, R_CLAMP, U_BITS};
 use super::pipeline::I8Passes;
