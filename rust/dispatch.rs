@@ -267,6 +267,36 @@ mod tests {
         }
     }
 
+    /// A level's feature list as `vector_levels!` above writes it.
+    fn level_features(level: &str) -> Vec<&'static str> {
+        let source = include_str!("dispatch.rs");
+        let line = source.find(&format!("\n    {level} => crate::simd::")).expect("the level's line in vector_levels!");
+        let rest = &source[line..];
+        let list = &rest[rest.find('[').unwrap() + 1..rest.find(']').unwrap()];
+        list.split(',').map(|feature| feature.trim().trim_matches('"')).collect()
+    }
+
+    /// Kernels that add a feature of their own inside a level (the int8 L1
+    /// norm's VBMI write, its dot products on NEON) enable the level's
+    /// features again on their `#[target_feature]` function. One left out
+    /// would cost only speed (the level's intrinsics below it would no
+    /// longer inline), so the lists are compared here, as text.
+    #[test]
+    fn functions_that_extend_a_level_enable_all_of_its_features() {
+        let extensions = [("Avx512", include_str!("l1norm/avx512.rs")), ("Neon", include_str!("l1norm/neon.rs"))];
+        for (level, source) in extensions {
+            let wanted = level_features(level);
+            let attributes: Vec<&str> = source.split("#[target_feature(enable = \"").skip(1).collect();
+            assert!(!attributes.is_empty(), "no #[target_feature] function found for {level}");
+            for attribute in attributes {
+                let enabled: Vec<&str> = attribute[..attribute.find('"').unwrap()].split(',').collect();
+                for feature in &wanted {
+                    assert!(enabled.contains(feature), "{level}'s {feature} is not enabled in {enabled:?}");
+                }
+            }
+        }
+    }
+
     #[test]
     fn available_starts_with_scalar_and_ends_with_detected() {
         let levels = available();

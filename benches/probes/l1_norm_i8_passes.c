@@ -3,8 +3,9 @@
 // loop-level breakdown of the kernel against an int8 copy (issue 11,
 // round 19). Each pass is the operation sequence of the Rust kernel
 // (`rust/l1norm/avx512.rs`: `row_sum`, `row_sad` (`sad_pass_count`;
-// `sad_pass` is its form before round 21), `requant64` four times
-// for the row's table, `write_row_table`), written again here with
+// `sad_pass` is its form before round 21), `table` (`build_table_stepped`;
+// `build_table`, four `requant64`, is its form before round 22),
+// `write_row_table`), written again here with
 // intrinsics; the per-row constants between the passes
 // (`fixed::BatchConstants`, 4.6-4.9 ns a row in round 16) are not
 // included. The passes do not wait for each other's results here (in the
@@ -94,6 +95,25 @@ static int8_t build_table(const Consts* k) {
     return (int8_t)_mm512_reduce_add_epi32(table[3]);
 }
 
+// The same table as the kernel builds it since round 22: x mul - sub for
+// x = 0..15 from one multiply, each next group of 16 bytes that plus
+// 16 mul (wrapping, as vpmulld wraps), the bytes 128-255 (x = -128..-1)
+// from first - 128 mul: no widening and one multiply per row.
+static int8_t build_table_stepped(const Consts* k) {
+    __m512i first = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), k->mul), k->sub);
+    __m512i step = _mm512_slli_epi32(k->mul, 4), up = first, down = _mm512_sub_epi32(first, _mm512_slli_epi32(k->mul, 7));
+    __m512i g[16];
+    for (int j = 0; j < 8; j++) {
+        g[j] = _mm512_sra_epi32(up, k->shift);
+        g[8 + j] = _mm512_sra_epi32(down, k->shift);
+        up = _mm512_add_epi32(up, step);
+        down = _mm512_add_epi32(down, step);
+    }
+    for (int j = 0; j < 4; j++)
+        table[j] = _mm512_permutexvar_epi32(k->order, _mm512_packs_epi16(_mm512_packs_epi32(g[4 * j], g[4 * j + 1]), _mm512_packs_epi32(g[4 * j + 2], g[4 * j + 3])));
+    return (int8_t)_mm512_reduce_add_epi32(table[3]);
+}
+
 // Pass 3 through the table: two vpermt2b and a blend on the index's sign.
 static int8_t write_pass(void) {
     __m512i t0 = table[0], t1 = table[1], t2 = table[2], t3 = table[3];
@@ -134,7 +154,7 @@ static int64_t all_passes(const Consts* k) {
     __asm__ volatile("" ::: "memory");
     s += sad_pass_count(q_in);
     __asm__ volatile("" ::: "memory");
-    s += build_table(k);
+    s += build_table_stepped(k);
     __asm__ volatile("" ::: "memory");
     return s + write_pass();
 }
@@ -149,21 +169,30 @@ int main(void) {
     for (int i = 0; i < 256; i++) every_byte[i] = (int8_t)i;
     Consts k = {_mm512_set1_epi32(300), _mm512_set1_epi32(1000), _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), _mm_cvtsi32_si128(8)};
     build_table(&k);
+    __m512i widened[4];
+    for (int j = 0; j < 4; j++) widened[j] = table[j];
+    build_table_stepped(&k);
+    for (int j = 0; j < 4; j++)
+        if (_mm512_cmpneq_epi8_mask(widened[j], table[j])) {
+            fprintf(stderr, "build_table_stepped differs from build_table\n");
+            return 1;
+        }
     for (int q = -128; q < 127; q++)
         if (sad_pass((int8_t)q) != sad_pass_count((int8_t)q)) {
             fprintf(stderr, "sad_pass_count differs from sad_pass at q = %d\n", q);
             return 1;
         }
-    enum { R = 9, K = 8 };
+    enum { R = 9, K = 9 };
     const char* names[K] = {
         "pass 1: the sum (xor, vpsadbw, add)",
         "pass 2 before round 21: two sums (xor, 2 vpsadbw, 2 adds)",
-        "the row's table (4 x requant64), spread over the row",
+        "the row's table before round 22 (4 x requant64), over the row",
         "pass 3: the table write (2 vpermt2b, blend, store)",
         "pass 3 without the table (no VBMI; weight or bias rows do more)",
         "the three passes and the table, one after another",
         "a copy of the row (512-bit loads and stores)",
         "pass 2: one vpsadbw and a count (compare, popcnt)",
+        "the row's table, stepped (one vpmulld), over the row",
     };
     double res[K][R], ghz[R];
     for (int r = 0; r < R; r++) {
@@ -176,6 +205,7 @@ int main(void) {
         res[5][r] = TIME(all_passes(&k));
         res[6][r] = TIME(copy_row());
         res[7][r] = TIME(sad_pass_count(q_in));
+        res[8][r] = TIME(build_table_stepped(&k));
     }
     qsort(ghz, R, sizeof(double), cmp_doubles);
     double g = ghz[R / 2];

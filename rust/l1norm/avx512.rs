@@ -48,8 +48,9 @@ pub(super) unsafe fn run(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
 ///
 /// # Safety
 /// As for [`run`], and the CPU must have AVX-512 VBMI.
-// The level's features (`dispatch`'s `Avx512` list) plus VBMI: without
-// popcnt, `row_sad`'s `count_ones` would compile to a software bit count.
+// The level's features (`dispatch`'s `Avx512` list, compared with this
+// one by a test there) plus VBMI: without popcnt, `row_sad`'s
+// `count_ones` would compile to a software bit count.
 #[target_feature(enable = "avx512f,avx512bw,avx512dq,avx512vl,avx512vbmi,avx2,fma,f16c,popcnt")]
 #[inline(never)]
 unsafe fn run_vbmi(batch: RowBatch<i8>, gain: f32, affine: Affine<i8>) {
@@ -306,10 +307,22 @@ unsafe fn group16<const W: bool, const B: bool>(x: *const i8, w: *const i8, b: *
     }
 }
 
-/// 64 outputs from the 64 elements at `x + i`, `w + i`, `b + i`: four
-/// 16-lane groups narrowed with `vpackssdw` / `vpacksswb` (signed
-/// saturation; cheaper than four `vpmovsdb` on some cores) and put back in
-/// order with one dword permute.
+/// Four 16-lane groups of i32 narrowed to 64 int8 with `vpackssdw` /
+/// `vpacksswb` (signed saturation; cheaper than four `vpmovsdb` on some
+/// cores) and put back in order with one dword permute.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW.
+#[inline(always)]
+unsafe fn narrow64(v: [__m512i; 4], k: &Consts) -> __m512i {
+    // SAFETY: this function's contract; registers only.
+    unsafe {
+        let packed = _mm512_packs_epi16(_mm512_packs_epi32(v[0], v[1]), _mm512_packs_epi32(v[2], v[3]));
+        _mm512_permutexvar_epi32(k.order, packed)
+    }
+}
+
+/// 64 outputs from the 64 elements at `x + i`, `w + i`, `b + i`.
 ///
 /// # Safety
 /// The CPU must have this code's instruction set (`V`'s, or the file's); pointer
@@ -320,12 +333,11 @@ unsafe fn requant64<const W: bool, const B: bool>(x: *const i8, w: *const i8, b:
     // SAFETY: this function's contract: the CPU has this file's instruction set,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let v0 = group16::<W, B>(x, w, b, i, k);
-        let v1 = group16::<W, B>(x, w, b, i + 16, k);
-        let v2 = group16::<W, B>(x, w, b, i + 32, k);
-        let v3 = group16::<W, B>(x, w, b, i + 48, k);
-        let packed = _mm512_packs_epi16(_mm512_packs_epi32(v0, v1), _mm512_packs_epi32(v2, v3));
-        _mm512_permutexvar_epi32(k.order, packed)
+        // Four calls, not `[0, 16, 32, 48].map(..)`: a closure handed to
+        // `map` is compiled without this level's features, its intrinsics
+        // left as calls (`.ci/check-inlined`).
+        let groups = [group16::<W, B>(x, w, b, i, k), group16::<W, B>(x, w, b, i + 16, k), group16::<W, B>(x, w, b, i + 32, k), group16::<W, B>(x, w, b, i + 48, k)];
+        narrow64(groups, k)
     }
 }
 
@@ -360,24 +372,46 @@ unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: u
     }
 }
 
-/// The shortest row written through the table. Building it costs about
-/// as much as writing 256 bytes directly; measured (Emerald Rapids, 4 MB
-/// batches, time / int8 copy, three runs each, before -> after): rows of
-/// 256 2.72-2.76 -> 2.90-2.94, 384 2.36-2.41 -> 2.26-2.62, 512 2.19-2.20
-/// -> 1.89-2.04, 1024 1.93-1.96 -> 1.36-1.51.
-const TABLE_MIN_LEN: usize = 512;
+/// The shortest row written through the table. 512 until issue 11's
+/// round 22, when [`table`] took its cost from 3.25 to 2.20-2.25 cycles
+/// per 64 bytes of a 1 KiB row (`benches/probes/l1_norm_i8_passes.c`);
+/// `benches/ab` on AMD Zen 4 (medians of 21 rounds, one run in each
+/// order), time(256) / time(512): rows of 384 bytes 0.82 / 0.86, 256
+/// bytes 0.97-0.98; time(128) / time(256): rows of 128 bytes 1.14 / 1.15,
+/// 192 bytes 1.05-1.09. (Before, on Emerald Rapids, 4 MB batches, time /
+/// int8 copy, the table from 512: rows of 512 2.19-2.20 -> 1.89-2.04,
+/// 1024 1.93-1.96 -> 1.36-1.51.)
+const TABLE_MIN_LEN: usize = 256;
 
-/// The bytes 0, 1, ..., 255 as int8: requantized, the table of outputs
-/// indexed by the input byte read as unsigned.
-static EVERY_BYTE: [i8; 256] = {
-    let mut b = [0i8; 256];
-    let mut i = 0;
-    while i < 256 {
-        b[i] = i as u8 as i8;
-        i += 1;
+/// The row's table: the outputs (steps 6-7 of the contract, unweighted)
+/// of the bytes 0-255 read as int8, x = 0, ..., 127, -128, ..., -1, in
+/// four registers. x mul - sub grows by mul from one x to the next, so
+/// each 16-lane group is the previous one plus 16 mul (wrapping i32
+/// arithmetic, as `vpmulld`'s product wraps: the same bits as
+/// [`requant64`] of those bytes): one multiply for the row instead of one
+/// per group, and no widening.
+///
+/// # Safety
+/// The CPU must have AVX-512 F and BW.
+#[inline(always)]
+unsafe fn table(k: &Consts) -> [__m512i; 4] {
+    // SAFETY: this function's contract; registers only.
+    unsafe {
+        let first = _mm512_sub_epi32(_mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), k.mul), k.sub);
+        let step = _mm512_slli_epi32::<4>(k.mul);
+        // x = 0..15 and x = -128..-113 (first - 128 mul).
+        let (mut up, mut down) = (first, _mm512_sub_epi32(first, _mm512_slli_epi32::<7>(k.mul)));
+        let mut groups = [_mm512_setzero_si512(); 16];
+        for j in 0..8 {
+            groups[j] = _mm512_sra_epi32(up, k.shift);
+            groups[8 + j] = _mm512_sra_epi32(down, k.shift);
+            up = _mm512_add_epi32(up, step);
+            down = _mm512_add_epi32(down, step);
+        }
+        let [g0, g1, g2, g3, g4, g5, g6, g7, g8, g9, g10, g11, g12, g13, g14, g15] = groups;
+        [narrow64([g0, g1, g2, g3], k), narrow64([g4, g5, g6, g7], k), narrow64([g8, g9, g10, g11], k), narrow64([g12, g13, g14, g15], k)]
     }
-    b
-};
+}
 
 /// 64 outputs of a row without weight or bias for the 64 bytes `v`, from
 /// the row's table `t` (four registers, entries 0-255 by the byte read as
@@ -397,8 +431,8 @@ unsafe fn lookup64(t: &[__m512i; 4], v: __m512i) -> __m512i {
 }
 
 /// Pass (3) of a row without weight or bias through the row's table: the
-/// table holds the requantized outputs of every byte (computed by
-/// [`requant64`], so each output is the bits [`write_row`] gives).
+/// table holds the requantized outputs of every byte ([`table`]: the bits
+/// [`write_row`] gives).
 ///
 /// # Safety
 /// The CPU must have AVX-512 BW and VBMI; pointer arguments must be valid
@@ -406,21 +440,9 @@ unsafe fn lookup64(t: &[__m512i; 4], v: __m512i) -> __m512i {
 /// module documents.
 #[inline(always)]
 unsafe fn write_row_table(x: *const i8, y: *mut i8, n: usize, rq: &Requant) {
-    // SAFETY: this function's contract; the table reads stay inside
-    // `EVERY_BYTE` (offsets 0-192, 64 bytes each).
+    // SAFETY: this function's contract.
     unsafe {
-        let k = Consts::new(rq, false);
-        let none = std::ptr::null();
-        let bytes = EVERY_BYTE.as_ptr();
-        // Four calls, not `[0, 64, 128, 192].map(..)`: a closure handed to
-        // `map` is compiled without this level's features, its intrinsics
-        // left as calls (`.ci/check-inlined`).
-        let t = [
-            requant64::<false, false>(bytes, none, none, 0, &k),
-            requant64::<false, false>(bytes, none, none, 64, &k),
-            requant64::<false, false>(bytes, none, none, 128, &k),
-            requant64::<false, false>(bytes, none, none, 192, &k),
-        ];
+        let t = table(&Consts::new(rq, false));
         let mut i = 0;
         let ahead = prefetch::Ahead::current();
         while i + 64 <= n {
