@@ -280,13 +280,15 @@ mod tests {
     /// norm's VBMI write, its dot products on NEON) enable the level's
     /// features again on their `#[target_feature]` function. One left out
     /// would cost only speed (the level's intrinsics below it would no
-    /// longer inline), so the lists are compared here, as text.
+    /// longer inline), so the lists are compared here, as text (spaces
+    /// removed, so any spacing of the attribute is found).
     #[test]
     fn functions_that_extend_a_level_enable_all_of_its_features() {
         let extensions = [("Avx512", include_str!("l1norm/avx512.rs")), ("Neon", include_str!("l1norm/neon.rs"))];
         for (level, source) in extensions {
             let wanted = level_features(level);
-            let attributes: Vec<&str> = source.split("#[target_feature(enable = \"").skip(1).collect();
+            let source: String = source.chars().filter(|c| !c.is_whitespace()).collect();
+            let attributes: Vec<&str> = source.split("#[target_feature(enable=\"").skip(1).collect();
             assert!(!attributes.is_empty(), "no #[target_feature] function found for {level}");
             for attribute in attributes {
                 let enabled: Vec<&str> = attribute[..attribute.find('"').unwrap()].split(',').collect();

@@ -60,7 +60,8 @@ def cases(rng: np.random.Generator):
     y, s = np.empty_like(x), np.empty_like(x)
     w = np.ones(1024, np.float32)
     yield "add_rms_norm 4096x1024", x, [y, s], lambda m: m.add_norm(x, residual, y, s, "rms", 1e-6, w)
-    # compare.py's int8 case: rows of 1 KiB, gain 127 / 4, no weight or bias.
+    # The int8 target's shape and gain (127 / 4, no weight or bias) on
+    # uniform bytes (compare.py quantizes N(0, 1)).
     x8 = rng.integers(-128, 128, (4096, 1024), dtype=np.int8)
     y8 = np.empty_like(x8)
     yield "l1_norm int8 4096x1024", x8, [y8], lambda m: m.l1_norm_i8(x8, y8, 127 / 4, None, None)

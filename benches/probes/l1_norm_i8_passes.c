@@ -168,15 +168,26 @@ int main(void) {
     for (int i = 0; i < LEN; i++) x[i] = (int8_t)(rand() % 256 - 128);
     for (int i = 0; i < 256; i++) every_byte[i] = (int8_t)i;
     Consts k = {_mm512_set1_epi32(300), _mm512_set1_epi32(1000), _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15), _mm_cvtsi32_si128(8)};
+    // The stepped table against the widened one, also for constants whose
+    // products wrap (the identity holds modulo 2^32).
+    const int32_t muls[] = {300, -300, 1, 0x12345678, 0x7fffffff, -0x7fffffff - 1};
+    const int32_t subs[] = {1000, -1000, 0, 0x7fffffff, -0x7fffffff - 1};
+    const int shifts[] = {0, 8, 31};
+    for (int a = 0; a < 6; a++)
+        for (int b = 0; b < 5; b++)
+            for (int c = 0; c < 3; c++) {
+                Consts kc = {_mm512_set1_epi32(muls[a]), _mm512_set1_epi32(subs[b]), k.order, _mm_cvtsi32_si128(shifts[c])};
+                __m512i widened[4];
+                build_table(&kc);
+                for (int j = 0; j < 4; j++) widened[j] = table[j];
+                build_table_stepped(&kc);
+                for (int j = 0; j < 4; j++)
+                    if (_mm512_cmpneq_epi8_mask(widened[j], table[j])) {
+                        fprintf(stderr, "build_table_stepped differs from build_table (mul %d, sub %d, shift %d)\n", muls[a], subs[b], shifts[c]);
+                        return 1;
+                    }
+            }
     build_table(&k);
-    __m512i widened[4];
-    for (int j = 0; j < 4; j++) widened[j] = table[j];
-    build_table_stepped(&k);
-    for (int j = 0; j < 4; j++)
-        if (_mm512_cmpneq_epi8_mask(widened[j], table[j])) {
-            fprintf(stderr, "build_table_stepped differs from build_table\n");
-            return 1;
-        }
     for (int q = -128; q < 127; q++)
         if (sad_pass((int8_t)q) != sad_pass_count((int8_t)q)) {
             fprintf(stderr, "sad_pass_count differs from sad_pass at q = %d\n", q);

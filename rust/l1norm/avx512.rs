@@ -12,10 +12,10 @@
 //! Pass (3) of a row without weight or bias maps each byte through a
 //! table on CPUs with AVX-512 VBMI: the output is then a function of the
 //! input byte alone, so the row's 256 outputs are requantized once (four
-//! registers, by the same code as above) and each 64 bytes of x take two
-//! `vpermt2b` lookups and a blend on the index's sign bit instead of four
-//! widenings, multiplies and shifts and three packs. The outputs are the
-//! same bits. VBMI is detected at run time inside this level (Ice Lake,
+//! registers, in steps of 16 from one multiply: `table`) and each 64
+//! bytes of x take two `vpermt2b` lookups and a blend on the index's sign
+//! bit instead of four widenings, multiplies and shifts and three packs.
+//! The outputs are the same bits. VBMI is detected at run time inside this level (Ice Lake,
 //! Sapphire Rapids and Zen 4 have it; Skylake-SP does not).
 
 use super::fixed::{Requant, R_CLAMP, U_BITS};
@@ -378,9 +378,11 @@ unsafe fn write_row<const W: bool, const B: bool>(x: *const i8, y: *mut i8, n: u
 /// `benches/ab` on AMD Zen 4 (medians of 21 rounds, one run in each
 /// order), time(256) / time(512): rows of 384 bytes 0.82 / 0.86, 256
 /// bytes 0.97-0.98; time(128) / time(256): rows of 128 bytes 1.14 / 1.15,
-/// 192 bytes 1.05-1.09. (Before, on Emerald Rapids, 4 MB batches, time /
-/// int8 copy, the table from 512: rows of 512 2.19-2.20 -> 1.89-2.04,
-/// 1024 1.93-1.96 -> 1.36-1.51.)
+/// 192 bytes 1.05-1.09. Not re-measured on Intel: on Emerald Rapids,
+/// with the table before round 22 (4 MB batches, time / int8 copy, three
+/// runs, without -> with the table), rows of 256 lost (2.72-2.76 ->
+/// 2.90-2.94), 384 were mixed (2.36-2.41 -> 2.26-2.62), 512 2.19-2.20 ->
+/// 1.89-2.04 and 1024 1.93-1.96 -> 1.36-1.51.
 const TABLE_MIN_LEN: usize = 256;
 
 /// The row's table: the outputs (steps 6-7 of the contract, unweighted)
