@@ -15,8 +15,9 @@
 //! registers, in steps of 16 from one multiply: `table`) and each 64
 //! bytes of x take two `vpermt2b` lookups and a blend on the index's sign
 //! bit instead of four widenings, multiplies and shifts and three packs.
-//! The outputs are the same bits. VBMI is detected at run time inside this level (Ice Lake,
-//! Sapphire Rapids and Zen 4 have it; Skylake-SP does not).
+//! The outputs are the same bits. VBMI is detected at run time inside
+//! this level (Ice Lake, Sapphire Rapids and Zen 4 have it; Skylake-SP
+//! does not).
 
 use super::fixed::{Requant, R_CLAMP, U_BITS};
 use super::pipeline::{self, I8Passes};
