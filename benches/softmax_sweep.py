@@ -1,15 +1,22 @@
 """Each softmax algorithm on each instruction set the CPU has, by row
 length, as time / copy of the same bytes: the data of the docs'
-"time / copy by row length" plot (where two-pass starts to win).
+"time / copy by row length" plot, and where two-pass starts to win
+(``auto``'s crossover, ``AUTO_TWO_PASS_MIN_BYTES`` in rust/softmax/mod.rs).
 
     NORMKIT_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benches/softmax_sweep.py --json docs/plots/softmax_sweep.json
     ... --rounds 9 --clock cpu   # as for the committed plot, on a busy machine
+    ... --dtype float64 --levels avx512,avx2 --from-bytes 65536   # the crossover, every power of two
+    ... --threads 2 --clock wall --levels avx512 --from-bytes 1048576   # two threads (long rows split)
 
-float32 rows of 16 to 16M elements, 4M elements per call (16M for the
-longest row); one thread; medians over interleaved rounds of every
-algorithm and ``numpy.copyto`` on the same array. The instruction set is
-chosen once per process, so each level runs in a child process with
-``NORMKIT_ISA`` set. The machine is shared: run it twice and compare.
+Rows of 64 bytes to 64 MiB (float32: 16 to 16M elements), every fourth
+power of two by default or every power from ``--from-bytes``; 16 MiB per
+call (one row where longer); one thread unless ``--threads`` says
+otherwise; float32, float64, or bfloat16 / float16 (``ml_dtypes``);
+medians over interleaved rounds of every algorithm and
+``numpy.copyto`` on the same array. The
+instruction set is chosen once per process, so each level runs in a
+child process with ``NORMKIT_ISA`` set. The machine is shared: run it
+twice and compare.
 """
 
 from __future__ import annotations
@@ -26,20 +33,31 @@ import numpy as np
 import normkit
 from normkit import compare
 
-ROW_LENGTHS = [1 << k for k in range(4, 25, 2)]  # 16 .. 16M
-ELEMENTS_PER_CALL = 1 << 22
+MAX_ROW_BYTES = 1 << 26
+BYTES_PER_CALL = 1 << 24
 CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 
-def sweep_active_isa(rounds: int, clock) -> list[dict]:
+def row_bytes(from_bytes: int | None) -> list[int]:
+    """Row sizes up to 64 MiB: every power of two from ``from_bytes``, or
+    every fourth from 64 bytes."""
+    if from_bytes is None:
+        return [1 << k for k in range(6, 27, 2)]
+    if from_bytes < 16 or from_bytes & (from_bytes - 1) or from_bytes > MAX_ROW_BYTES:
+        raise SystemExit(f"--from-bytes must be a power of two from 16 to {MAX_ROW_BYTES}")
+    return [1 << k for k in range(from_bytes.bit_length() - 1, MAX_ROW_BYTES.bit_length())]
+
+
+def sweep_active_isa(rounds: int, clock, dtype: np.dtype, sizes: list[int], threads: int) -> list[dict]:
     """Seconds per call of a copy and of every algorithm, per row length,
     on the level this process runs."""
-    normkit.set_num_threads(1)
+    normkit.set_num_threads(threads)
     algorithms = [a for a in normkit.SOFTMAX_ALGORITHMS if a != "auto"]
     rng = np.random.default_rng(0)
     points = []
-    for cols in ROW_LENGTHS:
-        x = rng.standard_normal((max(1, ELEMENTS_PER_CALL // cols), cols)).astype(np.float32)
+    for size in sizes:
+        cols = size // dtype.itemsize
+        x = rng.standard_normal((max(1, BYTES_PER_CALL // size), cols)).astype(dtype)
         y = np.empty_like(x)
         kernels = {"copy": lambda: np.copyto(y, x)}
         for a in algorithms:
@@ -48,7 +66,7 @@ def sweep_active_isa(rounds: int, clock) -> list[dict]:
         points.append({"rows": x.shape[0], "cols": cols,
                        "auto": normkit._native.auto_algorithm(cols, x.itemsize),
                        "seconds": seconds})
-        print(f"{normkit.cpu_info()['active']:>7} {x.shape[0]:>7}x{cols:<9}"
+        print(f"{normkit.cpu_info()['active']:>7} {dtype.name} {x.shape[0]:>7}x{cols:<9}"
               + " ".join(f"{a} {seconds[a] / seconds['copy']:.2f}x" for a in algorithms), file=sys.stderr)
     return points
 
@@ -59,22 +77,43 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--clock", choices=CLOCKS, default="wall",
                         help="wall time, or the process's CPU time (leaves out waiting for a core on a busy machine)")
+    parser.add_argument("--dtype", choices=["float32", "float64", "bfloat16", "float16"], default="float32")
+    parser.add_argument("--threads", type=int, default=1, help="normkit's threads (wall clock only)")
+    parser.add_argument("--levels", help="comma-separated instruction sets (default: every one the CPU has)")
+    parser.add_argument("--from-bytes", type=int, metavar="B",
+                        help="every power-of-two row size from B bytes (default: every fourth from 64)")
     parser.add_argument("--isa", help=argparse.SUPPRESS)  # set in the child processes
     args = parser.parse_args()
+    if args.threads < 1 or (args.threads > 1 and args.clock == "cpu"):
+        raise SystemExit("--threads must be 1 or more, and 1 with --clock cpu (it sums the threads' time)")
+    if args.dtype == "bfloat16":
+        import ml_dtypes  # the "bench" extra
+
+        dtype = np.dtype(ml_dtypes.bfloat16)
+    else:
+        dtype = np.dtype(args.dtype)
+    sizes = row_bytes(args.from_bytes)
     if args.isa:  # a child: one level, results to --json
         with open(args.json, "w", encoding="utf-8") as f:
-            json.dump(sweep_active_isa(args.rounds, CLOCKS[args.clock]), f)
+            json.dump(sweep_active_isa(args.rounds, CLOCKS[args.clock], dtype, sizes, args.threads), f)
         return
     info = normkit.cpu_info()
+    levels = info["available"] if args.levels is None else args.levels.split(",")
+    unknown = [isa for isa in levels if isa not in info["available"]]
+    if unknown:
+        raise SystemExit(f"not on this CPU: {', '.join(unknown)} (it has {', '.join(info['available'])})")
     result = {"cpu": compare.cpu_model(), "normkit": normkit.__version__, "numpy": np.__version__,
-              "threads": 1, "rounds": args.rounds, "clock": args.clock, "dtype": "float32",
-              "elements_per_call": ELEMENTS_PER_CALL, "isa": {}}
+              "threads": args.threads, "rounds": args.rounds, "clock": args.clock, "dtype": args.dtype,
+              "bytes_per_call": BYTES_PER_CALL, "isa": {}}
     load_before = os.getloadavg()[0]
-    for isa in info["available"]:
+    for isa in levels:
         child_json = f"{args.json}.{isa}.tmp"
-        subprocess.run([sys.executable, __file__, "--isa", isa, "--json", child_json, "--rounds", str(args.rounds),
-                        "--clock", args.clock],
-                       env={**os.environ, "NORMKIT_ISA": isa, "NORMKIT_NUM_THREADS": "1"}, check=True)
+        child_args = ["--rounds", str(args.rounds), "--clock", args.clock, "--dtype", args.dtype,
+                      "--threads", str(args.threads)]
+        if args.from_bytes is not None:
+            child_args += ["--from-bytes", str(args.from_bytes)]
+        subprocess.run([sys.executable, __file__, "--isa", isa, "--json", child_json, *child_args],
+                       env={**os.environ, "NORMKIT_ISA": isa, "NORMKIT_NUM_THREADS": str(args.threads)}, check=True)
         with open(child_json, encoding="utf-8") as f:
             result["isa"][isa] = json.load(f)
         os.remove(child_json)

@@ -78,6 +78,60 @@ pub fn detected() -> Isa {
     })
 }
 
+/// CPUs on which some choices that do not depend on the instruction set
+/// were measured to differ: the software prefetches
+/// ([`prefetch::pays_on_this_cpu`]) and where softmax's `auto` switches to
+/// two-pass (`softmax::Algorithm::auto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tuning {
+    /// AMD Zen 4: family 25 with AVX-512. It issues one 512-bit FMA per
+    /// cycle (issue 11, round 18), half of what Zen 5 does, against a
+    /// 32 MiB L3 per core complex.
+    AmdZen4,
+    /// Every other CPU, tuned on AMD Zen 5 and an Intel Xeon (Emerald
+    /// Rapids) at AVX-512 and on AMD Zen 3 at AVX2.
+    Default,
+}
+
+impl Tuning {
+    pub fn name(self) -> &'static str {
+        match self {
+            Tuning::AmdZen4 => "amd_zen4",
+            Tuning::Default => "default",
+        }
+    }
+}
+
+/// This CPU's [`Tuning`] (probed once).
+pub fn tuning() -> Tuning {
+    static TUNING: OnceLock<Tuning> = OnceLock::new();
+    *TUNING.get_or_init(|| {
+        #[cfg(target_arch = "x86_64")]
+        // Miri cannot run CPUID (inline assembly); it runs the scalar level
+        // only, where neither choice applies.
+        if !cfg!(miri) && std::arch::is_x86_feature_detected!("avx512f") && is_amd_family(0x19) {
+            return Tuning::AmdZen4;
+        }
+        Tuning::Default
+    })
+}
+
+/// True on an AMD CPU of the given (displayed) family.
+#[cfg(target_arch = "x86_64")]
+fn is_amd_family(family: u32) -> bool {
+    use std::arch::x86_64::__cpuid;
+    // `__cpuid` is a safe function in recent Rust (1.95 here) and an
+    // unsafe one in older releases within the crate's rust-version.
+    // SAFETY: CPUID exists on every x86-64 CPU, and leaves 0 and 1 on
+    // every one; it reads no memory.
+    #[allow(unused_unsafe)]
+    let (vendor, eax) = unsafe { (__cpuid(0), __cpuid(1).eax) };
+    let amd = [vendor.ebx, vendor.edx, vendor.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163]; // "AuthenticAMD"
+    let base = (eax >> 8) & 0xf;
+    let displayed = if base == 0xf { base + ((eax >> 20) & 0xff) } else { base };
+    amd && displayed == family
+}
+
 /// Every vector level: its [`Isa`], its token type, and its feature list,
 /// written once. The list drives both the CPU probe and the
 /// `#[target_feature]` trampoline that instantiates kernels for the level.

@@ -4,7 +4,7 @@
 //! constant / special-value rows, and long rows. Under Miri the sizes are
 //! cut down (`common::size`).
 
-use normkit::dispatch::{self, Isa};
+use normkit::dispatch::{self, Isa, Tuning};
 use normkit::simd::Float;
 use normkit::softmax::{self, Algorithm};
 use rand::rngs::SmallRng;
@@ -251,17 +251,41 @@ fn rows_with_maxima_near_the_pair_form_limits() {
 }
 
 #[test]
-fn auto_picks_two_pass_beyond_l2_with_avx512_and_for_streamed_rows_with_avx2() {
-    assert_eq!(Algorithm::auto(1024, 4, Isa::Avx512), Algorithm::ThreePassReload);
-    assert_eq!(Algorithm::auto(1 << 24, 4, Isa::Avx512), Algorithm::TwoPass);
-    assert_eq!(Algorithm::auto(1 << 19, 8, Isa::Avx512), Algorithm::ThreePassReload);
-    assert_eq!(Algorithm::auto(1 << 20, 8, Isa::Avx512), Algorithm::TwoPass);
+fn auto_picks_two_pass_for_long_rows_where_measured_to_win() {
+    let auto = |len, size, isa| Algorithm::auto_for(len, size, isa, Tuning::Default);
+    assert_eq!(auto(1024, 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(auto((1 << 18) - 1, 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(auto(1 << 18, 4, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(auto(1 << 19, 2, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(auto((1 << 20) - 1, 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(auto(1 << 20, 8, Isa::Avx512), Algorithm::TwoPass);
     let streamed = softmax::STREAM_MIN_BYTES / 4;
-    assert_eq!(Algorithm::auto(streamed - 1, 4, Isa::Avx2), Algorithm::ThreePassReload);
-    assert_eq!(Algorithm::auto(streamed, 4, Isa::Avx2), Algorithm::TwoPass);
-    assert_eq!(Algorithm::auto(streamed / 2, 8, Isa::Avx2), Algorithm::TwoPass);
-    assert_eq!(Algorithm::auto(1 << 24, 2, Isa::Avx2), Algorithm::ThreePassReload);
-    assert_eq!(Algorithm::auto(1 << 24, 8, Isa::Scalar), Algorithm::ThreePassReload);
+    assert_eq!(auto(streamed - 1, 4, Isa::Avx2), Algorithm::ThreePassReload);
+    assert_eq!(auto(streamed, 4, Isa::Avx2), Algorithm::TwoPass);
+    assert_eq!(auto(streamed / 2, 8, Isa::Avx2), Algorithm::TwoPass);
+    assert_eq!(auto(1 << 24, 2, Isa::Avx2), Algorithm::ThreePassReload);
+
+    // AMD Zen 4: two-pass only for float32 / float64 rows of 32 MiB with AVX-512.
+    let zen4 = |len, size, isa| Algorithm::auto_for(len, size, isa, Tuning::AmdZen4);
+    assert_eq!(zen4(1 << 18, 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4((1 << 23) - 1, 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(1 << 23, 4, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4((1 << 22) - 1, 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(1 << 22, 8, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(1 << 26, 2, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(1 << 26, 4, Isa::Avx2), Algorithm::ThreePassReload);
+    assert_eq!(zen4(1 << 26, 8, Isa::Avx2), Algorithm::ThreePassReload);
+
+    for tuning in [Tuning::Default, Tuning::AmdZen4] {
+        assert_eq!(Algorithm::auto_for(1 << 24, 8, Isa::Scalar, tuning), Algorithm::ThreePassReload);
+        assert_eq!(Algorithm::auto_for(1 << 24, 8, Isa::Neon, tuning), Algorithm::ThreePassReload);
+    }
+    // `auto` is `auto_for` this CPU's tuning.
+    for (len, size) in [(1 << 18, 4), (1 << 23, 4), (1 << 22, 8), (1 << 24, 2)] {
+        for isa in Isa::ALL {
+            assert_eq!(Algorithm::auto(len, size, isa), Algorithm::auto_for(len, size, isa, dispatch::tuning()));
+        }
+    }
     for algorithm in Algorithm::ALL {
         assert_eq!(Algorithm::from_name(algorithm.name()), Some(algorithm));
     }

@@ -60,7 +60,7 @@ def softmax_sweep(data: dict, path: Path) -> None:
         ratio_ax.set_title(isa)
         ratio_ax.set_ylabel("time / copy of the same bytes")
         ns_ax.set_ylabel("ns per element")
-        ns_ax.set_xlabel("row length (float32 elements)")
+        ns_ax.set_xlabel(f"row length ({data['dtype']} elements)")
         for ax in (ratio_ax, ns_ax):
             ax.set_xscale("log", base=2)
             ax.set_yscale("log")
@@ -72,7 +72,7 @@ def softmax_sweep(data: dict, path: Path) -> None:
                 ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
                 ax.tick_params(axis="y", which="minor", labelsize=6)
         ratio_ax.legend(fontsize=7)
-    fig.suptitle(f"softmax by row length, {data['elements_per_call'] >> 20}M elements per call, 1 thread, "
+    fig.suptitle(f"softmax by row length, {data['bytes_per_call'] >> 20} MiB per call (one row where longer), 1 thread, "
                  f"median of {data['rounds']} rounds ({data['clock']} clock), load average {data['load_average']}\n{data['cpu']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

@@ -31,8 +31,11 @@ fn cpu_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     info.set_item("forced", std::env::var("NORMKIT_ISA").ok())?;
     info.set_item("arch", std::env::consts::ARCH)?;
     info.set_item("num_threads", crate::rows::num_threads())?;
-    // Whether the kernels issue software prefetches (off where measured to
-    // cost: `simd::prefetch::pays_on_this_cpu`).
+    // The CPU the choices below and softmax's `auto` crossover were tuned
+    // on (`dispatch::Tuning`), and whether the kernels issue software
+    // prefetches (off where measured to cost:
+    // `simd::prefetch::pays_on_this_cpu`).
+    info.set_item("tuning", dispatch::tuning().name())?;
     info.set_item("prefetch", crate::simd::prefetch::enabled())?;
     // Sub-features of the levels that concern 16-bit floats: F16C is part
     // of the x86 levels; AVX-512 BF16 is reported but not used (see

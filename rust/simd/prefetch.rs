@@ -11,6 +11,7 @@
 //! ([`enabled`]): on by default, off where it was measured to cost (see
 //! [`pays_on_this_cpu`]).
 
+use crate::dispatch::{self, Tuning};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// How far ahead a pass prefetches: two rows of 1024 float32. Measured on
@@ -92,7 +93,7 @@ pub(crate) fn set_from_probe(on: bool) {
 
 /// Whether software prefetch was measured to pay on this CPU.
 ///
-/// - AMD Zen 4 (family 25 with AVX-512): no. Prefetching off against on,
+/// - AMD Zen 4 ([`Tuning::AmdZen4`]): no. Prefetching off against on,
 ///   float32, AVX-512, same-process A/B (`benches/ab`, medians of 21
 ///   rounds), one run: softmax 0.87-0.99 (4096x1024 0.92, the 4M row
 ///   0.87), log_softmax 0.80 (4096x1024), LayerNorm / RMSNorm 0.71 / 0.76
@@ -109,31 +110,5 @@ pub(crate) fn set_from_probe(on: bool) {
 ///   switch.
 /// - Other targets: false; their kernels have no prefetches.
 pub fn pays_on_this_cpu() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        // Miri cannot run CPUID (inline assembly); it runs the scalar
-        // level only, which has no prefetches.
-        if cfg!(miri) {
-            return true;
-        }
-        !(std::arch::is_x86_feature_detected!("avx512f") && is_amd_family(0x19))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    false
-}
-
-/// True on an AMD CPU of the given (displayed) family.
-#[cfg(target_arch = "x86_64")]
-fn is_amd_family(family: u32) -> bool {
-    use std::arch::x86_64::__cpuid;
-    // `__cpuid` is a safe function in recent Rust (1.95 here) and an
-    // unsafe one in older releases within the crate's rust-version.
-    // SAFETY: CPUID exists on every x86-64 CPU, and leaves 0 and 1 on
-    // every one; it reads no memory.
-    #[allow(unused_unsafe)]
-    let (vendor, eax) = unsafe { (__cpuid(0), __cpuid(1).eax) };
-    let amd = [vendor.ebx, vendor.edx, vendor.ecx] == [0x6874_7541, 0x6974_6e65, 0x444d_4163]; // "AuthenticAMD"
-    let base = (eax >> 8) & 0xf;
-    let displayed = if base == 0xf { base + ((eax >> 20) & 0xff) } else { base };
-    amd && displayed == family
+    cfg!(target_arch = "x86_64") && dispatch::tuning() != Tuning::AmdZen4
 }

@@ -33,7 +33,7 @@ pub use fused::Fused;
 pub use split::{log_softmax_split_raw, logsumexp_split_raw, softmax_split_raw};
 pub use vector::STREAM_MIN_BYTES;
 
-use crate::dispatch::{self, Isa, Kernel};
+use crate::dispatch::{self, Isa, Kernel, Tuning};
 use crate::l1norm::RowBatch;
 use crate::simd::{Element, Float, Simd};
 
@@ -68,23 +68,39 @@ impl Algorithm {
     }
 
     /// The algorithm `"auto"` runs for rows of `len` elements of `elem_size`
-    /// bytes on `isa` (docs/guide/performance.md has the measurements).
-    /// With AVX-512, three-pass reload wins while a row fits in L2 (the
-    /// reload is a cache hit and each exp is computed once) and two-pass
-    /// wins beyond (1 MB rows and up; float64 rows from 8 MB, see
-    /// [`AUTO_TWO_PASS_MIN_BYTES_F64`]), where memory traffic dominates. With
-    /// AVX2, where 2^n scaling costs several instructions, reload wins until
-    /// the two-pass output is written with streaming stores (float32 and
-    /// float64 rows of [`STREAM_MIN_BYTES`] and more): two-pass then moves
-    /// 2/3 of reload's bytes (AMD Zen 3, 1 thread, time / copy: 1x4M
-    /// float32 1.64x against 2.11x, 1x16M 1.69x against 2.06x).
+    /// bytes on `isa`, on this CPU ([`dispatch::tuning`]; see
+    /// [`Algorithm::auto_for`]).
     pub fn auto(len: usize, elem_size: usize, isa: Isa) -> Algorithm {
+        Algorithm::auto_for(len, elem_size, isa, dispatch::tuning())
+    }
+
+    /// The algorithm `"auto"` runs for rows of `len` elements of `elem_size`
+    /// bytes on `isa`, on a CPU of `tuning` (docs/guide/performance.md has
+    /// the measurements). Three-pass reload computes each exponential once
+    /// and reads the row three times; two-pass computes it twice and reads
+    /// the row twice, so it wins once the traffic it saves costs more than
+    /// its second exponential:
+    ///
+    /// * AVX-512, [`Tuning::Default`] (AMD Zen 5, Intel Xeon): from rows of
+    ///   1 MB, beyond L2 (float64: 8 MiB, [`AUTO_TWO_PASS_MIN_BYTES_F64`]).
+    /// * AVX-512, [`Tuning::AmdZen4`]: float32 and float64 from rows of
+    ///   [`AUTO_TWO_PASS_MIN_BYTES_ZEN4`], the size of its L3; 16-bit rows
+    ///   never. Zen 4 issues half of Zen 5's 512-bit FMAs per cycle, so the
+    ///   second exponential costs twice as much there.
+    /// * AVX2, where 2^n scaling costs several instructions: reload until
+    ///   the two-pass output is written with streaming stores (float32 and
+    ///   float64 rows of [`STREAM_MIN_BYTES`] and more): two-pass then moves
+    ///   2/3 of reload's bytes (AMD Zen 3, 1 thread, time / copy: 1x4M
+    ///   float32 1.64x against 2.11x, 1x16M 1.69x against 2.06x). On Zen 4
+    ///   (AVX2 only when forced) reload at every length.
+    pub fn auto_for(len: usize, elem_size: usize, isa: Isa, tuning: Tuning) -> Algorithm {
         let bytes = len * elem_size;
-        let two_pass = match isa {
-            Isa::Avx512 if elem_size >= 8 => bytes >= AUTO_TWO_PASS_MIN_BYTES_F64,
-            Isa::Avx512 => bytes >= AUTO_TWO_PASS_MIN_BYTES,
+        let two_pass = match (isa, tuning) {
+            (Isa::Avx512, Tuning::Default) if elem_size >= 8 => bytes >= AUTO_TWO_PASS_MIN_BYTES_F64,
+            (Isa::Avx512, Tuning::Default) => bytes >= AUTO_TWO_PASS_MIN_BYTES,
+            (Isa::Avx512, Tuning::AmdZen4) => elem_size >= 4 && bytes >= AUTO_TWO_PASS_MIN_BYTES_ZEN4,
             // 16-bit rows have no streaming store.
-            Isa::Avx2 => elem_size >= 4 && bytes >= STREAM_MIN_BYTES,
+            (Isa::Avx2, Tuning::Default) => elem_size >= 4 && bytes >= STREAM_MIN_BYTES,
             _ => false,
         };
         if two_pass {
@@ -96,7 +112,7 @@ impl Algorithm {
 }
 
 /// Row size in bytes from which `auto` picks the two-pass algorithm with
-/// AVX-512 (float32 and 16-bit rows).
+/// AVX-512 (float32 and 16-bit rows), [`Tuning::Default`].
 pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 
 /// The same for float64 rows, whose exponential costs more per byte, so
@@ -107,6 +123,23 @@ pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 /// 1.50x / 1.58x / 1.63x against reload 1.68x / 2.10x / 2.14x for rows of
 /// 16, 32 and 64 MB.
 pub const AUTO_TWO_PASS_MIN_BYTES_F64: usize = 1 << 23;
+
+/// Row size in bytes from which `auto` picks the two-pass algorithm with
+/// AVX-512 on [`Tuning::AmdZen4`], float32 and float64 (issue 11, round
+/// 23; `benches/softmax_sweep.py --from-bytes 65536`, three runs of 9
+/// rounds, one thread, CPU clock; time(two-pass) / time(reload)):
+///
+/// * float32: rows of 64 KiB to 4 MiB 1.03-1.39, 8 MiB 0.91-1.07, 16 MiB
+///   0.94-1.27, 32 MiB 0.79-0.86, 64 MiB 0.74-0.78;
+/// * float64: 64 KiB to 16 MiB 1.00-1.41, 32 MiB 1.01-1.08, 64 MiB
+///   0.87-0.89;
+/// * two threads (wall clock; float32 three runs, float64 two): float32
+///   1-4 MiB 0.94-1.14, 8 MiB 0.77-0.87, 16 MiB 0.86-1.06, 32 and 64 MiB
+///   0.67-0.74 (`auto` does not look at the threads); float64 16 MiB
+///   1.13-1.26, 32 MiB 0.83-0.85, 64 MiB 0.67-0.87;
+/// * bfloat16 and float16 (one thread, two runs; bfloat16 a third):
+///   1.06-1.19 for rows of 1 to 64 MiB, so 16-bit rows stay with reload.
+pub const AUTO_TWO_PASS_MIN_BYTES_ZEN4: usize = 1 << 25;
 
 /// Softmax or log-softmax of a batch of rows. Built only by the `unsafe`
 /// functions below, whose callers vouch for the pointers.
