@@ -1,17 +1,18 @@
 """Each softmax algorithm on each instruction set the CPU has, by row
 length, as time / copy of the same bytes: the data of the docs'
 "time / copy by row length" plot, and where two-pass starts to win
-(``auto``'s crossover, ``AUTO_TWO_PASS_MIN_BYTES`` in rust/softmax/mod.rs).
+(``auto``'s crossover: ``Algorithm::auto_for`` and the
+``AUTO_TWO_PASS_MIN_BYTES*`` constants in rust/softmax/mod.rs).
 
     NORMKIT_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 python benches/softmax_sweep.py --json docs/plots/softmax_sweep.json
     ... --rounds 9 --clock cpu   # as for the committed plot, on a busy machine
     ... --dtype float64 --levels avx512,avx2 --from-bytes 65536   # the crossover, every power of two
     ... --threads 2 --clock wall --levels avx512 --from-bytes 1048576   # two threads (long rows split)
 
-Rows of 64 bytes to 64 MiB (float32: 16 to 16M elements), every fourth
+Rows of 64 bytes to 64 MiB (float32: 16 to 16M elements), every other
 power of two by default or every power from ``--from-bytes``; 16 MiB per
 call (one row where longer); one thread unless ``--threads`` says
-otherwise; float32, float64, or bfloat16 / float16 (``ml_dtypes``);
+otherwise; float32, float64, float16 or bfloat16 (``ml_dtypes``);
 medians over interleaved rounds of every algorithm and
 ``numpy.copyto`` on the same array. The
 instruction set is chosen once per process, so each level runs in a
@@ -40,7 +41,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 
 def row_bytes(from_bytes: int | None) -> list[int]:
     """Row sizes up to 64 MiB: every power of two from ``from_bytes``, or
-    every fourth from 64 bytes."""
+    every other one from 64 bytes."""
     if from_bytes is None:
         return [1 << k for k in range(6, 27, 2)]
     if from_bytes < 16 or from_bytes & (from_bytes - 1) or from_bytes > MAX_ROW_BYTES:
@@ -78,17 +79,19 @@ def main() -> None:
     parser.add_argument("--clock", choices=CLOCKS, default="wall",
                         help="wall time, or the process's CPU time (leaves out waiting for a core on a busy machine)")
     parser.add_argument("--dtype", choices=["float32", "float64", "bfloat16", "float16"], default="float32")
-    parser.add_argument("--threads", type=int, default=1, help="normkit's threads (wall clock only)")
+    parser.add_argument("--threads", type=int, default=1, help="normkit's threads (more than 1 needs --clock wall)")
     parser.add_argument("--levels", help="comma-separated instruction sets (default: every one the CPU has)")
     parser.add_argument("--from-bytes", type=int, metavar="B",
-                        help="every power-of-two row size from B bytes (default: every fourth from 64)")
+                        help="every power-of-two row size from B bytes (default: every other one from 64)")
     parser.add_argument("--isa", help=argparse.SUPPRESS)  # set in the child processes
     args = parser.parse_args()
     if args.threads < 1 or (args.threads > 1 and args.clock == "cpu"):
         raise SystemExit("--threads must be 1 or more, and 1 with --clock cpu (it sums the threads' time)")
     if args.dtype == "bfloat16":
-        import ml_dtypes  # the "bench" extra
-
+        try:
+            import ml_dtypes
+        except ImportError:
+            raise SystemExit("--dtype bfloat16 needs ml_dtypes (pip install ml_dtypes)") from None
         dtype = np.dtype(ml_dtypes.bfloat16)
     else:
         dtype = np.dtype(args.dtype)

@@ -6,6 +6,7 @@
 //! written once (`vector_levels!` below), and [`run`] reaches a
 //! [`Kernel`]'s vector path through one `#[target_feature]` trampoline per
 //! level, only after this module has confirmed the CPU has the features.
+//! It also names the CPUs whose measured tuning differs ([`Tuning`]).
 
 use crate::simd::{prefetch, Simd};
 use std::fmt;
@@ -78,15 +79,17 @@ pub fn detected() -> Isa {
     })
 }
 
-/// CPUs on which some choices that do not depend on the instruction set
-/// were measured to differ: the software prefetches
+/// CPUs on which choices that the instruction set alone does not
+/// determine were measured to differ: the software prefetches
 /// ([`prefetch::pays_on_this_cpu`]) and where softmax's `auto` switches to
-/// two-pass (`softmax::Algorithm::auto`).
+/// two-pass (`softmax::Algorithm::auto_for`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tuning {
-    /// AMD Zen 4: family 25 with AVX-512. It issues one 512-bit FMA per
-    /// cycle (issue 11, round 18), half of what Zen 5 does, against a
-    /// 32 MiB L3 per core complex.
+    /// AMD Zen 4: family 25 with AVX-512 enabled (a Zen 4 whose AVX-512 is
+    /// hidden, by a hypervisor or the BIOS, cannot be told from Zen 3 this
+    /// way and gets [`Tuning::Default`]). The part measured issues one
+    /// 512-bit FMA per cycle (issue 11, round 18) and has 32 MiB of L3 per
+    /// core complex.
     AmdZen4,
     /// Every other CPU, tuned on AMD Zen 5 and an Intel Xeon (Emerald
     /// Rapids) at AVX-512 and on AMD Zen 3 at AVX2.
@@ -106,9 +109,9 @@ impl Tuning {
 pub fn tuning() -> Tuning {
     static TUNING: OnceLock<Tuning> = OnceLock::new();
     *TUNING.get_or_init(|| {
-        #[cfg(target_arch = "x86_64")]
         // Miri cannot run CPUID (inline assembly); it runs the scalar level
         // only, where neither choice applies.
+        #[cfg(target_arch = "x86_64")]
         if !cfg!(miri) && std::arch::is_x86_feature_detected!("avx512f") && is_amd_family(0x19) {
             return Tuning::AmdZen4;
         }

@@ -50,6 +50,11 @@ fn the_switch_defaults_to_this_cpus_policy_and_changes_no_result() {
     assert_eq!(prefetch::enabled(), prefetch::pays_on_this_cpu());
     // Off x86-64 nothing prefetches, whatever the switch says.
     let x86 = cfg!(target_arch = "x86_64");
+    // The policy: on x86-64 but on AMD Zen 4.
+    assert_eq!(prefetch::pays_on_this_cpu(), x86 && dispatch::tuning() != dispatch::Tuning::AmdZen4);
+    if !x86 {
+        assert_eq!(dispatch::tuning(), dispatch::Tuning::Default);
+    }
     // Short rows (in registers), rows around the 8 KiB prefetch distance,
     // and one long row, with tails at every level.
     for (rows, n) in [(9, 5), (33, 64), (17, 384), (5, 2047), (4, 2048), (3, 2049), (2, 16_411), (1, 70_001)] {

@@ -299,6 +299,33 @@ def test_cpu_info_reports_levels():
     assert info["available"][0] == "scalar"
 
 
+def test_auto_follows_the_documented_rule_for_this_cpu():
+    """The crossover to two-pass the ``softmax`` docstring documents, per
+    level and ``cpu_info()["tuning"]``, as the binding applies it."""
+    info = normkit.cpu_info()
+    tuning, active = info["tuning"], info["active"]
+    assert tuning in ("amd_zen4", "default")
+    if tuning == "amd_zen4":  # AMD family 25 with AVX-512, which prefetches nothing
+        assert info["detected"] == "avx512" and not info["prefetch"]
+    MiB = 1 << 20
+
+    def two_pass_from(itemsize):
+        if active == "avx512" and tuning == "amd_zen4":
+            return {8: 64 * MiB, 4: 32 * MiB}.get(itemsize)
+        if active == "avx512":
+            return 8 * MiB if itemsize == 8 else 1 * MiB
+        if active == "avx2" and tuning == "default":
+            return 8 * MiB if itemsize >= 4 else None
+        return None
+
+    for itemsize in (2, 4, 8):
+        start = two_pass_from(itemsize)
+        for size in (64 * 1024, MiB, 8 * MiB, 32 * MiB, 64 * MiB, 128 * MiB):
+            for n in (size // itemsize - 1, size // itemsize):
+                want = "two_pass" if start is not None and n * itemsize >= start else "three_pass_reload"
+                assert normkit._native.auto_algorithm(n, itemsize) == want, (active, tuning, itemsize, n)
+
+
 SCRIPT = textwrap.dedent(
     """
     import numpy as np, scipy.special as sp, normkit

@@ -72,7 +72,7 @@ def softmax_sweep(data: dict, path: Path) -> None:
                 ax.yaxis.set_minor_formatter(FormatStrFormatter("%g"))
                 ax.tick_params(axis="y", which="minor", labelsize=6)
         ratio_ax.legend(fontsize=7)
-    fig.suptitle(f"softmax by row length, {data['bytes_per_call'] >> 20} MiB per call (one row where longer), 1 thread, "
+    fig.suptitle(f"softmax by row length, {data['bytes_per_call'] >> 20} MiB per call (one row where longer), {data['threads']} thread(s), "
                  f"median of {data['rounds']} rounds ({data['clock']} clock), load average {data['load_average']}\n{data['cpu']}", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=110)

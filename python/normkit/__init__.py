@@ -23,9 +23,9 @@ def cpu_info() -> dict:
     """What the CPU supports and which kernels run: ``detected`` (best
     level), ``available`` (every level), ``active`` (in use, lowered by
     ``NORMKIT_ISA``), ``forced`` (the variable's value), ``arch``,
-    ``num_threads``, ``tuning`` (``amd_zen4`` or ``default``: the CPU
-    whose measurements set the choices below and softmax's ``auto``
-    crossover) and ``prefetch`` (whether the kernels issue software
+    ``num_threads``, ``tuning`` (``amd_zen4`` or ``default``: which set of
+    measured choices applies, for softmax's ``auto`` crossover and
+    ``prefetch``) and ``prefetch`` (whether the kernels issue software
     prefetches: on x86-64 but on AMD Zen 4, where they were measured to
     cost; the aarch64 kernels have none). The levels are ``scalar``,
     ``avx2``, ``avx512`` on x86-64 and ``scalar``, ``neon`` on aarch64.

@@ -56,10 +56,11 @@ def softmax(
         and JAX's) is ``-1``. A 0-d input is a row of one entry: 1.0.
     algorithm : str
         ``"auto"`` (three-pass reload; two-pass where it was measured
-        faster: with AVX-512 rows of 1 MB and more (float64: 8 MiB), on
-        AMD Zen 4 float32 and float64 rows of 32 MiB and more; with AVX2
-        float32 and float64 rows of 8 MiB and more, but on Zen 4 none;
-        ``cpu_info()["tuning"]`` names the CPU's rule), ``"two_pass"``
+        faster, by ``cpu_info()["tuning"]``: with AVX-512, rows of 1 MiB
+        and more (float64: 8 MiB), but on AMD Zen 4 (``"amd_zen4"``) only
+        float32 rows of 32 MiB and float64 rows of 64 MiB and more; with
+        AVX2, float32 and float64 rows of 8 MiB and more, but on Zen 4
+        none), ``"two_pass"``
         (Dukhan & Ablavatski 2020: no max pass), ``"three_pass_reload"``,
         ``"three_pass_recompute"`` or ``"online"`` (Milakov & Gimelshein
         2018). All give the same result to within a few float32 ulps.

@@ -31,9 +31,9 @@ fn cpu_info(py: Python<'_>) -> PyResult<Bound<'_, PyDict>> {
     info.set_item("forced", std::env::var("NORMKIT_ISA").ok())?;
     info.set_item("arch", std::env::consts::ARCH)?;
     info.set_item("num_threads", crate::rows::num_threads())?;
-    // The CPU the choices below and softmax's `auto` crossover were tuned
-    // on (`dispatch::Tuning`), and whether the kernels issue software
-    // prefetches (off where measured to cost:
+    // Which set of measured choices applies (`dispatch::Tuning`: softmax's
+    // `auto` crossover and the prefetches), and whether the kernels issue
+    // software prefetches (off where measured to cost:
     // `simd::prefetch::pays_on_this_cpu`).
     info.set_item("tuning", dispatch::tuning().name())?;
     info.set_item("prefetch", crate::simd::prefetch::enabled())?;

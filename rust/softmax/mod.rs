@@ -81,12 +81,16 @@ impl Algorithm {
     /// the row twice, so it wins once the traffic it saves costs more than
     /// its second exponential:
     ///
-    /// * AVX-512, [`Tuning::Default`] (AMD Zen 5, Intel Xeon): from rows of
-    ///   1 MB, beyond L2 (float64: 8 MiB, [`AUTO_TWO_PASS_MIN_BYTES_F64`]).
-    /// * AVX-512, [`Tuning::AmdZen4`]: float32 and float64 from rows of
-    ///   [`AUTO_TWO_PASS_MIN_BYTES_ZEN4`], the size of its L3; 16-bit rows
-    ///   never. Zen 4 issues half of Zen 5's 512-bit FMAs per cycle, so the
-    ///   second exponential costs twice as much there.
+    /// * AVX-512, [`Tuning::Default`]: from rows of 1 MiB (set on AMD Zen
+    ///   5, beyond its L2, and kept on an Intel Xeon whose crossover measured
+    ///   between 1 and 16 MB); float64 from 8 MiB
+    ///   ([`AUTO_TWO_PASS_MIN_BYTES_F64`]).
+    /// * AVX-512, [`Tuning::AmdZen4`]: float32 from rows of
+    ///   [`AUTO_TWO_PASS_MIN_BYTES_ZEN4`], the size of the measured part's
+    ///   L3, float64 from [`AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64`]; 16-bit rows
+    ///   never. Our reading: Zen 4 issues one 512-bit FMA per cycle
+    ///   (measured), Zen 5 two (not measured), so the second exponential
+    ///   costs relatively more there.
     /// * AVX2, where 2^n scaling costs several instructions: reload until
     ///   the two-pass output is written with streaming stores (float32 and
     ///   float64 rows of [`STREAM_MIN_BYTES`] and more): two-pass then moves
@@ -98,6 +102,7 @@ impl Algorithm {
         let two_pass = match (isa, tuning) {
             (Isa::Avx512, Tuning::Default) if elem_size >= 8 => bytes >= AUTO_TWO_PASS_MIN_BYTES_F64,
             (Isa::Avx512, Tuning::Default) => bytes >= AUTO_TWO_PASS_MIN_BYTES,
+            (Isa::Avx512, Tuning::AmdZen4) if elem_size >= 8 => bytes >= AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64,
             (Isa::Avx512, Tuning::AmdZen4) => elem_size >= 4 && bytes >= AUTO_TWO_PASS_MIN_BYTES_ZEN4,
             // 16-bit rows have no streaming store.
             (Isa::Avx2, Tuning::Default) => elem_size >= 4 && bytes >= STREAM_MIN_BYTES,
@@ -112,7 +117,8 @@ impl Algorithm {
 }
 
 /// Row size in bytes from which `auto` picks the two-pass algorithm with
-/// AVX-512 (float32 and 16-bit rows), [`Tuning::Default`].
+/// AVX-512 (float32 and 16-bit rows), [`Tuning::Default`]: set on AMD Zen
+/// 5 (two-pass 27% faster at rows of 1 MiB), kept on an Intel Xeon.
 pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 
 /// The same for float64 rows, whose exponential costs more per byte, so
@@ -125,21 +131,23 @@ pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 pub const AUTO_TWO_PASS_MIN_BYTES_F64: usize = 1 << 23;
 
 /// Row size in bytes from which `auto` picks the two-pass algorithm with
-/// AVX-512 on [`Tuning::AmdZen4`], float32 and float64 (issue 11, round
-/// 23; `benches/softmax_sweep.py --from-bytes 65536`, three runs of 9
-/// rounds, one thread, CPU clock; time(two-pass) / time(reload)):
-///
-/// * float32: rows of 64 KiB to 4 MiB 1.03-1.39, 8 MiB 0.91-1.07, 16 MiB
-///   0.94-1.27, 32 MiB 0.79-0.86, 64 MiB 0.74-0.78;
-/// * float64: 64 KiB to 16 MiB 1.00-1.41, 32 MiB 1.01-1.08, 64 MiB
-///   0.87-0.89;
-/// * two threads (wall clock; float32 three runs, float64 two): float32
-///   1-4 MiB 0.94-1.14, 8 MiB 0.77-0.87, 16 MiB 0.86-1.06, 32 and 64 MiB
-///   0.67-0.74 (`auto` does not look at the threads); float64 16 MiB
-///   1.13-1.26, 32 MiB 0.83-0.85, 64 MiB 0.67-0.87;
-/// * bfloat16 and float16 (one thread, two runs; bfloat16 a third):
-///   1.06-1.19 for rows of 1 to 64 MiB, so 16-bit rows stay with reload.
+/// AVX-512 on [`Tuning::AmdZen4`], float32 rows. Measured at one thread
+/// (issue 11, round 23; `benches/softmax_sweep.py --from-bytes 65536`,
+/// three runs of 9 rounds, CPU clock; time(two-pass) / time(reload)):
+/// rows of 64 KiB to 4 MiB 1.03-1.39, 8 MiB 0.91-1.07, 16 MiB 0.94-1.27,
+/// 32 MiB 0.79-0.86, 64 MiB 0.74-0.78. At two threads (wall clock, three
+/// runs, two of a scratch script): 1-4 MiB 0.94-1.14, 8 MiB 0.77-0.87,
+/// 16 MiB 0.86-1.06, 32 and 64 MiB 0.67-0.74; `auto` does not look at the
+/// threads. bfloat16 and float16 (one thread, two runs of the scratch
+/// script and a third of bfloat16): 1.06-1.19 for rows of 1 to 64 MiB, so
+/// 16-bit rows stay with reload.
 pub const AUTO_TWO_PASS_MIN_BYTES_ZEN4: usize = 1 << 25;
+
+/// The same for float64 rows (the same runs): 64 KiB to 16 MiB 1.00-1.41,
+/// 32 MiB 1.01-1.08, 64 MiB 0.87-0.89; at two threads (the scratch
+/// script, two runs) 16 MiB 1.13-1.26, 32 MiB 0.82-0.85, 64 MiB
+/// 0.67-0.87.
+pub const AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64: usize = 1 << 26;
 
 /// Softmax or log-softmax of a batch of rows. Built only by the `unsafe`
 /// functions below, whose callers vouch for the pointers.
