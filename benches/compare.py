@@ -124,7 +124,7 @@ def algorithm_table(rng: np.random.Generator, rounds: int, markdown: bool, clock
             kernels[a] = lambda a=a: normkit.softmax(x, algorithm=a, out=y)
         median = compare.interleaved_medians(kernels, rounds, clock=clock)
         table.append([f"{x.shape[0]}x{cols}", f"{median['copy'] * 1e6:.0f}",
-                      normkit._native.auto_algorithm(cols, 4),
+                      normkit._native.auto_algorithm(cols, 4, x.shape[0]),
                       *[f"{median[a] / median['copy']:.2f}x" for a in algorithms]])
     return compare._render(header, table, markdown)
 

@@ -12,7 +12,7 @@ use criterion::{criterion_group, Criterion};
 use normkit::dispatch::{self, Isa};
 use normkit::norm::{self, Norm};
 use normkit::simd::{bf16, f16, Element};
-use normkit::softmax::{self, Algorithm};
+use normkit::softmax::{self, Algorithm, AutoCall};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
@@ -40,9 +40,9 @@ fn bench_type<T: Element<Real = f32>>(c: &mut Criterion, name: &str) {
                 f(isa, black_box(xr), yr);
             }
         };
-        group.bench_function(format!("{name}/softmax/{isa}"), |b| {
-            b.iter(|| rows(&mut y, &|isa, xr, yr| softmax::softmax(isa, Algorithm::auto(COLS, size_of::<T>(), isa), xr, yr)))
-        });
+        // The rows run one after another on this thread.
+        let auto = Algorithm::auto(AutoCall { len: COLS, rows: x.len() / COLS, threads: 1 }, size_of::<T>(), isa);
+        group.bench_function(format!("{name}/softmax/{isa}"), |b| b.iter(|| rows(&mut y, &move |isa, xr, yr| softmax::softmax(isa, auto, xr, yr))));
         group.bench_function(format!("{name}/log_softmax/{isa}"), |b| b.iter(|| rows(&mut y, &|isa, xr, yr| softmax::log_softmax(isa, xr, yr))));
         group.bench_function(format!("{name}/rms_norm/{isa}"), |b| {
             b.iter(|| norm::norm_rows(isa, Norm::Rms, black_box(&x), &mut y, COLS, 1e-5, Some(&weight), None))

@@ -116,7 +116,7 @@ fn split_row(c: &mut Criterion) {
     let before = rows::num_threads();
     for threads in [1, 2] {
         rows::set_num_threads(threads).expect("the pool starts");
-        let split = rows::split_len(1, n);
+        let split = rows::split_len(threads, 1, n);
         for kind in [Norm::Layer, Norm::Rms] {
             group.bench_function(format!("{}/{isa}/{threads}", kind.name()), |b| {
                 b.iter(|| {

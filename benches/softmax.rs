@@ -28,7 +28,7 @@ mod common;
 use criterion::{criterion_group, BenchmarkGroup, Criterion, Throughput};
 use normkit::dispatch;
 use normkit::rows;
-use normkit::softmax::{self, Algorithm};
+use normkit::softmax::{self, Algorithm, AutoCall};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use std::hint::black_box;
@@ -98,8 +98,9 @@ fn split_row(c: &mut Criterion) {
     let before = rows::num_threads();
     for threads in [1, 2] {
         rows::set_num_threads(threads).expect("the pool starts");
-        let split = rows::split_len(1, n);
-        let algorithms = [("auto", Some(Algorithm::auto(n, 4, isa))), ("two_pass", Some(Algorithm::TwoPass)), ("log_softmax", None)];
+        let split = rows::split_len(threads, 1, n);
+        let auto = Algorithm::auto(AutoCall { len: n, rows: 1, threads: rows::call_threads(threads, 1, n, true) }, 4, isa);
+        let algorithms = [("auto", Some(auto)), ("two_pass", Some(Algorithm::TwoPass)), ("log_softmax", None)];
         for (name, algorithm) in algorithms {
             group.bench_function(format!("threads/{isa}/{name}/{threads}"), |b| {
                 b.iter(|| {

@@ -216,13 +216,28 @@ const SPLIT_CHUNKS_PER_THREAD: usize = 4;
 const SPLIT_ALIGN: usize = 64;
 
 /// The chunk length to split each row of a call of `rows` rows of `n`
-/// elements with, or `None` when rows are not split: one thread, rows
-/// shorter than [`SPLIT_MIN_ELEMENTS`], or at least as many rows as
-/// threads (the rows alone then keep every thread busy).
-pub fn split_len(rows: usize, n: usize) -> Option<usize> {
-    let threads = num_threads();
+/// elements with on `threads` threads (a call reads [`num_threads`] once
+/// and passes it to every block), or `None` when rows are not split: one
+/// thread, rows shorter than [`SPLIT_MIN_ELEMENTS`], or at least as many
+/// rows as threads (the rows alone then keep every thread busy).
+pub fn split_len(threads: usize, rows: usize, n: usize) -> Option<usize> {
     (threads > 1 && rows < threads && n >= SPLIT_MIN_ELEMENTS)
         .then(|| n.div_ceil(threads * SPLIT_CHUNKS_PER_THREAD).next_multiple_of(SPLIT_ALIGN))
+}
+
+/// How many of `threads` threads work on a call of `rows` rows of `n`
+/// elements: every thread when the kernel splits rows (`splits`) and
+/// [`split_len`] splits these, else one per row up to the thread count
+/// when the call is large enough to run in parallel
+/// ([`for_each_row_range`]), else one.
+pub fn call_threads(threads: usize, rows: usize, n: usize, splits: bool) -> usize {
+    if splits && split_len(threads, rows, n).is_some() {
+        threads
+    } else if rows > 1 && rows.saturating_mul(n) >= PARALLEL_MIN_ELEMENTS {
+        threads.min(rows)
+    } else {
+        1
+    }
 }
 
 /// `work` applied to the chunks `k * len .. min((k + 1) * len, n)` that
@@ -518,14 +533,33 @@ mod tests {
 
     #[test]
     fn rows_split_only_when_fewer_than_threads_and_long() {
-        let _turn = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
-        set_num_threads(1).unwrap();
-        assert_eq!(split_len(1, 1 << 24), None);
-        set_num_threads(2).unwrap();
-        assert_eq!(split_len(2, 1 << 24), None);
-        assert_eq!(split_len(1, SPLIT_MIN_ELEMENTS - 1), None);
-        let len = split_len(1, (1 << 24) + 3).unwrap();
+        assert_eq!(split_len(1, 1, 1 << 24), None);
+        assert_eq!(split_len(2, 2, 1 << 24), None);
+        assert_eq!(split_len(2, 1, SPLIT_MIN_ELEMENTS - 1), None);
+        let len = split_len(2, 1, (1 << 24) + 3).unwrap();
         assert!(len.is_multiple_of(SPLIT_ALIGN) && ((1 << 24) + 3usize).div_ceil(len) == 2 * SPLIT_CHUNKS_PER_THREAD);
+    }
+
+    #[test]
+    fn call_threads_counts_the_threads_a_call_keeps_busy() {
+        for splits in [false, true] {
+            assert_eq!(call_threads(1, 64, 1 << 20, splits), 1);
+            assert_eq!(call_threads(1, 1, 1 << 24, splits), 1);
+            assert_eq!(call_threads(3, 64, 1 << 20, splits), 3);
+            assert_eq!(call_threads(3, 2, 1 << 16, splits), 2);
+            assert_eq!(call_threads(2, 4, 1 << 24, splits), 2);
+            assert_eq!(call_threads(3, 3, 1 << 24, splits), 3);
+            // One thread does a small call.
+            assert_eq!(call_threads(3, 2, PARALLEL_MIN_ELEMENTS / 2 - 1, splits), 1);
+            assert_eq!(call_threads(3, 2, PARALLEL_MIN_ELEMENTS / 2, splits), 2);
+            assert_eq!(call_threads(3, 1, SPLIT_MIN_ELEMENTS - 1, splits), 1);
+        }
+        // A split row keeps every thread busy; unsplit, one row keeps one
+        // and two rows two.
+        assert_eq!(call_threads(3, 1, SPLIT_MIN_ELEMENTS, true), 3);
+        assert_eq!(call_threads(3, 2, 1 << 24, true), 3);
+        assert_eq!(call_threads(3, 1, SPLIT_MIN_ELEMENTS, false), 1);
+        assert_eq!(call_threads(3, 2, 1 << 24, false), 2);
     }
 
     #[test]

@@ -6,7 +6,7 @@
 
 use normkit::dispatch::{self, Isa, Tuning};
 use normkit::simd::Float;
-use normkit::softmax::{self, Algorithm};
+use normkit::softmax::{self, Algorithm, AutoCall};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
@@ -252,7 +252,8 @@ fn rows_with_maxima_near_the_pair_form_limits() {
 
 #[test]
 fn auto_picks_two_pass_for_long_rows_where_measured_to_win() {
-    let auto = |len, size, isa| Algorithm::auto_for(len, size, isa, Tuning::Default);
+    let one = |len| AutoCall { len, rows: 1, threads: 1 };
+    let auto = |len, size, isa| Algorithm::auto_for(one(len), size, isa, Tuning::Default);
     assert_eq!(auto(1024, 4, Isa::Avx512), Algorithm::ThreePassReload);
     assert_eq!(auto((1 << 18) - 1, 4, Isa::Avx512), Algorithm::ThreePassReload);
     assert_eq!(auto(1 << 18, 4, Isa::Avx512), Algorithm::TwoPass);
@@ -265,23 +266,47 @@ fn auto_picks_two_pass_for_long_rows_where_measured_to_win() {
     assert_eq!(auto(streamed, 4, Isa::Avx2), Algorithm::TwoPass);
     assert_eq!(auto(streamed / 2, 8, Isa::Avx2), Algorithm::TwoPass);
     assert_eq!(auto(1 << 24, 2, Isa::Avx2), Algorithm::ThreePassReload);
+    // The default rule looks at the row alone.
+    let many = AutoCall { len: (1 << 18) - 1, rows: 1 << 10, threads: 8 };
+    assert_eq!(Algorithm::auto_for(many, 4, Isa::Avx512, Tuning::Default), Algorithm::ThreePassReload);
 
     // AMD Zen 4: two-pass only with AVX-512, for float32 rows of 32 MiB and
-    // more and float64 rows of 64 MiB and more.
-    let zen4 = |len, size, isa| Algorithm::auto_for(len, size, isa, Tuning::AmdZen4);
-    assert_eq!(zen4(1 << 18, 4, Isa::Avx512), Algorithm::ThreePassReload);
-    assert_eq!(zen4((1 << 23) - 1, 4, Isa::Avx512), Algorithm::ThreePassReload);
-    assert_eq!(zen4(1 << 23, 4, Isa::Avx512), Algorithm::TwoPass);
-    assert_eq!(zen4((1 << 23) - 1, 8, Isa::Avx512), Algorithm::ThreePassReload);
-    assert_eq!(zen4(1 << 23, 8, Isa::Avx512), Algorithm::TwoPass);
-    assert_eq!(zen4(1 << 24, 2, Isa::Avx512), Algorithm::ThreePassReload);
-    assert_eq!(zen4(1 << 26, 2, Isa::Avx512), Algorithm::ThreePassReload);
-    assert_eq!(zen4(1 << 26, 4, Isa::Avx2), Algorithm::ThreePassReload);
-    assert_eq!(zen4(1 << 26, 8, Isa::Avx2), Algorithm::ThreePassReload);
+    // more and float64 rows of 64 MiB and more ...
+    let zen4 = |call, size, isa| Algorithm::auto_for(call, size, isa, Tuning::AmdZen4);
+    assert_eq!(zen4(one(1 << 18), 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(one((1 << 23) - 1), 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(one(1 << 23), 4, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(one((1 << 23) - 1), 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(one(1 << 23), 8, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(one(1 << 24), 2, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(one(1 << 26), 2, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(one(1 << 26), 4, Isa::Avx2), Algorithm::ThreePassReload);
+    assert_eq!(zen4(one(1 << 26), 8, Isa::Avx2), Algorithm::ThreePassReload);
+    // ... and in calls of 32 MiB and more from rows of 8 MiB: float32 on
+    // any thread count, float64 with two or more threads on the call.
+    let call = |row_bytes: usize, size: usize, rows, threads| AutoCall { len: row_bytes / size, rows, threads };
+    let mib = 1 << 20;
+    assert_eq!(zen4(call(8 * mib, 4, 4, 1), 4, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(call(8 * mib - 4, 4, 5, 1), 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(8 * mib, 4, 3, 2), 4, Isa::Avx512), Algorithm::ThreePassReload);
+    // Three rows just under and just over 32 MiB together.
+    assert_eq!(zen4(AutoCall { len: 2_796_202, rows: 3, threads: 1 }, 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(AutoCall { len: 2_796_203, rows: 3, threads: 1 }, 4, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(call(16 * mib, 4, 2, 1), 4, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(call(16 * mib, 4, 1, 1), 4, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(8 * mib, 8, 4, 1), 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(32 * mib, 8, 2, 1), 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(8 * mib, 8, 4, 2), 8, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(call(8 * mib - 8, 8, 8, 2), 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(16 * mib, 8, 1, 1), 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(32 * mib, 8, 1, 2), 8, Isa::Avx512), Algorithm::TwoPass);
+    assert_eq!(zen4(call(16 * mib, 8, 1, 2), 8, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(8 * mib, 2, 8, 2), 2, Isa::Avx512), Algorithm::ThreePassReload);
+    assert_eq!(zen4(call(8 * mib, 4, 8, 2), 4, Isa::Avx2), Algorithm::ThreePassReload);
 
     for tuning in [Tuning::Default, Tuning::AmdZen4] {
-        assert_eq!(Algorithm::auto_for(1 << 24, 8, Isa::Scalar, tuning), Algorithm::ThreePassReload);
-        assert_eq!(Algorithm::auto_for(1 << 24, 8, Isa::Neon, tuning), Algorithm::ThreePassReload);
+        assert_eq!(Algorithm::auto_for(one(1 << 24), 8, Isa::Scalar, tuning), Algorithm::ThreePassReload);
+        assert_eq!(Algorithm::auto_for(one(1 << 24), 8, Isa::Neon, tuning), Algorithm::ThreePassReload);
     }
     for algorithm in Algorithm::ALL {
         assert_eq!(Algorithm::from_name(algorithm.name()), Some(algorithm));

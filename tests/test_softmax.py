@@ -299,31 +299,75 @@ def test_cpu_info_reports_levels():
     assert info["available"][0] == "scalar"
 
 
-def test_auto_follows_the_documented_rule_for_this_cpu():
-    """The crossover to two-pass the ``softmax`` docstring documents, per
-    level and ``cpu_info()["tuning"]``, as the binding applies it."""
+def documented_auto(n, itemsize, rows, threads, splits=True):
+    """The algorithm the ``softmax`` docstring documents for ``auto`` on
+    this CPU (level and ``cpu_info()["tuning"]``), for a call of ``rows``
+    rows of ``n`` elements on ``threads`` threads; ``splits``: the kernel
+    splits a row of 1M elements or more across every thread when the call
+    has fewer rows than threads (the fused form never does)."""
     info = normkit.cpu_info()
     tuning, active = info["tuning"], info["active"]
-    assert tuning in ("amd_zen4", "default")
-    if tuning == "amd_zen4":  # AMD family 25 with AVX-512, which prefetches nothing
+    MiB = 1 << 20
+    row = n * itemsize
+    if active == "avx512" and tuning == "amd_zen4":
+        # Rows from memory: a call of 32 MiB and more, rows of 8 MiB and
+        # more; float64 only with two or more threads on the call (these
+        # calls are large enough to run in parallel).
+        split = splits and rows < threads and n >= 1 << 20
+        call_threads = threads if split else min(threads, rows)
+        large = row * rows >= 32 * MiB and row >= 8 * MiB
+        two_pass = {4: row >= 32 * MiB or large, 8: row >= 64 * MiB or large and call_threads >= 2}.get(itemsize, False)
+    elif active == "avx512":
+        two_pass = row >= (8 * MiB if itemsize == 8 else 1 * MiB)
+    elif active == "avx2" and tuning == "default":
+        two_pass = itemsize >= 4 and row >= 8 * MiB
+    else:
+        two_pass = False
+    return "two_pass" if two_pass else "three_pass_reload"
+
+
+def test_auto_follows_the_documented_rule_for_this_cpu():
+    """The crossover to two-pass, per level, ``cpu_info()["tuning"]``,
+    call size and thread count, as the binding applies it."""
+    info = normkit.cpu_info()
+    assert info["tuning"] in ("amd_zen4", "default")
+    if info["tuning"] == "amd_zen4":  # AMD family 25 with AVX-512, which prefetches nothing
         assert info["detected"] == "avx512" and not info["prefetch"]
     MiB = 1 << 20
+    before = normkit.get_num_threads()
+    try:
+        for threads in (1, 2, 3):
+            normkit.set_num_threads(threads)
+            for itemsize in (2, 4, 8):
+                for size in (64 * 1024, MiB, 8 * MiB, 16 * MiB, 32 * MiB, 64 * MiB, 128 * MiB):
+                    for n in (size // itemsize - 1, size // itemsize):
+                        for rows in (1, 2, 3, 4, 8, 64):
+                            got = normkit._native.auto_algorithm(n, itemsize, rows)
+                            assert got == documented_auto(n, itemsize, rows, threads), (itemsize, n, rows, threads)
+    finally:
+        normkit.set_num_threads(before)
 
-    def two_pass_from(itemsize):
-        if active == "avx512" and tuning == "amd_zen4":
-            return {8: 64 * MiB, 4: 32 * MiB}.get(itemsize)
-        if active == "avx512":
-            return 8 * MiB if itemsize == 8 else 1 * MiB
-        if active == "avx2" and tuning == "default":
-            return 8 * MiB if itemsize >= 4 else None
-        return None
 
-    for itemsize in (2, 4, 8):
-        start = two_pass_from(itemsize)
-        for size in (64 * 1024, MiB, 8 * MiB, 32 * MiB, 64 * MiB, 128 * MiB):
-            for n in (size // itemsize - 1, size // itemsize):
-                want = "two_pass" if start is not None and n * itemsize >= start else "three_pass_reload"
-                assert normkit._native.auto_algorithm(n, itemsize) == want, (active, tuning, itemsize, n)
+def test_auto_runs_the_documented_algorithm_plain_and_fused():
+    """One float64 row of 32 MiB at two threads: the plain call splits it
+    across both threads, the fused form (``scale=``) runs it on one, and
+    each gives bit for bit the result of the algorithm the rule names
+    for it (on Zen 4 two-pass and reload). At AVX-512 the two algorithms
+    differ in some bits on this row, so the check tells them apart there;
+    at AVX2 they agree bit for bit on it."""
+    x = np.random.default_rng(1).standard_normal((1, 1 << 22))
+    before = normkit.get_num_threads()
+    try:
+        normkit.set_num_threads(2)
+        for fused, kwargs in ((False, {}), (True, {"scale": 0.5})):
+            got = {a: normkit.softmax(x, algorithm=a, **kwargs) for a in ("auto", "two_pass", "three_pass_reload")}
+            want = documented_auto(x.shape[1], 8, 1, 2, splits=not fused)
+            other = "two_pass" if want == "three_pass_reload" else "three_pass_reload"
+            assert np.array_equal(got["auto"], got[want]), (fused, want)
+            if normkit.cpu_info()["active"] == "avx512":
+                assert not np.array_equal(got[want], got[other]), (fused, want)
+    finally:
+        normkit.set_num_threads(before)
 
 
 SCRIPT = textwrap.dedent(

@@ -184,11 +184,14 @@ impl<'a, T: Item, const I: usize, const O: usize, W: Item> Call<'a, T, I, O, W> 
     {
         let Call { isa, inputs, outputs, weight, bias, values } = self;
         let (rows, n) = (inputs[0].grid.rows, inputs[0].grid.cols);
+        // Read once, so that every block splits rows (and picks an
+        // algorithm) alike even if another thread changes the count.
+        let threads = crate::rows::num_threads();
         let work = || {
             catch_unwind(AssertUnwindSafe(|| {
                 crate::rows::for_each_row_range(rows, n, |range| {
                     let affine = Affine::from_slices(weight.as_ref().map(Channel::as_slice), bias.as_ref().map(Channel::as_slice));
-                    kernel(Block { isa, n, range, affine, inputs: &inputs, outputs: &outputs, values: &values })
+                    kernel(Block { isa, n, range, threads, affine, inputs: &inputs, outputs: &outputs, values: &values })
                 });
                 outputs.iter().for_each(Output::copy_back);
             }))
@@ -225,6 +228,8 @@ pub(crate) struct Block<'b, 'a, T, const I: usize, const O: usize, W = T> {
     isa: Isa,
     n: usize,
     range: Range<usize>,
+    /// The thread count, read once per call.
+    threads: usize,
     affine: Affine<W>,
     inputs: &'b [RowsRef<'a, T>; I],
     outputs: &'b [Output<'a, T>; O],
@@ -260,7 +265,15 @@ impl<T: Item, const I: usize, const O: usize, W: Item> Block<'_, '_, T, I, O, W>
     /// with, when its rows are few and long (see [`crate::rows::split_len`]).
     #[inline]
     pub fn split_len(&self) -> Option<usize> {
-        crate::rows::split_len(self.inputs[0].grid.rows, self.n)
+        crate::rows::split_len(self.threads, self.call_rows(), self.n)
+    }
+
+    /// The threads working on the call, for a kernel that splits rows as
+    /// [`Block::split_len`] says (`splits`) or never splits them (see
+    /// [`crate::rows::call_threads`]).
+    #[inline]
+    pub fn call_threads(&self, splits: bool) -> usize {
+        crate::rows::call_threads(self.threads, self.call_rows(), self.n, splits)
     }
 
     /// Weight and bias (null when absent).

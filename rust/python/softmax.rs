@@ -1,9 +1,10 @@
 //! Bindings of the softmax family.
 
 use super::rows::{active_isa, out_or_new, Half};
-use super::runner::{with_float_type, Call};
+use super::runner::{with_float_type, Block, Call};
+use crate::rows;
 use crate::simd::{Element, Real};
-use crate::softmax::{self as kernels, Algorithm};
+use crate::softmax::{self as kernels, Algorithm, AutoCall};
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::pybacked::PyBackedStr;
@@ -28,6 +29,16 @@ impl<'a, 'py> FromPyObject<'a, 'py> for AlgorithmArg {
     }
 }
 
+/// The call as `auto` sees it (`splits`: the kernel splits long rows as
+/// [`Block::split_len`] says).
+fn auto_call<T, const I: usize, const O: usize, W>(b: &Block<'_, '_, T, I, O, W>, splits: bool) -> AutoCall
+where
+    T: super::rows::Item,
+    W: super::rows::Item,
+{
+    AutoCall { len: b.n(), rows: b.call_rows(), threads: b.call_threads(splits) }
+}
+
 /// softmax(x, out, algorithm): softmax of each row of `x` (along its last
 /// axis) into `out` (x's shape and dtype; may be `x` itself; None: a new
 /// array), which is returned.
@@ -43,7 +54,7 @@ fn softmax<'py>(
     with_float_type!(x, half = half, T => {
         let out = out_or_new::<T>("out", x, out)?;
         Call::<T, 1, 1>::new([("x", x)], [("out", &out)])?.run(py, |b| {
-            let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa()));
+            let algorithm = algorithm.0.unwrap_or_else(|| Algorithm::auto(auto_call(&b, true), size_of::<T>(), b.isa()));
             match b.split_len() {
                 // SAFETY: the runner's guarantee (`runner::Block`): the block's
                 // rows hold `b.n()` valid elements, each output row is its input
@@ -122,7 +133,8 @@ fn softmax_fused(
         };
         let scale = T::from_f64(scale);
         call.run(py, |b| {
-            let algorithm = (!log).then(|| algorithm.0.unwrap_or_else(|| Algorithm::auto(b.n(), size_of::<T>(), b.isa())));
+            // Fused rows are never split.
+            let algorithm = (!log).then(|| algorithm.0.unwrap_or_else(|| Algorithm::auto(auto_call(&b, false), size_of::<T>(), b.isa())));
             for i in b.rows() {
                 let fused = kernels::Fused {
                     scale,
@@ -161,11 +173,14 @@ fn logsumexp(py: Python<'_>, x: &Bound<'_, PyAny>, out: &Bound<'_, PyAny>, half:
     }))
 }
 
-/// The algorithm "auto" picks for rows of `n` elements of `itemsize` bytes
-/// at the active instruction set.
+/// The algorithm "auto" picks for a plain softmax call (not the fused
+/// form) of `rows` rows of `n` elements of `itemsize` bytes at the active
+/// instruction set and thread count.
 #[pyfunction]
-fn auto_algorithm(n: usize, itemsize: usize) -> PyResult<&'static str> {
-    Ok(Algorithm::auto(n, itemsize, active_isa()?).name())
+#[pyo3(signature = (n, itemsize, rows=1))]
+fn auto_algorithm(n: usize, itemsize: usize, rows: usize) -> PyResult<&'static str> {
+    let call = AutoCall { len: n, rows, threads: rows::call_threads(rows::num_threads(), rows, n, true) };
+    Ok(Algorithm::auto(call, itemsize, active_isa()?).name())
 }
 
 pub(super) fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {

@@ -67,14 +67,14 @@ impl Algorithm {
         Algorithm::ALL.into_iter().find(|a| a.name() == name)
     }
 
-    /// The algorithm `"auto"` runs for rows of `len` elements of `elem_size`
+    /// The algorithm `"auto"` runs for `call` with elements of `elem_size`
     /// bytes on `isa`, on this CPU ([`dispatch::tuning`]; see
     /// [`Algorithm::auto_for`]).
-    pub fn auto(len: usize, elem_size: usize, isa: Isa) -> Algorithm {
-        Algorithm::auto_for(len, elem_size, isa, dispatch::tuning())
+    pub fn auto(call: AutoCall, elem_size: usize, isa: Isa) -> Algorithm {
+        Algorithm::auto_for(call, elem_size, isa, dispatch::tuning())
     }
 
-    /// The algorithm `"auto"` runs for rows of `len` elements of `elem_size`
+    /// The algorithm `"auto"` runs for `call` with elements of `elem_size`
     /// bytes on `isa`, on a CPU of `tuning` (docs/guide/performance.md has
     /// the measurements). Three-pass reload computes each exponential once
     /// and reads the row three times; two-pass computes it twice and reads
@@ -85,9 +85,12 @@ impl Algorithm {
     ///   5, beyond its L2, and kept on an Intel Xeon whose crossover measured
     ///   between 1 and 16 MB); float64 from 8 MiB
     ///   ([`AUTO_TWO_PASS_MIN_BYTES_F64`]).
-    /// * AVX-512, [`Tuning::AmdZen4`]: float32 from rows of
-    ///   [`AUTO_TWO_PASS_MIN_BYTES_ZEN4`], the size of the measured part's
-    ///   L3, float64 from [`AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64`]; 16-bit rows
+    /// * AVX-512, [`Tuning::AmdZen4`]: float32 rows of
+    ///   [`AUTO_TWO_PASS_MIN_BYTES_ZEN4`] and more, float64 rows of
+    ///   [`AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64`] and more; and in a call of
+    ///   [`AUTO_ZEN4_LARGE_CALL_BYTES`] or more, whose rows come from memory,
+    ///   from rows of [`AUTO_ZEN4_LARGE_CALL_MIN_ROW_BYTES`]: float32 always,
+    ///   float64 when two or more threads work on the call. 16-bit rows
     ///   never. Our reading: Zen 4 issues one 512-bit FMA per cycle
     ///   (measured), Zen 5 two (not measured), so the second exponential
     ///   costs relatively more there.
@@ -97,13 +100,17 @@ impl Algorithm {
     ///   2/3 of reload's bytes (AMD Zen 3, 1 thread, time / copy: 1x4M
     ///   float32 1.64x against 2.11x, 1x16M 1.69x against 2.06x). On Zen 4
     ///   (AVX2 only when forced) reload at every length.
-    pub fn auto_for(len: usize, elem_size: usize, isa: Isa, tuning: Tuning) -> Algorithm {
-        let bytes = len * elem_size;
+    pub fn auto_for(call: AutoCall, elem_size: usize, isa: Isa, tuning: Tuning) -> Algorithm {
+        let bytes = call.len.saturating_mul(elem_size);
+        let large_call = call.rows.saturating_mul(bytes) >= AUTO_ZEN4_LARGE_CALL_BYTES
+            && bytes >= AUTO_ZEN4_LARGE_CALL_MIN_ROW_BYTES;
         let two_pass = match (isa, tuning) {
             (Isa::Avx512, Tuning::Default) if elem_size >= 8 => bytes >= AUTO_TWO_PASS_MIN_BYTES_F64,
             (Isa::Avx512, Tuning::Default) => bytes >= AUTO_TWO_PASS_MIN_BYTES,
-            (Isa::Avx512, Tuning::AmdZen4) if elem_size >= 8 => bytes >= AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64,
-            (Isa::Avx512, Tuning::AmdZen4) => elem_size >= 4 && bytes >= AUTO_TWO_PASS_MIN_BYTES_ZEN4,
+            (Isa::Avx512, Tuning::AmdZen4) if elem_size >= 8 => {
+                bytes >= AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64 || (large_call && call.threads >= 2)
+            }
+            (Isa::Avx512, Tuning::AmdZen4) => elem_size >= 4 && (bytes >= AUTO_TWO_PASS_MIN_BYTES_ZEN4 || large_call),
             // 16-bit rows have no streaming store.
             (Isa::Avx2, Tuning::Default) => elem_size >= 4 && bytes >= STREAM_MIN_BYTES,
             _ => false,
@@ -114,6 +121,17 @@ impl Algorithm {
             Algorithm::ThreePassReload
         }
     }
+}
+
+/// A call as [`Algorithm::auto_for`] sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct AutoCall {
+    /// Elements per row.
+    pub len: usize,
+    /// Rows in the call.
+    pub rows: usize,
+    /// Threads working on the call ([`crate::rows::call_threads`]).
+    pub threads: usize,
 }
 
 /// Row size in bytes from which `auto` picks the two-pass algorithm with
@@ -131,23 +149,40 @@ pub const AUTO_TWO_PASS_MIN_BYTES: usize = 1 << 20;
 pub const AUTO_TWO_PASS_MIN_BYTES_F64: usize = 1 << 23;
 
 /// Row size in bytes from which `auto` picks the two-pass algorithm with
-/// AVX-512 on [`Tuning::AmdZen4`], float32 rows. Measured at one thread
-/// (issue 11, round 23; `benches/softmax_sweep.py --from-bytes 65536`,
-/// three runs of 9 rounds, CPU clock; time(two-pass) / time(reload)):
-/// rows of 64 KiB to 4 MiB 1.03-1.39, 8 MiB 0.91-1.07, 16 MiB 0.94-1.27,
-/// 32 MiB 0.79-0.86, 64 MiB 0.74-0.78. At two threads (wall clock, three
-/// runs, two of a scratch script): 1-4 MiB 0.94-1.14, 8 MiB 0.77-0.87,
-/// 16 MiB 0.86-1.06, 32 and 64 MiB 0.67-0.74; `auto` does not look at the
-/// threads. bfloat16 and float16 (one thread, two runs of the scratch
-/// script and a third of bfloat16): 1.06-1.19 for rows of 1 to 64 MiB, so
-/// 16-bit rows stay with reload.
+/// AVX-512 on [`Tuning::AmdZen4`], float32 rows, in any call. Measured at
+/// one thread in calls of 16 MiB (issue 11, round 23;
+/// `benches/softmax_sweep.py --from-bytes 65536`, three runs of 9 rounds,
+/// CPU clock; time(two-pass) / time(reload)): rows of 64 KiB to 4 MiB
+/// 1.03-1.39, 8 MiB 0.91-1.07, 16 MiB 0.94-1.27, 32 MiB 0.79-0.86,
+/// 64 MiB 0.74-0.78. A call of 16 MiB is read again from the L3 (32 MiB)
+/// when it repeats, which favours reload; larger calls are below
+/// ([`AUTO_ZEN4_LARGE_CALL_BYTES`]). bfloat16 and float16 (one thread,
+/// two runs of a scratch script and a third of bfloat16): 1.06-1.19 for
+/// rows of 1 to 64 MiB, so 16-bit rows stay with reload.
 pub const AUTO_TWO_PASS_MIN_BYTES_ZEN4: usize = 1 << 25;
 
 /// The same for float64 rows (the same runs): 64 KiB to 16 MiB 1.00-1.41,
-/// 32 MiB 1.01-1.08, 64 MiB 0.87-0.89; at two threads (the scratch
-/// script, two runs) 16 MiB 1.13-1.26, 32 MiB 0.82-0.85, 64 MiB
-/// 0.67-0.87.
+/// 32 MiB 1.01-1.08, 64 MiB 0.87-0.89.
 pub const AUTO_TWO_PASS_MIN_BYTES_ZEN4_F64: usize = 1 << 26;
+
+/// On [`Tuning::AmdZen4`], a call whose input has at least this many bytes
+/// (the measured part's L3, so input and output together are twice it)
+/// takes two-pass from rows of [`AUTO_ZEN4_LARGE_CALL_MIN_ROW_BYTES`]:
+/// float32 always, float64 when two or more threads work on the call.
+/// Measured in calls of 64 MiB (issue 11, round 24; `softmax_sweep.py
+/// --call-bytes 67108864 --sample-seconds 0.2 --rounds 11`, three runs;
+/// time(two-pass) / time(reload)): one thread, float32 rows of 4 MiB
+/// 1.02-1.05, 8 MiB 0.83-0.91, 16 MiB 0.79-0.87; float64 rows of 8 MiB
+/// 0.97-1.06, 16 and 32 MiB 0.87-0.94 (0.89-1.02 in a scratch script,
+/// so left to reload). Two threads: float32 rows of 4 MiB 0.84-0.91,
+/// 8 MiB 0.66-0.71, 16 MiB 0.63-0.65; float64 rows of 4 MiB 0.95-0.97,
+/// 8 MiB 0.79-1.04, 16 MiB 0.74-1.01, 32 MiB 0.72-0.76. Calls of 16 MiB
+/// read part of their rows back from the L3 when they repeat, which
+/// favours reload (above).
+pub const AUTO_ZEN4_LARGE_CALL_BYTES: usize = 1 << 25;
+
+/// The shortest row that [`AUTO_ZEN4_LARGE_CALL_BYTES`] sends to two-pass.
+pub const AUTO_ZEN4_LARGE_CALL_MIN_ROW_BYTES: usize = 1 << 23;
 
 /// Softmax or log-softmax of a batch of rows. Built only by the `unsafe`
 /// functions below, whose callers vouch for the pointers.
