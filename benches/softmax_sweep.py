@@ -14,8 +14,9 @@ Rows of 64 bytes to 64 MiB (float32: 16 to 16M elements), every other
 power of two by default or every power from ``--from-bytes``; 16 MiB per
 call unless ``--call-bytes`` says otherwise (one row where longer; a
 call that fits in the last-level cache is partly read back from it when
-it repeats, which favours three-pass reload); one thread unless ``--threads`` says
-otherwise; float32, float64, float16 or bfloat16 (``ml_dtypes``);
+it repeats, which favours three-pass reload); one thread unless
+``--threads`` says otherwise; float32, float64, float16 or bfloat16
+(``ml_dtypes``);
 medians over interleaved rounds of every algorithm and
 ``numpy.copyto`` on the same array. The
 instruction set is chosen once per process, so each level runs in a

@@ -175,18 +175,23 @@ const RANGES_PER_THREAD: usize = 16;
 /// (e.g. a row pipeline filling) stays small next to it.
 const RANGE_MIN_ELEMENTS: usize = 1 << 13;
 
+/// Whether [`for_each_row_range`] spreads a batch of `rows` rows of `cols`
+/// elements over the pool (when it has more than one thread).
+fn runs_in_parallel(rows: usize, cols: usize) -> bool {
+    rows > 1 && rows.saturating_mul(cols) >= PARALLEL_MIN_ELEMENTS
+}
+
 /// Calls `work` on disjoint ranges of `0..rows` that together cover it, in
 /// parallel when the batch (`rows * cols` elements) is large enough.
 pub fn for_each_row_range<F>(rows: usize, cols: usize, work: F)
 where
     F: Fn(Range<usize>) + Sync,
 {
-    let elements = rows.saturating_mul(cols);
-    let parallel = rows > 1 && elements >= PARALLEL_MIN_ELEMENTS;
-    let pool = if parallel { current_pool() } else { None };
+    let pool = if runs_in_parallel(rows, cols) { current_pool() } else { None };
     match pool {
         Some(pool) => {
             let threads = pool.current_num_threads() + 1;
+            let elements = rows.saturating_mul(cols);
             let ranges = (threads * RANGES_PER_THREAD).min(elements / RANGE_MIN_ELEMENTS).max(threads).min(rows);
             let per_range = rows.div_ceil(ranges);
             run_claimed(&pool, rows.div_ceil(per_range), &|k| work(k * per_range..((k + 1) * per_range).min(rows)));
@@ -233,7 +238,7 @@ pub fn split_len(threads: usize, rows: usize, n: usize) -> Option<usize> {
 pub fn call_threads(threads: usize, rows: usize, n: usize, splits: bool) -> usize {
     if splits && split_len(threads, rows, n).is_some() {
         threads
-    } else if rows > 1 && rows.saturating_mul(n) >= PARALLEL_MIN_ELEMENTS {
+    } else if runs_in_parallel(rows, n) {
         threads.min(rows)
     } else {
         1

@@ -62,10 +62,9 @@ def softmax(
         in calls of 32 MiB and more, float32 and float64 rows of 8 MiB
         and more (float64: when two or more threads work on the call;
         the fused form never splits a row, so one thread works on a
-        one-row call); with AVX2,
-        float32 and float64 rows of 8 MiB and more, but on Zen 4 none),
-        ``"two_pass"``
-        (Dukhan & Ablavatski 2020: no max pass), ``"three_pass_reload"``,
+        one-row call); with AVX2, float32 and float64 rows of 8 MiB and
+        more, but on Zen 4 none), ``"two_pass"`` (Dukhan & Ablavatski
+        2020: no max pass), ``"three_pass_reload"``,
         ``"three_pass_recompute"`` or ``"online"`` (Milakov & Gimelshein
         2018). All give the same result to within a few float32 ulps.
     scale : float, optional
