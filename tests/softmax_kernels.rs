@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{in_place_batch, reference, size};
+use common::{in_place_batch, reference, size, two_pass_log_rows};
 
 fn run<T: Float>(isa: Isa, algorithm: Algorithm, x: &[T]) -> Vec<T> {
     let mut y = vec![T::ZERO; x.len()];
@@ -548,6 +548,48 @@ fn streamed_rows_at_every_output_alignment() {
             }
         }
     }
+}
+
+/// Log-softmax rows of at least `LOG_TWO_PASS_MIN_BYTES` (float32 and
+/// float64) take two passes, the pair sum of two-pass softmax and the
+/// write (the rows of `common::two_pass_log_rows`), on every ISA, against float64: within
+/// 1e-5 + 1e-7 |want| in float32 and 1e-12 + 1e-15 |want| in float64; in
+/// place, the same bits.
+fn check_two_pass_log_softmax<T: Float>() {
+    let n = softmax::LOG_TWO_PASS_MIN_BYTES / size_of::<T>() + 37;
+    let f32 = T::MANTISSA_DIGITS == 24;
+    let (mut y, mut z) = (vec![T::ZERO; n], vec![T::ZERO; n]);
+    two_pass_log_rows::<T>(n, |what, row| {
+        let want = reference::log_softmax(&row.iter().map(|v| v.to_f64()).collect::<Vec<_>>());
+        for isa in dispatch::available() {
+            y.fill(T::from_f64(f64::NAN));
+            softmax::log_softmax(isa, row, &mut y);
+            for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
+                let (g, w) = (g.to_f64(), T::from_f64(w).to_f64());
+                let ok = if w.is_nan() {
+                    g.is_nan()
+                } else if w.is_infinite() {
+                    g == w
+                } else {
+                    (g - w).abs() <= if f32 { 1e-5 + 1e-7 * w.abs() } else { 1e-12 + 1e-15 * w.abs() }
+                };
+                assert!(ok, "{isa} f{} log_softmax {what}: [{i}] = {g:e}, want {w:e}", size_of::<T>() * 8);
+            }
+            z.copy_from_slice(row);
+            softmax::log_softmax_inplace(isa, &mut z);
+            let same = y.iter().zip(&z).all(|(a, b)| a.to_f64().to_bits() == b.to_f64().to_bits() || (a.is_nan() && b.is_nan()));
+            assert!(same, "{isa} f{} log_softmax {what}: in place differs", size_of::<T>() * 8);
+        }
+    });
+}
+
+#[test]
+fn two_pass_log_softmax_matches_f64_on_every_isa() {
+    if cfg!(miri) {
+        return; // rows of LOG_TWO_PASS_MIN_BYTES: far beyond what Miri interprets in time.
+    }
+    check_two_pass_log_softmax::<f32>();
+    check_two_pass_log_softmax::<f64>();
 }
 
 /// The two-pass sum scales each block of 256 elements to the exponent of

@@ -14,7 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{reference, size};
+use common::{reference, size, two_pass_log_rows};
 
 const LENGTHS: [usize; 7] = [0, 1, 63, 64, 1000, 4099, 20_011];
 const CHUNKS: [usize; 6] = [1, 3, 17, 64, 1001, 4096];
@@ -159,6 +159,36 @@ fn special_values_in_one_chunk() {
         }
     }
     check_softmax_row("all -inf", &vec![f32::NEG_INFINITY; n]);
+}
+
+/// A split row of at least `LOG_TWO_PASS_MIN_BYTES` takes log-softmax in
+/// two passes as the unsplit kernel does (the chunks' pair sums and maxima
+/// merged, then the writes), or three when the pair sum rejects the row:
+/// the rows of `common::two_pass_log_rows`, float32 and float64, every ISA,
+/// chunks of odd lengths, against float64 and the unsplit result.
+fn check_split_two_pass_log<T: Float>() {
+    let n = softmax::LOG_TWO_PASS_MIN_BYTES / size_of::<T>() + 37;
+    two_pass_log_rows::<T>(n, |what, row| {
+        let want = reference::log_softmax(&to_f64(row));
+        for isa in dispatch::available() {
+            let unsplit = to_f64(&run_op(isa, Op::LogSoftmax, row, None));
+            for len in [65_537, 1 << 20, n / 3 + 1] {
+                let y = run_op(isa, Op::LogSoftmax, row, Some(len));
+                let what = format!("{what} {isa} f{} chunk {len}", size_of::<T>() * 8);
+                assert_op_close(&what, Op::LogSoftmax, &y, &want);
+                assert_op_close(&format!("{what} vs unsplit"), Op::LogSoftmax, &y, &unsplit);
+            }
+        }
+    });
+}
+
+#[test]
+fn split_log_softmax_in_two_passes() {
+    if cfg!(miri) {
+        return; // rows of LOG_TWO_PASS_MIN_BYTES: far beyond what Miri interprets in time.
+    }
+    check_split_two_pass_log::<f32>();
+    check_split_two_pass_log::<f64>();
 }
 
 fn run_norm<T: Element>(

@@ -125,3 +125,33 @@ def test_in_place_split_row(two_threads):
     want = normkit.softmax(x)
     normkit.softmax(x, out=x)
     np.testing.assert_array_equal(x, want)
+
+
+# Float32 and float64 rows of at least 8 MiB (the kernel's
+# LOG_TWO_PASS_MIN_BYTES) take log_softmax in two passes, split or not: the
+# pair sum, which also finds the max, then the write; a row the pair sum
+# does not represent (NaN, +inf, x > 2^18) takes three passes, -inf is
+# clamped in the sum.
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [None, np.nan, np.inf, -np.inf, 3e5])
+def test_log_softmax_of_a_long_row_in_two_passes(threads, dtype, value):
+    from scipy import special as sp
+    n = (1 << 23) // np.dtype(dtype).itemsize + 13
+    x = (np.random.default_rng(6).standard_normal(n) * 6).astype(dtype)
+    if value is not None:
+        x[n - 5] = value
+    with np.errstate(invalid="ignore"):  # scipy's inf - inf for a +inf entry
+        want = sp.log_softmax(x.astype(np.float64))
+    before = normkit.get_num_threads()
+    normkit.set_num_threads(threads)
+    try:
+        y = normkit.log_softmax(x)
+    finally:
+        normkit.set_num_threads(before)
+    np.testing.assert_array_equal(np.isnan(y), np.isnan(want))
+    finite = np.isfinite(want)
+    np.testing.assert_array_equal(y[~finite & ~np.isnan(want)], want[~finite & ~np.isnan(want)])
+    err = np.abs(y[finite] - want[finite])
+    bound = 1e-5 + 1e-7 * np.abs(want[finite]) if dtype == np.float32 else 1e-12 + F64_SUM + 1e-15 * np.abs(want[finite])
+    assert np.all(err <= bound)

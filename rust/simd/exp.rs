@@ -605,9 +605,9 @@ unsafe fn clamp_exp_arg<V: Vector>(x: V) -> V {
 // slow library call, so it computes in f64 with plain operations: ln2 split
 // as in fdlibm, whose 32-bit high part makes n * LN2_HI exact for |n| < 2^21.
 #[allow(clippy::excessive_precision)] // fdlibm's digits, kept as published
-const LN2_HI_F64: f64 = 6.931_471_803_691_238_164_9e-1;
+pub(crate) const LN2_HI_F64: f64 = 6.931_471_803_691_238_164_9e-1;
 #[allow(clippy::excessive_precision)]
-const LN2_LO_F64: f64 = 1.908_214_929_270_587_700_02e-10;
+pub(crate) const LN2_LO_F64: f64 = 1.908_214_929_270_587_700_02e-10;
 /// Adding and subtracting 1.5 * 2^52 rounds an f64 below 2^51 to the
 /// nearest integer, ties to even, without a library call.
 const ROUND_MAGIC: f64 = 6_755_399_441_055_744.0;

@@ -31,7 +31,7 @@ mod vector;
 
 pub use fused::Fused;
 pub use split::{log_softmax_split_raw, logsumexp_split_raw, softmax_split_raw};
-pub use vector::STREAM_MIN_BYTES;
+pub use vector::{LOG_TWO_PASS_MIN_BYTES, STREAM_MIN_BYTES};
 
 use crate::dispatch::{self, Isa, Kernel, Tuning};
 use crate::l1norm::RowBatch;

@@ -2,7 +2,7 @@
 //! same special-value rules as the vector kernels. Also the portable path.
 
 use super::Algorithm;
-use crate::simd::exp::{exp_parts_scalar, exp_scalar, TABLE16_X_LIMIT, TABLE4_X_LIMIT, TABLE8_X_LIMIT};
+use crate::simd::exp::{exp_parts_scalar, exp_scalar, LN2_HI_F64, LN2_LO_F64, TABLE16_X_LIMIT, TABLE4_X_LIMIT, TABLE8_X_LIMIT};
 use crate::simd::Real;
 
 /// Inputs are clamped to at least `-TWO_PASS_X_LIMIT` in the two-pass
@@ -34,6 +34,20 @@ pub(crate) fn merge_pair(sum: f64, exp: f64, v: f64, e: f64) -> (f64, f64) {
         return (sum + v, m);
     }
     (sum * exp2_int(exp - m) + v * exp2_int(e - m), m)
+}
+
+/// ln(sum exp(x - m)) of a row whose exponentials add up to `sum * 2^exp`
+/// (a pair [`two_pass_accept`] accepted) and whose max is `m`:
+/// ln(sum) + (exp ln 2 - m). The pair's exponent is the one the
+/// exponential gives m (round(m log2 e) in the polynomial forms, the
+/// table index's high part in the table forms), within ln 2 of m / ln 2,
+/// so exp ln 2 - m is small. With ln 2 split as in fdlibm, exp LN2_HI is
+/// exact (|exp| < 2^19 < 2^21 in an accepted pair), and so is its
+/// difference with m wherever the two are within a factor of 2
+/// (Sterbenz: |m| above about 1.4; below, one rounding under 1.2e-16), so
+/// the result's error is that of the logarithm and of the sum.
+pub(crate) fn pair_ln_sum(sum: f64, exp: f64, m: f64) -> f64 {
+    sum.ln() + ((exp * LN2_HI_F64 - m) + exp * LN2_LO_F64)
 }
 
 /// 2^d for an integral d <= 0 (or -inf: 0; NaN: NaN), without libm.

@@ -10,16 +10,20 @@
 //! * online: per-chunk (max, sum of exp(x - max)), merged by rescaling to
 //!   the larger max (Milakov & Gimelshein 2018);
 //! * three-pass: per-chunk maxima, then per-chunk sums of exp(x - max)
-//!   with the row max, added, then the writes (log-softmax likewise);
+//!   with the row max, added, then the writes;
+//! * log-softmax: as the unsplit kernel (`vector::log_two_pass`), rows of
+//!   `LOG_TWO_PASS_MIN_BYTES` and more the two-pass pairs and the chunk
+//!   maxima, then the writes; other rows as three-pass;
 //! * logsumexp: the two-pass pairs.
 //!
 //! The results differ from the unsplit kernel's only by the order of the
 //! f64 additions of block sums, far below the documented error. Rows the
-//! two-pass and online forms hand to three-pass (NaN, inf, |x| > 2^18)
-//! take the split three-pass path; logsumexp's rare fallback runs unsplit.
+//! two-pass and online forms and two-pass log-softmax hand to three-pass
+//! (NaN, inf, |x| > 2^18) take the split three-pass path; logsumexp's rare
+//! fallback runs unsplit.
 //! The portable level runs the unsplit reference.
 
-use super::scalar::{merge_pair, two_pass_accept};
+use super::scalar::{merge_pair, pair_ln_sum, two_pass_accept};
 use super::vector::{self, ShiftedExp};
 use super::Algorithm;
 use crate::dispatch::{self, Isa, Kernel};
@@ -32,7 +36,7 @@ use std::ops::Range;
 enum Pass<T> {
     /// The chunk's max (may drop a NaN: the sums catch it).
     Max,
-    /// The two-pass (sum, exponent) pair of the chunk.
+    /// The two-pass (sum, exponent) pair of the chunk, and its max.
     PairSum,
     /// The online (max, sum of exp(x - max)) of the chunk.
     OnlineSum,
@@ -57,7 +61,7 @@ enum Pass<T> {
 }
 
 /// A pass over the chunk `x[..n]` / `y[..n]`, reached through
-/// [`dispatch::run`]; returns up to two numbers (0 where unused).
+/// [`dispatch::run`]; returns up to three numbers (0 where unused).
 struct ChunkPass<T: Element> {
     pass: Pass<T::Real>,
     x: *const T,
@@ -69,14 +73,14 @@ struct ChunkPass<T: Element> {
 }
 
 impl<T: Element> Kernel for ChunkPass<T> {
-    type Output = (f64, f64);
+    type Output = (f64, f64, f64);
 
-    fn scalar(self) -> (f64, f64) {
+    fn scalar(self) -> (f64, f64, f64) {
         unreachable!("split rows run at vector levels only (`Row::run` takes the unsplit path at the scalar level)")
     }
 
     #[inline(always)]
-    fn vector<S: Simd>(self, _: S) -> (f64, f64) {
+    fn vector<S: Simd>(self, _: S) -> (f64, f64, f64) {
         let ChunkPass { pass, x, y, n, row_n } = self;
         // SAFETY: the pointers are valid for the chunk's `n` elements, y is
         // x or apart from it, and no other thread touches the chunk (the
@@ -84,9 +88,12 @@ impl<T: Element> Kernel for ChunkPass<T> {
         // CPU has `S`.
         unsafe {
             match pass {
-                Pass::Max => return (vector::row_max::<T::Vector<S>, T>(x, n).to_f64(), 0.0),
+                Pass::Max => return (vector::row_max::<T::Vector<S>, T>(x, n).to_f64(), 0.0, 0.0),
                 Pass::PairSum => return vector::two_pass_sum::<T::Vector<S>, T>(x, n),
-                Pass::OnlineSum => return vector::online_sum::<T::Vector<S>, T>(x, n),
+                Pass::OnlineSum => {
+                    let (m, d) = vector::online_sum::<T::Vector<S>, T>(x, n);
+                    return (m, d, 0.0);
+                }
                 Pass::ExpSum { m, store, warm_y } => {
                     let f = ShiftedExp::new(m, row_n);
                     let sum = if store {
@@ -94,9 +101,9 @@ impl<T: Element> Kernel for ChunkPass<T> {
                     } else {
                         vector::sum_map::<T::Vector<S>, T, T, vector::NoWrite>(x, y, n, &f, warm_y)
                     };
-                    return (sum, f.row_constant().to_f64());
+                    return (sum, f.row_constant().to_f64(), 0.0);
                 }
-                Pass::PlainExpSum { warm_y } => return (vector::sum_map::<T::Vector<S>, T, T, vector::NoWrite>(x, y, n, &ShiftedExp::plain(T::Real::ZERO), warm_y), 1.0),
+                Pass::PlainExpSum { warm_y } => return (vector::sum_map::<T::Vector<S>, T, T, vector::NoWrite>(x, y, n, &ShiftedExp::plain(T::Real::ZERO), warm_y), 1.0, 0.0),
                 Pass::PairWrite { sum, exp, stream } => vector::two_pass_write::<T::Vector<S>, T>(x, y, n, sum, exp, stream),
                 Pass::OnlineWrite { m, d, stream } => vector::online_write::<T::Vector<S>, T>(x, y, n, m, d, stream),
                 Pass::ExpWrite { m, factor, stream } => vector::write_map::<T::Vector<S>, T>(x, y, n, &ShiftedExp::new(m, row_n), factor, stream),
@@ -105,7 +112,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::FillNan => vector::fill::<T::Vector<S>, T>(y, n, T::Real::NAN),
             }
         }
-        (0.0, 0.0)
+        (0.0, 0.0, 0.0)
     }
 }
 
@@ -127,7 +134,7 @@ unsafe impl<T: Element> Sync for Row<T> {}
 
 impl<T: Element> Row<T> {
     /// Runs `pass` on every chunk, in parallel; the results in chunk order.
-    fn each(&self, pass: Pass<T::Real>) -> Vec<(f64, f64)> {
+    fn each(&self, pass: Pass<T::Real>) -> Vec<(f64, f64, f64)> {
         rows::map_chunks(self.n, self.len, |r: Range<usize>| {
             let chunk = ChunkPass { pass, x: self.x.wrapping_add(r.start), y: self.y.wrapping_add(r.start), n: r.len(), row_n: self.n };
             dispatch::run(self.isa, chunk)
@@ -146,12 +153,14 @@ impl<T: Element> Row<T> {
         (chunks.iter().map(|c| c.0).sum(), chunks.first().map_or(1.0, |c| c.1))
     }
 
-    /// The two-pass pair of the whole row, merged over the chunks.
     /// The two-pass pair (sum, exponent) of the whole row, merged over the
-    /// chunks, when [`two_pass_accept`] accepts it.
-    fn accepted_pair(&self) -> Option<(f64, f64)> {
-        let (sum, exp) = self.each(Pass::PairSum).into_iter().fold((0.0, f64::NEG_INFINITY), |(s, e), (v, x)| merge_pair(s, e, v, x));
-        two_pass_accept(sum, exp)
+    /// chunks, when [`two_pass_accept`] accepts it, and the row max.
+    fn accepted_pair(&self) -> Option<(f64, f64, f64)> {
+        let (sum, exp, max) = self.each(Pass::PairSum).into_iter().fold((0.0, f64::NEG_INFINITY, f64::NEG_INFINITY), |(s, e, m), (v, x, mc)| {
+            let (s, e) = merge_pair(s, e, v, x);
+            (s, e, m.max(mc))
+        });
+        two_pass_accept(sum, exp).map(|(sum, exp)| (sum, exp, max))
     }
 
     fn softmax(&self, algorithm: Algorithm) {
@@ -159,14 +168,14 @@ impl<T: Element> Row<T> {
             Algorithm::ThreePassReload => self.three_pass(true),
             Algorithm::ThreePassRecompute => self.three_pass(false),
             Algorithm::TwoPass => match self.accepted_pair() {
-                Some((sum, exp)) => drop(self.each(Pass::PairWrite { sum, exp, stream: vector::streams::<T>(self.n) })),
+                Some((sum, exp, _)) => drop(self.each(Pass::PairWrite { sum, exp, stream: vector::streams::<T>(self.n) })),
                 None => self.three_pass(false),
             },
             Algorithm::Online => {
                 let (m, d) = self
                     .each(Pass::OnlineSum)
                     .into_iter()
-                    .fold((f64::NEG_INFINITY, 0.0), |(m, d), (mc, dc)| vector::online_merge(m, d, mc, dc));
+                    .fold((f64::NEG_INFINITY, 0.0), |(m, d), (mc, dc, _)| vector::online_merge(m, d, mc, dc));
                 if vector::online_accept::<T::Real>(m, d) {
                     self.each(Pass::OnlineWrite { m, d, stream: vector::streams::<T>(self.n) });
                 } else {
@@ -200,8 +209,16 @@ impl<T: Element> Row<T> {
     }
 
     fn log_softmax(&self) {
-        let m = self.max();
         let stream = vector::streams::<T>(self.n);
+        // Two passes, as the unsplit kernel takes them (`log_two_pass`).
+        if vector::log_two_pass::<T>(self.n) {
+            if let Some((sum, exp, max)) = self.accepted_pair() {
+                let ln_sum = T::Real::from_f64(pair_ln_sum(sum, exp, max));
+                self.each(Pass::LogWrite { m: T::Real::from_f64(max), ln_sum, stream });
+                return;
+            }
+        }
+        let m = self.max();
         // As the unsplit kernel: the pair form for a finite max (its sum is
         // c times sum exp(x - m)), else the plain form around 0.
         let (m, (scaled, c)) = if m.is_finite() {
@@ -253,7 +270,7 @@ pub unsafe fn logsumexp_split_raw<T: Element>(isa: Isa, x: *const T, n: usize, l
         assert!(isa.is_supported(), "{isa} is not supported by this CPU");
         // A pair-sum pass writes nothing: `y` is never used.
         let row = Row { isa, x, y: std::ptr::null_mut(), n, len };
-        if let Some((sum, exp)) = row.accepted_pair() {
+        if let Some((sum, exp, _)) = row.accepted_pair() {
             return sum.ln() + exp * std::f64::consts::LN_2;
         }
     }

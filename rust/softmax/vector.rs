@@ -5,7 +5,7 @@
 //! Sums are kept in registers for blocks of `BLOCK` elements and folded into
 //! an f64 total, so float32 rows of millions of elements keep their digits.
 
-use super::scalar::{merge_pair, two_pass_accept, TWO_PASS_X_LIMIT};
+use super::scalar::{merge_pair, pair_ln_sum, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
 use crate::simd::exp::{exp_down_fast as exp_down, exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
 use crate::l1norm::RowBatch;
@@ -1085,31 +1085,33 @@ unsafe fn block_pair_sum<V: Storage<M>, M>(x: *const M, len: usize, lo: V, m: V:
 /// sum of Dukhan & Ablavatski 2020, with the reference exponent found
 /// first). (NaN, NaN) as soon as a block holds NaN, +inf or a value beyond
 /// `TWO_PASS_X_LIMIT` that its max shows: [`two_pass_accept`] rejects those
-/// rows anyway (a NaN the max drops poisons the sum).
+/// rows anyway (a NaN the max drops poisons the sum). Also returns the row
+/// max (the largest block max), which two-pass log-softmax shifts by.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
 /// arguments must be valid for the elements read and written (`n` per
 /// row), with the aliasing the module documents.
 #[inline(always)]
-pub(crate) unsafe fn two_pass_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, f64) {
+pub(crate) unsafe fn two_pass_sum<V: Storage<M>, M>(x: *const M, n: usize) -> (f64, f64, f64) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let lo = V::splat(V::Elem::from_f64(-TWO_PASS_X_LIMIT));
-        let (mut sum, mut exp) = (0.0f64, f64::NEG_INFINITY);
+        let (mut sum, mut exp, mut max) = (0.0f64, f64::NEG_INFINITY, f64::NEG_INFINITY);
         let mut start = 0;
         while start < n {
             let len = PAIR_BLOCK.min(n - start);
             let m = row_max::<V, M>(x.add(start), len);
             if m.is_nan() || m.to_f64() > TWO_PASS_X_LIMIT {
-                return (f64::NAN, f64::NAN);
+                return (f64::NAN, f64::NAN, f64::NAN);
             }
             let (v, e) = block_pair_sum::<V, M>(x.add(start), len, lo, m);
             (sum, exp) = merge_pair(sum, exp, v, e);
+            max = max.max(m.to_f64());
             start += len;
         }
-        (sum, exp)
+        (sum, exp, max)
     }
 }
 
@@ -1126,7 +1128,7 @@ unsafe fn two_pass<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let (sum, exp) = two_pass_sum::<V, M>(x, n);
+        let (sum, exp, _) = two_pass_sum::<V, M>(x, n);
         match two_pass_accept(sum, exp) {
             Some((sum, exp)) => two_pass_write::<V, M>(x, y, n, sum, exp, streams::<M>(n)),
             None => three_pass::<V, M, false>(x, y, n),
@@ -1298,9 +1300,58 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
+        if log_two_pass::<M>(n) && log_softmax_two_pass::<V, M>(x, y, n) {
+            return;
+        }
         let (m, shifted) = log_softmax_max::<V, M>(x, n);
         let ln_sum = log_softmax_ln_sum::<V, M>(x, y, n, &shifted);
         log_softmax_finish::<V, M>(x, y, n, m, ln_sum);
+    }
+}
+
+/// Log-softmax rows stored in float32 or float64 of at least this many
+/// bytes take two passes (`log_softmax_two_pass`) instead of three.
+/// Measured on AMD Zen 4 (issue 11, round 25; `benches/ab`, float32 rows
+/// of n elements, 2^24 elements per call, two passes / three, medians of
+/// 15 rounds, both orders): n = 2^21 (8 MiB) 0.86 / 0.82, 2^22 0.84-0.90
+/// (two runs each), 2^24 0.78 / 0.81; shorter rows, which the three
+/// passes read back from the L2 or the L3, lost: n = 2^20 1.05 / 1.01,
+/// 2^18 1.05 / 1.04, 2^16 1.02 / 1.00, 2^14 1.05 / 1.03, and 64 rows of
+/// 30522 1.26 / 1.28 (the pair form's exponential takes more operations
+/// than the three passes' shifted one, see `N_FIRST_MIN`). 16-bit rows
+/// keep three passes (not measured).
+pub const LOG_TWO_PASS_MIN_BYTES: usize = 1 << 23;
+
+/// Whether log-softmax of a row of `n` elements of `M` tries two passes
+/// ([`log_softmax_two_pass`]) first; split rows ([`super::split`]) follow
+/// the same rule.
+pub(crate) fn log_two_pass<M>(n: usize) -> bool {
+    size_of::<M>() >= 4 && n * size_of::<M>() >= LOG_TWO_PASS_MIN_BYTES
+}
+
+/// Log-softmax in two passes over the row: the pair sum of two-pass
+/// softmax ([`two_pass_sum`]), which reads each block of the row once for
+/// its max and its exponentials' sum, then the write, y = (x - m) -
+/// ln(sum exp(x - m)) with ln(sum exp(x - m)) from the pair
+/// ([`pair_ln_sum`]). Three-pass log-softmax reads the row once more, for
+/// its max. Returns `false`, having written nothing, for a row the pair
+/// does not represent (NaN, +inf, x > 2^18, all -inf or a max below about
+/// -2^18), which takes the three passes; -inf entries and entries below
+/// -2^18 are clamped in the sum, as in two-pass softmax.
+///
+/// # Safety
+/// As for [`log_softmax`].
+#[inline(always)]
+unsafe fn log_softmax_two_pass<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) -> bool {
+    // SAFETY: this function's contract.
+    unsafe {
+        let (sum, exp, max) = two_pass_sum::<V, M>(x, n);
+        let Some((sum, exp)) = two_pass_accept(sum, exp) else {
+            return false;
+        };
+        let ln_sum = V::Elem::from_f64(pair_ln_sum(sum, exp, max));
+        log_softmax_write::<V, M>(x, y, n, V::Elem::from_f64(max), ln_sum, streams::<M>(n));
+        true
     }
 }
 
@@ -1562,7 +1613,7 @@ pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
-        let (sum, exp) = two_pass_sum::<V, M>(x, n);
+        let (sum, exp, _) = two_pass_sum::<V, M>(x, n);
         if let Some((sum, exp)) = two_pass_accept(sum, exp) {
             return sum.ln() + exp * std::f64::consts::LN_2;
         }

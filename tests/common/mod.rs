@@ -8,6 +8,9 @@
 pub mod reference;
 
 use normkit::l1norm::RowBatch;
+use normkit::simd::Float;
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 /// The rows of `v` (of `n` elements) as a batch written in place, through
 /// one pointer derived from `v`.
@@ -26,4 +29,33 @@ pub const fn size(full: usize, miri: usize) -> usize {
     } else {
         full
     }
+}
+
+/// Rows of `n` elements for the two-pass log-softmax (rows of at least
+/// `softmax::LOG_TWO_PASS_MIN_BYTES`), each handed to `each` with a name:
+/// random rows; rows whose only NaN, +inf or 3e5 sits in a late block
+/// (the pair sum rejects the row, which then takes the three passes) or
+/// whose only -inf or -3e5 does (clamped in the pair sum, the row takes
+/// two passes); all -inf (three passes); maxima near the pair form's
+/// limits (|m| <= 2^18 - 2048); one dominant entry (ln(sum exp(x - m))
+/// about 3e-81 in float64, 0 in float32).
+pub fn two_pass_log_rows<T: Float>(n: usize, mut each: impl FnMut(&str, &[T])) {
+    let mut rng = SmallRng::seed_from_u64(23);
+    let mut random = |scale: f64| -> Vec<T> { (0..n).map(|_| T::from_f64(rng.random_range(-1.0..1.0) * scale)).collect() };
+    each("random", &random(30.0));
+    for v in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY, 3e5, -3e5] {
+        let mut row = random(5.0);
+        row[n - 100] = T::from_f64(v);
+        each(&format!("x[n - 100] = {v}"), &row);
+    }
+    each("all -inf", &vec![T::from_f64(f64::NEG_INFINITY); n]);
+    let limit = 262_144.0 - 2048.0;
+    for m in [limit, -limit, 1e4] {
+        let mut row: Vec<T> = random(20.0).into_iter().map(|v| T::from_f64(m - 20.0 + v.to_f64())).collect();
+        row[n / 3] = T::from_f64(m);
+        each(&format!("max {m}"), &row);
+    }
+    let mut row = vec![T::from_f64(-200.0); n];
+    row[n / 2] = T::ZERO;
+    each("one dominant entry", &row);
 }
