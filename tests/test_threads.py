@@ -165,10 +165,19 @@ def test_set_num_threads_bound():
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="RLIMIT_AS behaviour checked on Linux")
-def test_thread_start_failure_is_an_error_not_a_panic(run_with_isa):
+def test_thread_start_failure_is_an_error_not_a_panic(run_with_isa, monkeypatch):
     """With a capped address space the OS refuses the threads' stacks: a
     RuntimeError (an Exception), not pyo3's PanicException (a
-    BaseException), and the previous count stays."""
+    BaseException), and the previous count stays.
+
+    The child runs with one glibc malloc arena. Otherwise each new thread's
+    first allocation reserves an arena of 64 MiB of address space, and
+    under the cap that can fail in a worker that has already started,
+    while it registers a thread-local destructor, which glibc answers by
+    aborting the process ("failed to register TLS destructor: out of
+    memory"; seen once in CI, round 25, not reproduced in 110 local runs):
+    glibc's outcome, not normkit's, and not what this test checks."""
+    monkeypatch.setenv("MALLOC_ARENA_MAX", "1")
     code = (
         "import resource, normkit\n"
         "normkit.set_num_threads(1)\n"

@@ -1083,7 +1083,7 @@ unsafe fn block_pair_sum<V: Storage<M>, M>(x: *const M, len: usize, lo: V, m: V:
 /// and then the terms scaled to the block's largest exponent: one scaling
 /// per element instead of the two of a per-lane running exponent (the pair
 /// sum of Dukhan & Ablavatski 2020, with the reference exponent found
-/// first). (NaN, NaN) as soon as a block holds NaN, +inf or a value beyond
+/// first). NaNs as soon as a block holds NaN, +inf or a value beyond
 /// `TWO_PASS_X_LIMIT` that its max shows: [`two_pass_accept`] rejects those
 /// rows anyway (a NaN the max drops poisons the sum). Also returns the row
 /// max (the largest block max), which two-pass log-softmax shifts by.
@@ -1313,8 +1313,8 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
 /// bytes take two passes (`log_softmax_two_pass`) instead of three.
 /// Measured on AMD Zen 4 (issue 11, round 25; `benches/ab`, float32 rows
 /// of n elements, 2^24 elements per call, two passes / three, medians of
-/// 15 rounds, both orders): n = 2^21 (8 MiB) 0.86 / 0.82, 2^22 0.84-0.90
-/// (two runs each), 2^24 0.78 / 0.81; shorter rows, which the three
+/// 15 rounds, both orders): n = 2^21 (8 MiB) 0.86 / 0.82, 2^22 0.83-0.90
+/// (two runs in each order), 2^24 0.78 / 0.81; shorter rows, which the three
 /// passes read back from the L2 or the L3, lost: n = 2^20 1.05 / 1.01,
 /// 2^18 1.05 / 1.04, 2^16 1.02 / 1.00, 2^14 1.05 / 1.03, and 64 rows of
 /// 30522 1.26 / 1.28 (the pair form's exponential takes more operations
