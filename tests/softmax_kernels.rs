@@ -11,7 +11,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{in_place_batch, reference, size, two_pass_log_rows};
+use common::{in_place_batch, log_softmax_tolerance, reference, size, two_pass_log_rows};
 
 fn run<T: Float>(isa: Isa, algorithm: Algorithm, x: &[T]) -> Vec<T> {
     let mut y = vec![T::ZERO; x.len()];
@@ -557,7 +557,6 @@ fn streamed_rows_at_every_output_alignment() {
 /// place, the same bits.
 fn check_two_pass_log_softmax<T: Float>() {
     let n = softmax::LOG_TWO_PASS_MIN_BYTES / size_of::<T>() + 37;
-    let f32 = T::MANTISSA_DIGITS == 24;
     let (mut y, mut z) = (vec![T::ZERO; n], vec![T::ZERO; n]);
     two_pass_log_rows::<T>(n, |what, row| {
         let want = reference::log_softmax(&row.iter().map(|v| v.to_f64()).collect::<Vec<_>>());
@@ -571,7 +570,7 @@ fn check_two_pass_log_softmax<T: Float>() {
                 } else if w.is_infinite() {
                     g == w
                 } else {
-                    (g - w).abs() <= if f32 { 1e-5 + 1e-7 * w.abs() } else { 1e-12 + 1e-15 * w.abs() }
+                    (g - w).abs() <= log_softmax_tolerance::<T>(w)
                 };
                 assert!(ok, "{isa} f{} log_softmax {what}: [{i}] = {g:e}, want {w:e}", size_of::<T>() * 8);
             }

@@ -14,7 +14,7 @@ use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
 mod common;
-use common::{reference, size, two_pass_log_rows};
+use common::{log_softmax_tolerance, reference, size, two_pass_log_rows};
 
 const LENGTHS: [usize; 7] = [0, 1, 63, 64, 1000, 4099, 20_011];
 const CHUNKS: [usize; 6] = [1, 3, 17, 64, 1001, 4096];
@@ -78,7 +78,7 @@ fn assert_op_close<T: Float>(what: &str, op: Op, y: &[T], want: &[f64]) {
             _ if w.is_nan() => got.is_nan(),
             _ if w.is_infinite() => got == w,
             Op::Softmax(_) => (got - w).abs() <= if f32 { 2e-6 * w + 1e-37 } else { 1e-13 * w + 1e-300 },
-            Op::LogSoftmax => (got - w).abs() <= if f32 { 1e-5 + 1e-7 * w.abs() } else { 1e-12 + 1e-15 * w.abs() },
+            Op::LogSoftmax => (got - w).abs() <= log_softmax_tolerance::<T>(w),
         };
         assert!(ok, "{what}: [{i}] = {got:e}, want {w:e}, n = {}", y.len());
     }

@@ -31,6 +31,13 @@ pub const fn size(full: usize, miri: usize) -> usize {
     }
 }
 
+/// The documented bound on a finite log-softmax output of `T` against
+/// the float64 result `want` (rounded to `T`): 1e-5 + 1e-7 |want| in
+/// float32, 1e-12 + 1e-15 |want| in float64.
+pub fn log_softmax_tolerance<T: Float>(want: f64) -> f64 {
+    if T::MANTISSA_DIGITS == 24 { 1e-5 + 1e-7 * want.abs() } else { 1e-12 + 1e-15 * want.abs() }
+}
+
 /// Rows of `n` elements for the two-pass log-softmax (rows of at least
 /// `softmax::LOG_TWO_PASS_MIN_BYTES`), each handed to `each` with a name:
 /// random rows; rows whose only NaN, +inf or 3e5 sits in a late block
