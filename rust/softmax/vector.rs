@@ -1631,3 +1631,86 @@ pub unsafe fn logsumexp<V: Storage<M>, M>(x: *const M, n: usize) -> f64 {
         m.to_f64() + (scaled / f.row_constant().to_f64()).ln()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dispatch::{self, Isa, Kernel};
+    use crate::simd::{Element, Simd};
+
+    /// Log-softmax of one row at a vector level through the two passes
+    /// (`TWO`: [`log_softmax_two_pass`], which returns whether it took the
+    /// row) or the three (`false` then).
+    struct LogRow<'a, T, const TWO: bool> {
+        x: &'a [T],
+        y: &'a mut [T],
+    }
+
+    impl<T: Element, const TWO: bool> Kernel for LogRow<'_, T, TWO> {
+        type Output = bool;
+
+        fn scalar(self) -> bool {
+            unreachable!("the two- and three-pass forms are the vector kernels'")
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) -> bool {
+            let (x, y, n) = (self.x.as_ptr(), self.y.as_mut_ptr(), self.x.len());
+            assert_eq!(n, self.y.len());
+            // SAFETY: x and y are distinct slices of n elements; the token
+            // proves the CPU has S.
+            unsafe {
+                if TWO {
+                    return log_softmax_two_pass::<T::Vector<S>, T>(x, y, n);
+                }
+                let (m, shifted) = log_softmax_max::<T::Vector<S>, T>(x, n);
+                let ln_sum = log_softmax_ln_sum::<T::Vector<S>, T>(x, y, n, &shifted);
+                log_softmax_finish::<T::Vector<S>, T>(x, y, n, m, ln_sum);
+                false
+            }
+        }
+    }
+
+    /// Rows of `LOG_TWO_PASS_MIN_BYTES` and more, float32 and float64, take
+    /// the two passes through the public function, so the accuracy tests of
+    /// such rows (`tests/softmax_kernels.rs`) check the two passes: the
+    /// two passes accept a row of finite values, and the public output is
+    /// theirs bit for bit. On the float64 row the three passes give other
+    /// bits (asserted), so that comparison tells the paths apart; on the
+    /// float32 row they give the same bits (each row's float32 logarithm
+    /// rounds alike), and only the threshold's assertions cover float32.
+    /// Shorter rows and 16-bit rows keep three passes.
+    #[test]
+    fn long_log_softmax_rows_take_the_two_passes() {
+        if cfg!(miri) {
+            return; // rows of 8 MiB: far beyond what Miri interprets in time.
+        }
+        let min = LOG_TWO_PASS_MIN_BYTES;
+        assert!(log_two_pass::<f32>(min / 4) && !log_two_pass::<f32>(min / 4 - 1));
+        assert!(log_two_pass::<f64>(min / 8) && !log_two_pass::<f64>(min / 8 - 1));
+        assert!(!log_two_pass::<half::bf16>(min) && !log_two_pass::<half::f16>(min));
+        check_public_path_is_two_pass::<f32>(min / 4 + 37, false);
+        check_public_path_is_two_pass::<f64>(min / 8 + 37, true);
+    }
+
+    fn check_public_path_is_two_pass<T: Element>(n: usize, three_differs: bool) {
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let x: Vec<T> = (0..n)
+            .map(|_| {
+                state = state.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
+                T::round_from_f64(((state >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 40.0)
+            })
+            .collect();
+        let bits = |v: &[T]| v.iter().map(|e| e.to_real().to_f64().to_bits()).collect::<Vec<_>>();
+        for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+            let (mut two, mut three, mut public) = (vec![T::default(); n], vec![T::default(); n], vec![T::default(); n]);
+            assert!(dispatch::run(isa, LogRow::<T, true> { x: &x, y: &mut two }), "{isa}: two passes refused a row of finite values");
+            dispatch::run(isa, LogRow::<T, false> { x: &x, y: &mut three });
+            super::super::log_softmax(isa, &x, &mut public);
+            assert!(bits(&public) == bits(&two), "{isa}: log_softmax of {n} elements is not the two passes' result");
+            if three_differs {
+                assert!(bits(&three) != bits(&two), "{isa}: the three passes gave the two passes' bits; the check above cannot tell the paths apart");
+            }
+        }
+    }
+}
