@@ -80,8 +80,12 @@ const PIPELINE_MAX_BYTES: usize = 256;
 /// in one process, medians of 21 rounds, time ratio): rows of 1024 to
 /// 30522, softmax 0.92-1.00, recompute 0.91-0.95, two-pass 0.91-0.95;
 /// rows of 64 and 128, recompute 1.21-1.31, two-pass 1.12-1.20, logsumexp
-/// 1.05-1.15. Shorter rows and the two-pass sums (two-pass, logsumexp)
-/// keep the polynomial form.
+/// 1.05-1.15 (an Intel Xeon, issue 11's round 9). Shorter rows and the
+/// two-pass sums (two-pass, logsumexp) keep the polynomial form. On AMD
+/// Zen 4 (round 27, both orders) the polynomial form here instead took
+/// 0.94-1.08 of the time, no consistent direction, and the table form in
+/// the two-pass sums and write 1.02-1.08 (logsumexp, the sum alone,
+/// 1.02-1.06), where each block's terms wait for its max.
 const N_FIRST_MIN: usize = 256;
 
 /// Whether [`softmax_rows`] pipelines rows of `n` elements of `M`.
