@@ -78,14 +78,14 @@ const PIPELINE_MAX_BYTES: usize = 256;
 /// not pipelined the passes then wait for the max's reduction. Measured
 /// with the form in every pair-form exponential (`benches/ab`, both builds
 /// in one process, medians of 21 rounds, time ratio): rows of 1024 to
-/// 30522, softmax 0.92-1.00, recompute 0.91-0.95, two-pass 0.91-0.95;
+/// 30522, softmax 0.92-0.97, recompute 0.91-0.95, two-pass 0.91-0.95;
 /// rows of 64 and 128, recompute 1.21-1.31, two-pass 1.12-1.20, logsumexp
 /// 1.05-1.15 (an Intel Xeon, issue 11's round 9). Shorter rows and the
 /// two-pass sums (two-pass, logsumexp) keep the polynomial form. On AMD
 /// Zen 4 (round 27, both orders) the polynomial form here instead took
-/// 0.94-1.08 of the time, no consistent direction, and the table form in
-/// the two-pass sums and write 1.02-1.08 (logsumexp, the sum alone,
-/// 1.02-1.06), where each block's terms wait for its max.
+/// 0.94-1.08 of the time (faster on recompute, slower on log-softmax,
+/// softmax either way), and the table form in the two-pass sums and write
+/// 1.02-1.08 in every cell (logsumexp, the sum alone, 1.02-1.06).
 const N_FIRST_MIN: usize = 256;
 
 /// Whether [`softmax_rows`] pipelines rows of `n` elements of `M`.
@@ -1355,6 +1355,8 @@ unsafe fn log_softmax_two_pass<V: Storage<M>, M>(x: *const M, y: *mut M, n: usiz
         };
         let ln_sum = V::Elem::from_f64(pair_ln_sum(sum, exp, max));
         log_softmax_write::<V, M>(x, y, n, V::Elem::from_f64(max), ln_sum, streams::<M>(n));
+        #[cfg(test)]
+        tests::TWO_PASS_LOG_ROWS.with(|rows| rows.set(rows.get() + 1));
         true
     }
 }
@@ -1675,15 +1677,24 @@ mod tests {
         }
     }
 
-    /// Rows of `LOG_TWO_PASS_MIN_BYTES` and more, float32 and float64, take
-    /// the two passes through the public function, so the accuracy tests of
-    /// such rows (`tests/softmax_kernels.rs`) check the two passes: the
-    /// two passes accept a row of finite values, and the public output is
-    /// theirs bit for bit. On the float64 row the three passes give other
-    /// bits (asserted), so that comparison tells the paths apart; on the
-    /// float32 row they give the same bits (each row's float32 logarithm
-    /// rounds alike), and only the threshold's assertions cover float32.
-    /// Shorter rows and 16-bit rows keep three passes.
+    std::thread_local! {
+        /// Rows [`log_softmax_two_pass`] has written on this thread (unit
+        /// tests only).
+        pub(super) static TWO_PASS_LOG_ROWS: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    }
+
+    /// Float32 and float64 rows of `LOG_TWO_PASS_MIN_BYTES` (here 37
+    /// elements past it) take the two passes through the public function,
+    /// so the accuracy tests of such rows (`tests/softmax_kernels.rs`)
+    /// check the two passes wherever the pair accepts the row: on every
+    /// vector level the public `log_softmax` writes the row through
+    /// [`log_softmax_two_pass`] (its count of rows goes up by one), and
+    /// its output is the two passes' bit for bit. On the float64 row the
+    /// three passes give other bits (asserted), so the comparison alone
+    /// tells the paths apart; on the float32 row they give the same bits
+    /// (each row's float32 logarithm rounds alike), and the count does.
+    /// The threshold and 16-bit rows (three passes) are asserted through
+    /// `log_two_pass`.
     #[test]
     fn long_log_softmax_rows_take_the_two_passes() {
         if cfg!(miri) {
@@ -1710,10 +1721,13 @@ mod tests {
             let (mut two, mut three, mut public) = (vec![T::default(); n], vec![T::default(); n], vec![T::default(); n]);
             assert!(dispatch::run(isa, LogRow::<T, true> { x: &x, y: &mut two }), "{isa}: two passes refused a row of finite values");
             dispatch::run(isa, LogRow::<T, false> { x: &x, y: &mut three });
+            let before = TWO_PASS_LOG_ROWS.with(|rows| rows.get());
             super::super::log_softmax(isa, &x, &mut public);
+            let written = TWO_PASS_LOG_ROWS.with(|rows| rows.get()) - before;
+            assert_eq!(written, 1, "{isa}: log_softmax of {n} elements did not take the two passes");
             assert!(bits(&public) == bits(&two), "{isa}: log_softmax of {n} elements is not the two passes' result");
             if three_differs {
-                assert!(bits(&three) != bits(&two), "{isa}: the three passes gave the two passes' bits; the check above cannot tell the paths apart");
+                assert!(bits(&three) != bits(&two), "{isa}: the three passes gave the two passes' bits; the comparison above cannot tell the paths apart");
             }
         }
     }
