@@ -84,8 +84,10 @@ const PIPELINE_MAX_BYTES: usize = 256;
 /// two-pass sums (two-pass, logsumexp) keep the polynomial form. On AMD
 /// Zen 4 (round 27, both orders) the polynomial form here instead took
 /// 0.94-1.08 of the time (faster on recompute, slower on log-softmax,
-/// softmax either way), and the table form in the two-pass sums and write
-/// 1.02-1.08 in every cell (logsumexp, the sum alone, 1.02-1.06).
+/// softmax either way; directions only, as unchanged kernels moved by up
+/// to 9% in the same runs), and the table form in the two-pass sums and
+/// write 1.02-1.08 in every cell where it ran (logsumexp, the sum alone,
+/// 1.02-1.06).
 const N_FIRST_MIN: usize = 256;
 
 /// Whether [`softmax_rows`] pipelines rows of `n` elements of `M`.
@@ -1691,8 +1693,9 @@ mod tests {
     /// [`log_softmax_two_pass`] (its count of rows goes up by one), and
     /// its output is the two passes' bit for bit. On the float64 row the
     /// three passes give other bits (asserted), so the comparison alone
-    /// tells the paths apart; on the float32 row they give the same bits
-    /// (each row's float32 logarithm rounds alike), and the count does.
+    /// tells the paths apart; on this float32 row they gave the same bits
+    /// (not asserted: each row's float32 logarithm rounded alike), and the
+    /// count does.
     /// The threshold and 16-bit rows (three passes) are asserted through
     /// `log_two_pass`.
     #[test]
@@ -1718,7 +1721,8 @@ mod tests {
             .collect();
         let bits = |v: &[T]| v.iter().map(|e| e.to_real().to_f64().to_bits()).collect::<Vec<_>>();
         for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
-            let (mut two, mut three, mut public) = (vec![T::default(); n], vec![T::default(); n], vec![T::default(); n]);
+            let nan = vec![T::round_from_f64(f64::NAN); n];
+            let (mut two, mut three, mut public) = (nan.clone(), nan.clone(), nan);
             assert!(dispatch::run(isa, LogRow::<T, true> { x: &x, y: &mut two }), "{isa}: two passes refused a row of finite values");
             dispatch::run(isa, LogRow::<T, false> { x: &x, y: &mut three });
             let before = TWO_PASS_LOG_ROWS.with(|rows| rows.get());
