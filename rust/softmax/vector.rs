@@ -1309,6 +1309,19 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
         if log_two_pass::<M>(n) && log_softmax_two_pass::<V, M>(x, y, n) {
             return;
         }
+        log_softmax_three_pass::<V, M>(x, y, n);
+    }
+}
+
+/// Log-softmax in three passes over the row: its max, the sum of the
+/// shifted exponentials, the write.
+///
+/// # Safety
+/// As for [`log_softmax`].
+#[inline(always)]
+unsafe fn log_softmax_three_pass<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
+    // SAFETY: this function's contract.
+    unsafe {
         let (m, shifted) = log_softmax_max::<V, M>(x, n);
         let ln_sum = log_softmax_ln_sum::<V, M>(x, y, n, &shifted);
         log_softmax_finish::<V, M>(x, y, n, m, ln_sum);
@@ -1671,9 +1684,7 @@ mod tests {
                 if TWO {
                     return log_softmax_two_pass::<T::Vector<S>, T>(x, y, n);
                 }
-                let (m, shifted) = log_softmax_max::<T::Vector<S>, T>(x, n);
-                let ln_sum = log_softmax_ln_sum::<T::Vector<S>, T>(x, y, n, &shifted);
-                log_softmax_finish::<T::Vector<S>, T>(x, y, n, m, ln_sum);
+                log_softmax_three_pass::<T::Vector<S>, T>(x, y, n);
                 false
             }
         }
