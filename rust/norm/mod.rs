@@ -297,8 +297,10 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// rest of this one), and at avx512 take float32 and float64 LayerNorm
 /// rows of 257 bytes to 1.5 KiB in blocks of eight (the block's constants
 /// together; rows over 512 bytes in batches of up to 8 MiB) and float32
-/// LayerNorm rows of at most 64 elements in blocks of sixteen (batches of
-/// up to 4 MiB), so batches of such rows run faster than single rows.
+/// LayerNorm rows of at most 64 elements in blocks (batches of up to 4
+/// MiB), as does avx2 for float32 but on AMD Zen 4
+/// (`vector::in_layer_blocks`), so batches of such rows run faster than
+/// single rows.
 ///
 /// # Safety
 /// Every x row must be valid for reading and every y row for writing `n`
@@ -323,7 +325,7 @@ pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>
 /// is safe, and every path runs exactly the rows of `batch`.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn norm_rows_part_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, call_rows: usize, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
-    if kind == Norm::Layer && vector::in_layer_blocks::<T>(isa, batch.n, call_rows) {
+    if kind == Norm::Layer && vector::in_layer_blocks::<T>(isa, dispatch::tuning(), batch.n, call_rows) {
         dispatch::run(isa, LayerBlocksKernel { eps, affine, stats, batch })
     } else {
         dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })

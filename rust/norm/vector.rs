@@ -38,7 +38,7 @@
 //! 384 82 (first pass ~30, write pass ~32); rows of 1024 177 (~80, ~90).
 
 use super::{rescale_factor, safe_min, Affine, Norm, RowBatch, RowConstants, RowStats, BLOCK};
-use crate::dispatch::Isa;
+use crate::dispatch::{Isa, Tuning};
 use crate::simd::{prefetch, Real, Storage, Vector};
 
 /// Rows of at most this many bytes are pipelined in batches: the first
@@ -48,11 +48,11 @@ use crate::simd::{prefetch, Real, Storage, Vector};
 /// time, float32): 64-element rows 2.2 -> 1.8 (RMSNorm), 3.2 -> 2.7
 /// (LayerNorm); from 128 elements on RMSNorm got slower. Rows that are
 /// also short ([`is_short`]) are pipelined as [`ShortRow`]s (with AVX-512
-/// every float32 and float64 row of this size, but float32 LayerNorm rows
-/// in calls of up to 4 MiB, which go in blocks: [`layer_short_blocks`]);
-/// this loop pipeline serves
+/// every float32 and float64 row of this size); this loop pipeline serves
 /// the others (AVX2 float32 rows of 33 to 64 elements, AVX-512 16-bit
-/// rows of 65 to 128, NEON rows above 16 float32 elements).
+/// rows of 65 to 128, NEON rows above 16 float32 elements). Float32
+/// LayerNorm rows of this size in calls of up to 4 MiB go in blocks
+/// instead at AVX-512 and AVX2 ([`in_layer_blocks`]).
 const PIPELINE_MAX_BYTES: usize = 256;
 
 /// Register chains per statistic.
@@ -1014,8 +1014,9 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 }
 
 /// Rows per block of short LayerNorm rows ([`layer_short_blocks`]): the
-/// lanes of one f32 register of AVX-512, two blocks of [`BLOCK_ROWS`] for
-/// the constants.
+/// lanes of one f32 register of AVX-512 (at AVX2 the sixteen lane sums are
+/// taken one register at a time), two blocks of [`BLOCK_ROWS`] for the
+/// constants.
 const SHORT_BLOCK_ROWS: usize = 16;
 
 /// The largest call of short float32 rows [`layer_short_blocks`] takes,
@@ -1046,8 +1047,8 @@ unsafe fn layer_chains<V: Storage<M>, M>(x: *const M, n: usize) -> (V, V, V::Ele
     }
 }
 
-/// LayerNorm of short float32 rows ([`is_short`] at AVX-512: at most 64
-/// elements) in blocks of [`SHORT_BLOCK_ROWS`]: the chains of every row
+/// LayerNorm of short float32 rows ([`is_short`]: at most 64 elements at
+/// AVX-512, 32 at AVX2) in blocks of [`SHORT_BLOCK_ROWS`]: the chains of every row
 /// of the block ([`ShortRow::chains`]), their lane sums together
 /// ([`Vector::reduce_add16`], the same bits as one row at a time), the
 /// constants of each half of the block together
@@ -1126,28 +1127,50 @@ unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: Row
 const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 
 /// Whether the LayerNorm rows of a call of `rows` rows of `n` elements of
-/// `M` at level `isa` go to [`layer_blocks`] rather than [`norm_rows`]
-/// (`rows` is the whole call's, also when threads take parts of it:
-/// `norm::norm_rows_part_raw`): float32 and float64 rows of 257 bytes to
-/// 1.5 KiB at `avx512` only (`size_of::<M>() >= 4`: not the 16-bit
-/// types), rows over 512 bytes only in calls of up to 8 MiB
-/// ([`LAYER_BLOCK_MAX_BATCH_BYTES`]); float32 rows of at most 64 elements
-/// ([`layer_short_blocks`]) in calls of at least one block and up to 4 MiB
-/// ([`SHORT_BLOCK_MAX_BATCH_BYTES`]). Elsewhere the blocks did not pay on the same Zen 4 (time /
-/// rows one at a time, same bits): at `avx2` float32 1.14-1.45, in cache
-/// too (31 rounds, a build with the blocks inside `norm_rows`); bfloat16
-/// rows of 768 elements 1.13 from memory and 1.06 in cache, of 384 1.01,
-/// float16 rows of 512 1.00 (through the binding, 21 rounds). NEON has
-/// not been measured. The blocks are a kernel of their own
-/// (`norm::LayerBlocksKernel`), compiled apart from the other norms: one
-/// build with them inside `norm_rows`' function made RMSNorm rows of 256
-/// and 384 float32 elements from memory 1.09-1.34 times slower against
-/// `main` (two runs of 31 rounds), though RMSNorm ran the same code, and
-/// LayerNorm gained less; an earlier build inside it did not (which
-/// difference in code generation does it was not found).
-pub fn in_layer_blocks<M>(isa: Isa, n: usize, rows: usize) -> bool {
+/// `M` at level `isa` on a CPU of `tuning` go to [`layer_blocks`] rather
+/// than [`norm_rows`] (`rows` is the whole call's, also when threads take
+/// parts of it: `norm::norm_rows_part_raw`):
+///
+/// - at `avx512`, float32 and float64 rows of 257 bytes to 1.5 KiB, rows
+///   over 512 bytes only in calls of up to 8 MiB
+///   ([`LAYER_BLOCK_MAX_BATCH_BYTES`]), and float32 rows of at most 64
+///   elements ([`layer_short_blocks`] for those of at most four registers)
+///   in calls of at least one block and up to 4 MiB
+///   ([`SHORT_BLOCK_MAX_BATCH_BYTES`]). Measured on AMD Zen 4 (see the
+///   constants).
+/// - at `avx2`, the same rows and calls, float32 only, except on
+///   [`Tuning::AmdZen4`]. On AMD Zen 3 (issue 11, round 28: `benches/ab`,
+///   medians of 21 rounds, each build as A and as B, the same bits) the
+///   blocks took, of the time of rows one at a time, on calls of 1 to 8
+///   MiB: rows of 16 (16384 and 65536 rows) 0.79-0.95, of 32 (8192) 0.89-0.96,
+///   of 64 (4096 and 16384) 0.85-0.86, of 96 (4096) 0.66, of 128 (2048 to
+///   16384) 0.70-0.83, of 256 (2048) 0.83 / 0.97 and of 384 (1024 and 2048)
+///   0.81-0.82 / 1.00-1.03 in the two orders. On 16 MiB, from memory (a
+///   build without the limits on the call's size), rows of 32 took
+///   0.97-0.99, but rows of 64 1.10 / 0.97, of 128 1.07 / 0.89, of 256 1.26
+///   / 1.14 and of 384 (12 MiB) 1.14 / 0.99: the limits set for AVX-512
+///   hold there too (rows of 128, 512 bytes, take the blocks in calls of
+///   any size, as at AVX-512). On Zen 4
+///   at `avx2` they measured 1.14-1.45 (round 17, a build with the blocks
+///   inside `norm_rows`, in cache too; not measured since), and float64
+///   rows at `avx2` were not measured.
+///
+/// Elsewhere the blocks did not pay, or were not measured (time / rows
+/// one at a time, same bits): bfloat16 rows of 768 elements 1.13 from
+/// memory and 1.06 in cache, of 384 1.01, float16 rows of 512 1.00 (AVX-512,
+/// Zen 4, through the binding, 21 rounds). NEON has not been measured. The
+/// blocks are a kernel of their own (`norm::LayerBlocksKernel`), compiled
+/// apart from the other norms: one build with them inside `norm_rows`'
+/// function made RMSNorm rows of 256 and 384 float32 elements from memory
+/// 1.09-1.34 times slower against `main` (two runs of 31 rounds), though
+/// RMSNorm ran the same code, and LayerNorm gained less; an earlier build
+/// inside it did not (which difference in code generation does it was not
+/// found).
+pub fn in_layer_blocks<M>(isa: Isa, tuning: Tuning, n: usize, rows: usize) -> bool {
     // The short rows here are those of at most four AVX-512 float32
-    // registers, which `layer_blocks` tells apart by `is_short`.
+    // registers; `layer_blocks` tells apart the rows of at most four
+    // registers of the level (`is_short`), so at avx2 float32 rows of 33 to
+    // 64 elements take the blocks of eight.
     const { assert!(PIPELINE_MAX_BYTES == CHAINS * SHORT_BLOCK_ROWS * size_of::<f32>()) };
     let bytes = n * size_of::<M>();
     let short = size_of::<M>() == size_of::<f32>()
@@ -1158,7 +1181,12 @@ pub fn in_layer_blocks<M>(isa: Isa, n: usize, rows: usize) -> bool {
     let long = bytes > PIPELINE_MAX_BYTES
         && bytes <= LAYER_BLOCK_MAX_BYTES
         && (bytes <= LAYER_BLOCK_ANY_BATCH_MAX_BYTES || rows.saturating_mul(bytes) <= LAYER_BLOCK_MAX_BATCH_BYTES);
-    isa == Isa::Avx512 && size_of::<M>() >= 4 && (short || long)
+    let level = match isa {
+        Isa::Avx512 => size_of::<M>() >= 4,
+        Isa::Avx2 => tuning != Tuning::AmdZen4 && size_of::<M>() == size_of::<f32>(),
+        _ => false,
+    };
+    level && (short || long)
 }
 
 /// Rows of at most this many bytes go in blocks in batches of any size;
@@ -1306,38 +1334,61 @@ pub unsafe fn add_norm<V: Storage<M>, M>(
 mod tests {
     use super::*;
 
-    /// The rows `layer_blocks` takes: float32 and float64 rows of 257 to
-    /// 1536 bytes at avx512 (those over 512 bytes in batches of up to 8
-    /// MiB), nothing else.
+    /// `in_layer_blocks` at `isa` on a CPU of `tuning`, for rows of `n`
+    /// elements of `M` in a call of `rows` rows.
+    fn blocks<M>(isa: Isa, tuning: Tuning, n: usize, rows: usize) -> bool {
+        in_layer_blocks::<M>(isa, tuning, n, rows)
+    }
+
+    /// The levels and CPUs that take the blocks of float32 rows: avx512
+    /// everywhere, avx2 but on AMD Zen 4.
+    fn float32_block_levels() -> [(Isa, Tuning); 3] {
+        [(Isa::Avx512, Tuning::Default), (Isa::Avx512, Tuning::AmdZen4), (Isa::Avx2, Tuning::Default)]
+    }
+
+    /// The rows `layer_blocks` takes: float32 rows of 257 to 1536 bytes
+    /// at avx512 and at avx2 (but on Zen 4), float64 ones at avx512 only
+    /// (those over 512 bytes in batches of up to 8 MiB), nothing else.
     #[test]
-    fn layer_blocks_take_float32_and_float64_rows_of_257_bytes_to_1_5_kib_at_avx512() {
+    fn layer_blocks_take_rows_of_257_bytes_to_1_5_kib_at_avx512_and_float32_at_avx2() {
         let rows = 8;
-        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 64, rows) && in_layer_blocks::<f32>(Isa::Avx512, 65, rows));
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 384, rows) && !in_layer_blocks::<f32>(Isa::Avx512, 385, rows));
-        assert!(!in_layer_blocks::<f64>(Isa::Avx512, 32, rows) && in_layer_blocks::<f64>(Isa::Avx512, 33, rows));
-        assert!(in_layer_blocks::<f64>(Isa::Avx512, 192, rows) && !in_layer_blocks::<f64>(Isa::Avx512, 193, rows));
-        assert!(!in_layer_blocks::<u16>(Isa::Avx512, 384, rows), "16-bit storage");
-        for isa in Isa::ALL.into_iter().filter(|&isa| isa != Isa::Avx512) {
-            assert!(!in_layer_blocks::<f32>(isa, 128, rows), "{isa}");
+        for (isa, tuning) in float32_block_levels() {
+            assert!(!blocks::<f32>(isa, tuning, 64, rows) && blocks::<f32>(isa, tuning, 65, rows), "{isa}");
+            assert!(blocks::<f32>(isa, tuning, 384, rows) && !blocks::<f32>(isa, tuning, 385, rows), "{isa}");
+            // Batches of rows of more than 512 bytes: up to 8 MiB.
+            assert!(blocks::<f32>(isa, tuning, 128, 1 << 20), "{isa}: 512-byte rows, any batch");
+            assert!(blocks::<f32>(isa, tuning, 129, (8 << 20) / 516) && !blocks::<f32>(isa, tuning, 129, (8 << 20) / 516 + 1), "{isa}");
+            assert!(blocks::<f32>(isa, tuning, 384, 5461) && !blocks::<f32>(isa, tuning, 384, 5462), "{isa}");
+            assert!(!blocks::<u16>(isa, tuning, 384, rows), "{isa}: 16-bit storage");
         }
-        // Batches of rows of more than 512 bytes: up to 8 MiB.
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 128, 1 << 20), "512-byte rows, any batch");
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 129, (8 << 20) / 516) && !in_layer_blocks::<f32>(Isa::Avx512, 129, (8 << 20) / 516 + 1));
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 384, 5461) && !in_layer_blocks::<f32>(Isa::Avx512, 384, 5462));
+        for tuning in [Tuning::Default, Tuning::AmdZen4] {
+            assert!(!blocks::<f64>(Isa::Avx512, tuning, 32, rows) && blocks::<f64>(Isa::Avx512, tuning, 33, rows));
+            assert!(blocks::<f64>(Isa::Avx512, tuning, 192, rows) && !blocks::<f64>(Isa::Avx512, tuning, 193, rows));
+            assert!(!blocks::<f64>(Isa::Avx2, tuning, 33, rows), "float64 at avx2");
+            assert!(!blocks::<f32>(Isa::Avx2, Tuning::AmdZen4, 128, rows), "avx2 on Zen 4");
+            for isa in [Isa::Scalar, Isa::Neon] {
+                assert!(!blocks::<f32>(isa, tuning, 128, rows), "{isa}");
+            }
+        }
     }
 
     #[test]
-    fn layer_blocks_take_short_float32_rows_in_whole_blocks_of_cached_batches_at_avx512() {
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 64, 16) && in_layer_blocks::<f32>(Isa::Avx512, 1, 16));
-        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 64, 15), "less than a block");
-        assert!(!in_layer_blocks::<f32>(Isa::Avx512, 0, 16), "empty rows");
-        // Batches of up to 4 MiB.
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 64, 16384) && !in_layer_blocks::<f32>(Isa::Avx512, 64, 16385));
-        assert!(in_layer_blocks::<f32>(Isa::Avx512, 16, 65536) && !in_layer_blocks::<f32>(Isa::Avx512, 16, 65537));
-        assert!(!in_layer_blocks::<f64>(Isa::Avx512, 32, 16), "float64");
-        assert!(!in_layer_blocks::<u16>(Isa::Avx512, 64, 16), "16-bit storage");
-        for isa in Isa::ALL.into_iter().filter(|&isa| isa != Isa::Avx512) {
-            assert!(!in_layer_blocks::<f32>(isa, 64, 16), "{isa}");
+    fn layer_blocks_take_short_float32_rows_in_whole_blocks_of_cached_batches() {
+        for (isa, tuning) in float32_block_levels() {
+            assert!(blocks::<f32>(isa, tuning, 64, 16) && blocks::<f32>(isa, tuning, 1, 16), "{isa}");
+            assert!(!blocks::<f32>(isa, tuning, 64, 15), "{isa}: less than a block");
+            assert!(!blocks::<f32>(isa, tuning, 0, 16), "{isa}: empty rows");
+            // Batches of up to 4 MiB.
+            assert!(blocks::<f32>(isa, tuning, 64, 16384) && !blocks::<f32>(isa, tuning, 64, 16385), "{isa}");
+            assert!(blocks::<f32>(isa, tuning, 16, 65536) && !blocks::<f32>(isa, tuning, 16, 65537), "{isa}");
+            assert!(!blocks::<f64>(isa, tuning, 32, 16), "{isa}: float64");
+            assert!(!blocks::<u16>(isa, tuning, 64, 16), "{isa}: 16-bit storage");
         }
+        for tuning in [Tuning::Default, Tuning::AmdZen4] {
+            for isa in [Isa::Scalar, Isa::Neon] {
+                assert!(!blocks::<f32>(isa, tuning, 64, 16), "{isa}");
+            }
+        }
+        assert!(!blocks::<f32>(Isa::Avx2, Tuning::AmdZen4, 64, 16), "avx2 on Zen 4");
     }
 }
