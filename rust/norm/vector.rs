@@ -51,8 +51,8 @@ use crate::simd::{prefetch, Real, Storage, Vector};
 /// every float32 and float64 row of this size); this loop pipeline serves
 /// the others (AVX2 float32 rows of 33 to 64 elements, AVX-512 16-bit
 /// rows of 65 to 128, NEON rows above 16 float32 elements). Float32
-/// LayerNorm rows of this size in calls of up to 4 MiB go in blocks
-/// instead at AVX-512 and AVX2 ([`in_layer_blocks`]).
+/// LayerNorm rows of this size in calls of 16 rows to 4 MiB go in blocks
+/// instead at AVX-512, and at AVX2 but on AMD Zen 4 ([`in_layer_blocks`]).
 const PIPELINE_MAX_BYTES: usize = 256;
 
 /// Register chains per statistic.
@@ -1148,9 +1148,10 @@ const LAYER_BLOCK_MAX_BYTES: usize = 1536;
 ///   0.81-0.82 / 1.00-1.03 in the two orders. On 16 MiB, from memory (a
 ///   build without the limits on the call's size), rows of 32 took
 ///   0.97-0.99, but rows of 64 1.10 / 0.97, of 128 1.07 / 0.89, of 256 1.26
-///   / 1.14 and of 384 (12 MiB) 1.14 / 0.99: the limits set for AVX-512
-///   hold there too (rows of 128, 512 bytes, take the blocks in calls of
-///   any size, as at AVX-512). On Zen 4
+///   / 1.14 and of 384 (12 MiB) 1.14 / 0.99: past the limits set for
+///   AVX-512 the blocks lost in at least one order, so they are kept (rows
+///   of 128, 512 bytes, take the blocks in calls of any size, as at
+///   AVX-512). On Zen 4
 ///   at `avx2` they measured 1.14-1.45 (round 17, a build with the blocks
 ///   inside `norm_rows`, in cache too; not measured since), and float64
 ///   rows at `avx2` were not measured.
