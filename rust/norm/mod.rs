@@ -298,7 +298,7 @@ pub unsafe fn norm_raw<T: Element>(isa: Isa, kind: Norm, x: *const T, y: *mut T,
 /// rows of 257 bytes to 1.5 KiB in blocks of eight (the block's constants
 /// together; rows over 512 bytes in batches of up to 8 MiB) and float32
 /// LayerNorm rows of at most 64 elements in blocks (batches of up to 4
-/// MiB), as does avx2 for float32 but on AMD Zen 4
+/// MiB), as does avx2 for float32 except on AMD Zen 4
 /// (`vector::in_layer_blocks`), so batches of such rows run faster than
 /// single rows.
 ///

@@ -52,7 +52,7 @@ use crate::simd::{prefetch, Real, Storage, Vector};
 /// the others (AVX2 float32 rows of 33 to 64 elements, AVX-512 16-bit
 /// rows of 65 to 128, NEON rows above 16 float32 elements). Float32
 /// LayerNorm rows of this size in calls of 16 rows to 4 MiB go in blocks
-/// instead at AVX-512, and at AVX2 but on AMD Zen 4 ([`in_layer_blocks`]).
+/// instead at AVX-512, and at AVX2 except on AMD Zen 4 ([`in_layer_blocks`]).
 const PIPELINE_MAX_BYTES: usize = 256;
 
 /// Register chains per statistic.
@@ -1342,13 +1342,13 @@ mod tests {
     }
 
     /// The levels and CPUs that take the blocks of float32 rows: avx512
-    /// everywhere, avx2 but on AMD Zen 4.
+    /// everywhere, avx2 everywhere except on AMD Zen 4.
     fn float32_block_levels() -> [(Isa, Tuning); 3] {
         [(Isa::Avx512, Tuning::Default), (Isa::Avx512, Tuning::AmdZen4), (Isa::Avx2, Tuning::Default)]
     }
 
     /// The rows `layer_blocks` takes: float32 rows of 257 to 1536 bytes
-    /// at avx512 and at avx2 (but on Zen 4), float64 ones at avx512 only
+    /// at avx512 and at avx2 (except on Zen 4), float64 ones at avx512 only
     /// (those over 512 bytes in batches of up to 8 MiB), nothing else.
     #[test]
     fn layer_blocks_take_rows_of_257_bytes_to_1_5_kib_at_avx512_and_float32_at_avx2() {
