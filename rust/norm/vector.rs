@@ -1334,12 +1334,7 @@ pub unsafe fn add_norm<V: Storage<M>, M>(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// `in_layer_blocks` at `isa` on a CPU of `tuning`, for rows of `n`
-    /// elements of `M` in a call of `rows` rows.
-    fn blocks<M>(isa: Isa, tuning: Tuning, n: usize, rows: usize) -> bool {
-        in_layer_blocks::<M>(isa, tuning, n, rows)
-    }
+    use super::in_layer_blocks as blocks;
 
     /// The levels and CPUs that take the blocks of float32 rows: avx512
     /// everywhere, avx2 everywhere except on AMD Zen 4.
