@@ -1361,11 +1361,11 @@ mod tests {
             assert!(!blocks::<f64>(Isa::Avx512, tuning, 32, rows) && blocks::<f64>(Isa::Avx512, tuning, 33, rows));
             assert!(blocks::<f64>(Isa::Avx512, tuning, 192, rows) && !blocks::<f64>(Isa::Avx512, tuning, 193, rows));
             assert!(!blocks::<f64>(Isa::Avx2, tuning, 33, rows), "float64 at avx2");
-            assert!(!blocks::<f32>(Isa::Avx2, Tuning::AmdZen4, 128, rows), "avx2 on Zen 4");
             for isa in [Isa::Scalar, Isa::Neon] {
                 assert!(!blocks::<f32>(isa, tuning, 128, rows), "{isa}");
             }
         }
+        assert!(!blocks::<f32>(Isa::Avx2, Tuning::AmdZen4, 128, rows), "avx2 on Zen 4");
     }
 
     #[test]
