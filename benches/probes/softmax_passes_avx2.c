@@ -9,6 +9,7 @@
 //
 //   -DPF=0   no software prefetches
 //   -DDEF=1  each block's horizontal sum issued after the next block's loop
+//            (as the kernels do since round 29; the default is the loop before)
 //   -DEST=1  the polynomial as t + t^2 (c2 + c3 t) instead of t (1 + t (c2 + c3 t))
 //
 //     gcc -O3 -mavx2 -mfma benches/probes/softmax_passes_avx2.c -o /tmp/sp2 -lm && /tmp/sp2
