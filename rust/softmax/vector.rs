@@ -752,8 +752,9 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
             // dependent operations, is issued here, after this block's
             // loop, when its inputs have long been ready. Issued at the end
             // of its own block, it waited there for the block's last
-            // exponentials (a chain of some 35 cycles) and held back the
-            // retirement of everything after it. The blocks are still
+            // exponentials (each a chain of about ten dependent
+            // operations) and held back the retirement of everything
+            // after it. The blocks are still
             // added in order: the same bits. AMD Zen 3, AVX2 (issue 11,
             // round 29; `benches/ab/threads.py`, both builds through the
             // binding, both orders): softmax took 0.92-0.95 of the time on
