@@ -22,7 +22,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <math.h>
-#include "/work/main/benches/probes/probe_clock.h"
+#include "probe_clock.h"
 static float tbl[8];
 #define MAGIC 1572864.0f
 #define LN2HI 0.693145751953125f

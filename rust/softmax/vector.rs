@@ -893,12 +893,12 @@ pub(crate) unsafe fn scale_in_place<V: Storage<M>, M>(y: *mut M, n: usize, r: V:
 
 /// y = f.value(y) for the whole row, prefetching ahead.
 ///
-/// Four registers per step, with one prefetch for the four (at AVX2
-/// float32 one per cache line). Against one register per step, each with
-/// a prefetch of its own (AMD Zen 3, AVX2, issue 11 round 29;
+/// Four registers per step, with one `fetch` for their bytes (one
+/// prefetch per cache line). Against one register per step, each with a
+/// `fetch` of its own (AMD Zen 3, AVX2, issue 11 round 29;
 /// `benches/ab/threads.py`, both orders, the same bits): softmax took
 /// 0.95-0.97 of the time on rows of 64 KiB to 1 MiB and 0.91-0.96 on rows
-/// of 64 elements, log-softmax 0.94-0.96 on rows of 122 and 256 KiB,
+/// of 64 elements, log-softmax 0.93-0.96 on rows of 122 KB and 256 KiB,
 /// three-pass softmax of a 16 MiB row 0.96-0.99; 0.99 on rows of 0.5 to 4
 /// KiB, whose last pass is fused with the next row's max and comes here
 /// for the last row only.
