@@ -754,8 +754,8 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
             // of its own block, it waited there for the block's last
             // exponentials (each a chain of about ten dependent
             // operations) and held back the retirement of everything
-            // after it. The blocks are still
-            // added in order: the same bits. AMD Zen 3, AVX2 (issue 11,
+            // after it. The blocks are still added in order: the same
+            // bits. AMD Zen 3, AVX2 (issue 11,
             // round 29; `benches/ab/threads.py`, both builds through the
             // binding, both orders): softmax took 0.92-0.95 of the time on
             // rows of 384 to 30522 elements, log-softmax 0.93-0.96. Not
@@ -923,9 +923,9 @@ unsafe fn update_in_place<V: Storage<M>, M, F: WriteValue<V>>(y: *mut M, n: usiz
             }
             i += 4 * lanes;
         }
-        while i + V::LANES <= n {
-            update_register::<V, M, F>(ahead, y, i, V::LANES, f);
-            i += V::LANES;
+        while i + lanes <= n {
+            update_register::<V, M, F>(ahead, y, i, lanes, f);
+            i += lanes;
         }
         if i < n {
             update_register::<V, M, F>(ahead, y, i, n - i, f);
