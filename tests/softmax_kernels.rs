@@ -641,18 +641,18 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
 /// A batch of rows gives each row exactly what a lone row gives.
 /// `softmax_rows` pipelines softmax rows of up to 256 bytes (2 KiB before
 /// round 14) and fuses the next row's max into the last pass of rows of up
-/// to 8 KiB; `log_softmax_rows` fuses float32 / float64 rows of more than
-/// 1 KiB up to 8 KiB and takes the other rows of up to 2 KiB in groups of
-/// eight. Every algorithm and
+/// to 8 KiB (256 KiB at AVX2 but on AMD Zen 4); `log_softmax_rows` fuses
+/// float32 / float64 rows of more than 1 KiB up to 8 KiB and takes the
+/// other rows of up to 2 KiB in groups of eight. Every algorithm and
 /// level, float32 and float64, two whole groups and a partial one, special
 /// rows next to ordinary ones and to each other, in both groups and last,
-/// lengths on both sides of the four-register, 256-byte, 1 KiB, 2 KiB and
-/// 8 KiB limits; out of place and in place.
+/// lengths on both sides of the four-register, 256-byte, 1 KiB, 2 KiB, 8
+/// KiB and 256 KiB limits; out of place and in place.
 #[test]
 fn batches_of_rows_equal_rows_one_at_a_time() {
     let mut rng = SmallRng::seed_from_u64(23);
     let specials = [f32::NAN, f32::INFINITY, f32::NEG_INFINITY];
-    for n in [1, 5, 8, 16, 32, 37, 64, 65, 128, 129, 256, 257, 512, 513, 700, 1024, 1025, 2048, 2049] {
+    for n in [1, 5, 8, 16, 32, 37, 64, 65, 128, 129, 256, 257, 512, 513, 700, 1024, 1025, 2048, 2049, 30522, 32768, 32769, 65536, 65537] {
         let n = size(n, n.min(9));
         let rows = size(19, 5);
         let mut x: Vec<f32> = (0..rows * n).map(|_| rng.random_range(-30.0..30.0)).collect();

@@ -220,7 +220,10 @@ impl<T: Element> Kernel for SoftmaxRows<T> {
         // SAFETY: as in `scalar`; the token proves the CPU has `S`.
         unsafe {
             match self.algorithm {
-                Some(algorithm) => vector::softmax_rows::<T::Vector<S>, T>(algorithm, self.batch),
+                Some(algorithm) => {
+                    let fused_max_bytes = vector::softmax_fused_max_bytes(S::ISA, dispatch::tuning());
+                    vector::softmax_rows::<T::Vector<S>, T>(algorithm, self.batch, fused_max_bytes)
+                }
                 None => vector::log_softmax_rows::<T::Vector<S>, T>(self.batch),
             }
         }

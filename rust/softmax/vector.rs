@@ -9,6 +9,7 @@ use super::scalar::{merge_pair, pair_ln_sum, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
 use crate::simd::exp::{exp_down_fast as exp_down, exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
 use crate::l1norm::RowBatch;
+use crate::dispatch::{Isa, Tuning};
 use crate::simd::{prefetch, Real, Storage, Vector};
 
 /// Elements summed in registers before folding into the f64 total. A lane
@@ -126,6 +127,30 @@ fn fuses_rows<M>(n: usize) -> bool {
     n * size_of::<M>() <= FUSED_MAX_BYTES
 }
 
+/// Softmax rows of more than [`FUSED_MAX_BYTES`] and at most this many
+/// bytes go through [`fused_rows`] too at AVX2, except on AMD Zen 4
+/// ([`softmax_fused_max_bytes`]). Measured on AMD Zen 3 at AVX2 (issue 11,
+/// round 30; `benches/ab/threads.py`, both builds through the binding, one
+/// thread, 15-21 rounds, both orders; time with / without): float32 calls
+/// of 8 MiB, rows of 12288 to 32768 elements, 0.94-0.98; 64x30522
+/// 0.93-0.95; calls of 2 MiB 0.97-0.99 but rows of 32768 1.02-1.04; 8 rows
+/// of 65536 0.99; float64 64x30522 0.99. Log-softmax rows of this length
+/// lost up to 8% in calls of 2 MiB (gained 1-7% in calls of 8 MiB), so
+/// they stay at [`FUSED_MAX_BYTES`]. On AMD Zen 4 at AVX-512 (round 14)
+/// rows of 3072 to 16384 float32 elements lost 13-19% fused; AVX-512 and
+/// NEON were not measured since.
+const FUSED_LONG_MAX_BYTES: usize = 256 << 10;
+
+/// The longest rows, in bytes, that [`softmax_rows`] fuses at `isa` on a
+/// CPU of `tuning` ([`FUSED_MAX_BYTES`], [`FUSED_LONG_MAX_BYTES`]).
+pub fn softmax_fused_max_bytes(isa: Isa, tuning: Tuning) -> usize {
+    if isa == Isa::Avx2 && tuning != Tuning::AmdZen4 {
+        FUSED_LONG_MAX_BYTES
+    } else {
+        FUSED_MAX_BYTES
+    }
+}
+
 /// Every row of `batch` in three passes, the first pass of row i + 1 (its
 /// max) fused into the loop of row i's last pass: the loads of the next
 /// row then overlap the in-place update of this one, which runs from L1.
@@ -171,15 +196,15 @@ unsafe fn fused_rows<V: Storage<M>, M, F: WriteValue<V>>(batch: &RowBatch<M>, mu
 /// Softmax of each row of `batch`; three-pass-reload rows pipelined: in
 /// registers when they are short ([`is_short`], every storage type), else
 /// up to [`PIPELINE_MAX_BYTES`] when stored in the compute type, and up to
-/// [`FUSED_MAX_BYTES`] with the next row's max in the last pass
-/// ([`fused_rows`]).
+/// `fused_max_bytes` ([`softmax_fused_max_bytes`]) with the next row's
+/// max in the last pass ([`fused_rows`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; the batch's rows must be
 /// valid (the contract of `softmax_rows_raw`: x and y rows of `n`
 /// elements, each output row its input row or disjoint from every row).
 #[inline(always)]
-pub unsafe fn softmax_rows<V, M>(algorithm: Algorithm, batch: RowBatch<M>)
+pub unsafe fn softmax_rows<V, M>(algorithm: Algorithm, batch: RowBatch<M>, fused_max_bytes: usize)
 where
     V: Storage<M> + Storage<<V as Vector>::Elem>,
 {
@@ -193,7 +218,7 @@ where
         if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && pipelines_rows::<M>(n) && rows > 1 {
             return three_pass_reload_pipeline::<V, M>(&batch);
         }
-        if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && fuses_rows::<M>(n) && rows > 1 {
+        if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && n * size_of::<M>() <= fused_max_bytes && rows > 1 {
             return fused_rows::<V, M, _>(
                 &batch,
                 #[inline(always)]
@@ -1788,5 +1813,19 @@ mod tests {
                 assert!(bits(&three) != bits(&two), "{isa}: the three passes gave the two passes' bits; the comparison above cannot tell the paths apart");
             }
         }
+    }
+
+    /// Softmax fuses rows of up to 256 KiB at AVX2 except on AMD Zen 4,
+    /// where it was measured to pay; every other level and CPU keeps the
+    /// fusion to rows of up to 8 KiB.
+    #[test]
+    fn softmax_fuses_long_rows_at_avx2_except_on_zen4() {
+        for tuning in [Tuning::Default, Tuning::AmdZen4] {
+            for isa in [Isa::Scalar, Isa::Avx512, Isa::Neon] {
+                assert_eq!(softmax_fused_max_bytes(isa, tuning), 8 << 10, "{isa} {}", tuning.name());
+            }
+        }
+        assert_eq!(softmax_fused_max_bytes(Isa::Avx2, Tuning::Default), 256 << 10);
+        assert_eq!(softmax_fused_max_bytes(Isa::Avx2, Tuning::AmdZen4), 8 << 10);
     }
 }
