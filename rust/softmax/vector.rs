@@ -98,10 +98,11 @@ fn pipelines_rows<M>(n: usize) -> bool {
 
 /// Rows of more than [`PIPELINE_MAX_BYTES`] and at most this many bytes,
 /// stored in the compute type, go through [`fused_rows`] (three-pass-reload
-/// softmax; log-softmax above [`LOG_FUSED_MIN_BYTES`]). Measured on AMD
-/// Zen 4 against the paths before (issue 11, round 14; `benches/ab`, rows
-/// of n float32 elements, B/A of medians of 15 rounds; two runs at
-/// AVX-512, one at AVX2):
+/// softmax, which at AVX2, except on AMD Zen 4, goes on to
+/// [`FUSED_LONG_MAX_BYTES`]; log-softmax above [`LOG_FUSED_MIN_BYTES`]).
+/// Measured on AMD Zen 4 against the paths before (issue 11, round 14;
+/// `benches/ab`, rows of n float32 elements, B/A of medians of 15 rounds;
+/// two runs at AVX-512, one at AVX2):
 ///
 /// * softmax (before: the pipeline up to 2 KiB, then rows one by one),
 ///   AVX-512: n = 128 0.79 / 0.92, 256 0.84 / 0.98, 384 0.83 / 0.79, 512
@@ -122,8 +123,9 @@ fn pipelines_rows<M>(n: usize) -> bool {
 /// 0.89-1.10 over six AVX-512 runs, and 0.86-0.89 in cache.
 const FUSED_MAX_BYTES: usize = 8192;
 
-/// Whether rows of `n` elements of `M` are at most [`FUSED_MAX_BYTES`].
-fn fuses_rows<M>(n: usize) -> bool {
+/// Whether log-softmax fuses rows of `n` elements of `M`: at most
+/// [`FUSED_MAX_BYTES`] (softmax: [`softmax_fused_max_bytes`]).
+fn log_fuses_rows<M>(n: usize) -> bool {
     n * size_of::<M>() <= FUSED_MAX_BYTES
 }
 
@@ -131,14 +133,23 @@ fn fuses_rows<M>(n: usize) -> bool {
 /// bytes go through [`fused_rows`] too at AVX2, except on AMD Zen 4
 /// ([`softmax_fused_max_bytes`]). Measured on AMD Zen 3 at AVX2 (issue 11,
 /// round 30; `benches/ab/threads.py`, both builds through the binding, one
-/// thread, 15-21 rounds, both orders; time with / without): float32 calls
-/// of 8 MiB, rows of 12288 to 32768 elements, 0.94-0.98; 64x30522
-/// 0.93-0.95; calls of 2 MiB 0.97-0.99 but rows of 32768 1.02-1.04; 8 rows
-/// of 65536 0.99; float64 64x30522 0.99. Log-softmax rows of this length
-/// lost up to 8% in calls of 2 MiB (gained 1-7% in calls of 8 MiB), so
-/// they stay at [`FUSED_MAX_BYTES`]. On AMD Zen 4 at AVX-512 (round 14)
-/// rows of 3072 to 16384 float32 elements lost 13-19% fused; AVX-512 and
-/// NEON were not measured since.
+/// thread, 15-21 rounds, both orders; time fused / not), float32: calls
+/// of 8 MiB with rows of 12288 to 32768 elements 0.94-0.98; 64x30522
+/// 0.93-0.95; calls of 2 MiB 0.97-1.00, but 16 rows of 32768 1.02-1.04
+/// and 32 rows of 16384 0.98-1.00 in two runs, 1.02-1.06 in a third; 8
+/// rows of 65536 0.98-1.01; float64 64x30522 0.97-1.01. Log-softmax
+/// rows of this length took 0.99-1.13 in calls of 2 MiB and 0.93-1.04 in
+/// calls of 8 MiB, so they stay at [`FUSED_MAX_BYTES`]. Softmax on 32
+/// rows of 16384 float32 elements (64 KiB, a multiple of 4 KiB) lost
+/// 4-5% where the output lay 16 or 64 bytes above the input modulo 4 KiB
+/// (128 such rows gained at offset 16): a load of row i + 1 then matches
+/// a recent store to row i in its low 12 bits, which 4K aliasing would
+/// explain (no counters here). Zen 4 is left out by inference: a first
+/// version of the fused rows lost 13-19% there on rows of 3072 to 16384
+/// float32 elements at AVX-512 (round 14), and long rows at AVX2 were not
+/// measured there. A Zen 4 whose AVX-512 is hidden gets
+/// [`Tuning::Default`] and so this limit. AVX-512 and NEON were not
+/// measured with long rows since.
 const FUSED_LONG_MAX_BYTES: usize = 256 << 10;
 
 /// The longest rows, in bytes, that [`softmax_rows`] fuses at `isa` on a
@@ -153,7 +164,8 @@ pub fn softmax_fused_max_bytes(isa: Isa, tuning: Tuning) -> usize {
 
 /// Every row of `batch` in three passes, the first pass of row i + 1 (its
 /// max) fused into the loop of row i's last pass: the loads of the next
-/// row then overlap the in-place update of this one, which runs from L1.
+/// row then overlap the in-place update of this one, which runs from L1
+/// (L2 for rows longer than L1).
 /// `middle(x, y, m)` is a row's middle pass for its max `m`; it returns the
 /// row's last pass, applied in place to `y`, or `None` when it has left
 /// the row finished. Each row gets the same operations as alone: results
@@ -1603,7 +1615,7 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
     unsafe {
         let (rows, n) = (batch.rows, batch.n);
         let bytes = n * size_of::<M>();
-        if rows > 1 && bytes > LOG_FUSED_MIN_BYTES && fuses_rows::<M>(n) && copies_input::<V, M>(n) {
+        if rows > 1 && bytes > LOG_FUSED_MIN_BYTES && log_fuses_rows::<M>(n) && copies_input::<V, M>(n) {
             return fused_rows::<V, M, _>(
                 &batch,
                 #[inline(always)]
@@ -1815,9 +1827,9 @@ mod tests {
         }
     }
 
-    /// Softmax fuses rows of up to 256 KiB at AVX2 except on AMD Zen 4,
-    /// where it was measured to pay; every other level and CPU keeps the
-    /// fusion to rows of up to 8 KiB.
+    /// Softmax fuses rows of up to 256 KiB at AVX2 except on AMD Zen 4 (it
+    /// was measured to pay at AVX2 on AMD Zen 3); every other level, and
+    /// AVX2 on Zen 4, keeps the fusion to rows of up to 8 KiB.
     #[test]
     fn softmax_fuses_long_rows_at_avx2_except_on_zen4() {
         for tuning in [Tuning::Default, Tuning::AmdZen4] {
@@ -1827,5 +1839,63 @@ mod tests {
         }
         assert_eq!(softmax_fused_max_bytes(Isa::Avx2, Tuning::Default), 256 << 10);
         assert_eq!(softmax_fused_max_bytes(Isa::Avx2, Tuning::AmdZen4), 8 << 10);
+    }
+
+    /// Softmax of a batch of rows through [`softmax_rows`] with a given
+    /// fused-row limit, at a vector level.
+    struct FusedBatch<'a, T> {
+        x: &'a [T],
+        y: &'a mut [T],
+        n: usize,
+        fused_max_bytes: usize,
+    }
+
+    impl<T: Element> Kernel for FusedBatch<'_, T> {
+        type Output = ();
+
+        fn scalar(self) {
+            unreachable!("the fused rows are the vector kernels'")
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) {
+            assert_eq!(self.x.len(), self.y.len());
+            let rows = self.x.len() / self.n;
+            let (x, y) = (self.x.as_ptr(), self.y.as_mut_ptr());
+            let batch = RowBatch { x, x_stride: self.n as isize, y, y_stride: self.n as isize, rows, n: self.n };
+            // SAFETY: x and y are distinct slices of `rows` rows of n
+            // elements; the token proves the CPU has S.
+            unsafe { softmax_rows::<T::Vector<S>, T>(Algorithm::ThreePassReload, batch, self.fused_max_bytes) };
+        }
+    }
+
+    /// Rows up to [`FUSED_LONG_MAX_BYTES`] fused give each row exactly
+    /// what a lone row gives, at every vector level (production fuses them
+    /// at AVX2 only): lengths just above [`FUSED_MAX_BYTES`], between and
+    /// at the long limit, with a NaN row, an all -inf row and a +inf row
+    /// among finite ones, float32 and float64.
+    #[test]
+    fn long_rows_fused_equal_rows_one_at_a_time_on_every_level() {
+        fn check<T: Element + Real>(lens: [usize; 3]) {
+            for n in lens {
+                let rows = 5;
+                let mut x: Vec<T> = (0..rows * n).map(|i| T::from_f64(((i * 7919) % 6007) as f64 / 100.0 - 30.0)).collect();
+                x[n + n / 2] = T::from_f64(f64::NAN);
+                x[2 * n..3 * n].fill(T::NEG_INFINITY);
+                x[3 * n + 1] = T::from_f64(f64::INFINITY);
+                let bits = |v: &[T]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
+                for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+                    let mut want = vec![T::ZERO; x.len()];
+                    for (xr, yr) in x.chunks(n).zip(want.chunks_mut(n)) {
+                        crate::softmax::softmax(isa, Algorithm::ThreePassReload, xr, yr);
+                    }
+                    let mut y = vec![T::ZERO; x.len()];
+                    dispatch::run(isa, FusedBatch { x: &x, y: &mut y, n, fused_max_bytes: FUSED_LONG_MAX_BYTES });
+                    assert_eq!(bits(&y), bits(&want), "{isa} n={n}");
+                }
+            }
+        }
+        check::<f32>([2049, 30522, FUSED_LONG_MAX_BYTES / 4]);
+        check::<f64>([1025, 30522, FUSED_LONG_MAX_BYTES / 8]);
     }
 }
