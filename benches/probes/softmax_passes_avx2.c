@@ -15,10 +15,11 @@
 //            (round 30): the first stage of the next step's registers (clamp,
 //            reduction, table lookup, t) is issued before this step's
 //            polynomial, store and sum; block sums deferred as with DEF=1.
-//            It keeps 2R more registers live: with R = 4 gcc spills some of
-//            them to the stack (check with -S). A row's last step repeats
-//            its own first stage (1/64 of a row of 1024 with R = 2), and with
-//            R = 2 the exp pass covers whole steps of 16 elements
+//            It keeps 2R more registers live: gcc 12 spills one of them to
+//            the stack with R = 2 and more with R = 4 (check with -S). A
+//            row's last step repeats its own first stage (1/64 of a row of
+//            1024 with R = 2), and with R = 2 the exp pass covers whole
+//            steps of 16 elements
 //
 //     gcc -O3 -mavx2 -mfma benches/probes/softmax_passes_avx2.c -o /tmp/sp2 -lm && /tmp/sp2
 //
