@@ -1841,13 +1841,12 @@ mod tests {
         assert_eq!(softmax_fused_max_bytes(Isa::Avx2, Tuning::AmdZen4), 8 << 10);
     }
 
-    /// Softmax of a batch of rows through [`softmax_rows`] with a given
-    /// fused-row limit, at a vector level.
+    /// Softmax of a batch of rows through [`softmax_rows`] with rows of up
+    /// to [`FUSED_LONG_MAX_BYTES`] fused, at a vector level.
     struct FusedBatch<'a, T> {
         x: &'a [T],
         y: &'a mut [T],
         n: usize,
-        fused_max_bytes: usize,
     }
 
     impl<T: Element> Kernel for FusedBatch<'_, T> {
@@ -1865,7 +1864,7 @@ mod tests {
             let batch = RowBatch { x, x_stride: self.n as isize, y, y_stride: self.n as isize, rows, n: self.n };
             // SAFETY: x and y are distinct slices of `rows` rows of n
             // elements; the token proves the CPU has S.
-            unsafe { softmax_rows::<T::Vector<S>, T>(Algorithm::ThreePassReload, batch, self.fused_max_bytes) };
+            unsafe { softmax_rows::<T::Vector<S>, T>(Algorithm::ThreePassReload, batch, FUSED_LONG_MAX_BYTES) };
         }
     }
 
@@ -1890,7 +1889,7 @@ mod tests {
                         crate::softmax::softmax(isa, Algorithm::ThreePassReload, xr, yr);
                     }
                     let mut y = vec![T::ZERO; x.len()];
-                    dispatch::run(isa, FusedBatch { x: &x, y: &mut y, n, fused_max_bytes: FUSED_LONG_MAX_BYTES });
+                    dispatch::run(isa, FusedBatch { x: &x, y: &mut y, n });
                     assert_eq!(bits(&y), bits(&want), "{isa} n={n}");
                 }
             }
