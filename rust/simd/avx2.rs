@@ -297,6 +297,17 @@ unsafe impl Vector for F32x8 {
     fn exp_down_fast(self, lo: Self, n: Self) -> Self {
         avx2!(exp::exp_down_table8(self, lo, n))
     }
+    /// Split as [`exp::exp_down_table8_first`] and
+    /// [`exp::exp_down_table8_second`].
+    const EXP_DOWN_STAGED: bool = true;
+    #[inline(always)]
+    fn exp_down_first(self, lo: Self, n: Self) -> (Self, Self) {
+        avx2!(exp::exp_down_table8_first(self, lo, n))
+    }
+    #[inline(always)]
+    fn exp_down_second(first: (Self, Self), _lo: Self, _n: Self) -> Self {
+        avx2!(exp::exp_down_table8_second(first))
+    }
 }
 
 impl Table8 for F32x8 {

@@ -207,6 +207,17 @@ const EXP2_EIGHTHS_LESS_J: [f32; 8] = {
 /// The CPU must have AVX2 + FMA (the instruction set of `V`).
 #[inline(always)]
 pub unsafe fn exp_down_table8<V: Table8>(x: V, lo: V, n: V) -> V {
+    // SAFETY: the caller's contract.
+    unsafe { exp_down_table8_second(exp_down_table8_first(x, lo, n)) }
+}
+
+/// [`exp_down_table8`]'s first stage: (s, t), s = 2^(K/8) and
+/// t = x - r ln2 (the rest of the function is s + s t q(t)).
+///
+/// # Safety
+/// The CPU must have AVX2 + FMA (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_down_table8_first<V: Table8>(x: V, lo: V, n: V) -> (V, V) {
     // SAFETY: the caller's contract: the CPU has the instruction set of V;
     // V has 8 lanes of f32, the length of the table loaded.
     unsafe {
@@ -218,8 +229,19 @@ pub unsafe fn exp_down_table8<V: Table8>(x: V, lo: V, n: V) -> V {
         let r = v.sub(base); // N / 8, exact
         // max returns its second operand for NaN: NaN v gives some s, NaN t.
         let s = V::load(EXP2_EIGHTHS_LESS_J.as_ptr()).lookup8_scaled(V::splat(EIGHTHS_MAGIC - 127.0).max(v));
-        table_scaled(x, r, s, &EXP_TABLE8_POLY)
+        (s, reduced_t(x, r))
     }
+}
+
+/// [`exp_down_table8`]'s second stage: s + s t q(t) from its first's
+/// (s, t).
+///
+/// # Safety
+/// The CPU must have AVX2 + FMA (the instruction set of `V`).
+#[inline(always)]
+pub unsafe fn exp_down_table8_second<V: Table8>((s, t): (V, V)) -> V {
+    // SAFETY: the caller's contract.
+    unsafe { s.mul_add(expm1_poly(t, &EXP_TABLE8_POLY), s) }
 }
 
 /// s q(t) for t = x - r ln2 (Cody-Waite, two FMAs; |t| below ln2/16,
@@ -248,12 +270,30 @@ unsafe fn table_scaled<V: Vector>(x: V, r: V, s: V, c: &[V::Elem]) -> V {
 #[inline(always)]
 unsafe fn table_fraction<V: Vector>(x: V, r: V, c: &[V::Elem]) -> V {
     // SAFETY: the caller's contract: the CPU has the instruction set of V.
+    unsafe { expm1_poly(reduced_t(x, r), c) }
+}
+
+/// t = x - r ln2 (Cody-Waite, two FMAs).
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
+#[inline(always)]
+unsafe fn reduced_t<V: Vector>(x: V, r: V) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V.
     unsafe {
         let t = r.mul_add(V::splat(-V::Elem::LN2_HI), x);
-        let t = r.mul_add(V::splat(-V::Elem::LN2_LO), t);
-        let q = poly(t, c).mul_add(t, V::splat(V::Elem::ONE));
-        q.mul(t)
+        r.mul_add(V::splat(-V::Elem::LN2_LO), t)
     }
+}
+
+/// t (1 + c2 t + c3 t^2 + ...), about exp(t) - 1.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
+#[inline(always)]
+unsafe fn expm1_poly<V: Vector>(t: V, c: &[V::Elem]) -> V {
+    // SAFETY: the caller's contract: the CPU has the instruction set of V.
+    unsafe { poly(t, c).mul_add(t, V::splat(V::Elem::ONE)).mul(t) }
 }
 
 /// c2, c3 of q(t) = 1 + t + c2 t^2 + c3 t^3: minimax relative error for

@@ -420,6 +420,28 @@ pub unsafe trait Vector: Copy {
     fn exp_down_n_first(self, lo: Self, n: Self) -> Self {
         self.exp_down_fast(lo, n)
     }
+
+    /// Whether [`Vector::exp_down_first`] and [`Vector::exp_down_second`]
+    /// split [`Vector::exp_down_fast`] in two, so that a loop can issue
+    /// them for different registers (software pipelining: the softmax
+    /// kernels' `sum_map_staged`). A register that splits it keeps
+    /// [`Vector::exp_down_n_first`] as [`Vector::exp_down_fast`], which the
+    /// staged loop then stands for too.
+    const EXP_DOWN_STAGED: bool = false;
+
+    /// The first stage of [`Vector::exp_down_fast`], whose result only
+    /// [`Vector::exp_down_second`] reads; without the split, `self` as is.
+    #[inline(always)]
+    fn exp_down_first(self, _lo: Self, _n: Self) -> (Self, Self) {
+        (self, self)
+    }
+
+    /// `self.exp_down_fast(lo, n)` from `self.exp_down_first(lo, n)`, bit
+    /// for bit.
+    #[inline(always)]
+    fn exp_down_second(first: (Self, Self), lo: Self, n: Self) -> Self {
+        first.0.exp_down_fast(lo, n)
+    }
 }
 
 /// Eight f32 lanes with a one-instruction lookup in an 8-entry table

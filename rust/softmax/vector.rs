@@ -130,7 +130,8 @@ fn log_fuses_rows<M>(n: usize) -> bool {
 }
 
 /// Softmax rows of more than [`FUSED_MAX_BYTES`] and at most this many
-/// bytes go through [`fused_rows`] too at AVX2, except on AMD Zen 4
+/// bytes go through [`fused_rows`] too at AVX2 (float32 rows, since round
+/// 31, through [`next_max_in_exp_pass`]), except on AMD Zen 4
 /// ([`softmax_fused_max_bytes`]). Measured on AMD Zen 3 at AVX2 (issue 11,
 /// round 30; `benches/ab/threads.py`, both builds through the binding, one
 /// thread, 15-21 rounds, both orders; time fused / not), float32: calls
@@ -209,7 +210,8 @@ unsafe fn fused_rows<V: Storage<M>, M, F: WriteValue<V>>(batch: &RowBatch<M>, mu
 /// registers when they are short ([`is_short`], every storage type), else
 /// up to [`PIPELINE_MAX_BYTES`] when stored in the compute type, and up to
 /// `fused_max_bytes` ([`softmax_fused_max_bytes`]) with the next row's
-/// max in the last pass ([`fused_rows`]).
+/// max in the last pass ([`fused_rows`]), or in the exp pass where that
+/// is staged ([`next_max_in_exp_pass`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; the batch's rows must be
@@ -231,6 +233,9 @@ where
             return three_pass_reload_pipeline::<V, M>(&batch);
         }
         if algorithm == Algorithm::ThreePassReload && size_of::<M>() >= size_of::<V::Elem>() && n * size_of::<M>() <= fused_max_bytes && rows > 1 {
+            if stages_exp::<V, M>(n) {
+                return next_max_in_exp_pass::<V, M>(&batch);
+            }
             return fused_rows::<V, M, _>(
                 &batch,
                 #[inline(always)]
@@ -242,6 +247,68 @@ where
         }
         for i in 0..rows {
             softmax::<V, M>(algorithm, batch.x_row(i), batch.y_row(i), n);
+        }
+    }
+}
+
+/// Every row of `batch` in three passes, the first pass of row i + 1 (its
+/// max) taken in the loop of row i's exp-and-sum pass
+/// ([`sum_map_staged`]), whose exponentials leave the load ports idle;
+/// the last pass scales row i alone, in place. For rows of more than
+/// [`FUSED_MAX_BYTES`] that [`stages_exp`], up to
+/// [`softmax_fused_max_bytes`]. Each row gets the same operations as
+/// alone, and row i + 1's max is taken in [`row_max`]'s chains: results
+/// are bit-identical. Row i + 1's input is read while row i's output is
+/// written, which the batch contract makes safe (each output row is its
+/// input row or disjoint from every row).
+///
+/// Measured on AMD Zen 3 at AVX2 (issue 11, round 31;
+/// `benches/ab/threads.py`, both builds through the binding, one thread,
+/// 15 rounds, both orders; time / that of [`fused_rows`], which took the
+/// next row's max in the last pass), float32, with the staged exponential
+/// ([`stages_exp`]): with both builds' functions and jump targets aligned
+/// to 64 bytes (`-C llvm-args=-align-all-functions=6
+/// -C llvm-args=-align-all-nofallthru-blocks=6`), 64x30522 0.94 / 0.95,
+/// rows of 4096 to 30522 in calls of 2 and 8 MiB 0.89-0.97; without,
+/// 64x30522 took 0.91-1.01 across three builds of the same loops, whose
+/// unchanged kernels moved by up to 5% between them. The next row's max in
+/// the exp pass without the staged exponential took 0.97-0.98 on 64x30522
+/// but 1.01-1.03 on rows of 4096 and 8192 in calls of 2 MiB; round 20 had
+/// measured it at AVX-512 on AMD Zen 4, where it lost 1-14%.
+///
+/// # Safety
+/// As for [`softmax_rows`]; the rows [`stages_exp`].
+#[inline(always)]
+unsafe fn next_max_in_exp_pass<V: Storage<M>, M>(batch: &RowBatch<M>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and rows i < batch.rows are valid with the aliasing it names.
+    unsafe {
+        let (rows, n) = (batch.rows, batch.n);
+        let mut m = row_max::<V, M>(batch.x_row(0), n);
+        for i in 0..rows {
+            let (x, y) = (batch.x_row(i), batch.y_row(i));
+            let last = i + 1 == rows;
+            let shifted = ShiftedExp::<V>::new(m, n);
+            let (r, m_next) = if !last && m.is_finite() && shifted.pairs {
+                let (sum, m_next) = sum_map_staged::<V, M, M, WriteExp, true>(x, y, n, &shifted, true, batch.x_row(i + 1));
+                if sum.is_finite() {
+                    (Some(V::Elem::from_f64(1.0 / sum)), m_next)
+                } else {
+                    fill::<V, M>(y, n, V::Elem::NAN);
+                    (None, m_next)
+                }
+            } else {
+                // The last row, and rows whose max is not finite or far
+                // from 0 (the plain form): the next max in a pass of its
+                // own. Not `map_or` with a closure, whose intrinsics would
+                // not inline (`.ci/check-inlined`).
+                let r = exp_sum_or_nan_row::<V, M, true>(x, y, n, m, true).map(|(_, r)| r);
+                (r, if last { V::Elem::NEG_INFINITY } else { row_max::<V, M>(batch.x_row(i + 1), n) })
+            };
+            if let Some(r) = r {
+                scale_in_place::<V, M>(y, n, r);
+            }
+            m = m_next;
         }
     }
 }
@@ -721,6 +788,9 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
+        if PAIRS && !W::INPUT && stages_exp::<V, M>(n) {
+            return sum_map_staged::<V, M, Y, W, false>(x, y, n, f, warm_y, std::ptr::null()).0;
+        }
         let lanes = V::LANES;
         let mut total = 0.0f64;
         // The last block's sum register, reduced into `total` only after
@@ -811,6 +881,148 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
         }
         total
     }
+}
+
+/// Whether the exp-and-sum pass of a row of `n` elements stored as `M`
+/// issues its exponentials in two stages ([`sum_map_staged`]): where the
+/// register splits them ([`Vector::EXP_DOWN_STAGED`], AVX2 float32), for
+/// rows of more than [`FUSED_MAX_BYTES`] stored in the compute type, in
+/// softmax (log-softmax's pass, which copies x to `y`, keeps
+/// [`sum_map_form`]'s loop). Measured on AMD Zen 3 at AVX2 (issue 11,
+/// round 31; `benches/ab/threads.py`, both builds through the binding, one
+/// thread, 15 rounds, both orders; time staged / not), float32 softmax
+/// staged at every length: 1x2^20 0.95 / 0.96, rows of 2048 to 30522
+/// 0.98-0.99; but rows of 384 1.01-1.03 and log-softmax 1.02-1.04
+/// (64x30522, 4096x1024), which are left out (rows up to 8 KiB, and the
+/// pass with [`CopyInput`]). 16-bit rows were not measured.
+#[inline(always)]
+fn stages_exp<V: Vector, M>(n: usize) -> bool {
+    V::EXP_DOWN_STAGED && size_of::<M>() == size_of::<V::Elem>() && n * size_of::<M>() > FUSED_MAX_BYTES
+}
+
+/// [`sum_map_form`] in the pair form with the exponential's two stages
+/// ([`Vector::exp_down_first`], [`Vector::exp_down_second`]) issued for
+/// different registers: each step of two registers starts the next
+/// step's first stage before its own second stage (software pipelining;
+/// steps of one register, the next one's first stage ahead, or the one
+/// after it, lost 3-13%). The same operations and the same order of sums
+/// as [`sum_map_form`]: the same bits. With `NEXT`, also the max of the
+/// row `next` (as long as this one), in [`row_max`]'s four chains: the
+/// same bits as `row_max(next, n)`; otherwise `next` is not read and the
+/// max returned is -inf.
+///
+/// # Safety
+/// As for [`sum_map`], and with `NEXT` `next` must be valid for reading
+/// `n` elements.
+#[inline(always)]
+unsafe fn sum_map_staged<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const NEXT: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, warm_y: bool, next: *const M) -> (f64, V::Elem) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside the elements the caller vouched for.
+    unsafe {
+        // Blocks of whole groups of four registers, so a group's sums and
+        // maxima go where sum_map_form's and row_max's go. x is not copied
+        // to y: `sum_map` does not send CopyInput here.
+        const { assert!(BLOCK.is_multiple_of(4 * V::LANES)) };
+        debug_assert!(!W::INPUT);
+        let lanes = V::LANES;
+        let (lo, n_m) = (f.lo, f.n_m);
+        let ahead = prefetch::Ahead::current();
+        let mut total = 0.0f64;
+        // As in sum_map_form: the last block's sums, reduced after the next.
+        let mut pending: Option<V> = None;
+        let mut s = [V::splat(V::Elem::ZERO); 2];
+        let mut m = [V::splat(V::Elem::NEG_INFINITY); 4];
+        let groups = n / (4 * lanes);
+        if groups > 0 {
+            // Registers 0 and 1 of the current group, first stage done.
+            let mut first = first_stages::<V, M>(x, lo, n_m);
+            for g in 0..groups {
+                let i = g * 4 * lanes;
+                ahead.fetch(x.add(i), 4 * lanes * size_of::<M>());
+                if warm_y {
+                    ahead.fetch(y.add(i), 4 * lanes * size_of::<Y>());
+                }
+                if NEXT {
+                    ahead.fetch(next.add(i), 4 * lanes * size_of::<M>());
+                    for (k, mk) in m.iter_mut().enumerate() {
+                        *mk = mk.max(V::load_from(next.add(i + k * lanes)));
+                    }
+                }
+                let second = first_stages::<V, M>(x.add(i + 2 * lanes), lo, n_m);
+                for (k, staged) in first.into_iter().enumerate() {
+                    let e = V::exp_down_second(staged, lo, n_m);
+                    if W::EXP {
+                        e.store_to(y.add(i + k * lanes));
+                    }
+                    s[k] = s[k].add(e);
+                }
+                // The next group's registers 0 and 1; past the last group,
+                // this one's again (never read past the row; not used).
+                let ahead_at = if g + 1 < groups { i + 4 * lanes } else { i };
+                first = first_stages::<V, M>(x.add(ahead_at), lo, n_m);
+                for (k, staged) in second.into_iter().enumerate() {
+                    let e = V::exp_down_second(staged, lo, n_m);
+                    if W::EXP {
+                        e.store_to(y.add(i + (2 + k) * lanes));
+                    }
+                    s[k] = s[k].add(e);
+                }
+                if (i + 4 * lanes).is_multiple_of(BLOCK) {
+                    if let Some(p) = pending {
+                        total += p.reduce_add().to_f64();
+                    }
+                    pending = Some(s[0].add(s[1]));
+                    s = [V::splat(V::Elem::ZERO); 2];
+                }
+            }
+        }
+        // The last block's registers after its whole groups, as in
+        // sum_map_form, unless its last group closed it.
+        if !n.is_multiple_of(BLOCK) {
+            let mut i = groups * 4 * lanes;
+            while i + lanes <= n {
+                let e = f.eval_form::<true, false>(V::load_from(x.add(i)));
+                if W::EXP {
+                    e.store_to(y.add(i));
+                }
+                s[0] = s[0].add(e);
+                if NEXT {
+                    m[0] = m[0].max(V::load_from(next.add(i)));
+                }
+                i += lanes;
+            }
+            if i < n {
+                let e = f.eval_form::<true, false>(V::load_partial_from(x.add(i), n - i, V::Elem::NEG_INFINITY));
+                if W::EXP {
+                    e.store_partial_to(y.add(i), n - i);
+                }
+                s[1] = s[1].add(e);
+                if NEXT {
+                    m[1] = m[1].max(V::load_partial_from(next.add(i), n - i, V::Elem::NEG_INFINITY));
+                }
+            }
+            if let Some(p) = pending {
+                total += p.reduce_add().to_f64();
+            }
+            pending = Some(s[0].add(s[1]));
+        }
+        if let Some(p) = pending {
+            total += p.reduce_add().to_f64();
+        }
+        (total, m[0].max(m[1]).max(m[2].max(m[3])).reduce_max())
+    }
+}
+
+/// The first stage ([`Vector::exp_down_first`]) of the exponentials of the
+/// two registers at `x`.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`; `x` must be valid for
+/// reading two registers.
+#[inline(always)]
+unsafe fn first_stages<V: Storage<M>, M>(x: *const M, lo: V, n_m: V) -> [(V, V); 2] {
+    // SAFETY: the caller's contract.
+    unsafe { [V::load_from(x).exp_down_first(lo, n_m), V::load_from(x.add(V::LANES)).exp_down_first(lo, n_m)] }
 }
 
 /// What a write pass stores for each register of x.
@@ -1827,6 +2039,71 @@ mod tests {
         }
     }
 
+    /// The staged exp-and-sum pass against [`sum_map_form`]'s loop and
+    /// [`row_max`] on one row of `x` (its max `m`) and the next, `next`.
+    struct StagedRow<'a> {
+        x: &'a [f32],
+        next: &'a [f32],
+    }
+
+    impl Kernel for StagedRow<'_> {
+        type Output = ();
+
+        fn scalar(self) {
+            unreachable!("the staged pass is the vector kernels'")
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) {
+            type V<S> = <f32 as Element>::Vector<S>;
+            let (x, n) = (self.x.as_ptr(), self.x.len());
+            assert_eq!(self.next.len(), n);
+            let bits = |v: &[f32]| v.iter().map(|e| e.to_bits()).collect::<Vec<_>>();
+            let (mut plain, mut staged) = (vec![0.0f32; n], vec![0.0f32; n]);
+            // SAFETY: x, next, plain and staged are distinct slices of n
+            // elements; the token proves the CPU has S.
+            unsafe {
+                let m = row_max::<V<S>, f32>(x, n);
+                let f = ShiftedExp::<V<S>>::new(m, n);
+                assert!(f.pairs);
+                let sum_plain = if f.n_first {
+                    sum_map_form::<V<S>, f32, f32, WriteExp, true, true>(x, plain.as_mut_ptr(), n, &f, true)
+                } else {
+                    sum_map_form::<V<S>, f32, f32, WriteExp, true, false>(x, plain.as_mut_ptr(), n, &f, true)
+                };
+                let (sum, m_next) = sum_map_staged::<V<S>, f32, f32, WriteExp, true>(x, staged.as_mut_ptr(), n, &f, true, self.next.as_ptr());
+                assert_eq!(sum.to_bits(), sum_plain.to_bits(), "n={n}");
+                assert_eq!(bits(&staged), bits(&plain), "n={n}");
+                assert_eq!(m_next.to_bits(), row_max::<V<S>, f32>(self.next.as_ptr(), n).to_bits(), "n={n}");
+                let (sum_alone, _) = sum_map_staged::<V<S>, f32, f32, NoWrite, false>(x, std::ptr::null_mut(), n, &f, false, std::ptr::null());
+                assert_eq!(sum_alone.to_bits(), sum_plain.to_bits(), "n={n}");
+            }
+        }
+    }
+
+    /// The staged exp-and-sum pass gives [`sum_map_form`]'s bits (sum and
+    /// exponentials) and the next row's max [`row_max`]'s, at every vector
+    /// level (AVX2 float32 splits the exponential, the others run the
+    /// same loop unsplit), across every tail: lengths around the groups
+    /// of four registers and the blocks, short rows, and rows with -inf,
+    /// NaN and a larger max in the next row.
+    #[test]
+    fn staged_exp_pass_equals_the_plain_one_on_every_level() {
+        let mut lens: Vec<usize> = (1..=300).collect();
+        lens.extend([2047, 2048, 2049, 2080, 2083, 4096 + 31, 30522]);
+        for n in lens {
+            let x: Vec<f32> = (0..n).map(|i| if i % 37 == 5 { f32::NEG_INFINITY } else { ((i * 7919) % 6007) as f32 / 100.0 - 30.0 }).collect();
+            let mut next: Vec<f32> = x.iter().rev().map(|v| v * 0.5 + 1.0).collect();
+            next[n / 2] = 55.0 + (n % 3) as f32;
+            if n % 5 == 0 {
+                next[n - 1] = f32::NAN;
+            }
+            for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+                dispatch::run(isa, StagedRow { x: &x, next: &next });
+            }
+        }
+    }
+
     /// Softmax fuses rows of up to 256 KiB at AVX2 except on AMD Zen 4 (it
     /// was measured to pay at AVX2 on AMD Zen 3); every other level, and
     /// AVX2 on Zen 4, keeps the fusion to rows of up to 8 KiB.
@@ -1870,7 +2147,8 @@ mod tests {
 
     /// Rows up to [`FUSED_LONG_MAX_BYTES`] fused give each row exactly
     /// what a lone row gives, at every vector level (production fuses them
-    /// at AVX2 only): lengths just above [`FUSED_MAX_BYTES`], between and
+    /// at AVX2 only, float32 rows longer than [`FUSED_MAX_BYTES`] through
+    /// [`next_max_in_exp_pass`]): lengths just above [`FUSED_MAX_BYTES`], between and
     /// at the long limit, with a NaN row, an all -inf row and a +inf row
     /// among finite ones, float32 and float64.
     #[test]
