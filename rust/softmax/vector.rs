@@ -300,8 +300,8 @@ unsafe fn next_max_in_exp_pass<V: Storage<M>, M>(batch: &RowBatch<M>) {
             } else {
                 // The last row, and rows whose max is not finite or far
                 // from 0 (the plain form): the next max in a pass of its
-                // own. Not `map_or` with a closure, whose intrinsics would
-                // not inline (`.ci/check-inlined`).
+                // own, called here rather than in a closure, whose
+                // intrinsics would not inline (`.ci/check-inlined`).
                 let r = exp_sum_or_nan_row::<V, M, true>(x, y, n, m, true).map(|(_, r)| r);
                 (r, if last { V::Elem::NEG_INFINITY } else { row_max::<V, M>(batch.x_row(i + 1), n) })
             };
@@ -886,15 +886,21 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
 /// Whether the exp-and-sum pass of a row of `n` elements stored as `M`
 /// issues its exponentials in two stages ([`sum_map_staged`]): where the
 /// register splits them ([`Vector::EXP_DOWN_STAGED`], AVX2 float32), for
-/// rows of more than [`FUSED_MAX_BYTES`] stored in the compute type, in
-/// softmax (log-softmax's pass, which copies x to `y`, keeps
-/// [`sum_map_form`]'s loop). Measured on AMD Zen 3 at AVX2 (issue 11,
+/// rows of more than [`FUSED_MAX_BYTES`] stored in the compute type,
+/// except in log-softmax's pass that copies x to `y` (which keeps
+/// [`sum_map_form`]'s loop). The passes that store nothing (recompute,
+/// logsumexp, split rows, log-softmax's sum of a split row) take it too.
+/// Measured on AMD Zen 3 at AVX2 (issue 11,
 /// round 31; `benches/ab/threads.py`, both builds through the binding, one
 /// thread, 15 rounds, both orders; time staged / not), float32 softmax
 /// staged at every length: 1x2^20 0.95 / 0.96, rows of 2048 to 30522
 /// 0.98-0.99; but rows of 384 1.01-1.03 and log-softmax 1.02-1.04
 /// (64x30522, 4096x1024), which are left out (rows up to 8 KiB, and the
-/// pass with [`CopyInput`]). 16-bit rows were not measured.
+/// pass with [`CopyInput`]). 16-bit rows and the passes that store
+/// nothing were not measured. (A version that kept those passes out and
+/// moved [`sum_map_form`]'s loop into a function of its own, the same
+/// bits, took 64x30522 to 0.97-0.99 of its time instead of 0.94-0.95,
+/// aligned builds: the gain depends on how LLVM compiles the loop.)
 #[inline(always)]
 fn stages_exp<V: Vector, M>(n: usize) -> bool {
     V::EXP_DOWN_STAGED && size_of::<M>() == size_of::<V::Elem>() && n * size_of::<M>() > FUSED_MAX_BYTES
@@ -911,9 +917,13 @@ fn stages_exp<V: Vector, M>(n: usize) -> bool {
 /// same bits as `row_max(next, n)`; otherwise `next` is not read and the
 /// max returned is -inf.
 ///
+/// It evaluates [`Vector::exp_down_fast`], which is also the `N_FIRST`
+/// form wherever a register splits it ([`Vector::EXP_DOWN_STAGED`]); `f`
+/// must be in the pair form.
+///
 /// # Safety
 /// As for [`sum_map`], and with `NEXT` `next` must be valid for reading
-/// `n` elements.
+/// `n` elements and not overlap `y`.
 #[inline(always)]
 unsafe fn sum_map_staged<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const NEXT: bool>(x: *const M, y: *mut Y, n: usize, f: &ShiftedExp<V>, warm_y: bool, next: *const M) -> (f64, V::Elem) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
@@ -2066,6 +2076,10 @@ mod tests {
                 let m = row_max::<V<S>, f32>(x, n);
                 let f = ShiftedExp::<V<S>>::new(m, n);
                 assert!(f.pairs);
+                // The staged loop evaluates exp_down_fast, the n-first form
+                // too where it is split (not at AVX-512, whose n-first form
+                // differs but which does not stage).
+                let f = ShiftedExp { n_first: f.n_first && V::<S>::EXP_DOWN_STAGED, ..f };
                 let sum_plain = if f.n_first {
                     sum_map_form::<V<S>, f32, f32, WriteExp, true, true>(x, plain.as_mut_ptr(), n, &f, true)
                 } else {
@@ -2085,18 +2099,24 @@ mod tests {
     /// exponentials) and the next row's max [`row_max`]'s, at every vector
     /// level (AVX2 float32 splits the exponential, the others run the
     /// same loop unsplit), across every tail: lengths around the groups
-    /// of four registers and the blocks, short rows, and rows with -inf,
-    /// NaN and a larger max in the next row.
+    /// of four registers and the blocks, short rows, rows with -inf (the
+    /// staged pass takes finite maxima only), and a next row with a larger
+    /// max and a NaN in one of its last four registers (each max chain's).
+    /// Rows of more than 8 KiB at AVX2 take the staged loop in
+    /// `sum_map_form` too, so there only the max and the pass without
+    /// stores are checked against another path; every tail's structure
+    /// is among the shorter lengths.
     #[test]
     fn staged_exp_pass_equals_the_plain_one_on_every_level() {
         let mut lens: Vec<usize> = (1..=300).collect();
         lens.extend([2047, 2048, 2049, 2080, 2083, 4096 + 31, 30522]);
         for n in lens {
             let x: Vec<f32> = (0..n).map(|i| if i % 37 == 5 { f32::NEG_INFINITY } else { ((i * 7919) % 6007) as f32 / 100.0 - 30.0 }).collect();
-            let mut next: Vec<f32> = x.iter().rev().map(|v| v * 0.5 + 1.0).collect();
+            let mut next: Vec<f32> = x.iter().rev().map(|v| if v.is_finite() { v * 0.5 + 1.0 } else { -3.0 }).collect();
             next[n / 2] = 55.0 + (n % 3) as f32;
-            if n % 5 == 0 {
-                next[n - 1] = f32::NAN;
+            let back = 1 + 8 * (n % 5);
+            if n % 2 == 0 && back <= n {
+                next[n - back] = f32::NAN;
             }
             for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
                 dispatch::run(isa, StagedRow { x: &x, next: &next });
@@ -2119,7 +2139,8 @@ mod tests {
     }
 
     /// Softmax of a batch of rows through [`softmax_rows`] with rows of up
-    /// to [`FUSED_LONG_MAX_BYTES`] fused, at a vector level.
+    /// to [`FUSED_LONG_MAX_BYTES`] fused ([`fused_rows`], or
+    /// [`next_max_in_exp_pass`] at AVX2 float32), at a vector level.
     struct FusedBatch<'a, T> {
         x: &'a [T],
         y: &'a mut [T],
@@ -2155,11 +2176,19 @@ mod tests {
     fn long_rows_fused_equal_rows_one_at_a_time_on_every_level() {
         fn check<T: Element + Real>(lens: [usize; 3]) {
             for n in lens {
-                let rows = 5;
+                let rows = 9;
                 let mut x: Vec<T> = (0..rows * n).map(|i| T::from_f64(((i * 7919) % 6007) as f64 / 100.0 - 30.0)).collect();
                 x[n + n / 2] = T::from_f64(f64::NAN);
                 x[2 * n..3 * n].fill(T::NEG_INFINITY);
                 x[3 * n + 1] = T::from_f64(f64::INFINITY);
+                // Finite rows after finite rows, each with its own max
+                // (taken in the previous row's pass), and one whose max is
+                // far from 0 (the plain form).
+                for (r, shift) in [(5, 7.0), (6, -11.0), (7, 4.0e5), (8, 3.0)] {
+                    for v in &mut x[r * n..(r + 1) * n] {
+                        *v = T::from_f64(v.to_f64() + shift);
+                    }
+                }
                 let bits = |v: &[T]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
                 for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
                     let mut want = vec![T::ZERO; x.len()];
