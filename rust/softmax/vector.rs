@@ -269,11 +269,11 @@ where
 /// ([`stages_exp`]): with both builds' functions and jump targets aligned
 /// to 64 bytes (`-C llvm-args=-align-all-functions=6
 /// -C llvm-args=-align-all-nofallthru-blocks=6`), 64x30522 0.94 / 0.95,
-/// rows of 4096 to 30522 in calls of 2 and 8 MiB 0.89-0.97; without,
-/// 64x30522 took 0.91-1.01 across three builds of the same loops, whose
-/// unchanged kernels moved by up to 5% between them. The next row's max in
+/// rows of 4096 to 30522 in calls of 2 and 8 MiB 0.89-0.97; in default
+/// builds, 64x30522 took 0.91-1.01 over three runs, and between builds
+/// of different source unchanged kernels moved by up to 8%. The next row's max in
 /// the exp pass without the staged exponential took 0.97-0.98 on 64x30522
-/// but 1.01-1.03 on rows of 4096 and 8192 in calls of 2 MiB; round 20 had
+/// but 1.01-1.03 on rows of 4096 and 8192 in calls of 2 MiB; round 21 had
 /// measured it at AVX-512 on AMD Zen 4, where it lost 1-14%.
 ///
 /// # Safety
@@ -894,12 +894,13 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
 /// round 31; `benches/ab/threads.py`, both builds through the binding, one
 /// thread, 15 rounds, both orders; time staged / not), float32 softmax
 /// staged at every length: 1x2^20 0.95 / 0.96, rows of 2048 to 30522
-/// 0.98-0.99; but rows of 384 1.01-1.03 and log-softmax 1.02-1.04
+/// 0.975-0.995; but rows of 384 1.01-1.03, of 128 1.03-1.05 and
+/// log-softmax 1.02-1.04
 /// (64x30522, 4096x1024), which are left out (rows up to 8 KiB, and the
 /// pass with [`CopyInput`]). 16-bit rows and the passes that store
 /// nothing were not measured. (A version that kept those passes out and
 /// moved [`sum_map_form`]'s loop into a function of its own, the same
-/// bits, took 64x30522 to 0.97-0.99 of its time instead of 0.94-0.95,
+/// bits, took 64x30522 to 0.97-1.00 of its time instead of 0.94-0.95,
 /// aligned builds: the gain depends on how LLVM compiles the loop.)
 #[inline(always)]
 fn stages_exp<V: Vector, M>(n: usize) -> bool {
@@ -911,7 +912,7 @@ fn stages_exp<V: Vector, M>(n: usize) -> bool {
 /// different registers: each step of two registers starts the next
 /// step's first stage before its own second stage (software pipelining;
 /// steps of one register, the next one's first stage ahead, or the one
-/// after it, lost 3-13%). The same operations and the same order of sums
+/// after it, lost 2-13% on all but one long row). The same operations and the same order of sums
 /// as [`sum_map_form`]: the same bits. With `NEXT`, also the max of the
 /// row `next` (as long as this one), in [`row_max`]'s four chains: the
 /// same bits as `row_max(next, n)`; otherwise `next` is not read and the
