@@ -426,9 +426,9 @@ impl<V: Vector> ShortRow<V> {
         unsafe {
             prefetch::Ahead::current().fetch(x, SHORT_REGS * V::LANES * size_of::<M>());
             let regs = V::load_registers::<SHORT_REGS>(x, n, V::Elem::NEG_INFINITY);
-            // Paired as row_max pairs its four chains.
+            // Combined as row_max combines its four chains.
             const { assert!(SHORT_REGS == 4) };
-            let m = regs[0].max(regs[1]).max(regs[2].max(regs[3])).reduce_max();
+            let m = max_of_chains(regs);
             ShortRow { regs, m, n }
         }
     }
@@ -592,8 +592,15 @@ unsafe fn row_max_alongside<V: Storage<M>, M>(x: *const M, n: usize, mut alongsi
             m[1] = m[1].max(V::load_partial_from(x.add(i), n - i, neg_inf));
             alongside(i, n - i);
         }
-        m[0].max(m[1]).max(m[2].max(m[3])).reduce_max()
+        max_of_chains(m)
     }
+}
+
+/// The max of [`row_max`]'s four chains, combined in the one order every
+/// loop that takes a row's max uses, so that they all give the same bits.
+#[inline(always)]
+fn max_of_chains<V: Vector>(m: [V; 4]) -> V::Elem {
+    m[0].max(m[1]).max(m[2].max(m[3])).reduce_max()
 }
 
 /// x -> exp(x - m) * c for a row whose max is `m`, where c is a constant of
@@ -1020,7 +1027,7 @@ unsafe fn sum_map_staged<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const NE
         if let Some(p) = pending {
             total += p.reduce_add().to_f64();
         }
-        (total, m[0].max(m[1]).max(m[2].max(m[3])).reduce_max())
+        (total, max_of_chains(m))
     }
 }
 
