@@ -839,29 +839,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
                 }
                 i += 4 * lanes;
             }
-            while i + lanes <= end {
-                let v = V::load_from(x.add(i));
-                if W::INPUT {
-                    v.store_to(y.add(i));
-                }
-                let e = f.eval_form::<PAIRS, N_FIRST>(v);
-                if W::EXP {
-                    e.store_to(y.add(i));
-                }
-                s[0] = s[0].add(e);
-                i += lanes;
-            }
-            if i < end {
-                let v = V::load_partial_from(x.add(i), end - i, V::Elem::NEG_INFINITY);
-                if W::INPUT {
-                    v.store_partial_to(y.add(i), end - i);
-                }
-                let e = f.eval_form::<PAIRS, N_FIRST>(v);
-                if W::EXP {
-                    e.store_partial_to(y.add(i), end - i);
-                }
-                s[1] = s[1].add(e);
-            }
+            sum_map_tail::<V, M, Y, W, PAIRS, N_FIRST>(x, y, i, end, f, &mut s, None);
             // The previous block's horizontal sum, a chain of about eight
             // dependent operations, is issued here, after this block's
             // loop, when its inputs have long been ready. Issued at the end
@@ -887,6 +865,55 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
             total += p.reduce_add().to_f64();
         }
         total
+    }
+}
+
+/// The registers of x[i..end) after a block's whole groups of four: the
+/// whole ones summed in chain 0, the partial one (lanes past `end` loaded
+/// as -inf, whose exponential is 0) in chain 1, where [`sum_map_form`]
+/// and [`sum_map_staged`] both put them. With `next_max = Some((next,
+/// m))`, also the max of the row `next` at the same positions, in chains
+/// 0 and 1 of `m`, where [`row_max`] puts them.
+///
+/// # Safety
+/// As for [`sum_map_form`] on x[i..end) and y[i..end); `next`, if given,
+/// must be valid for reading at the same positions.
+#[inline(always)]
+unsafe fn sum_map_tail<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool, const N_FIRST: bool>(x: *const M, y: *mut Y, mut i: usize, end: usize, f: &ShiftedExp<V>, s: &mut [V; 2], mut next_max: Option<(*const M, &mut [V; 4])>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside x[i..end), y[i..end) and the
+    // same positions of next.
+    unsafe {
+        let lanes = V::LANES;
+        while i + lanes <= end {
+            let v = V::load_from(x.add(i));
+            if W::INPUT {
+                v.store_to(y.add(i));
+            }
+            let e = f.eval_form::<PAIRS, N_FIRST>(v);
+            if W::EXP {
+                e.store_to(y.add(i));
+            }
+            s[0] = s[0].add(e);
+            if let Some((next, m)) = next_max.as_mut() {
+                m[0] = m[0].max(V::load_from(next.add(i)));
+            }
+            i += lanes;
+        }
+        if i < end {
+            let v = V::load_partial_from(x.add(i), end - i, V::Elem::NEG_INFINITY);
+            if W::INPUT {
+                v.store_partial_to(y.add(i), end - i);
+            }
+            let e = f.eval_form::<PAIRS, N_FIRST>(v);
+            if W::EXP {
+                e.store_partial_to(y.add(i), end - i);
+            }
+            s[1] = s[1].add(e);
+            if let Some((next, m)) = next_max {
+                m[1] = m[1].max(V::load_partial_from(next.add(i), end - i, V::Elem::NEG_INFINITY));
+            }
+        }
     }
 }
 
@@ -997,28 +1024,8 @@ unsafe fn sum_map_staged<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const NE
         // The last block's registers after its whole groups, as in
         // sum_map_form, unless its last group closed it.
         if !n.is_multiple_of(BLOCK) {
-            let mut i = groups * 4 * lanes;
-            while i + lanes <= n {
-                let e = f.eval_form::<true, false>(V::load_from(x.add(i)));
-                if W::EXP {
-                    e.store_to(y.add(i));
-                }
-                s[0] = s[0].add(e);
-                if NEXT {
-                    m[0] = m[0].max(V::load_from(next.add(i)));
-                }
-                i += lanes;
-            }
-            if i < n {
-                let e = f.eval_form::<true, false>(V::load_partial_from(x.add(i), n - i, V::Elem::NEG_INFINITY));
-                if W::EXP {
-                    e.store_partial_to(y.add(i), n - i);
-                }
-                s[1] = s[1].add(e);
-                if NEXT {
-                    m[1] = m[1].max(V::load_partial_from(next.add(i), n - i, V::Elem::NEG_INFINITY));
-                }
-            }
+            let next_max = if NEXT { Some((next, &mut m)) } else { None };
+            sum_map_tail::<V, M, Y, W, true, false>(x, y, groups * 4 * lanes, n, f, &mut s, next_max);
             if let Some(p) = pending {
                 total += p.reduce_add().to_f64();
             }
