@@ -868,16 +868,20 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
     }
 }
 
-/// The registers of x[i..end) after a block's whole groups of four: the
-/// whole ones summed in chain 0, the partial one (lanes past `end` loaded
-/// as -inf, whose exponential is 0) in chain 1, where [`sum_map_form`]
-/// and [`sum_map_staged`] both put them. With `next_max = Some((next,
-/// m))`, also the max of the row `next` at the same positions, in chains
-/// 0 and 1 of `m`, where [`row_max`] puts them.
+/// The exp-and-sum pass over the registers of x[i..end) left after a
+/// block's whole groups of four: evaluates `f` in the form `PAIRS`,
+/// `N_FIRST` (the caller's: [`sum_map_form`] passes `f`'s own,
+/// [`sum_map_staged`] always the pair form), stores to `y` what `W` asks
+/// for, and adds the whole registers' exponentials to sum chain 0 and the
+/// partial one's (lanes past `end` loaded as -inf, whose exponential is
+/// 0) to chain 1, where both callers put them. With `next_max =
+/// Some((next, m))`, also the max of the row `next` at the same
+/// positions, in chains 0 and 1 of `m`, where [`row_max`] puts them.
 ///
 /// # Safety
 /// As for [`sum_map_form`] on x[i..end) and y[i..end); `next`, if given,
-/// must be valid for reading at the same positions.
+/// must be valid for reading at the same positions and not overlap `y`
+/// (y[i] is stored before next[i] is read).
 #[inline(always)]
 unsafe fn sum_map_tail<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool, const N_FIRST: bool>(x: *const M, y: *mut Y, mut i: usize, end: usize, f: &ShiftedExp<V>, s: &mut [V; 2], mut next_max: Option<(*const M, &mut [V; 4])>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
