@@ -82,10 +82,8 @@ pub fn detected() -> Isa {
 /// CPUs on which choices that the instruction set alone does not
 /// determine were measured to differ: the software prefetches
 /// ([`prefetch::pays_on_this_cpu`]), where softmax's `auto` switches to
-/// two-pass (`softmax::Algorithm::auto_for`), which LayerNorm rows go in
-/// blocks at AVX2 (`norm::vector::in_layer_blocks`) and how long the
-/// softmax rows fused with the next row's max are at AVX2
-/// (`softmax::vector::softmax_fused_max_bytes`).
+/// two-pass (`softmax::Algorithm::auto_for`) and which LayerNorm rows go in
+/// blocks at AVX2 (`norm::vector::in_layer_blocks`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Tuning {
     /// AMD Zen 4: family 25 with AVX-512 enabled (a Zen 4 whose AVX-512 is

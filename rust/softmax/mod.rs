@@ -221,7 +221,7 @@ impl<T: Element> Kernel for SoftmaxRows<T> {
         unsafe {
             match self.algorithm {
                 Some(algorithm) => {
-                    let fused_max_bytes = vector::softmax_fused_max_bytes(S::ISA, dispatch::tuning());
+                    let fused_max_bytes = vector::softmax_fused_max_bytes(S::ISA);
                     vector::softmax_rows::<T::Vector<S>, T>(algorithm, self.batch, fused_max_bytes)
                 }
                 None => vector::log_softmax_rows::<T::Vector<S>, T>(self.batch),

@@ -9,7 +9,7 @@ use super::scalar::{merge_pair, pair_ln_sum, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
 use crate::simd::exp::{exp_down_fast as exp_down, exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
 use crate::l1norm::RowBatch;
-use crate::dispatch::{Isa, Tuning};
+use crate::dispatch::Isa;
 use crate::simd::{prefetch, Real, Storage, Vector};
 
 /// Elements summed in registers before folding into the f64 total. A lane
@@ -98,8 +98,8 @@ fn pipelines_rows<M>(n: usize) -> bool {
 
 /// Rows of more than [`PIPELINE_MAX_BYTES`] and at most this many bytes,
 /// stored in the compute type, go through [`fused_rows`] (three-pass-reload
-/// softmax, which at AVX2, except on AMD Zen 4, goes on to
-/// [`FUSED_LONG_MAX_BYTES`]; log-softmax above [`LOG_FUSED_MIN_BYTES`]).
+/// softmax, which at AVX2 goes on to [`FUSED_LONG_MAX_BYTES`];
+/// log-softmax above [`LOG_FUSED_MIN_BYTES`]).
 /// Measured on AMD Zen 4 against the paths before (issue 11, round 14;
 /// `benches/ab`, rows of n float32 elements, B/A of medians of 15 rounds;
 /// two runs at AVX-512, one at AVX2):
@@ -131,8 +131,8 @@ fn log_fuses_rows<M>(n: usize) -> bool {
 
 /// Softmax rows of more than [`FUSED_MAX_BYTES`] and at most this many
 /// bytes go through [`fused_rows`] too at AVX2 (float32 rows, since round
-/// 31, through [`next_max_in_exp_pass`]), except on AMD Zen 4
-/// ([`softmax_fused_max_bytes`]). Measured on AMD Zen 3 at AVX2 (issue 11,
+/// 31, through [`next_max_in_exp_pass`]; [`softmax_fused_max_bytes`]).
+/// Measured on AMD Zen 3 at AVX2 (issue 11,
 /// round 30; `benches/ab/threads.py`, both builds through the binding, one
 /// thread, 15-21 rounds, both orders; time fused / not), float32: calls
 /// of 8 MiB with rows of 12288 to 32768 elements 0.94-0.98; 64x30522
@@ -145,18 +145,20 @@ fn log_fuses_rows<M>(n: usize) -> bool {
 /// 4-5% where the output lay 16 or 64 bytes above the input modulo 4 KiB
 /// (128 such rows gained at offset 16): a load of row i + 1 then matches
 /// a recent store to row i in its low 12 bits, which 4K aliasing would
-/// explain (no counters here). Zen 4 is left out by inference: a first
-/// version of the fused rows lost 13-19% there on rows of 3072 to 16384
-/// float32 elements at AVX-512 (round 14), and long rows at AVX2 were not
-/// measured there. A Zen 4 whose AVX-512 is hidden gets
-/// [`Tuning::Default`] and so this limit. AVX-512 and NEON were not
-/// measured with long rows since.
+/// explain (no counters here). On AMD Zen 4 at AVX2 (`NORMKIT_ISA=avx2`;
+/// round 33, the same method with both builds aligned to 64 bytes, 15
+/// rounds, one run per order), float32: 64x30522 0.94-0.95, 16x30522
+/// 0.97-0.99, 64x4096 0.95, 128x8192 0.94-0.95, 8x65536 0.96, but
+/// 32x16384 1.06-1.08 (its output 16 bytes above its input modulo 4 KiB,
+/// as were those of 64x4096 and 128x8192). Until then Zen 4 had been left
+/// out, by inference from round 14's AVX-512 rows. AVX-512 and NEON were
+/// not measured with long rows since round 14.
 const FUSED_LONG_MAX_BYTES: usize = 256 << 10;
 
-/// The longest rows, in bytes, that [`softmax_rows`] fuses at `isa` on a
-/// CPU of `tuning` ([`FUSED_MAX_BYTES`], [`FUSED_LONG_MAX_BYTES`]).
-pub fn softmax_fused_max_bytes(isa: Isa, tuning: Tuning) -> usize {
-    if isa == Isa::Avx2 && tuning != Tuning::AmdZen4 {
+/// The longest rows, in bytes, that [`softmax_rows`] fuses at `isa`
+/// ([`FUSED_MAX_BYTES`], [`FUSED_LONG_MAX_BYTES`]).
+pub fn softmax_fused_max_bytes(isa: Isa) -> usize {
+    if isa == Isa::Avx2 {
         FUSED_LONG_MAX_BYTES
     } else {
         FUSED_MAX_BYTES
@@ -2143,18 +2145,15 @@ mod tests {
         }
     }
 
-    /// Softmax fuses rows of up to 256 KiB at AVX2 except on AMD Zen 4 (it
-    /// was measured to pay at AVX2 on AMD Zen 3); every other level, and
-    /// AVX2 on Zen 4, keeps the fusion to rows of up to 8 KiB.
+    /// Softmax fuses rows of up to 256 KiB at AVX2 (measured on AMD Zen 3
+    /// and Zen 4, where it gained on most long rows); every other level
+    /// keeps the fusion to rows of up to 8 KiB.
     #[test]
-    fn softmax_fuses_long_rows_at_avx2_except_on_zen4() {
-        for tuning in [Tuning::Default, Tuning::AmdZen4] {
-            for isa in [Isa::Scalar, Isa::Avx512, Isa::Neon] {
-                assert_eq!(softmax_fused_max_bytes(isa, tuning), 8 << 10, "{isa} {}", tuning.name());
-            }
+    fn softmax_fuses_long_rows_at_avx2() {
+        for isa in [Isa::Scalar, Isa::Avx512, Isa::Neon] {
+            assert_eq!(softmax_fused_max_bytes(isa), 8 << 10, "{isa}");
         }
-        assert_eq!(softmax_fused_max_bytes(Isa::Avx2, Tuning::Default), 256 << 10);
-        assert_eq!(softmax_fused_max_bytes(Isa::Avx2, Tuning::AmdZen4), 8 << 10);
+        assert_eq!(softmax_fused_max_bytes(Isa::Avx2), 256 << 10);
     }
 
     /// Softmax of a batch of rows through [`softmax_rows`] with rows of up
