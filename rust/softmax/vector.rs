@@ -149,10 +149,10 @@ fn log_fuses_rows<M>(n: usize) -> bool {
 /// round 33, the same method with both builds aligned to 64 bytes, 15
 /// rounds, one run per order), float32: 64x30522 0.94-0.95, 16x30522
 /// 0.97-0.99, 64x4096 0.95, 128x8192 0.94-0.95, 8x65536 0.96, but
-/// 32x16384 1.06-1.08 (its output 16 bytes above its input modulo 4 KiB,
-/// as were those of 64x4096 and 128x8192). Until then Zen 4 had been left
-/// out, by inference from round 14's AVX-512 rows. AVX-512 and NEON were
-/// not measured with long rows since round 14.
+/// 32x16384 1.06-1.08. Until then Zen 4 had been left out, by inference
+/// from round 14's AVX-512 rows. AVX-512 and NEON were not measured with
+/// the fused long rows since round 14 (round 21 measured the next row's
+/// max in the exp pass of long rows at AVX-512 on Zen 4: it lost).
 const FUSED_LONG_MAX_BYTES: usize = 256 << 10;
 
 /// The longest rows, in bytes, that [`softmax_rows`] fuses at `isa`
