@@ -370,7 +370,7 @@ impl<T: Element> Kernel for LayerBlocksKernel<T> {
 /// 16 and 64 elements took 1.13-1.25 times as long under some depths of
 /// the caller's stack as under others (AVX-512, AMD Zen 4, issue 11
 /// round 34); aligning that whole frame instead made its loop over longer
-/// rows slower (rows of 384: 1.08-1.23). Built only by
+/// rows slower (RMSNorm rows of 384: 1.08-1.23). Built only by
 /// [`norm_rows_part_raw`], whose caller vouches for every pointer in it.
 struct PipelinedRowsKernel<T: Element> {
     kind: Norm,
