@@ -993,7 +993,8 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
 }
 
 /// [`norm_rows`] of a batch whose rows [`is_pipelined`]: each row's first
-/// pass (short rows: their registers) before the rest of the row before.
+/// pass (a short row's load into registers and sums) runs before the rest
+/// of the previous row.
 ///
 /// # Safety
 /// As for [`norm_rows`], with `is_pipelined::<M>(batch.n)`.
