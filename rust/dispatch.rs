@@ -136,10 +136,6 @@ fn is_amd_family(family: u32) -> bool {
     amd && displayed == family
 }
 
-/// A cache line's worth of bytes, aligned to one ([`Kernel::ALIGNED_FRAME`]).
-#[repr(align(64))]
-struct CacheLine([u8; 64]);
-
 /// Every vector level: its [`Isa`], its token type, and its feature list,
 /// written once. The list drives both the CPU probe and the
 /// `#[target_feature]` trampoline that instantiates kernels for the level.
@@ -175,27 +171,9 @@ macro_rules! vector_levels {
                             // level, and so the features of its token.
                             kernel.vector(unsafe { <$token>::new_unchecked() })
                         }
-                        /// `trampoline` in a frame aligned to a cache line
-                        /// ([`Kernel::ALIGNED_FRAME`]).
-                        $( #[target_feature(enable = $feature)] )+
-                        #[inline(never)]
-                        unsafe fn aligned_trampoline<K: Kernel>(kernel: K) -> K::Output {
-                            // A live 64-byte-aligned local makes the
-                            // compiler realign the whole frame.
-                            let line = CacheLine([0; 64]);
-                            std::hint::black_box(line.0.as_ptr());
-                            // SAFETY: as in `trampoline`.
-                            kernel.vector(unsafe { <$token>::new_unchecked() })
-                        }
                         // SAFETY: `isa.is_supported()` was asserted above, so
-                        // every feature of the trampolines is present.
-                        unsafe {
-                            if K::ALIGNED_FRAME {
-                                aligned_trampoline(kernel)
-                            } else {
-                                trampoline(kernel)
-                            }
-                        }
+                        // every feature of the trampoline is present.
+                        unsafe { trampoline(kernel) }
                     }
                 )+
                 #[allow(unreachable_patterns)]
@@ -227,15 +205,6 @@ vector_levels! {
 /// when an intrinsic survives as a symbol.
 pub trait Kernel {
     type Output;
-    /// Whether the trampoline aligns its stack frame to 64 bytes, so that
-    /// the vector registers its loops keep on the stack sit in whole cache
-    /// lines. The System V ABI aligns the stack to 16 bytes only, so
-    /// without this a 64-byte spill slot straddles two lines at three of
-    /// the four alignments a caller can leave, and the kernel's speed
-    /// follows the depth of its caller's stack. Set for kernels whose
-    /// loops measured the difference (`norm::PipelinedRowsKernel`); an
-    /// aligned frame costs a frame pointer, one register fewer.
-    const ALIGNED_FRAME: bool = false;
     /// The portable path (the scalar reference).
     fn scalar(self) -> Self::Output;
     /// The vector path for the instruction set of `simd`, whose existence

@@ -4,7 +4,7 @@ under several depths of the C stack, one thread.
 A kernel that keeps vector registers on the stack runs at a speed that can
 follow where its caller left the stack pointer (issue 11, round 34: float32
 RMSNorm rows of 16 and 64 took 1.13-1.25 times as long under some depths
-as under others, until their kernel aligned its own frame). An A/B of
+as under others). An A/B of
 two builds through one call site then compares one depth of each, and the
 same build can win in one process and lose in the next. This reaches
 every case through six wrappers that add C frames (nested ``map`` and

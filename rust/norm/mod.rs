@@ -327,8 +327,6 @@ pub unsafe fn norm_rows_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>
 pub unsafe fn norm_rows_part_raw<T: Element>(isa: Isa, kind: Norm, batch: RowBatch<T>, call_rows: usize, eps: f64, affine: Affine<T::Real>, stats: RowStats<T::Real>) {
     if kind == Norm::Layer && vector::in_layer_blocks::<T>(isa, dispatch::tuning(), batch.n, call_rows) {
         dispatch::run(isa, LayerBlocksKernel { eps, affine, stats, batch })
-    } else if vector::is_pipelined::<T>(batch.n) {
-        dispatch::run(isa, PipelinedRowsKernel { kind, eps, affine, stats, batch })
     } else {
         dispatch::run(isa, NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) })
     }
@@ -359,43 +357,6 @@ impl<T: Element> Kernel for LayerBlocksKernel<T> {
         // SAFETY: the pointers satisfy `norm_rows_raw`'s contract; the
         // token proves the CPU has `S` (and so its f64 register).
         unsafe { vector::layer_blocks::<T::Vector<S>, S::F64, T>(batch, eps, affine, stats) }
-    }
-}
-
-/// A batch of rows short enough to be pipelined (`vector::is_pipelined`):
-/// a kernel of its own, with a frame aligned to a cache line
-/// ([`Kernel::ALIGNED_FRAME`]). Its loop carries the next row's registers
-/// across the current row's write, through the stack. In the frame of
-/// [`NormKernel`], aligned as its caller left it, float32 RMSNorm rows of
-/// 16 and 64 elements took 1.13-1.25 times as long under some depths of
-/// the caller's stack as under others (AVX-512, AMD Zen 4, issue 11
-/// round 34); aligning that whole frame instead made its loop over longer
-/// rows slower (RMSNorm rows of 384: 1.08-1.23). Built only by
-/// [`norm_rows_part_raw`], whose caller vouches for every pointer in it.
-struct PipelinedRowsKernel<T: Element> {
-    kind: Norm,
-    eps: f64,
-    affine: Affine<T::Real>,
-    stats: RowStats<T::Real>,
-    batch: RowBatch<T>,
-}
-
-impl<T: Element> Kernel for PipelinedRowsKernel<T> {
-    type Output = ();
-    const ALIGNED_FRAME: bool = true;
-
-    fn scalar(self) {
-        let PipelinedRowsKernel { kind, eps, affine, stats, batch } = self;
-        NormKernel { kind, eps, affine, stats, work: NormWork::Rows(batch) }.scalar()
-    }
-
-    #[inline(always)]
-    fn vector<S: Simd>(self, _: S) {
-        let PipelinedRowsKernel { kind, eps, affine, stats, batch } = self;
-        // SAFETY: the pointers satisfy `norm_rows_raw`'s contract, and
-        // `norm_rows_part_raw` checked that the rows are pipelined; the
-        // token proves the CPU has `S`.
-        unsafe { vector::pipelined_rows::<T::Vector<S>, T>(kind, batch, eps, affine, stats) }
     }
 }
 

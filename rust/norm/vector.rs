@@ -55,12 +55,6 @@ use crate::simd::{prefetch, Real, Storage, Vector};
 /// instead at AVX-512, and at AVX2 except on AMD Zen 4 ([`in_layer_blocks`]).
 const PIPELINE_MAX_BYTES: usize = 256;
 
-/// Whether [`norm_rows`] pipelines rows of `n` elements of `M`: non-empty
-/// rows of at most [`PIPELINE_MAX_BYTES`].
-pub fn is_pipelined<M>(n: usize) -> bool {
-    n > 0 && n * size_of::<M>() <= PIPELINE_MAX_BYTES
-}
-
 /// Register chains per statistic.
 const CHAINS: usize = 4;
 
@@ -983,28 +977,12 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let n = batch.n;
-        if is_pipelined::<M>(n) {
-            return pipelined_rows::<V, M>(kind, batch, eps, affine, stats);
+        if n == 0 || n * size_of::<M>() > PIPELINE_MAX_BYTES {
+            for i in 0..batch.rows {
+                norm::<V, M>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
+            }
+            return;
         }
-        for i in 0..batch.rows {
-            norm::<V, M>(kind, batch.x_row(i), batch.y_row(i), n, eps, affine, stats.row(i));
-        }
-    }
-}
-
-/// [`norm_rows`] of a batch whose rows [`is_pipelined`]: each row's first
-/// pass (a short row's load into registers and sums) runs before the rest
-/// of the previous row.
-///
-/// # Safety
-/// As for [`norm_rows`], with `is_pipelined::<M>(batch.n)`.
-#[inline(always)]
-pub unsafe fn pipelined_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f64, affine: Affine<V::Elem>, stats: RowStats<V::Elem>) {
-    // SAFETY: this function's contract: the CPU has the instruction set of V,
-    // and every access below stays inside the elements the caller vouched for.
-    unsafe {
-        let n = batch.n;
-        debug_assert!(is_pipelined::<M>(n));
         if batch.rows == 0 {
             return;
         }
@@ -1388,16 +1366,6 @@ mod tests {
             }
         }
         assert!(!blocks::<f32>(Isa::Avx2, Tuning::AmdZen4, 128, rows), "avx2 on Zen 4");
-    }
-
-    /// The rows `norm_rows_part_raw` sends to its own aligned-frame
-    /// kernel: non-empty rows of at most 256 bytes, of any element type.
-    #[test]
-    fn rows_of_at_most_256_bytes_are_pipelined() {
-        assert!(!is_pipelined::<f32>(0), "empty rows");
-        assert!(is_pipelined::<f32>(1) && is_pipelined::<f32>(64) && !is_pipelined::<f32>(65));
-        assert!(is_pipelined::<f64>(32) && !is_pipelined::<f64>(33));
-        assert!(is_pipelined::<u16>(128) && !is_pipelined::<u16>(129));
     }
 
     #[test]
