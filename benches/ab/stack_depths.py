@@ -17,8 +17,8 @@ round:
 the fastest and slowest wrapper's median time and their ratio (the
 spread, 1.00 when the depth does not matter), the ratio of B's mean over
 the wrappers to A's, and whether the two builds' outputs are bit for bit
-the same. By default the short norm rows; ``all`` adds ``threads.py``'s
-cases. Defaults: 5 rounds.
+the same. By default the short norm rows and, for contrast, RMSNorm rows
+of 384; ``all`` adds ``threads.py``'s cases. Defaults: 5 rounds.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ import numpy as np
 
 from normkit.compare import cpu_model
 from threads import cases as threads_cases
-from threads import load
+from threads import load, same_outputs, time_per_call
 
 SAMPLE_SECONDS = 0.03
 
@@ -74,10 +74,7 @@ def main() -> None:
     rng = np.random.default_rng(0)
     cases = list(short_rows(rng)) + (list(threads_cases(rng)) if everything else [])
     for name, _, outputs, call in cases:
-        call(a)
-        first = [o.copy() for o in outputs]
-        call(b)
-        same = all(p.tobytes() == q.tobytes() for p, q in zip(first, outputs))
+        same = same_outputs(call, a, b, outputs)
         runs = [("A", d, f) for d, f in enumerate(depths(lambda: call(a)))]
         runs += [("B", d, f) for d, f in enumerate(depths(lambda: call(b)))]
         start = time.perf_counter()
@@ -88,10 +85,7 @@ def main() -> None:
             # Rotate the order every round, and reverse it every other one.
             order = runs[k % len(runs):] + runs[:k % len(runs)]
             for w, d, f in order if k % 2 == 0 else order[::-1]:
-                start = time.perf_counter()
-                for _ in range(calls):
-                    f()
-                times[(w, d)].append((time.perf_counter() - start) / calls)
+                times[(w, d)].append(time_per_call(f, calls))
         medians = {w: [statistics.median(times[(w, d)]) for d in range(len(runs) // 2)] for w in "AB"}
         spread = {w: f"{min(m) * 1e6:9.1f}-{max(m) * 1e6:9.1f} us (spread {max(m) / min(m):.2f})" for w, m in medians.items()}
         ratio = statistics.mean(medians["B"]) / statistics.mean(medians["A"])

@@ -38,6 +38,22 @@ def load(path: str, package: str):
     return module
 
 
+def time_per_call(fn, calls: int) -> float:
+    """Seconds per call of ``fn`` over ``calls`` back-to-back calls."""
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return (time.perf_counter() - start) / calls
+
+
+def same_outputs(call, a, b, outputs) -> bool:
+    """Whether builds ``a`` and ``b`` write the same bytes into ``outputs``."""
+    call(a)
+    from_a = [o.copy() for o in outputs]
+    call(b)
+    return all(p.tobytes() == q.tobytes() for p, q in zip(from_a, outputs))
+
+
 def cases(rng: np.random.Generator):
     """(name, input, outputs, call(module)) for each case."""
     def rows(r: int, c: int) -> np.ndarray:
@@ -79,10 +95,7 @@ def main() -> None:
 
     def sample(fn, calls: int) -> float:
         if not gap:
-            start = time.perf_counter()
-            for _ in range(calls):
-                fn()
-            return (time.perf_counter() - start) / calls
+            return time_per_call(fn, calls)
         # Only the calls are timed, not the sleeps (which overshoot).
         total = 0.0
         for _ in range(calls):
@@ -94,10 +107,7 @@ def main() -> None:
 
     print(f"cpu: {cpu_model()}; {threads} threads, {rounds} rounds, a sleep of {gap * 1e6:.0f} us before each call")
     for name, x, outs, call in cases(np.random.default_rng(0)):
-        call(a)
-        from_a = [o.copy() for o in outs]
-        call(b)
-        same = all(p.tobytes() == q.tobytes() for p, q in zip(from_a, outs))
+        same = same_outputs(call, a, b, outs)
         dst = np.empty_like(x)
         start = time.perf_counter()
         call(a)
