@@ -315,6 +315,50 @@ fn batches_equal_single_rows() {
     }
 }
 
+/// The pipelined rows (at most 256 bytes) go two at a time, in turns, with
+/// the last row loaded once more before it is written: batches of one to
+/// six rows (an odd and an even last turn, in place too) give the bits of
+/// their rows alone. In place, each row alone is normalized in place in a
+/// copy of the batch at the same alignment.
+#[test]
+fn pipelined_batches_of_every_count_equal_single_rows() {
+    let mut rng = SmallRng::seed_from_u64(23);
+    for n in [1, 5, 16, 33, 48, 64] {
+        for rows in 1..=size(6, 3) {
+            let len = rows * n;
+            // The batch at 0 and the rows alone at `twin`, a whole number of
+            // 64-byte lines further on.
+            let twin = len.div_ceil(16) * 16;
+            let x = random::<f32>(&mut rng, len, 1.0, 3.0);
+            let w = random::<f32>(&mut rng, n, 1.0, 0.5);
+            for isa in dispatch::available() {
+                for kind in Norm::ALL {
+                    let what = format!("{isa} {} n={n} rows={rows}", kind.name());
+                    let mut y = vec![0.0f32; len];
+                    norm::norm_rows(isa, kind, &x, &mut y, n, EPS, Some(&w), None);
+                    let mut buf = vec![0.0f32; twin + len];
+                    buf[..len].copy_from_slice(&x);
+                    buf[twin..].copy_from_slice(&x);
+                    // SAFETY: the first `rows` rows of n of `buf`, each
+                    // written over itself; w is n long.
+                    unsafe { norm::norm_rows_raw(isa, kind, common::in_place_batch(&mut buf[..len], n), EPS, norm::Affine::from_slices(Some(&w), None), RowStats::NONE) };
+                    for r in 0..rows {
+                        let mut want = vec![0.0f32; n];
+                        norm::norm(isa, kind, &x[r * n..(r + 1) * n], &mut want, EPS, Some(&w), None);
+                        let p = buf[twin + r * n..].as_mut_ptr();
+                        // SAFETY: row r of the copy at `twin`, n long,
+                        // written over itself; w is n long.
+                        unsafe { norm::norm_raw(isa, kind, p, p, n, EPS, norm::Affine::from_slices(Some(&w), None), RowStats::NONE) };
+                        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+                        assert!(bits(&y[r * n..(r + 1) * n]) == bits(&want), "{what} row {r}");
+                        assert!(bits(&buf[r * n..(r + 1) * n]) == bits(&buf[twin + r * n..twin + (r + 1) * n]), "{what} in place row {r}");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// A part of a call (`norm_rows_part_raw`, as one thread runs it) takes
 /// the path of the whole call's size: parts of a small call (LayerNorm
 /// blocks at avx512) and of a large one (rows one at a time) give the
