@@ -990,13 +990,13 @@ pub unsafe fn norm_rows<V: Storage<M>, M>(kind: Norm, batch: RowBatch<M>, eps: f
             // Two rows in flight, in turns, rather than `row = next` in a
             // loop: with that copy the compiler gave both rows the same
             // registers and kept one on the stack (at AVX-512 five 64-byte
-            // stores and reloads per row, split across cache lines or not
-            // by the caller's stack depth). In turns, AMD Zen 4, float32,
-            // `benches/ab/stack_depths.py`, four runs, the same bits:
-            // RMSNorm rows of 16 and 64 0.73-0.82 of the time, the spread
-            // over six call depths 1.00-1.06 (was 1.12-1.44). The turn
-            // past the last row loads the last row again, before it is
-            // written, and drops it.
+            // stores and reloads per row, two to five of them split
+            // across cache lines as the caller's stack depth decided).
+            // In turns, AMD Zen 4, float32, `benches/ab/stack_depths.py`,
+            // four runs, the same bits: RMSNorm rows of 16 and 64
+            // 0.73-0.82 of the time, the spread over six call depths
+            // 1.00-1.06 (was 1.12-1.44). The turn past the last row loads
+            // the last row again, before it is written, and drops it.
             let last = batch.rows - 1;
             let (mut even, mut i) = (ShortRow::<V>::load(kind, batch.x_row(0), n), 0);
             loop {
