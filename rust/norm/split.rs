@@ -140,7 +140,7 @@ impl<T: Element> Row<T> {
         let div = self.kind.divisor(self.n);
         let (c_hi, c_lo, q) = self.sums(1.0);
         if q.is_finite() && q >= safe_min::<T::Real>() {
-            return Some(RowConstants::new(1.0, c_hi, c_lo, q / div, eps));
+            return Some(RowConstants::new(1.0, c_hi, c_lo, q * (1.0 / div), eps));
         }
         let amax = self.each(Pass::AbsMax).iter().fold(0.0f64, |m, (_, c)| m.max(c.0));
         if !amax.is_finite() {
@@ -148,7 +148,7 @@ impl<T: Element> Row<T> {
         }
         let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<T::Real>(amax) };
         let (c_hi, c_lo, q) = self.sums(scale);
-        q.is_finite().then(|| RowConstants::new(scale, c_hi, c_lo, q / div, eps))
+        q.is_finite().then(|| RowConstants::new(scale, c_hi, c_lo, q * (1.0 / div), eps))
     }
 }
 

@@ -406,7 +406,8 @@ unsafe fn centred<V: Storage<M>, M, const SCALED: bool>(kind: Norm, x: *const M,
             Norm::Crms => (0.0, 0.0, s2 + s1 * s1),
             Norm::Layer => {
                 let k = shift::<V, M, SCALED>(kind, x, s);
-                let m = s1 / nf;
+                // Times 1 / n, not divided by n: see `constants`.
+                let m = s1 * (1.0 / nf);
                 if s1 * m <= SHIFT_OK * s2 {
                     (k.to_f64(), m, non_negative(s2 - s1 * m))
                 } else {
@@ -443,7 +444,14 @@ unsafe fn constants<V: Storage<M>, M, const SCALED: bool>(
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
         let (c_hi, c_lo, q) = centred::<V, M, SCALED>(kind, x, n, head, scale, first);
-        q.is_finite().then(|| (RowConstants::new(scale, c_hi, c_lo, q / kind.divisor(n), eps), q))
+        // The mean square as q times 1 / divisor, not q / divisor (and
+        // `centred`'s mean likewise): the reciprocal depends on n alone,
+        // so it is ready before the row's sums are, and the chain from
+        // the row's sums to its write loses a division, leaving the
+        // square root and 1 / sqrt. Exact where n is a power of two;
+        // otherwise one more rounding in f64 (half an ulp of the mean
+        // square at most).
+        q.is_finite().then(|| (RowConstants::new(scale, c_hi, c_lo, q * (1.0 / kind.divisor(n)), eps), q))
     }
 }
 
@@ -1126,10 +1134,11 @@ unsafe fn layer_short_blocks<V: Storage<M>, D: Vector<Elem = f64>, M>(batch: Row
 
 /// LayerNorm rows of more than [`PIPELINE_MAX_BYTES`] and at most this
 /// many bytes go in blocks of [`BLOCK_ROWS`] ([`in_layer_blocks`]). One row
-/// at a time, the row constants (three divisions and a square root in f64,
-/// and the checks around them) are a large share of such rows: a scratch
-/// build without them took 0.72-0.82 of the time of LayerNorm rows of 384
-/// float32 elements (AMD Zen 4, `benches/ab`). Blocks against rows one at
+/// at a time, the row constants (in f64 a square root and three divisions,
+/// one since issue 11's round 36 (see [`constants`]); and the checks
+/// around them) are a large share of such rows: a scratch build without
+/// them took 0.72-0.82 of the time of LayerNorm rows of 384 float32
+/// elements (AMD Zen 4, `benches/ab`). Blocks against rows one at
 /// a time, the same bits (AVX-512, medians of 31 rounds): float32 rows of
 /// 128 / 384 in cache (2048 / 1024 rows) 0.78 / 0.76; from memory (10 to
 /// 16 MiB) rows of 128 0.78, of 256 0.91, of 320 0.89, of 384 0.95;
@@ -1253,14 +1262,14 @@ impl LayerBlock {
         // a multiple of D::LANES (asserted above), inside the arrays.
         unsafe {
             let (mut m, mut q, mut r) = ([0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS], [0.0; BLOCK_ROWS]);
-            let (nf, eps_v, one) = (D::splat(n as f64), D::splat(eps), D::splat(1.0));
+            let (per_element, eps_v, one) = (D::splat(1.0 / n as f64), D::splat(eps), D::splat(1.0));
             for j in (0..BLOCK_ROWS).step_by(D::LANES) {
                 let (s1, s2) = (D::load(self.s1.as_ptr().add(j)), D::load(self.s2.as_ptr().add(j)));
-                let mean = s1.div(nf);
+                let mean = s1.mul(per_element);
                 let sq = s2.sub(s1.mul(mean));
                 mean.store(m.as_mut_ptr().add(j));
                 sq.store(q.as_mut_ptr().add(j));
-                one.div(sq.div(nf).add(eps_v).sqrt()).store(r.as_mut_ptr().add(j));
+                one.div(sq.mul(per_element).add(eps_v).sqrt()).store(r.as_mut_ptr().add(j));
             }
             let min = safe_min::<T>();
             std::array::from_fn(|j| {
