@@ -137,10 +137,11 @@ impl<T: Element> Row<T> {
     /// The row constants, or None for a row holding NaN or +-inf; as
     /// `vector::row_constants` on the whole row.
     fn constants(&self, eps: f64) -> Option<RowConstants> {
-        let div = self.kind.divisor(self.n);
+        // Times 1 / divisor, as `vector::constants` computes the mean square.
+        let per_element = 1.0 / self.kind.divisor(self.n);
         let (c_hi, c_lo, q) = self.sums(1.0);
         if q.is_finite() && q >= safe_min::<T::Real>() {
-            return Some(RowConstants::new(1.0, c_hi, c_lo, q * (1.0 / div), eps));
+            return Some(RowConstants::new(1.0, c_hi, c_lo, q * per_element, eps));
         }
         let amax = self.each(Pass::AbsMax).iter().fold(0.0f64, |m, (_, c)| m.max(c.0));
         if !amax.is_finite() {
@@ -148,7 +149,7 @@ impl<T: Element> Row<T> {
         }
         let scale = if amax == 0.0 { 1.0 } else { rescale_factor::<T::Real>(amax) };
         let (c_hi, c_lo, q) = self.sums(scale);
-        q.is_finite().then(|| RowConstants::new(scale, c_hi, c_lo, q * (1.0 / div), eps))
+        q.is_finite().then(|| RowConstants::new(scale, c_hi, c_lo, q * per_element, eps))
     }
 }
 
