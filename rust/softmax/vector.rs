@@ -2,8 +2,10 @@
 //!
 //! Every function here is `#[inline(always)]` and only meaningful when
 //! inlined into the `#[target_feature]` trampoline of `dispatch::run`.
-//! Sums are kept in registers for blocks of `BLOCK` elements and folded into
-//! an f64 total, so float32 rows of millions of elements keep their digits.
+//! Sums are kept in registers for blocks of `BLOCK` elements (more where a
+//! lane still adds at most 16 terms: `sum_block`, `PAIR_BLOCK`) and folded
+//! into an f64 total, so float32 rows of millions of elements keep their
+//! digits.
 
 use super::scalar::{merge_pair, pair_ln_sum, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
@@ -21,6 +23,21 @@ use crate::simd::{prefetch, Real, Storage, Vector};
 /// `online` drift 3.7e-6 when one lane holds exp(0) = 1 and adds many terms
 /// below its ulp (one 0 among 1062 values of -14.07).
 const BLOCK: usize = 128;
+
+/// Elements per block of [`sum_map`]'s two sum chains: 16 terms per lane,
+/// `BLOCK`'s bound, and never fewer than `BLOCK`. Float32 rows take blocks
+/// of 512 elements on AVX-512 and 256 on AVX2: a quarter and a half of the
+/// block ends (each a horizontal sum, a conversion and an f64 add). AMD
+/// Zen 4, AVX-512 (issue 11, round 37; `benches/ab/stack_depths.py`, both
+/// orders): float32 softmax rows of 256 to 2000 elements took 0.94-0.99
+/// of the time, rows of 30522 0.98-1.01; AVX2 0.99-1.02. A lane's sum can
+/// now drop up to 15 terms below half its ulp where it dropped 3: on a
+/// row of one 0 among values of -16.6 the relative error went from 1.9e-7
+/// to 1.1e-6, inside the 2e-6 bound.
+const fn sum_block<V: Vector>() -> usize {
+    let sixteen_per_lane = 2 * 16 * V::LANES;
+    if sixteen_per_lane > BLOCK { sixteen_per_lane } else { BLOCK }
+}
 
 /// # Safety
 /// The CPU must have the instruction set of `V` (vector code); pointer
@@ -808,7 +825,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
         let mut start = 0;
         let ahead = prefetch::Ahead::current();
         while start < n {
-            let end = (start + BLOCK).min(n);
+            let end = (start + sum_block::<V>()).min(n);
             // Four vectors per step, so the four exp evaluations
             // (independent chains) overlap (XNNPACK's raddstoreexpminusmax
             // u4 kernels), summed in two chains: an add's latency is still
@@ -973,7 +990,7 @@ unsafe fn sum_map_staged<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const NE
         // Blocks of whole groups of four registers, so a group's sums and
         // maxima go where sum_map_form's and row_max's go. x is not copied
         // to y: `sum_map` does not send CopyInput here.
-        const { assert!(BLOCK.is_multiple_of(4 * V::LANES)) };
+        const { assert!(sum_block::<V>().is_multiple_of(4 * V::LANES)) };
         debug_assert!(!W::INPUT);
         let lanes = V::LANES;
         let (lo, n_m) = (f.lo, f.n_m);
@@ -1018,7 +1035,7 @@ unsafe fn sum_map_staged<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const NE
                     }
                     s[k] = s[k].add(e);
                 }
-                if (i + 4 * lanes).is_multiple_of(BLOCK) {
+                if (i + 4 * lanes).is_multiple_of(sum_block::<V>()) {
                     if let Some(p) = pending {
                         total += p.reduce_add().to_f64();
                     }
@@ -1029,7 +1046,7 @@ unsafe fn sum_map_staged<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const NE
         }
         // The last block's registers after its whole groups, as in
         // sum_map_form, unless its last group closed it.
-        if !n.is_multiple_of(BLOCK) {
+        if !n.is_multiple_of(sum_block::<V>()) {
             let next_max = if NEXT { Some((next, &mut m)) } else { None };
             sum_map_tail::<V, M, Y, W, true, false>(x, y, groups * 4 * lanes, n, f, &mut s, next_max);
             if let Some(p) = pending {
