@@ -107,8 +107,9 @@ pub unsafe fn exp_parts_fast<V: Vector>(x: V) -> (V, V) {
 /// of [`exp_parts_fast`] (flushed to 0 below 2^-127 / 2^-1023), or on
 /// AVX2 [`exp_down_table8`] (float32) and [`exp_down_table4`] (float64),
 /// the same value with the exponent built in integers, on AVX-512 float64
-/// [`exp_down_table16`] (scaled by `vscalefpd`). For n >= k(x)
-/// integral (the kernels: x <= the row max m, n = n(m)) and
+/// [`exp_down_table16`] (scaled by `vscalefpd`). For n >= k(x) - 1
+/// integral (the kernels: x <= the row max m, and n = n(m), one below
+/// round(m log2 e)) and
 /// lo >= -[`TABLE8_X_LIMIT`].
 ///
 /// # Safety
@@ -143,10 +144,11 @@ pub const TABLE8_X_LIMIT: f64 = 363_408.0;
 /// |x| < [`TABLE8_X_LIMIT`]; NaN in, NaN p out.
 ///
 /// Callers of the pair form: n = floor(N/8) <= floor(x log2 e + 1/16)
-/// <= round(x log2 e), the polynomial form's exponent, so n(x) <= n(m)
-/// for x <= m and every `scale_down_pow2(n - n(m))` of the kernels keeps a
-/// shift <= 0; a row's largest n bounds every other n as before; terms
-/// below 2 instead of 1.42 change no overflow margin of the sums.
+/// <= round(x log2 e), the polynomial form's exponent, so n(x) <= n(m) + 1
+/// for x <= m (the kernels' n(m) is one below round(m log2 e)) and every
+/// `scale_down_pow2(n - n(m))` of the kernels keeps a shift <= 1; a row's
+/// largest n bounds every other n as before; terms below 4 instead of
+/// 2.83 change no overflow margin of the sums.
 ///
 /// # Safety
 /// The CPU must have AVX2 + FMA (the instruction set of `V`).
@@ -201,7 +203,7 @@ const EXP2_EIGHTHS_LESS_J: [f32; 8] = {
 ///
 /// Needs |n| < 2^19 integral, lo >= -[`TABLE8_X_LIMIT`] and
 /// floor(N/8) <= n + 127 (x at most ~88 above n ln2: the kernels keep
-/// floor(N/8) <= n). NaN in, NaN out.
+/// floor(N/8) <= n + 1). NaN in, NaN out.
 ///
 /// # Safety
 /// The CPU must have AVX2 + FMA (the instruction set of `V`).
@@ -448,8 +450,8 @@ const EXP2_QUARTERS_LESS_J: [f64; 4] = {
 /// below 2^-1022, within 2^-1022 of the exact one.
 ///
 /// Needs |n| < 2^48 integral, lo >= -[`TABLE4_X_LIMIT`] and
-/// floor(N/4) <= n + 1023 (the kernels keep floor(N/4) <= n). NaN in,
-/// NaN out.
+/// floor(N/4) <= n + 1023 (the kernels keep floor(N/4) <= n + 1). NaN
+/// in, NaN out.
 ///
 /// # Safety
 /// The CPU must have AVX2 + FMA (the instruction set of `V`).

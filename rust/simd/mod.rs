@@ -360,7 +360,7 @@ pub unsafe trait Vector: Copy {
     /// into the subnormal range, 0 / inf beyond. `n` must be finite when
     /// `self` may be NaN: AVX-512's vscalefps(NaN, +inf) returns +inf.
     fn scale_pow2(self, n: Self) -> Self;
-    /// self * 2^n for integral n <= 0 where the result may be flushed to 0
+    /// self * 2^n for integral n <= 1 where the result may be flushed to 0
     /// once 2^n is below the smallest normal power (2^-126 / 2^-1022): one
     /// step on AVX2 instead of two. For terms of sums and for results that
     /// small. `n` must not be NaN or -inf unless `self` is NaN.
@@ -398,7 +398,8 @@ pub unsafe trait Vector: Copy {
     }
 
     /// exp(max(self, lo)) / 2^n for an integral n at least the exponent k
-    /// of every lane's [`Vector::exp_parts_fast`] pair: p * 2^(k - n) by
+    /// of every lane's [`Vector::exp_parts_fast`] pair less one (the
+    /// kernels' n(m) is one below exp(m)'s exponent): p * 2^(k - n) by
     /// [`Vector::scale_down_pow2`] unless the register overrides it with
     /// the integer-exponent form ([`exp::exp_down_table8`], AVX2 float32;
     /// [`exp::exp_down_table4`], AVX2 float64) or the `vscalefpd` one

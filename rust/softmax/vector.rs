@@ -623,14 +623,15 @@ fn max_of_chains<V: Vector>(m: [V; 4]) -> V::Elem {
 }
 
 /// x -> exp(x - m) * c for a row whose max is `m`, where c is a constant of
-/// the row in [0.7, 1.42] ([`ShiftedExp::row_constant`]). Softmax divides
+/// the row in [1.41, 2.83] ([`ShiftedExp::row_constant`]). Softmax divides
 /// by a sum of the same values, so c cancels and the scalar exp(m) it
 /// would take is kept off the hot path.
 ///
 /// x - m is never rounded: in f32 that rounding alone costs up to 2e-6
 /// relative error (|x - m| near 50). For |m| <= 2^18 the value is
 /// exp(x) / 2^n(m), built from the (mantissa, exponent) pair of x, and
-/// c = p(m) from exp(m) = p(m) * 2^n(m); beyond, every x whose result does
+/// c = 2 p(m) from exp(m) = 2 p(m) * 2^n(m) (n(m) one below the exponent of
+/// exp(m)'s pair: [`ShiftedExp::new`]); beyond, every x whose result does
 /// not underflow lies in [m/2, 2m], where x - m is exact (Sterbenz), and
 /// the plain form with c = 1 is used.
 #[derive(Clone, Copy)]
@@ -641,7 +642,8 @@ pub(crate) struct ShiftedExp<V: Vector> {
     n_first: bool,
     lo: V,
     m: V::Elem,
-    /// n(m), the exponent of exp(m) = p(m) * 2^n(m).
+    /// n(m), one below the exponent of exp(m)'s pair: exp(m) =
+    /// 2 p(m) * 2^n(m).
     n_m: V,
 }
 
@@ -658,16 +660,25 @@ impl<V: Vector> ShiftedExp<V> {
         // and every access below stays inside the elements the caller vouched for.
         unsafe {
             let limit = TWO_PASS_X_LIMIT;
-            // n(m) = round(m log2 e) from the scalar pair of exp(m): at
-            // least every lane's pair exponent (x <= m).
-            let (_, n_m) = exp_parts_scalar(m);
+            // n(m) = round(m log2 e) - 1, one below the exponent of the
+            // scalar pair of exp(m) (and below every lane's pair exponent
+            // plus one, x <= m), so the row's largest term exp(m) / 2^n(m)
+            // is in [1.41, 2.83], and so is the sum's lower bound. Every
+            // softmax result is then at most its term, so a normal result
+            // comes from a normal term: with round(m log2 e) itself the
+            // sum could be 0.71, and results down to 1.18e-38 came from
+            // terms below the normal range, which the fast exponentials
+            // flush or mis-scale (up to 35% off; issue 11, round 37). For
+            // larger results a factor of 2 on every term and on the sum
+            // changes no bits.
+            let (_, k_m) = exp_parts_scalar(m);
             let pairs = m.to_f64().abs() <= limit - 2048.0;
             ShiftedExp {
                 pairs,
                 n_first: pairs && n >= N_FIRST_MIN,
                 lo: V::splat(V::Elem::from_f64(-limit)),
                 m,
-                n_m: V::splat(n_m),
+                n_m: V::splat(k_m - V::Elem::ONE),
             }
         }
     }
