@@ -7,7 +7,7 @@ log-softmax error in units of max(1e-5, ulp(result)).
     for isa in scalar avx2 avx512; do NORMKIT_ISA=$isa python benches/softmax_accuracy.py; done
 
 Until issue 11's round 37, results from 1.18e-38 to about 1.7e-38 were up
-to 35% off on the SIMD paths (their shifted terms exp(x) / 2^n(max) fell
+to 41% low on the SIMD paths (their shifted terms exp(x) / 2^n(max) fell
 below the normal range); this script is what showed it.
 """
 

@@ -661,14 +661,14 @@ impl<V: Vector> ShiftedExp<V> {
         unsafe {
             let limit = TWO_PASS_X_LIMIT;
             // n(m) = round(m log2 e) - 1, one below the exponent of the
-            // scalar pair of exp(m) (and below every lane's pair exponent
-            // plus one, x <= m), so the row's largest term exp(m) / 2^n(m)
-            // is in [1.41, 2.83], and so is the sum's lower bound. Every
+            // scalar pair of exp(m) (every lane's pair exponent is at most
+            // n(m) + 1, x <= m), so the row's largest term exp(m) / 2^n(m)
+            // is in [1.41, 2.83] and the sum at least 1.41. Every
             // softmax result is then at most its term, so a normal result
             // comes from a normal term: with round(m log2 e) itself the
             // sum could be 0.71, and results down to 1.18e-38 came from
             // terms below the normal range, which the fast exponentials
-            // flush or mis-scale (up to 35% off; issue 11, round 37). For
+            // flush or mis-scale (up to 41% low; issue 11, round 37). For
             // larger results a factor of 2 on every term and on the sum
             // changes no bits.
             let (_, k_m) = exp_parts_scalar(m);
