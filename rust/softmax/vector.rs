@@ -699,8 +699,8 @@ impl<V: Vector> ShiftedExp<V> {
     }
 
     /// c: exp(x - m) = eval(x) / c, so c = eval(m): for the pair form
-    /// exp(m) / 2^n(m) as the lanes compute it, not the scalar pair's p(m),
-    /// which may differ in the last bits (with it a one-element row's
+    /// exp(m) / 2^n(m) as the lanes compute it, not 2 p(m) from the scalar
+    /// pair, which may differ in the last bits (with it a one-element row's
     /// log_softmax was not exactly 0), and with the lanes' n(m) (c and n(m)
     /// from two separate roundings of m log2 e were off by a factor of 2
     /// when those differed, e.g. m = 1.732868, where m log2 e =
