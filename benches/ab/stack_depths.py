@@ -11,14 +11,16 @@ every case through six wrappers that add C frames (nested ``map`` and
 ``functools.partial`` calls), alternating builds and wrappers round by
 round:
 
-    python benches/ab/stack_depths.py A.so B.so [ROUNDS [all]]
+    python benches/ab/stack_depths.py A.so B.so [ROUNDS [all|softmax]]
 
 (build the modules as for ``threads.py``). Reported per case and build:
 the fastest and slowest wrapper's median time and their ratio (the
 spread, 1.00 when the depth does not matter), the ratio of B's mean over
 the wrappers to A's, and whether the two builds' outputs are bit for bit
 the same. By default the short norm rows and, for contrast, RMSNorm rows
-of 384; ``all`` adds ``threads.py``'s cases. Defaults: 5 rounds.
+of 384; ``all`` adds ``threads.py``'s cases; ``softmax`` takes instead
+softmax and log_softmax of rows of 16 to 1024 elements (float32 and
+float64). Defaults: 5 rounds.
 """
 
 from __future__ import annotations
@@ -49,6 +51,17 @@ def short_rows(rng: np.random.Generator):
             yield f"layer_norm {r}x{c}", x, [y], lambda m, x=x, y=y, w=w, b=b: m.norm(x, y, "layer", 1e-5, w, b)
 
 
+def softmax_rows(rng: np.random.Generator):
+    """(name, input, outputs, call(module)) for softmax and log_softmax rows."""
+    shapes = [(65536, 16, np.float32), (65536, 48, np.float32), (2048, 64, np.float32), (65536, 64, np.float32), (8192, 128, np.float32), (16384, 256, np.float32), (8192, 384, np.float32), (4096, 1024, np.float32), (65536, 32, np.float64), (8192, 384, np.float64), (4096, 1024, np.float64)]
+    for r, c, dtype in shapes:
+        x = rng.standard_normal((r, c)).astype(dtype)
+        y = np.empty_like(x)
+        name = f"{r}x{c} {np.dtype(dtype).name}"
+        yield f"softmax {name}", x, [y], lambda m, x=x, y=y: m.softmax(x, y, "auto")
+        yield f"log_softmax {name}", x, [y], lambda m, x=x, y=y: m.log_softmax(x, y)
+
+
 def depths(call):
     """Six callables that run ``call()`` under different C stack depths."""
     wrappers = []
@@ -67,12 +80,15 @@ def main() -> None:
         sys.exit(__doc__)
     a, b = load(sys.argv[1], "build_a"), load(sys.argv[2], "build_b")
     rounds = int(sys.argv[3]) if len(sys.argv) > 3 else 5
-    everything = len(sys.argv) > 4 and sys.argv[4] == "all"
+    mode = sys.argv[4] if len(sys.argv) > 4 else ""
     for module in (a, b):
         module.set_num_threads(1)
     print(f"cpu: {cpu_model()}; 1 thread, {rounds} rounds, A={sys.argv[1]} B={sys.argv[2]}")
     rng = np.random.default_rng(0)
-    cases = list(short_rows(rng)) + (list(threads_cases(rng)) if everything else [])
+    if mode == "softmax":
+        cases = list(softmax_rows(rng))
+    else:
+        cases = list(short_rows(rng)) + (list(threads_cases(rng)) if mode == "all" else [])
     for name, _, outputs, call in cases:
         same = same_outputs(call, a, b, outputs)
         runs = [("A", d, f) for d, f in enumerate(depths(lambda: call(a)))]

@@ -25,6 +25,9 @@
 //! reaches it through [`dispatch::run`].
 
 mod fused;
+mod ln;
+#[rustfmt::skip]
+mod ln_table;
 pub mod scalar;
 mod split;
 mod vector;

@@ -58,6 +58,9 @@ enum Pass<T> {
     LogWrite { m: T, ln_sum: T, stream: bool },
     /// y = NaN.
     FillNan,
+    /// ln(sum) as the unsplit kernel takes it at this level
+    /// (`vector::row_ln`); touches no elements.
+    Ln { sum: f64 },
 }
 
 /// A pass over the chunk `x[..n]` / `y[..n]`, reached through
@@ -110,6 +113,7 @@ impl<T: Element> Kernel for ChunkPass<T> {
                 Pass::Scale { r } => vector::scale_in_place::<T::Vector<S>, T>(y, n, r),
                 Pass::LogWrite { m, ln_sum, stream } => vector::log_softmax_write::<T::Vector<S>, T>(x, y, n, m, ln_sum, stream),
                 Pass::FillNan => vector::fill::<T::Vector<S>, T>(y, n, T::Real::NAN),
+                Pass::Ln { sum } => return (vector::row_ln::<T::Vector<S>>(sum), 0.0, 0.0),
             }
         }
         (0.0, 0.0, 0.0)
@@ -226,7 +230,7 @@ impl<T: Element> Row<T> {
         } else {
             (T::Real::ZERO, self.total(Pass::PlainExpSum { warm_y: !stream }))
         };
-        let ln_sum = T::Real::from_f64((scaled / c).ln());
+        let ln_sum = T::Real::from_f64(dispatch::run(self.isa, ChunkPass::<T> { pass: Pass::Ln { sum: scaled / c }, x: std::ptr::null(), y: std::ptr::null_mut(), n: 0, row_n: 0 }).0);
         self.each(Pass::LogWrite { m, ln_sum, stream });
     }
 }

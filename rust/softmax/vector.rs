@@ -7,6 +7,7 @@
 //! into an f64 total, so float32 rows of millions of elements keep their
 //! digits.
 
+use super::ln::ln;
 use super::scalar::{merge_pair, pair_ln_sum, two_pass_accept, TWO_PASS_X_LIMIT};
 use super::Algorithm;
 use crate::simd::exp::{exp_down_fast as exp_down, exp_fast as exp, exp_parts_fast as exp_parts, exp_parts_scalar};
@@ -429,6 +430,7 @@ struct ShortRow<V: Vector> {
 /// sum; `None` for a row whose softmax is NaN.
 type ShortExp<V> = Option<([V; SHORT_REGS], <V as Vector>::Elem)>;
 
+
 impl<V: Vector> ShortRow<V> {
     /// Loads the row `x` of `n` elements and takes its max.
     ///
@@ -465,17 +467,45 @@ impl<V: Vector> ShortRow<V> {
             if !self.m.is_finite() {
                 return None;
             }
-            let f = ShiftedExp::<V>::new(self.m, self.n);
+            let (e, sum) = self.exps_and_sum(&ShiftedExp::<V>::new(self.m, self.n));
+            sum.is_finite().then(|| (e, V::Elem::from_f64(1.0 / sum)))
+        }
+    }
+
+    /// Log-softmax's shift m and sum exp(x - m), as [`log_softmax_max`]
+    /// and [`log_softmax_sum`] compute them but with the sum in
+    /// [`ShortRow::exp_sum`]'s order.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V`.
+    #[inline(always)]
+    unsafe fn log_sum(&self) -> (V::Elem, f64) {
+        // SAFETY: this function's contract: the CPU has the instruction set of V.
+        unsafe {
+            let (m, f) = log_softmax_shift::<V>(self.m, self.n);
+            let (_, scaled) = self.exps_and_sum(&f);
+            (m, scaled / f.row_constant().to_f64())
+        }
+    }
+
+    /// f(x) of the registers that hold elements of the row (the others: 0)
+    /// and their sum in f64.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V`.
+    #[inline(always)]
+    unsafe fn exps_and_sum(&self, f: &ShiftedExp<V>) -> ([V; SHORT_REGS], f64) {
+        // SAFETY: this function's contract: the CPU has the instruction set of V.
+        unsafe {
             const { assert!(SHORT_REGS * V::LANES < N_FIRST_MIN, "a short row takes the pair form, not the n-first one") };
-            let e = if f.pairs { self.exps::<true>(&f) } else { self.exps::<false>(&f) };
+            let e = if f.pairs { self.exps::<true>(f) } else { self.exps::<false>(f) };
             // In two chains (the order differs from sum_map's for rows of
             // fewer than four whole registers: it adds those into one).
             let mut s = [V::splat(V::Elem::ZERO); 2];
             for (c, &ec) in e.iter().enumerate() {
                 s[c % 2] = s[c % 2].add(ec);
             }
-            let sum = s[0].add(s[1]).reduce_add().to_f64();
-            sum.is_finite().then(|| (e, V::Elem::from_f64(1.0 / sum)))
+            (e, s[0].add(s[1]).reduce_add().to_f64())
         }
     }
 
@@ -515,13 +545,47 @@ impl<V: Vector> ShortRow<V> {
             let Some((e, r)) = exps else {
                 return fill::<V, M>(y, n, V::Elem::NAN);
             };
-            let (lanes, r) = (V::LANES, V::splat(r));
-            for (c, ec) in e.into_iter().enumerate() {
+            Self::store_row(y, n, e, &Scale(V::splat(r)));
+        }
+    }
+
+    /// Writes log-softmax, (x - m) - ln_sum, of the row `regs` hold (as
+    /// [`ShortRow::load`] loads them) to `y`.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V`; `y` must be valid for
+    /// writing `n` elements (it may be the row's x: every load is done).
+    #[inline(always)]
+    unsafe fn write_log<M>(regs: [V; SHORT_REGS], y: *mut M, n: usize, m: V::Elem, ln_sum: V::Elem)
+    where
+        V: Storage<M>,
+    {
+        // SAFETY: this function's contract: the CPU has the instruction set of V,
+        // and every store below stays inside y[0..n).
+        unsafe { Self::store_row(y, n, regs, &LogValue { m: V::splat(m), ln_sum: V::splat(ln_sum) }) }
+    }
+
+    /// Stores f(register c) for each register c of `regs` that holds
+    /// elements of the row `y` of `n` elements, the last one partly.
+    ///
+    /// # Safety
+    /// The CPU must have the instruction set of `V`; `y` must be valid for
+    /// writing `n` elements.
+    #[inline(always)]
+    unsafe fn store_row<M, F: WriteValue<V>>(y: *mut M, n: usize, regs: [V; SHORT_REGS], f: &F)
+    where
+        V: Storage<M>,
+    {
+        // SAFETY: this function's contract: the CPU has the instruction set of V,
+        // and every store below stays inside y[0..n).
+        unsafe {
+            let lanes = V::LANES;
+            for (c, reg) in regs.into_iter().enumerate() {
                 let start = c * lanes;
                 if start + lanes <= n {
-                    ec.mul(r).store_to(y.add(start));
+                    f.value(reg).store_to(y.add(start));
                 } else if start < n {
-                    ec.mul(r).store_partial_to(y.add(start), n - start);
+                    f.value(reg).store_partial_to(y.add(start), n - start);
                 }
             }
         }
@@ -1657,6 +1721,11 @@ pub unsafe fn log_softmax<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the elements the caller vouched for.
     unsafe {
+        if is_short::<V>(n) {
+            let row = ShortRow::<V>::load(x, n);
+            let (m, sum) = row.log_sum();
+            return ShortRow::write_log(row.regs, y, n, m, V::Elem::from_f64(row_ln::<V>(sum)));
+        }
         if log_two_pass::<M>(n) && log_softmax_two_pass::<V, M>(x, y, n) {
             return;
         }
@@ -1795,7 +1864,7 @@ unsafe fn log_softmax_ln_sum<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize,
     unsafe {
         // One logarithm per row: ln(scaled / c) is ln(scaled) - ln(c) within
         // the f64 quotient's rounding, far below an f32 or f64 result's ulp.
-        V::Elem::from_f64(log_softmax_sum::<V, M>(x, y, n, shifted).ln())
+        V::Elem::from_f64(row_ln::<V>(log_softmax_sum::<V, M>(x, y, n, shifted)))
     }
 }
 
@@ -1886,6 +1955,20 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
     unsafe {
         let (rows, n) = (batch.rows, batch.n);
         let bytes = n * size_of::<M>();
+        if rows > 1 && is_short::<V>(n) {
+            // Short rows in groups too, loaded into registers for the sum
+            // and again for the write: no loops, and no copy of x.
+            return log_softmax_groups::<V>(
+                rows,
+                #[inline(always)]
+                |i| ShortRow::<V>::load(batch.x_row(i), n).log_sum(),
+                #[inline(always)]
+                |i, m, ln_sum| {
+                    let regs = V::load_registers::<SHORT_REGS>(batch.x_row(i), n, V::Elem::NEG_INFINITY);
+                    ShortRow::write_log(regs, batch.y_row(i), n, m, ln_sum)
+                },
+            );
+        }
         if rows > 1 && bytes > LOG_FUSED_MIN_BYTES && log_fuses_rows::<M>(n) && copies_input::<V, M>(n) {
             return fused_rows::<V, M, _>(
                 &batch,
@@ -1898,7 +1981,7 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
             );
         }
         if rows > 1 && bytes <= LOG_GROUP_MAX_BYTES {
-            return log_softmax_groups(
+            return log_softmax_groups::<V>(
                 rows,
                 #[inline(always)]
                 |i| {
@@ -1918,26 +2001,27 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
 
 /// Log-softmax of rows `0..rows` in groups of [`LOG_GROUP`]: `sum` of each
 /// row of a group (its shift m and sum exp(x - m)), then the group's
-/// logarithms one after another, then `finish` of each row with m and
-/// ln(sum). The logarithm is a call into the C library, which clobbers
-/// every vector register: within a group the calls follow each other with
-/// no vector state to save and restore around them, and their latencies
-/// overlap. Each row gets the same operations as alone: results are
+/// logarithms ([`row_ln`]) one after another, then `finish` of each row
+/// with m and ln(sum). Below AVX-512 the logarithm is a call into the C
+/// library, which clobbers every vector register: within a group the calls
+/// follow each other with no vector state to save and restore around them,
+/// and their latencies overlap. At AVX-512 it is inline, and the compiler
+/// computes the group's eight in the lanes of one register. Each row gets the same operations as alone: results are
 /// bit-identical. A group's rows are all summed before any is finished:
 /// `sum` may write row i's output (a copy of x), `finish` reads row i's
 /// input or that copy.
 #[inline(always)]
-fn log_softmax_groups<E: Real>(rows: usize, mut sum: impl FnMut(usize) -> (E, f64), mut finish: impl FnMut(usize, E, E)) {
+fn log_softmax_groups<V: Vector>(rows: usize, mut sum: impl FnMut(usize) -> (V::Elem, f64), mut finish: impl FnMut(usize, V::Elem, V::Elem)) {
     let mut start = 0;
     while start < rows {
         let group = LOG_GROUP.min(rows - start);
-        let (mut m, mut s) = ([E::ZERO; LOG_GROUP], [0.0; LOG_GROUP]);
+        let (mut m, mut s) = ([V::Elem::ZERO; LOG_GROUP], [0.0; LOG_GROUP]);
         for k in 0..group {
             (m[k], s[k]) = sum(start + k);
         }
-        let mut ln_sum = [E::ZERO; LOG_GROUP];
+        let mut ln_sum = [V::Elem::ZERO; LOG_GROUP];
         for k in 0..group {
-            ln_sum[k] = E::from_f64(s[k].ln());
+            ln_sum[k] = V::Elem::from_f64(row_ln::<V>(s[k]));
         }
         for k in 0..group {
             finish(start + k, m[k], ln_sum[k]);
@@ -1956,6 +2040,26 @@ fn log_softmax_groups<E: Real>(rows: usize, mut sum: impl FnMut(usize) -> (E, f6
 pub(crate) unsafe fn log_softmax_write<V: Storage<M>, M>(x: *const M, y: *mut M, n: usize, m: V::Elem, ln_sum: V::Elem, stream: bool) {
     // SAFETY: this function's contract.
     unsafe { write_row(x, y, n, &LogValue { m: V::splat(m), ln_sum: V::splat(ln_sum) }, stream) }
+}
+
+/// ln(sum) for log-softmax at the level of `V`: the inline [`ln`] on
+/// 512-bit registers (AVX-512), the C library's `ln` below. Measured on AMD
+/// Zen 4 (issue 11, round 38; log-softmax through the binding, both builds
+/// in one process, one thread, six call depths, five rounds, one run;
+/// time with the inline logarithm at every level / with the C library's,
+/// short rows in registers in both): AVX-512 float32 65536x16
+/// 0.91, 2048x64 0.92, 65536x64 0.93, 4096x1024 0.98, 8192x384 0.98;
+/// AVX2 2048x64 1.06, 65536x64 1.07 (eight logarithms in two 256-bit
+/// halves, with gathers), 8192x384 1.03. The two differ by about an ulp
+/// at most ([`ln`]); every path of one level takes the same one, so that a
+/// row's bits do not depend on whether it runs alone, in a group or fused.
+#[inline(always)]
+pub(crate) fn row_ln<V: Vector>(sum: f64) -> f64 {
+    if size_of::<V>() == 64 {
+        ln(sum)
+    } else {
+        sum.ln()
+    }
 }
 
 /// (x - m) - ln_sum.
