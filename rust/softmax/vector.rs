@@ -430,7 +430,6 @@ struct ShortRow<V: Vector> {
 /// sum; `None` for a row whose softmax is NaN.
 type ShortExp<V> = Option<([V; SHORT_REGS], <V as Vector>::Elem)>;
 
-
 impl<V: Vector> ShortRow<V> {
     /// Loads the row `x` of `n` elements and takes its max.
     ///
@@ -2006,10 +2005,10 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
 /// library, which clobbers every vector register: within a group the calls
 /// follow each other with no vector state to save and restore around them,
 /// and their latencies overlap. At AVX-512 it is inline, and the compiler
-/// computes the group's eight in the lanes of one register. Each row gets the same operations as alone: results are
-/// bit-identical. A group's rows are all summed before any is finished:
-/// `sum` may write row i's output (a copy of x), `finish` reads row i's
-/// input or that copy.
+/// computes the group's eight in the lanes of one register. Each row gets
+/// the same operations as alone: results are bit-identical. A group's rows
+/// are all summed before any is finished: `sum` may write row i's output
+/// (a copy of x), `finish` reads row i's input or that copy.
 #[inline(always)]
 fn log_softmax_groups<V: Vector>(rows: usize, mut sum: impl FnMut(usize) -> (V::Elem, f64), mut finish: impl FnMut(usize, V::Elem, V::Elem)) {
     let mut start = 0;
@@ -2050,8 +2049,8 @@ pub(crate) unsafe fn log_softmax_write<V: Storage<M>, M>(x: *const M, y: *mut M,
 /// short rows in registers in both): AVX-512 float32 65536x16
 /// 0.91, 2048x64 0.92, 65536x64 0.93, 4096x1024 0.98, 8192x384 0.98;
 /// AVX2 2048x64 1.06, 65536x64 1.07 (eight logarithms in two 256-bit
-/// halves, with gathers), 8192x384 1.03. The two differ by about an ulp
-/// at most ([`ln`]); every path of one level takes the same one, so that a
+/// halves, with gathers), 8192x384 1.03, float64 0.96-0.99. The two
+/// differ by about an ulp at most ([`ln`]); every path of one level takes the same one, so that a
 /// row's bits do not depend on whether it runs alone, in a group or fused.
 #[inline(always)]
 pub(crate) fn row_ln<V: Vector>(sum: f64) -> f64 {
