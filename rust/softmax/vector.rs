@@ -2050,8 +2050,9 @@ pub(crate) unsafe fn log_softmax_write<V: Storage<M>, M>(x: *const M, y: *mut M,
 /// 0.91, 2048x64 0.92, 65536x64 0.93, 4096x1024 0.98, 8192x384 0.98;
 /// AVX2 2048x64 1.06, 65536x64 1.07 (eight logarithms in two 256-bit
 /// halves, with gathers), 8192x384 1.03, float64 0.96-0.99. The two
-/// differ by about an ulp at most ([`ln`]); every path of one level takes the same one, so that a
-/// row's bits do not depend on whether it runs alone, in a group or fused.
+/// differ by about an ulp at most ([`ln`]); every path of one level takes
+/// the same one, so that a row's bits do not depend on whether it runs
+/// alone, in a group or fused.
 #[inline(always)]
 pub(crate) fn row_ln<V: Vector>(sum: f64) -> f64 {
     if size_of::<V>() == 64 {
