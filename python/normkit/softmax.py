@@ -11,6 +11,9 @@ from ._dask_hook import is_dask, on_dask
 from . import _native
 from ._half import half_name
 from ._rowwise import (
+    F32,
+    F64,
+    NATIVE_DTYPES,
     REFUSED,
     as_input_array,
     check_broadcast,
@@ -18,7 +21,6 @@ from ._rowwise import (
     call_native,
     compute_dtype,
     input_rows,
-    is_direct,
     kernel_dtype,
     normalize_axes,
     result_dtype,
@@ -119,14 +121,16 @@ def softmax(
     array([[1., 0.],
            [1., 0.]])
     """
-    if type(x) is not np.ndarray and is_dask(x):
+    if type(x) is np.ndarray:
+        # ``is_direct``, inline: a frame less on every call.
+        if scale is None and bias is None and where is None and dtype is None and type(axis) is int and (axis == -1 or axis == x.ndim - 1) and ((d := x.dtype) is F32 or d is F64 or d in NATIVE_DTYPES):
+            try:
+                return _native.softmax(x, out, algorithm)
+            except REFUSED:
+                pass
+    elif is_dask(x):
         return on_dask("softmax", locals())
     plain = scale is None and bias is None and where is None
-    if plain and dtype is None and is_direct(x, axis):
-        try:
-            return _native.softmax(x, out, algorithm)
-        except REFUSED:
-            pass
     if algorithm not in ALGORITHMS:
         raise ValueError(f"softmax: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
     if plain:
@@ -156,14 +160,16 @@ def log_softmax(x, axis=-1, *, scale=None, bias=None, where=None, dtype=None, ou
     >>> normkit.log_softmax([1.0, 2.0, 5.0], where=[True, True, False])
     array([-1.31326169, -0.31326169,        -inf])
     """
-    if type(x) is not np.ndarray and is_dask(x):
+    if type(x) is np.ndarray:
+        # ``is_direct``, inline, as in softmax.
+        if scale is None and bias is None and where is None and dtype is None and type(axis) is int and (axis == -1 or axis == x.ndim - 1) and ((d := x.dtype) is F32 or d is F64 or d in NATIVE_DTYPES):
+            try:
+                return _native.log_softmax(x, out)
+            except REFUSED:
+                pass
+    elif is_dask(x):
         return on_dask("log_softmax", locals())
     plain = scale is None and bias is None and where is None
-    if plain and dtype is None and is_direct(x, axis):
-        try:
-            return _native.log_softmax(x, out)
-        except REFUSED:
-            pass
     if plain:
         return rowwise("log_softmax", _native.log_softmax, x, axis, out, dtype=dtype, half_kernel=True)
     return _fused("log_softmax", True, x, axis, "auto", scale, bias, where, dtype, out)
