@@ -252,17 +252,23 @@ def test_eps_of_other_types_takes_the_direct_path(monkeypatch):
             np.testing.assert_array_equal(got[0], f(x, x, eps=float(eps))[0], err_msg=f"{name} {eps!r}")
 
 
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_the_common_case_takes_the_direct_path(monkeypatch, dtype):
-    """Every function with a direct path takes it for a float32 or float64
-    ndarray along its last axis, out given or not: the general path
-    (``rowwise``, the norms' ``_prepare``) is not reached."""
+def _forbid_general_path(monkeypatch):
+    """Make the general path of every function with a direct path
+    (``rowwise``, the norms' ``_prepare``) fail the test if it runs."""
     def general_path(*args, **kwargs):
         raise AssertionError("the general path ran")
 
     # importlib: the attribute normkit.softmax is the function, not its module.
     for module, name in (("normkit.softmax", "rowwise"), ("normkit.l1norm", "rowwise"), ("normkit.norm", "_prepare")):
         monkeypatch.setattr(importlib.import_module(module), name, general_path)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_the_common_case_takes_the_direct_path(monkeypatch, dtype):
+    """Every function with a direct path takes it for a float32 or float64
+    ndarray along its last axis, out given or not: the general path
+    (``rowwise``, the norms' ``_prepare``) is not reached."""
+    _forbid_general_path(monkeypatch)
     x = _x((3, 40)).astype(dtype)
     w = np.ones(40, dtype)
     for name, f in FUNCS.items():
@@ -284,14 +290,10 @@ def test_an_equal_dtype_that_is_another_descriptor_takes_the_direct_path(monkeyp
     unpickled array's, or one with metadata) still takes the direct path,
     and gives the bits of the same memory viewed with NumPy's descriptor
     (the norms' sums depend on the row's alignment in the last bit)."""
-    def general_path(*args, **kwargs):
-        raise AssertionError("the general path ran")
-
     x = _x((3, 40)).astype(dtype)
     others = [pickle.loads(pickle.dumps(x)), x.astype(np.dtype(dtype, metadata={"unit": "logit"}))]
     expected = [{name: f(other.view(np.dtype(dtype))) for name, f in FUNCS.items()} for other in others]
-    for module, name in (("normkit.softmax", "rowwise"), ("normkit.l1norm", "rowwise"), ("normkit.norm", "_prepare")):
-        monkeypatch.setattr(importlib.import_module(module), name, general_path)
+    _forbid_general_path(monkeypatch)
     for other, want in zip(others, expected):
         assert other.dtype == x.dtype and other.dtype is not np.dtype(dtype)
         for name, f in FUNCS.items():
