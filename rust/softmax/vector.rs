@@ -256,6 +256,16 @@ where
             if stages_exp::<V, M>(n) {
                 return next_max_in_exp_pass::<V, M>(&batch);
             }
+            let mut batch = batch;
+            if takes_row_blocks::<V, M>(n) && rows >= BLOCK_ROWS {
+                let blocked = rows - rows % BLOCK_ROWS;
+                row_blocks::<V, M>(&batch, blocked);
+                if blocked == rows {
+                    return;
+                }
+                // The last rows, fewer than a block, fused as before.
+                batch = RowBatch { x: batch.x_row(blocked), y: batch.y_row(blocked), rows: rows - blocked, ..batch };
+            }
             return fused_rows::<V, M, _>(
                 &batch,
                 #[inline(always)]
@@ -267,6 +277,97 @@ where
         }
         for i in 0..rows {
             softmax::<V, M>(algorithm, batch.x_row(i), batch.y_row(i), n);
+        }
+    }
+}
+
+/// Rows per block of [`row_blocks`].
+const BLOCK_ROWS: usize = 16;
+
+/// The longest rows, in bytes, that [`row_blocks`] takes: a block's
+/// outputs (8 KiB) are read back from L1 in the last pass.
+const ROW_BLOCK_MAX_BYTES: usize = 512;
+
+/// Whether [`softmax_rows`] takes rows of `n` elements of `M` (the compute
+/// type) in blocks of [`BLOCK_ROWS`] ([`row_blocks`]): at AVX-512 (512-bit
+/// registers), rows of at most [`ROW_BLOCK_MAX_BYTES`] that are not
+/// pipelined ([`is_short`], [`PIPELINE_MAX_BYTES`]), float32 rows of 65
+/// to 128 elements and float64 rows of 33 to 64: one sum block
+/// ([`sum_block`]) in the pair form without [`N_FIRST_MIN`]'s table.
+///
+/// Measured on AMD Zen 4 (issue 11, round 40; `benches/ab`-style runs,
+/// both builds and a copy of the first in one process, medians of 11
+/// rounds over six stack depths, time blocks / rows one at a time in
+/// [`fused_rows`]), float32: 64x128 0.92-0.94, 8192x128 0.90-0.91, 64x96
+/// 0.90-0.94, 4096x80 0.87-0.88, 16x128 0.96; float64 64x64 0.91,
+/// 8192x64 0.87, 4096x40 0.81 (one run). Rows of 256 to 512 float32
+/// elements, whose block no longer fits in L1, took 1.05-1.42; AVX2
+/// float32 rows of 128 1.01-1.02 (rows of 80 0.86).
+#[inline(always)]
+fn takes_row_blocks<V: Vector, M>(n: usize) -> bool {
+    size_of::<V>() == 64 && n * size_of::<M>() <= ROW_BLOCK_MAX_BYTES && n <= sum_block::<V>() && n < N_FIRST_MIN
+}
+
+/// Rows `0..blocked` (a multiple of [`BLOCK_ROWS`]) of `batch`, a block of
+/// rows at a time, each pass over the whole block before the next: the
+/// maxes, the exponentials and their sums, the scaling. Row by row, each
+/// pass waits for the reductions at the end of the one before (the max,
+/// the sum, the division: about 50 cycles a row on AMD Zen 4, round 39);
+/// here the core overlaps them with the other rows' passes, and the
+/// block's sixteen sums take one transposed reduction
+/// ([`Vector::reduce_add16`]). Each row gets the operations of
+/// [`exp_sum_or_nan_row`] in one sum block: the same bits as one at a
+/// time. Rows whose max is not finite or far
+/// from 0 (the plain form) go alone. Row j + 1's input is read after row
+/// j's output is written, which the batch contract makes safe (each
+/// output row is its input row or disjoint from every row).
+///
+/// # Safety
+/// As for [`softmax_rows`]; `blocked <= batch.rows`, and the rows
+/// [`takes_row_blocks`].
+#[inline(always)]
+unsafe fn row_blocks<V: Storage<M>, M>(batch: &RowBatch<M>, blocked: usize) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and rows i < blocked <= batch.rows are valid with the aliasing it names.
+    unsafe {
+        let n = batch.n;
+        let ahead = prefetch::Ahead::current();
+        const { assert!(BLOCK_ROWS == 16, "the sums are reduced by reduce_add16") };
+        let mut first = 0;
+        while first < blocked {
+            let mut m = [V::Elem::ZERO; BLOCK_ROWS];
+            for (j, mj) in m.iter_mut().enumerate() {
+                *mj = row_max::<V, M>(batch.x_row(first + j), n);
+            }
+            let mut sums = [V::splat(V::Elem::ZERO); BLOCK_ROWS];
+            let mut alone = [false; BLOCK_ROWS];
+            for j in 0..BLOCK_ROWS {
+                let shifted = ShiftedExp::<V>::new(m[j], n);
+                let (x, y) = (batch.x_row(first + j), batch.y_row(first + j));
+                if m[j].is_finite() && shifted.pairs {
+                    sums[j] = block_exp_sum::<V, M, M, WriteExp, true, false>(x, y, 0, n, &shifted, true, ahead);
+                } else {
+                    alone[j] = true;
+                }
+            }
+            let total = V::reduce_add16(&sums);
+            for j in 0..BLOCK_ROWS {
+                let y = batch.y_row(first + j);
+                if alone[j] {
+                    if let Some((_, r)) = exp_sum_or_nan_row::<V, M, true>(batch.x_row(first + j), y, n, m[j], true) {
+                        scale_in_place::<V, M>(y, n, r);
+                    }
+                    continue;
+                }
+                // As sum_map's total of one block: 0 + the block's sum.
+                let sum = total[j].to_f64();
+                if sum.is_finite() {
+                    scale_in_place::<V, M>(y, n, V::Elem::from_f64(1.0 / sum));
+                } else {
+                    fill::<V, M>(y, n, V::Elem::NAN);
+                }
+            }
+            first += BLOCK_ROWS;
         }
     }
 }
@@ -891,7 +992,6 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
         if PAIRS && !W::INPUT && stages_exp::<V, M>(n) {
             return sum_map_staged::<V, M, Y, W, false>(x, y, n, f, warm_y, std::ptr::null()).0;
         }
-        let lanes = V::LANES;
         let mut total = 0.0f64;
         // The last block's sum register, reduced into `total` only after
         // the next block's loop: see the end of the loop.
@@ -900,39 +1000,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
         let ahead = prefetch::Ahead::current();
         while start < n {
             let end = (start + sum_block::<V>()).min(n);
-            // Four vectors per step, so the four exp evaluations
-            // (independent chains) overlap (XNNPACK's raddstoreexpminusmax
-            // u4 kernels), summed in two chains: an add's latency is still
-            // hidden, and two fewer live registers cut the loop's stack
-            // spills on AVX2, whose 16 registers also hold the exp's
-            // constants.
-            let mut s = [V::splat(V::Elem::ZERO); 2];
-            let mut i = start;
-            while i + 4 * lanes <= end {
-                ahead.fetch(x.add(i), 4 * lanes * size_of::<M>());
-                if warm_y {
-                    ahead.fetch(y.add(i), 4 * lanes * size_of::<Y>());
-                }
-                let v = [V::load_from(x.add(i)), V::load_from(x.add(i + lanes)), V::load_from(x.add(i + 2 * lanes)), V::load_from(x.add(i + 3 * lanes))];
-                if W::INPUT {
-                    // Stored before the exponentials, so x's registers are
-                    // not kept live across them (nor x loaded again, nor
-                    // anything computed: the exponentials' FMA port is the
-                    // loop's bound, AVX-512).
-                    for (k, vk) in v.into_iter().enumerate() {
-                        vk.store_to(y.add(i + k * lanes));
-                    }
-                }
-                let e = [f.eval_form::<PAIRS, N_FIRST>(v[0]), f.eval_form::<PAIRS, N_FIRST>(v[1]), f.eval_form::<PAIRS, N_FIRST>(v[2]), f.eval_form::<PAIRS, N_FIRST>(v[3])];
-                for (k, ek) in e.into_iter().enumerate() {
-                    if W::EXP {
-                        ek.store_to(y.add(i + k * lanes));
-                    }
-                    s[k % 2] = s[k % 2].add(ek);
-                }
-                i += 4 * lanes;
-            }
-            sum_map_tail::<V, M, Y, W, PAIRS, N_FIRST>(x, y, i, end, f, &mut s, None);
+            let s = block_exp_sum::<V, M, Y, W, PAIRS, N_FIRST>(x, y, start, end, f, warm_y, ahead);
             // The previous block's horizontal sum, a chain of about eight
             // dependent operations, is issued here, after this block's
             // loop, when its inputs have long been ready. Issued at the end
@@ -948,7 +1016,7 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
             if let Some(p) = pending {
                 total += p.reduce_add().to_f64();
             }
-            pending = Some(s[0].add(s[1]));
+            pending = Some(s);
             start = end;
         }
         // Not `map_or` with a closure: a closure is a function of its own,
@@ -958,6 +1026,56 @@ unsafe fn sum_map_form<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIR
             total += p.reduce_add().to_f64();
         }
         total
+    }
+}
+
+/// One block of [`sum_map_form`]'s exp-and-sum pass, x[start..end) (at
+/// most [`sum_block`] elements): the exponentials in the form `PAIRS`,
+/// `N_FIRST`, stored as `W` asks, and their sum in one register (two
+/// chains added), not yet reduced.
+///
+/// # Safety
+/// As for [`sum_map_form`] on x[start..end) and y[start..end).
+#[inline(always)]
+unsafe fn block_exp_sum<V: Storage<M> + Storage<Y>, M, Y, W: SumWrite, const PAIRS: bool, const N_FIRST: bool>(x: *const M, y: *mut Y, start: usize, end: usize, f: &ShiftedExp<V>, warm_y: bool, ahead: prefetch::Ahead) -> V {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and every access below stays inside x[start..end) and y[start..end).
+    unsafe {
+        let lanes = V::LANES;
+        // Four vectors per step, so the four exp evaluations
+        // (independent chains) overlap (XNNPACK's raddstoreexpminusmax
+        // u4 kernels), summed in two chains: an add's latency is still
+        // hidden, and two fewer live registers cut the loop's stack
+        // spills on AVX2, whose 16 registers also hold the exp's
+        // constants.
+        let mut s = [V::splat(V::Elem::ZERO); 2];
+        let mut i = start;
+        while i + 4 * lanes <= end {
+            ahead.fetch(x.add(i), 4 * lanes * size_of::<M>());
+            if warm_y {
+                ahead.fetch(y.add(i), 4 * lanes * size_of::<Y>());
+            }
+            let v = [V::load_from(x.add(i)), V::load_from(x.add(i + lanes)), V::load_from(x.add(i + 2 * lanes)), V::load_from(x.add(i + 3 * lanes))];
+            if W::INPUT {
+                // Stored before the exponentials, so x's registers are
+                // not kept live across them (nor x loaded again, nor
+                // anything computed: the exponentials' FMA port is the
+                // loop's bound, AVX-512).
+                for (k, vk) in v.into_iter().enumerate() {
+                    vk.store_to(y.add(i + k * lanes));
+                }
+            }
+            let e = [f.eval_form::<PAIRS, N_FIRST>(v[0]), f.eval_form::<PAIRS, N_FIRST>(v[1]), f.eval_form::<PAIRS, N_FIRST>(v[2]), f.eval_form::<PAIRS, N_FIRST>(v[3])];
+            for (k, ek) in e.into_iter().enumerate() {
+                if W::EXP {
+                    ek.store_to(y.add(i + k * lanes));
+                }
+                s[k % 2] = s[k % 2].add(ek);
+            }
+            i += 4 * lanes;
+        }
+        sum_map_tail::<V, M, Y, W, PAIRS, N_FIRST>(x, y, i, end, f, &mut s, None);
+        s[0].add(s[1])
     }
 }
 
@@ -2316,6 +2434,30 @@ mod tests {
         }
     }
 
+    /// [`FusedBatch`] in place: x and y the same rows.
+    struct FusedBatchInPlace<'a, T> {
+        y: &'a mut [T],
+        n: usize,
+    }
+
+    impl<T: Element> Kernel for FusedBatchInPlace<'_, T> {
+        type Output = ();
+
+        fn scalar(self) {
+            unreachable!("the fused rows are the vector kernels'")
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) {
+            let rows = self.y.len() / self.n;
+            let y = self.y.as_mut_ptr();
+            let batch = RowBatch { x: y.cast_const(), x_stride: self.n as isize, y, y_stride: self.n as isize, rows, n: self.n };
+            // SAFETY: each output row is its input row, `rows` rows of n
+            // elements; the token proves the CPU has S.
+            unsafe { softmax_rows::<T::Vector<S>, T>(Algorithm::ThreePassReload, batch, FUSED_LONG_MAX_BYTES) };
+        }
+    }
+
     /// Rows up to [`FUSED_LONG_MAX_BYTES`] fused give each row exactly
     /// what a lone row gives, at every vector level (production fuses them
     /// at AVX2 only, float32 rows longer than [`FUSED_MAX_BYTES`] through
@@ -2353,5 +2495,71 @@ mod tests {
         }
         check::<f32>([2049, 30522, FUSED_LONG_MAX_BYTES / 4]);
         check::<f64>([1025, 30522, FUSED_LONG_MAX_BYTES / 8]);
+    }
+
+    /// Rows taken in blocks ([`row_blocks`]) give each row exactly what a
+    /// lone row gives, at every vector level (blocks at AVX-512 only, which
+    /// the test checks it reaches where the machine has it): the block
+    /// lengths' ends and a row between, 16 to 35 rows (the last rows fused
+    /// one at a time), with a NaN row, a +inf row, an all -inf row, a row
+    /// with one -inf and a row whose max is far from 0 (the plain form,
+    /// alone) inside the first block, in place and not.
+    #[test]
+    fn row_blocks_equal_rows_one_at_a_time_on_every_level() {
+        fn check<T: Element + Real>(lens: [usize; 3]) {
+            for n in lens {
+                for rows in [16, 17, 32, 35] {
+                    let mut x: Vec<T> = (0..rows * n).map(|i| T::from_f64(((i * 7919) % 6007) as f64 / 100.0 - 30.0)).collect();
+                    x[n + n / 2] = T::from_f64(f64::NAN);
+                    x[3 * n + 1] = T::from_f64(f64::INFINITY);
+                    x[4 * n..5 * n].fill(T::NEG_INFINITY);
+                    x[6 * n + 2] = T::NEG_INFINITY;
+                    for (r, shift) in [(7, 4.0e5), (8, -11.0), (9, 7.0)] {
+                        for v in &mut x[r * n..(r + 1) * n] {
+                            *v = T::from_f64(v.to_f64() + shift);
+                        }
+                    }
+                    let bits = |v: &[T]| v.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>();
+                    for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+                        let mut want = vec![T::ZERO; x.len()];
+                        for (xr, yr) in x.chunks(n).zip(want.chunks_mut(n)) {
+                            crate::softmax::softmax(isa, Algorithm::ThreePassReload, xr, yr);
+                        }
+                        let mut y = vec![T::ZERO; x.len()];
+                        dispatch::run(isa, FusedBatch { x: &x, y: &mut y, n });
+                        assert_eq!(bits(&y), bits(&want), "{isa} n={n} rows={rows}");
+                        let mut in_place = x.clone();
+                        dispatch::run(isa, FusedBatchInPlace { y: &mut in_place, n });
+                        assert_eq!(bits(&in_place), bits(&want), "{isa} n={n} rows={rows}, in place");
+                    }
+                }
+            }
+        }
+        check::<f32>([65, 100, 128]);
+        check::<f64>([33, 50, 64]);
+    }
+
+    /// [`takes_row_blocks`] at each level: the lengths the test above
+    /// checks are blocked at AVX-512, and only there.
+    #[test]
+    fn row_blocks_take_the_lengths_the_test_checks() {
+        struct Blocks(usize, usize);
+        impl Kernel for Blocks {
+            type Output = (bool, bool);
+            fn scalar(self) -> (bool, bool) {
+                (false, false)
+            }
+            #[inline(always)]
+            fn vector<S: Simd>(self, _: S) -> (bool, bool) {
+                (takes_row_blocks::<<f32 as Element>::Vector<S>, f32>(self.0), takes_row_blocks::<<f64 as Element>::Vector<S>, f64>(self.1))
+            }
+        }
+        for isa in dispatch::available() {
+            let avx512 = isa == Isa::Avx512;
+            for (n32, n64) in [(65, 33), (100, 50), (128, 64)] {
+                assert_eq!(dispatch::run(isa, Blocks(n32, n64)), (avx512, avx512), "{isa} {n32} {n64}");
+            }
+            assert_eq!(dispatch::run(isa, Blocks(129, 65)), (false, false), "{isa}");
+        }
     }
 }
