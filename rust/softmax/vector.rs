@@ -257,9 +257,14 @@ where
                 return next_max_in_exp_pass::<V, M>(&batch);
             }
             let mut batch = batch;
-            if takes_row_blocks::<V, M>(n) && rows >= BLOCK_ROWS {
-                let blocked = rows - rows % BLOCK_ROWS;
-                row_blocks::<V, M>(&batch, blocked);
+            let block_rows = row_block::<V, M>(n);
+            if block_rows > 0 && rows >= block_rows {
+                let blocked = rows - rows % block_rows;
+                if block_rows == 16 {
+                    row_blocks::<V, M, 16>(&batch, blocked);
+                } else {
+                    row_blocks::<V, M, 8>(&batch, blocked);
+                }
                 if blocked == rows {
                     return;
                 }
@@ -281,67 +286,84 @@ where
     }
 }
 
-/// Rows per block of [`row_blocks`].
-const BLOCK_ROWS: usize = 16;
+/// The longest rows, in bytes, that [`row_blocks`] takes in blocks of 16
+/// and of 8 rows: a block's outputs (up to 8 KiB) are read back from L1
+/// in the last pass.
+const ROW_BLOCK_16_MAX_BYTES: usize = 512;
+const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 
-/// The longest rows, in bytes, that [`row_blocks`] takes: a block's
-/// outputs (8 KiB) are read back from L1 in the last pass.
-const ROW_BLOCK_MAX_BYTES: usize = 512;
-
-/// Whether [`softmax_rows`] takes rows of `n` elements of `M` (the compute
-/// type) in blocks of [`BLOCK_ROWS`] ([`row_blocks`]): at AVX-512 (512-bit
-/// registers), rows of at most [`ROW_BLOCK_MAX_BYTES`] that are not
-/// pipelined ([`is_short`], [`PIPELINE_MAX_BYTES`]), float32 rows of 65
-/// to 128 elements and float64 rows of 33 to 64: one sum block
-/// ([`sum_block`]) in the pair form without [`N_FIRST_MIN`]'s table.
+/// How many rows of `n` elements of `M` (the compute type) [`softmax_rows`]
+/// takes per block ([`row_blocks`]), or 0 for none: at AVX-512 (512-bit
+/// registers), rows that are not pipelined ([`is_short`],
+/// [`PIPELINE_MAX_BYTES`]) and take the pair form without
+/// [`N_FIRST_MIN`]'s table in one sum block ([`sum_block`]): 16 rows of
+/// at most [`ROW_BLOCK_16_MAX_BYTES`] (float32 rows of 65 to 128
+/// elements, float64 of 33 to 64), 8 of at most [`ROW_BLOCK_8_MAX_BYTES`]
+/// (float32 129 to 255, float64 65 to 128).
 ///
-/// Measured on AMD Zen 4 (issue 11, round 40; `benches/ab`-style runs,
-/// both builds and a copy of the first in one process, medians of 11
-/// rounds over six stack depths, time blocks / rows one at a time in
-/// [`fused_rows`]), float32: 64x128 0.92-0.94, 8192x128 0.90-0.91, 64x96
-/// 0.90-0.94, 4096x80 0.87-0.88, 16x128 0.96; float64 64x64 0.91,
-/// 8192x64 0.87, 4096x40 0.81 (one run). Rows of 256 to 512 float32
-/// elements, whose block no longer fits in L1, took 1.05-1.42; AVX2
-/// float32 rows of 128 1.01-1.02 (rows of 80 0.86).
+/// Measured on AMD Zen 4 (issue 11, round 40; both builds and a copy of
+/// the first in one process through the binding, medians of 15 rounds
+/// over six stack depths, one run in each order; time / rows one at a
+/// time in [`fused_rows`]; the copies 0.985-1.014):
+///
+/// * blocks of 16: float32 64x128 0.91, 8192x128 0.89-0.91, 64x96
+///   0.91-0.93, 4096x80 0.85-0.86, 16x128 0.93; float64 64x64 0.83-0.86,
+///   8192x64 0.79-0.83, 4096x40 0.73-0.76;
+/// * blocks of 8 (against blocks of 16 only): float32 64x200 0.78-0.88,
+///   4096x160 0.89-0.90, 64x129 0.96, 4096x250 0.99-1.00; float64 64x100
+///   0.98, 4096x80 0.93, 4096x120 0.95.
+///
+/// Not taken (one run each): float32 rows of 256 to 512 in blocks of 16
+/// 1.05-1.42 (their block outgrows L1), rows of 256 (the table form) in
+/// blocks of 8 1.01-1.02; AVX2 float32 rows of 128 in blocks of 16
+/// 1.01-1.02 (rows of 80 0.86); rows of at most four registers, which
+/// stay [`ShortRow`]s, 0.99-1.37.
 #[inline(always)]
-fn takes_row_blocks<V: Vector, M>(n: usize) -> bool {
-    size_of::<V>() == 64 && n * size_of::<M>() <= ROW_BLOCK_MAX_BYTES && n <= sum_block::<V>() && n < N_FIRST_MIN
+fn row_block<V: Vector, M>(n: usize) -> usize {
+    let bytes = n * size_of::<M>();
+    if size_of::<V>() != 64 || n > sum_block::<V>() || n >= N_FIRST_MIN {
+        0
+    } else if bytes <= ROW_BLOCK_16_MAX_BYTES {
+        16
+    } else if bytes <= ROW_BLOCK_8_MAX_BYTES {
+        8
+    } else {
+        0
+    }
 }
 
-/// Rows `0..blocked` (a multiple of [`BLOCK_ROWS`]) of `batch`, a block of
-/// rows at a time, each pass over the whole block before the next: the
-/// maxes, the exponentials and their sums, the scaling. Row by row, each
-/// pass waits for the reductions at the end of the one before (the max,
-/// the sum, the division: about 50 cycles a row on AMD Zen 4, round 39);
-/// here the core overlaps them with the other rows' passes, and the
-/// block's sixteen sums take one transposed reduction
-/// ([`Vector::reduce_add16`]). Each row gets the operations of
-/// [`exp_sum_or_nan_row`] in one sum block: the same bits as one at a
-/// time. Rows whose max is not finite or far
-/// from 0 (the plain form) go alone. Row j + 1's input is read after row
-/// j's output is written, which the batch contract makes safe (each
-/// output row is its input row or disjoint from every row).
+/// Rows `0..blocked` (a multiple of `R`) of `batch`, `R` rows (16 or 8) at
+/// a time, each pass over the whole block before the next: the maxes,
+/// the exponentials and their sums, the scaling. Row by row, each pass
+/// waits for the reductions at the end of the one before (the max, the
+/// sum, the division: about 50 cycles a row on AMD Zen 4, round 39); here
+/// the core overlaps them with the other rows' passes, and a block's
+/// sixteen sums take one transposed reduction ([`Vector::reduce_add16`]).
+/// Each row gets the operations of [`exp_sum_or_nan_row`] in one sum
+/// block: the same bits as one at a time. Rows whose max is not finite
+/// or far from 0 (the plain form) go alone. Row j + 1's input is read
+/// after row j's output is written, which the batch contract makes safe
+/// (each output row is its input row or disjoint from every row).
 ///
 /// # Safety
-/// As for [`softmax_rows`]; `blocked <= batch.rows`, and the rows
-/// [`takes_row_blocks`].
+/// As for [`softmax_rows`]; `blocked <= batch.rows`, and `R` is
+/// [`row_block`] of the rows.
 #[inline(always)]
-unsafe fn row_blocks<V: Storage<M>, M>(batch: &RowBatch<M>, blocked: usize) {
+unsafe fn row_blocks<V: Storage<M>, M, const R: usize>(batch: &RowBatch<M>, blocked: usize) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and rows i < blocked <= batch.rows are valid with the aliasing it names.
     unsafe {
         let n = batch.n;
         let ahead = prefetch::Ahead::current();
-        const { assert!(BLOCK_ROWS == 16, "the sums are reduced by reduce_add16") };
         let mut first = 0;
         while first < blocked {
-            let mut m = [V::Elem::ZERO; BLOCK_ROWS];
+            let mut m = [V::Elem::ZERO; R];
             for (j, mj) in m.iter_mut().enumerate() {
                 *mj = row_max::<V, M>(batch.x_row(first + j), n);
             }
-            let mut sums = [V::splat(V::Elem::ZERO); BLOCK_ROWS];
-            let mut alone = [false; BLOCK_ROWS];
-            for j in 0..BLOCK_ROWS {
+            let mut sums = [V::splat(V::Elem::ZERO); R];
+            let mut alone = [false; R];
+            for j in 0..R {
                 let shifted = ShiftedExp::<V>::new(m[j], n);
                 let (x, y) = (batch.x_row(first + j), batch.y_row(first + j));
                 if m[j].is_finite() && shifted.pairs {
@@ -350,8 +372,15 @@ unsafe fn row_blocks<V: Storage<M>, M>(batch: &RowBatch<M>, blocked: usize) {
                     alone[j] = true;
                 }
             }
-            let total = V::reduce_add16(&sums);
-            for j in 0..BLOCK_ROWS {
+            let mut total = [V::Elem::ZERO; R];
+            if let (Ok(sums16), Ok(total16)) = (<&[V; 16]>::try_from(&sums[..]), <&mut [V::Elem; 16]>::try_from(&mut total[..])) {
+                *total16 = V::reduce_add16(sums16);
+            } else {
+                for (t, s) in total.iter_mut().zip(&sums) {
+                    *t = s.reduce_add();
+                }
+            }
+            for j in 0..R {
                 let y = batch.y_row(first + j);
                 if alone[j] {
                     if let Some((_, r)) = exp_sum_or_nan_row::<V, M, true>(batch.x_row(first + j), y, n, m[j], true) {
@@ -367,7 +396,7 @@ unsafe fn row_blocks<V: Storage<M>, M>(batch: &RowBatch<M>, blocked: usize) {
                     fill::<V, M>(y, n, V::Elem::NAN);
                 }
             }
-            first += BLOCK_ROWS;
+            first += R;
         }
     }
 }
@@ -2499,22 +2528,21 @@ mod tests {
 
     /// Rows taken in blocks ([`row_blocks`]) give each row exactly what a
     /// lone row gives, at every vector level (blocks at AVX-512 only, which
-    /// the test checks it reaches where the machine has it): the block
-    /// lengths' ends and a row between, 16 to 35 rows (the last rows fused
-    /// one at a time), with a NaN row, a +inf row, an all -inf row, a row
+    /// the next test checks): the ends of both block lengths and a row
+    /// between, 8 to 35 rows (the last rows fused one at a time), with a NaN row, a +inf row, an all -inf row, a row
     /// with one -inf and a row whose max is far from 0 (the plain form,
     /// alone) inside the first block, in place and not.
     #[test]
     fn row_blocks_equal_rows_one_at_a_time_on_every_level() {
-        fn check<T: Element + Real>(lens: [usize; 3]) {
-            for n in lens {
-                for rows in [16, 17, 32, 35] {
+        fn check<T: Element + Real>(lens: &[usize]) {
+            for &n in lens {
+                for rows in [8, 9, 16, 17, 32, 35] {
                     let mut x: Vec<T> = (0..rows * n).map(|i| T::from_f64(((i * 7919) % 6007) as f64 / 100.0 - 30.0)).collect();
                     x[n + n / 2] = T::from_f64(f64::NAN);
                     x[3 * n + 1] = T::from_f64(f64::INFINITY);
                     x[4 * n..5 * n].fill(T::NEG_INFINITY);
                     x[6 * n + 2] = T::NEG_INFINITY;
-                    for (r, shift) in [(7, 4.0e5), (8, -11.0), (9, 7.0)] {
+                    for (r, shift) in [(7, 4.0e5), (5, -11.0), (2, 7.0)] {
                         for v in &mut x[r * n..(r + 1) * n] {
                             *v = T::from_f64(v.to_f64() + shift);
                         }
@@ -2535,31 +2563,32 @@ mod tests {
                 }
             }
         }
-        check::<f32>([65, 100, 128]);
-        check::<f64>([33, 50, 64]);
+        check::<f32>(&[65, 100, 128, 129, 200, 255]);
+        check::<f64>(&[33, 50, 64, 65, 100, 128]);
     }
 
-    /// [`takes_row_blocks`] at each level: the lengths the test above
-    /// checks are blocked at AVX-512, and only there.
+    /// [`row_block`] at each level: the lengths the test above checks are
+    /// blocked at AVX-512, and only there.
     #[test]
     fn row_blocks_take_the_lengths_the_test_checks() {
         struct Blocks(usize, usize);
         impl Kernel for Blocks {
-            type Output = (bool, bool);
-            fn scalar(self) -> (bool, bool) {
-                (false, false)
+            type Output = (usize, usize);
+            fn scalar(self) -> (usize, usize) {
+                (0, 0)
             }
             #[inline(always)]
-            fn vector<S: Simd>(self, _: S) -> (bool, bool) {
-                (takes_row_blocks::<<f32 as Element>::Vector<S>, f32>(self.0), takes_row_blocks::<<f64 as Element>::Vector<S>, f64>(self.1))
+            fn vector<S: Simd>(self, _: S) -> (usize, usize) {
+                (row_block::<<f32 as Element>::Vector<S>, f32>(self.0), row_block::<<f64 as Element>::Vector<S>, f64>(self.1))
             }
         }
         for isa in dispatch::available() {
-            let avx512 = isa == Isa::Avx512;
-            for (n32, n64) in [(65, 33), (100, 50), (128, 64)] {
-                assert_eq!(dispatch::run(isa, Blocks(n32, n64)), (avx512, avx512), "{isa} {n32} {n64}");
+            let on = |rows| if isa == Isa::Avx512 { rows } else { 0 };
+            for (n32, n64, rows) in [(65, 33, 16), (100, 50, 16), (128, 64, 16), (129, 65, 8), (200, 100, 8), (255, 127, 8), (255, 128, 8)] {
+                assert_eq!(dispatch::run(isa, Blocks(n32, n64)), (on(rows), on(rows)), "{isa} {n32} {n64}");
             }
-            assert_eq!(dispatch::run(isa, Blocks(129, 65)), (false, false), "{isa}");
+            assert_eq!(dispatch::run(isa, Blocks(128, 128)), (on(16), on(8)), "{isa}");
+            assert_eq!(dispatch::run(isa, Blocks(256, 129)), (0, 0), "{isa}");
         }
     }
 }
