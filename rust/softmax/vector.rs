@@ -304,20 +304,20 @@ const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 /// Measured on AMD Zen 4 (issue 11, round 40; both builds and a copy of
 /// the first in one process through the binding, medians of 15 rounds
 /// over six stack depths, one run in each order; time / rows one at a
-/// time in [`fused_rows`]; the copies 0.985-1.014):
+/// time in [`fused_rows`]; the copies 0.985-1.014 in these runs):
 ///
 /// * blocks of 16: float32 64x128 0.91, 8192x128 0.89-0.91, 64x96
 ///   0.91-0.93, 4096x80 0.85-0.86, 16x128 0.93; float64 64x64 0.83-0.86,
 ///   8192x64 0.79-0.83, 4096x40 0.73-0.76;
 /// * blocks of 8 (against blocks of 16 only): float32 64x200 0.78-0.88,
-///   4096x160 0.89-0.90, 64x129 0.96, 4096x250 0.99-1.00; float64 64x100
+///   4096x160 0.89-0.90, 64x129 0.96, 4096x250 1.00-1.01; float64 64x100
 ///   0.98, 4096x80 0.93, 4096x120 0.95.
 ///
 /// Not taken (one run each): float32 rows of 256 to 512 in blocks of 16
 /// 1.05-1.42 (their block outgrows L1), rows of 256 (the table form) in
 /// blocks of 8 1.01-1.02; AVX2 float32 rows of 128 in blocks of 16
 /// 1.01-1.02 (rows of 80 0.86); rows of at most four registers, which
-/// stay [`ShortRow`]s, 0.99-1.37.
+/// stay [`ShortRow`]s, 0.99-1.37 (64x64 0.85, its copy 0.87).
 #[inline(always)]
 fn row_block<V: Vector, M>(n: usize) -> usize {
     let bytes = n * size_of::<M>();
