@@ -231,7 +231,8 @@ unsafe fn fused_rows<V: Storage<M>, M, F: WriteValue<V>>(batch: &RowBatch<M>, mu
 /// up to [`PIPELINE_MAX_BYTES`] when stored in the compute type, and up to
 /// `fused_max_bytes` ([`softmax_fused_max_bytes`]) with the next row's
 /// max in the last pass ([`fused_rows`]), or in the exp pass where that
-/// is staged ([`next_max_in_exp_pass`]).
+/// is staged ([`next_max_in_exp_pass`]); at AVX-512, rows of up to 1 KiB
+/// of those in blocks of rows ([`row_block`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; the batch's rows must be
@@ -294,12 +295,12 @@ const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 
 /// How many rows of `n` elements of `M` (the compute type) [`softmax_rows`]
 /// takes per block ([`row_blocks`]), or 0 for none: at AVX-512 (512-bit
-/// registers), rows that are not pipelined ([`is_short`],
-/// [`PIPELINE_MAX_BYTES`]) and take the pair form without
-/// [`N_FIRST_MIN`]'s table in one sum block ([`sum_block`]): 16 rows of
-/// at most [`ROW_BLOCK_16_MAX_BYTES`] (float32 rows of 65 to 128
-/// elements, float64 of 33 to 64), 8 of at most [`ROW_BLOCK_8_MAX_BYTES`]
-/// (float32 129 to 255, float64 65 to 128).
+/// registers), of the rows it is asked about (longer than the pipelined
+/// ones: [`is_short`], [`PIPELINE_MAX_BYTES`]), those that take the pair
+/// form without [`N_FIRST_MIN`]'s table in one sum block ([`sum_block`]):
+/// 16 rows of at most [`ROW_BLOCK_16_MAX_BYTES`] (float32 rows of 65 to
+/// 128 elements, float64 of 33 to 64), 8 of at most
+/// [`ROW_BLOCK_8_MAX_BYTES`] (float32 129 to 255, float64 65 to 128).
 ///
 /// Measured on AMD Zen 4 (issue 11, round 40; both builds and a copy of
 /// the first in one process through the binding, medians of 15 rounds
@@ -311,7 +312,7 @@ const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 ///   8192x64 0.79-0.83, 4096x40 0.73-0.76;
 /// * blocks of 8 (against blocks of 16 only): float32 64x200 0.78-0.88,
 ///   4096x160 0.89-0.90, 64x129 0.96, 4096x250 1.00-1.01; float64 64x100
-///   0.98, 4096x80 0.93, 4096x120 0.95.
+///   0.98, 4096x80 0.93, 4096x120 0.945-0.949.
 ///
 /// Not taken (one run each): float32 rows of 256 to 512 in blocks of 16
 /// 1.05-1.42 (their block outgrows L1), rows of 256 (the table form) in
@@ -372,6 +373,7 @@ unsafe fn row_blocks<V: Storage<M>, M, const R: usize>(batch: &RowBatch<M>, bloc
                     alone[j] = true;
                 }
             }
+            // Sixteen sums in one transposed reduction, eight one by one.
             let mut total = [V::Elem::ZERO; R];
             if let (Ok(sums16), Ok(total16)) = (<&[V; 16]>::try_from(&sums[..]), <&mut [V::Elem; 16]>::try_from(&mut total[..])) {
                 *total16 = V::reduce_add16(sums16);
@@ -2529,9 +2531,10 @@ mod tests {
     /// Rows taken in blocks ([`row_blocks`]) give each row exactly what a
     /// lone row gives, at every vector level (blocks at AVX-512 only, which
     /// the next test checks): the ends of both block lengths and a row
-    /// between, 8 to 35 rows (the last rows fused one at a time), with a NaN row, a +inf row, an all -inf row, a row
-    /// with one -inf and a row whose max is far from 0 (the plain form,
-    /// alone) inside the first block, in place and not.
+    /// between, 8 to 35 rows (the last rows fused one at a time), with a
+    /// NaN row, a +inf row, an all -inf row, a row with one -inf and a row
+    /// whose max is far from 0 (the plain form, alone) inside the first
+    /// block, in place and not.
     #[test]
     fn row_blocks_equal_rows_one_at_a_time_on_every_level() {
         fn check<T: Element + Real>(lens: &[usize]) {
