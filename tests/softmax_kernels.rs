@@ -685,14 +685,17 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
 
 /// A batch of rows gives each row exactly what a lone row gives.
 /// `softmax_rows` pipelines softmax rows of up to 256 bytes (2 KiB before
-/// round 14) and fuses the next row's max into the last pass of rows of up
-/// to 8 KiB (256 KiB at AVX2 but on AMD Zen 4); `log_softmax_rows` fuses
-/// float32 / float64 rows of more than 1 KiB up to 8 KiB and takes the
-/// other rows of up to 2 KiB in groups of eight. Every algorithm and
-/// level, float32 and float64, two whole groups and a partial one, special
-/// rows next to ordinary ones and to each other, in both groups and last,
-/// lengths on both sides of the four-register, 256-byte, 1 KiB, 2 KiB, 8
-/// KiB and 256 KiB limits; out of place and in place.
+/// round 14), takes rows of up to 512 bytes and 1 KiB in blocks of 16 and
+/// 8 rows at AVX-512 (round 40) and fuses the next row's max into the
+/// last pass of rows of up to 8 KiB (256 KiB at AVX2 but on AMD Zen 4);
+/// `log_softmax_rows` fuses float32 / float64 rows of more than 1 KiB up
+/// to 8 KiB and takes the other rows of up to 2 KiB in groups of eight.
+/// Every algorithm and level, float32 and float64, two whole groups and a
+/// partial one (one block of 16 or two of 8, and three rows after them),
+/// special rows next to ordinary ones and to each other, in both groups
+/// and last, lengths on both sides of the four-register, 256-byte,
+/// 512-byte, 1 KiB, 2 KiB, 8 KiB and 256 KiB limits; out of place and in
+/// place.
 #[test]
 fn batches_of_rows_equal_rows_one_at_a_time() {
     let mut rng = SmallRng::seed_from_u64(23);
