@@ -2439,9 +2439,10 @@ mod tests {
 
     /// Softmax of a batch of rows through [`softmax_rows`] with rows of up
     /// to [`FUSED_LONG_MAX_BYTES`] fused ([`fused_rows`], or
-    /// [`next_max_in_exp_pass`] at AVX2 float32), at a vector level.
+    /// [`next_max_in_exp_pass`] at AVX2 float32), at a vector level: from
+    /// `x` into `y`, or in place in `y` when `x` is `None`.
     struct FusedBatch<'a, T> {
-        x: &'a [T],
+        x: Option<&'a [T]>,
         y: &'a mut [T],
         n: usize,
     }
@@ -2455,36 +2456,19 @@ mod tests {
 
         #[inline(always)]
         fn vector<S: Simd>(self, _: S) {
-            assert_eq!(self.x.len(), self.y.len());
-            let rows = self.x.len() / self.n;
-            let (x, y) = (self.x.as_ptr(), self.y.as_mut_ptr());
-            let batch = RowBatch { x, x_stride: self.n as isize, y, y_stride: self.n as isize, rows, n: self.n };
-            // SAFETY: x and y are distinct slices of `rows` rows of n
-            // elements; the token proves the CPU has S.
-            unsafe { softmax_rows::<T::Vector<S>, T>(Algorithm::ThreePassReload, batch, FUSED_LONG_MAX_BYTES) };
-        }
-    }
-
-    /// [`FusedBatch`] in place: x and y the same rows.
-    struct FusedBatchInPlace<'a, T> {
-        y: &'a mut [T],
-        n: usize,
-    }
-
-    impl<T: Element> Kernel for FusedBatchInPlace<'_, T> {
-        type Output = ();
-
-        fn scalar(self) {
-            unreachable!("the fused rows are the vector kernels'")
-        }
-
-        #[inline(always)]
-        fn vector<S: Simd>(self, _: S) {
             let rows = self.y.len() / self.n;
             let y = self.y.as_mut_ptr();
-            let batch = RowBatch { x: y.cast_const(), x_stride: self.n as isize, y, y_stride: self.n as isize, rows, n: self.n };
-            // SAFETY: each output row is its input row, `rows` rows of n
-            // elements; the token proves the CPU has S.
+            let x = match self.x {
+                Some(x) => {
+                    assert_eq!(x.len(), self.y.len());
+                    x.as_ptr()
+                }
+                None => y.cast_const(),
+            };
+            let batch = RowBatch { x, x_stride: self.n as isize, y, y_stride: self.n as isize, rows, n: self.n };
+            // SAFETY: x and y are `rows` rows of n elements, either distinct
+            // slices or the same rows (each output row its input row); the
+            // token proves the CPU has S.
             unsafe { softmax_rows::<T::Vector<S>, T>(Algorithm::ThreePassReload, batch, FUSED_LONG_MAX_BYTES) };
         }
     }
@@ -2519,7 +2503,7 @@ mod tests {
                         crate::softmax::softmax(isa, Algorithm::ThreePassReload, xr, yr);
                     }
                     let mut y = vec![T::ZERO; x.len()];
-                    dispatch::run(isa, FusedBatch { x: &x, y: &mut y, n });
+                    dispatch::run(isa, FusedBatch { x: Some(&x), y: &mut y, n });
                     assert_eq!(bits(&y), bits(&want), "{isa} n={n}");
                 }
             }
@@ -2557,10 +2541,10 @@ mod tests {
                             crate::softmax::softmax(isa, Algorithm::ThreePassReload, xr, yr);
                         }
                         let mut y = vec![T::ZERO; x.len()];
-                        dispatch::run(isa, FusedBatch { x: &x, y: &mut y, n });
+                        dispatch::run(isa, FusedBatch { x: Some(&x), y: &mut y, n });
                         assert_eq!(bits(&y), bits(&want), "{isa} n={n} rows={rows}");
                         let mut in_place = x.clone();
-                        dispatch::run(isa, FusedBatchInPlace { y: &mut in_place, n });
+                        dispatch::run(isa, FusedBatch { x: None, y: &mut in_place, n });
                         assert_eq!(bits(&in_place), bits(&want), "{isa} n={n} rows={rows}, in place");
                     }
                 }
