@@ -284,6 +284,10 @@ unsafe impl Vector for F32x8 {
             _mm_cvtss_f32(s)
         })
     }
+    #[inline(always)]
+    fn first_lane(self) -> f32 {
+        avx2!(_mm256_cvtss_f32(self.0))
+    }
     /// The table form: in-cache softmax passes measured 9-15% faster with
     /// it than with the polynomial on Zen 3 (benches/softmax.rs, in_cache).
     #[inline(always)]
@@ -473,6 +477,10 @@ unsafe impl Vector for F64x4 {
             let s = _mm_min_pd(_mm256_castpd256_pd128(self.0), _mm256_extractf128_pd::<1>(self.0));
             _mm_cvtsd_f64(_mm_min_sd(s, _mm_unpackhi_pd(s, s)))
         })
+    }
+    #[inline(always)]
+    fn first_lane(self) -> f64 {
+        avx2!(_mm256_cvtsd_f64(self.0))
     }
 
     /// The table form ([`exp::exp_parts_table4`]): float64 softmax and

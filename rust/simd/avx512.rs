@@ -258,6 +258,10 @@ unsafe impl Vector for F32x16 {
         avx512!(_mm512_reduce_max_ps(self.0))
     }
     #[inline(always)]
+    fn first_lane(self) -> f32 {
+        avx512!(_mm512_cvtss_f32(self.0))
+    }
+    #[inline(always)]
     fn reduce_min(self) -> f32 {
         avx512!(_mm512_reduce_min_ps(self.0))
     }
@@ -402,6 +406,10 @@ unsafe impl Vector for F64x8 {
     #[inline(always)]
     fn reduce_max(self) -> f64 {
         avx512!(_mm512_reduce_max_pd(self.0))
+    }
+    #[inline(always)]
+    fn first_lane(self) -> f64 {
+        avx512!(_mm512_cvtsd_f64(self.0))
     }
     #[inline(always)]
     fn reduce_min(self) -> f64 {

@@ -383,6 +383,9 @@ pub unsafe trait Vector: Copy {
     }
     fn reduce_max(self) -> Self::Elem;
     fn reduce_min(self) -> Self::Elem;
+    /// Lane 0: the value of a register whose lanes are all equal, without
+    /// a reduction's chain of shuffles.
+    fn first_lane(self) -> Self::Elem;
 
     /// The (p, n) pair of exp the softmax kernels use
     /// ([`exp::exp_parts_fast`]): the polynomial
@@ -555,6 +558,41 @@ mod tests {
                         // promise them, and no kernel result depends on them.
                         let (got, want) = (got.to_f64(), want.to_f64());
                         assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{isa} {} bits, round {round}, register {j}: {got:e} against {want:e}", T::MANTISSA_DIGITS);
+                    }
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// [`Vector::first_lane`] of a register loaded from `lanes`.
+    struct FirstLane<T>([T; 16]);
+
+    impl<T: Float> Kernel for FirstLane<T> {
+        type Output = Option<T>;
+
+        fn scalar(self) -> Option<T> {
+            None
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) -> Option<T> {
+            // SAFETY: the token proves the CPU has S; the register is
+            // loaded from an array of 16 >= LANES elements.
+            unsafe { Some(<T::Vector<S>>::load(self.0.as_ptr()).first_lane()) }
+        }
+    }
+
+    /// Lane 0, bit for bit, whatever the other lanes hold, on every level.
+    #[test]
+    fn first_lane_is_element_0() {
+        fn check<T: Float>() {
+            for first in [1.5, -0.0, 0.0, f64::INFINITY, -3.0e-39, 1e30] {
+                let lanes: [T; 16] = std::array::from_fn(|i| T::from_f64(if i == 0 { first } else { i as f64 + 0.25 }));
+                for isa in dispatch::available() {
+                    if let Some(got) = dispatch::run(isa, FirstLane(lanes)) {
+                        assert_eq!(got.to_f64().to_bits(), lanes[0].to_f64().to_bits(), "{isa} {} bits, lane 0 {first:e}", T::MANTISSA_DIGITS);
                     }
                 }
             }

@@ -250,6 +250,10 @@ unsafe impl Vector for F32x4 {
             vgetq_lane_f32::<0>(s.min(Self(vextq_f32::<1>(s.0, s.0))).0)
         })
     }
+    #[inline(always)]
+    fn first_lane(self) -> f32 {
+        neon!(vgetq_lane_f32::<0>(self.0))
+    }
 }
 
 // SAFETY: the register is private (values come only from the unsafe
@@ -369,5 +373,9 @@ unsafe impl Vector for F64x2 {
     #[inline(always)]
     fn reduce_min(self) -> f64 {
         neon!(vgetq_lane_f64::<0>(self.min(Self(vextq_f64::<1>(self.0, self.0))).0))
+    }
+    #[inline(always)]
+    fn first_lane(self) -> f64 {
+        neon!(vgetq_lane_f64::<0>(self.0))
     }
 }

@@ -294,8 +294,8 @@ const ROW_BLOCK_16_MAX_BYTES: usize = 512;
 const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 
 /// How many rows of `n` elements of `M` (the compute type) [`softmax_rows`]
-/// takes per block ([`row_blocks`]), or 0 for none: at AVX-512 (512-bit
-/// registers), of the rows it is asked about (longer than the pipelined
+/// takes per block ([`row_blocks`]), or 0 for none: at AVX-512 and AVX2
+/// (registers of 512 and 256 bits), of the rows it is asked about (longer than the pipelined
 /// ones: [`is_short`], [`PIPELINE_MAX_BYTES`]), those that take the pair
 /// form without [`N_FIRST_MIN`]'s table in one sum block ([`sum_block`]):
 /// 16 rows of at most [`ROW_BLOCK_16_MAX_BYTES`] (float32 rows of 65 to
@@ -314,15 +314,25 @@ const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 ///   4096x160 0.89-0.90, 64x129 0.96, 4096x250 1.00-1.01; float64 64x100
 ///   0.98, 4096x80 0.93, 4096x120 0.945-0.949.
 ///
+/// AVX2 (round 41, the same Zen 4 at `NORMKIT_ISA=avx2`, time / rows one
+/// at a time, two runs in each order of 11 to 21 rounds; copies
+/// 0.92-1.15 in the noisiest run, 1.00-1.02 in the quietest): float32
+/// 4096x80 0.81-0.82, 64x80 0.84-0.85 (one run 1.02), 4096x100 0.91,
+/// 64x128 0.90-0.98, 8192x128 0.91-0.96 (one run 1.10), 16x128 0.94,
+/// 64x160 and 4096x160 0.90-0.94, 64x200 0.91-0.95, 4096x250 0.96-1.00;
+/// float64 4096x40 0.74-0.84, 64x64 0.95-0.97, 4096x100 0.83-0.94,
+/// 4096x128 0.88-0.95, 4096x64 0.94 and 1.09 (its copy 1.15). Round 40
+/// had measured float32 rows of 128 at 1.01-1.02 in one run.
+///
 /// Not taken (one run each): float32 rows of 256 to 512 in blocks of 16
 /// 1.05-1.42 (their block outgrows L1), rows of 256 (the table form) in
-/// blocks of 8 1.01-1.02; AVX2 float32 rows of 128 in blocks of 16
-/// 1.01-1.02 (rows of 80 0.86); rows of at most four registers, which
-/// stay [`ShortRow`]s, 0.99-1.37 (64x64 0.85, its copy 0.87).
+/// blocks of 8 1.01-1.02; rows of at most four registers, which stay
+/// [`ShortRow`]s, 0.99-1.37 (64x64 0.85, its copy 0.87). NEON (128-bit
+/// registers) keeps rows one at a time: not measured.
 #[inline(always)]
 fn row_block<V: Vector, M>(n: usize) -> usize {
     let bytes = n * size_of::<M>();
-    if size_of::<V>() != 64 || n > sum_block::<V>() || n >= N_FIRST_MIN {
+    if size_of::<V>() < 32 || n > sum_block::<V>() || n >= N_FIRST_MIN {
         0
     } else if bytes <= ROW_BLOCK_16_MAX_BYTES {
         16
@@ -899,8 +909,16 @@ impl<V: Vector> ShiftedExp<V> {
     /// log_softmax was not exactly 0), and with the lanes' n(m) (c and n(m)
     /// from two separate roundings of m log2 e were off by a factor of 2
     /// when those differed, e.g. m = 1.732868, where m log2 e =
-    /// 2.50000000687). One vector exp per call; softmax, which divides by
-    /// a sum of the same values, needs no c.
+    /// 2.50000000687). One vector exp per call, whose lanes are all equal:
+    /// lane 0 is c, with no reduction after the exponential's chain.
+    /// Log-softmax, which divides each row's sum by c, took 0.90-1.00 of
+    /// the time with lane 0 than with the max over the lanes (issue 11,
+    /// round 41; AMD Zen 4, AVX-512, float32 rows of 16 to 30522 and
+    /// float64 rows of 40 to 384, time / the max's, two runs in each
+    /// order), but for three cells of one run each: 16x128 1.07 (0.96 in
+    /// the other), float64 8192x384 1.05 (its copy 0.93), 4096x1024 1.03
+    /// (its copy 0.975). AVX2, one run: 0.85-0.98. Softmax, which divides
+    /// by a sum of the same values, needs no c.
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`.
@@ -908,7 +926,7 @@ impl<V: Vector> ShiftedExp<V> {
     pub(crate) unsafe fn row_constant(&self) -> V::Elem {
         if self.pairs {
             // SAFETY: this function's contract: the CPU has the instruction set of V.
-            unsafe { self.eval(V::splat(self.m)).reduce_max() }
+            unsafe { self.eval(V::splat(self.m)).first_lane() }
         } else {
             V::Elem::ONE
         }
@@ -2555,7 +2573,7 @@ mod tests {
     }
 
     /// [`row_block`] at each level: the lengths the test above checks are
-    /// blocked at AVX-512, and only there.
+    /// blocked at AVX-512 and AVX2, and nowhere else.
     #[test]
     fn row_blocks_take_the_lengths_the_test_checks() {
         struct Blocks(usize, usize);
@@ -2570,7 +2588,7 @@ mod tests {
             }
         }
         for isa in dispatch::available() {
-            let on = |rows| if isa == Isa::Avx512 { rows } else { 0 };
+            let on = |rows| if matches!(isa, Isa::Avx512 | Isa::Avx2) { rows } else { 0 };
             for (n32, n64, rows) in [(65, 33, 16), (100, 50, 16), (128, 64, 16), (129, 65, 8), (200, 100, 8), (255, 127, 8), (255, 128, 8)] {
                 assert_eq!(dispatch::run(isa, Blocks(n32, n64)), (on(rows), on(rows)), "{isa} {n32} {n64}");
             }
