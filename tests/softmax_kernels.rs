@@ -686,9 +686,9 @@ fn two_pass_blocks_far_apart_and_late_special_values() {
 /// A batch of rows gives each row exactly what a lone row gives.
 /// `softmax_rows` pipelines softmax rows of up to 256 bytes (2 KiB before
 /// round 14), takes rows of up to 512 bytes and 1 KiB in blocks of 16 and
-/// 8 rows at AVX-512 (round 40) and fuses the next row's max into the
-/// last pass of rows of up to 8 KiB (256 KiB at AVX2 but on AMD Zen 4);
-/// `log_softmax_rows` fuses float32 / float64 rows of more than 1 KiB up
+/// 8 rows at AVX-512 and AVX2 (rounds 40, 41) and fuses the next row's
+/// max into the last pass of rows of up to 8 KiB (256 KiB at AVX2 but on
+/// AMD Zen 4); `log_softmax_rows` fuses float32 / float64 rows of more than 1 KiB up
 /// to 8 KiB and takes the other rows of up to 2 KiB in groups of eight.
 /// Every algorithm and level, float32 and float64, two whole groups and a
 /// partial one (one block of 16 or two of 8, and three rows after them),

@@ -231,8 +231,8 @@ unsafe fn fused_rows<V: Storage<M>, M, F: WriteValue<V>>(batch: &RowBatch<M>, mu
 /// up to [`PIPELINE_MAX_BYTES`] when stored in the compute type, and up to
 /// `fused_max_bytes` ([`softmax_fused_max_bytes`]) with the next row's
 /// max in the last pass ([`fused_rows`]), or in the exp pass where that
-/// is staged ([`next_max_in_exp_pass`]); at AVX-512, rows of up to 1 KiB
-/// of those in blocks of rows ([`row_block`]).
+/// is staged ([`next_max_in_exp_pass`]); at AVX-512 and AVX2, rows of up
+/// to 1 KiB of those in blocks of rows ([`row_block`]).
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`; the batch's rows must be
@@ -295,12 +295,13 @@ const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 
 /// How many rows of `n` elements of `M` (the compute type) [`softmax_rows`]
 /// takes per block ([`row_blocks`]), or 0 for none: at AVX-512 and AVX2
-/// (registers of 512 and 256 bits), of the rows it is asked about (longer than the pipelined
-/// ones: [`is_short`], [`PIPELINE_MAX_BYTES`]), those that take the pair
-/// form without [`N_FIRST_MIN`]'s table in one sum block ([`sum_block`]):
-/// 16 rows of at most [`ROW_BLOCK_16_MAX_BYTES`] (float32 rows of 65 to
-/// 128 elements, float64 of 33 to 64), 8 of at most
-/// [`ROW_BLOCK_8_MAX_BYTES`] (float32 129 to 255, float64 65 to 128).
+/// (registers of 512 and 256 bits), of the rows it is asked about
+/// (longer than the pipelined ones: [`is_short`], [`PIPELINE_MAX_BYTES`]),
+/// those that take the pair form without [`N_FIRST_MIN`]'s table in one
+/// sum block ([`sum_block`]): 16 rows of at most
+/// [`ROW_BLOCK_16_MAX_BYTES`] (float32 rows of 65 to 128 elements,
+/// float64 of 33 to 64), 8 of at most [`ROW_BLOCK_8_MAX_BYTES`] (float32
+/// 129 to 255, float64 65 to 128).
 ///
 /// Measured on AMD Zen 4 (issue 11, round 40; both builds and a copy of
 /// the first in one process through the binding, medians of 15 rounds
@@ -315,8 +316,10 @@ const ROW_BLOCK_8_MAX_BYTES: usize = 1024;
 ///   0.98, 4096x80 0.93, 4096x120 0.945-0.949.
 ///
 /// AVX2 (round 41, the same Zen 4 at `NORMKIT_ISA=avx2`, time / rows one
-/// at a time, two runs in each order of 11 to 21 rounds; copies
-/// 0.92-1.15 in the noisiest run, 1.00-1.02 in the quietest): float32
+/// at a time, one run in each order of 11 or 15 rounds, and for 64x128,
+/// 8192x128, 64x80, 4096x250 and float64 4096x128 a second in each order
+/// of 21 rounds, which alone had 16x128; copies 0.92-1.15 in the noisiest run,
+/// 1.00-1.02 in the quietest): float32
 /// 4096x80 0.81-0.82, 64x80 0.84-0.85 (one run 1.02), 4096x100 0.91,
 /// 64x128 0.90-0.98, 8192x128 0.91-0.96 (one run 1.10), 16x128 0.94,
 /// 64x160 and 4096x160 0.90-0.94, 64x200 0.91-0.95, 4096x250 0.96-1.00;
@@ -2531,12 +2534,12 @@ mod tests {
     }
 
     /// Rows taken in blocks ([`row_blocks`]) give each row exactly what a
-    /// lone row gives, at every vector level (blocks at AVX-512 only, which
-    /// the next test checks): the ends of both block lengths and a row
-    /// between, 8 to 35 rows (the last rows fused one at a time), with a
-    /// NaN row, a +inf row, an all -inf row, a row with one -inf and a row
-    /// whose max is far from 0 (the plain form, alone) inside the first
-    /// block, in place and not.
+    /// lone row gives, at every vector level (blocks at AVX-512 and AVX2
+    /// only, which the next test checks): the ends of both block lengths
+    /// and a row between, 8 to 35 rows (the last rows fused one at a
+    /// time), with a NaN row, a +inf row, an all -inf row, a row with one
+    /// -inf and a row whose max is far from 0 (the plain form, alone)
+    /// inside the first block, in place and not.
     #[test]
     fn row_blocks_equal_rows_one_at_a_time_on_every_level() {
         fn check<T: Element + Real>(lens: &[usize]) {
