@@ -566,7 +566,7 @@ mod tests {
         check::<f64>();
     }
 
-    /// [`Vector::first_lane`] of a register loaded from `lanes`.
+    /// [`Vector::first_lane`] of a register loaded from the array.
     struct FirstLane<T>([T; 16]);
 
     impl<T: Float> Kernel for FirstLane<T> {
