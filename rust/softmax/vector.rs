@@ -1664,7 +1664,8 @@ unsafe fn block_pair_sum<V: Storage<M>, M>(x: *const M, len: usize, lo: V, m: V:
             *sk = sk.add(exp_down(V::load_n_from(x.add(i), count, V::Elem::NEG_INFINITY), lo, n_ref));
             i += count;
         }
-        (s[0].add(s[1]).add(s[2].add(s[3])).reduce_add().to_f64(), n_ref.reduce_max().to_f64())
+        // Every lane of n_ref holds n(m): lane 0, no reduction.
+        (s[0].add(s[1]).add(s[2].add(s[3])).reduce_add().to_f64(), n_ref.first_lane().to_f64())
     }
 }
 
