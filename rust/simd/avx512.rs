@@ -261,6 +261,13 @@ unsafe impl Vector for F32x16 {
     fn first_lane(self) -> f32 {
         avx512!(_mm512_cvtss_f32(self.0))
     }
+    const INLINE_LN: bool = true;
+    #[inline(always)]
+    unsafe fn ln8(s: &[f64; 8]) -> [f64; 8] {
+        // SAFETY: the caller's contract: the CPU has this level's
+        // features, which include AVX-512 F and DQ.
+        unsafe { crate::softmax::ln::ln8_avx512(s) }
+    }
     #[inline(always)]
     fn reduce_min(self) -> f32 {
         avx512!(_mm512_reduce_min_ps(self.0))
@@ -410,6 +417,13 @@ unsafe impl Vector for F64x8 {
     #[inline(always)]
     fn first_lane(self) -> f64 {
         avx512!(_mm512_cvtsd_f64(self.0))
+    }
+    const INLINE_LN: bool = true;
+    #[inline(always)]
+    unsafe fn ln8(s: &[f64; 8]) -> [f64; 8] {
+        // SAFETY: the caller's contract: the CPU has this level's
+        // features, which include AVX-512 F and DQ.
+        unsafe { crate::softmax::ln::ln8_avx512(s) }
     }
     #[inline(always)]
     fn reduce_min(self) -> f64 {

@@ -386,6 +386,26 @@ pub unsafe trait Vector: Copy {
     /// Lane 0: the value of a register whose lanes are all equal, without
     /// a reduction's chain of shuffles.
     fn first_lane(self) -> Self::Elem;
+    /// Whether the level takes normkit's own logarithm, inline
+    /// (`softmax::ln::ln`, and [`Vector::ln8`] in one register), rather than
+    /// the C library's: at AVX-512, where it measured faster (see
+    /// `softmax::vector::row_ln`).
+    const INLINE_LN: bool = false;
+    /// The natural logarithm of each of eight f64 values, as the level
+    /// takes it (`softmax::vector::row_ln`): with [`Vector::INLINE_LN`], the
+    /// eight in one register (`softmax::ln::ln8_avx512`), bit for bit
+    /// `softmax::ln::ln` of each; otherwise the C library's, one at a time.
+    ///
+    /// # Safety
+    /// The CPU must have this type's features.
+    #[inline(always)]
+    unsafe fn ln8(s: &[f64; 8]) -> [f64; 8] {
+        let mut ln = [0.0; 8];
+        for (ln, s) in ln.iter_mut().zip(s) {
+            *ln = s.ln();
+        }
+        ln
+    }
 
     /// The (p, n) pair of exp the softmax kernels use
     /// ([`exp::exp_parts_fast`]): the polynomial

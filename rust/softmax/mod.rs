@@ -25,7 +25,7 @@
 //! reaches it through [`dispatch::run`].
 
 mod fused;
-mod ln;
+pub(crate) mod ln;
 #[rustfmt::skip]
 mod ln_table;
 pub mod scalar;

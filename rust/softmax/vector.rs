@@ -2175,28 +2175,71 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
 /// with m and ln(sum). Below AVX-512 the logarithm is a call into the C
 /// library, which clobbers every vector register: within a group the calls
 /// follow each other with no vector state to save and restore around them,
-/// and their latencies overlap. At AVX-512 it is inline, and the compiler
-/// computes the group's eight in the lanes of one register. Each row gets
-/// the same operations as alone: results are bit-identical. A group's rows
-/// are all summed before any is finished: `sum` may write row i's output
-/// (a copy of x), `finish` reads row i's input or that copy.
+/// and their latencies overlap. At AVX-512 the group's eight are computed in
+/// the lanes of one register ([`Vector::ln8`]), with [`ln`]'s operations in
+/// each lane, and a group is finished after the next one is summed. Each
+/// row gets the same operations as alone: results are bit-identical. A
+/// group's rows are all summed before any is finished: `sum` may write row
+/// i's output (a copy of x), `finish` reads row i's input or that copy.
+///
+/// # Safety
+/// The CPU must have the instruction set of `V`.
 #[inline(always)]
-fn log_softmax_groups<V: Vector>(rows: usize, mut sum: impl FnMut(usize) -> (V::Elem, f64), mut finish: impl FnMut(usize, V::Elem, V::Elem)) {
-    let mut start = 0;
-    while start < rows {
-        let group = LOG_GROUP.min(rows - start);
-        let (mut m, mut s) = ([V::Elem::ZERO; LOG_GROUP], [0.0; LOG_GROUP]);
-        for k in 0..group {
-            (m[k], s[k]) = sum(start + k);
+unsafe fn log_softmax_groups<V: Vector>(rows: usize, mut sum: impl FnMut(usize) -> (V::Elem, f64), mut finish: impl FnMut(usize, V::Elem, V::Elem)) {
+    if !V::INLINE_LN {
+        // The C library's logarithms, between the group's sums and its last
+        // pass. At AVX2, a group late they measured 0.97-1.04x this loop's
+        // time, and the loop below without its lag 1.02-1.14x (issue 11,
+        // round 42).
+        let mut start = 0;
+        while start < rows {
+            let group = LOG_GROUP.min(rows - start);
+            // A short last group's other lanes take ln(1).
+            let (mut m, mut s) = ([V::Elem::ZERO; LOG_GROUP], [1.0; LOG_GROUP]);
+            for k in 0..group {
+                (m[k], s[k]) = sum(start + k);
+            }
+            // SAFETY: this function's contract: the CPU has V's features.
+            let ln8 = unsafe { V::ln8(&s) };
+            for k in 0..group {
+                finish(start + k, m[k], V::Elem::from_f64(ln8[k]));
+            }
+            start += group;
         }
-        let mut ln_sum = [V::Elem::ZERO; LOG_GROUP];
-        for k in 0..group {
-            ln_sum[k] = V::Elem::from_f64(row_ln::<V>(s[k]));
+        return;
+    }
+    // With the eight logarithms in one register (`INLINE_LN`), a group's
+    // logarithms and last pass come one step late, after the next group's
+    // sums, so that their latency overlaps those sums. With the scalar
+    // logarithms and no lag, rows of 16-200 float32 elements took 1.00-1.05x
+    // this loop's time (issue 11, round 42).
+    let lag = 1;
+    let groups = rows.div_ceil(LOG_GROUP);
+    // Each group's shifts m and sums, in two slots for the lag.
+    let mut slots = [([V::Elem::ZERO; LOG_GROUP], [0.0; LOG_GROUP]); 2];
+    for step in 0..groups + lag {
+        if step < groups {
+            let (start, (m, s)) = (step * LOG_GROUP, &mut slots[step % 2]);
+            let group = LOG_GROUP.min(rows - start);
+            for k in 0..group {
+                (m[k], s[k]) = sum(start + k);
+            }
+            // A short last group's other lanes take ln(1), in range.
+            s[group..].fill(1.0);
         }
-        for k in 0..group {
-            finish(start + k, m[k], ln_sum[k]);
+        if step >= lag {
+            let (start, (m, s)) = ((step - lag) * LOG_GROUP, &slots[(step - lag) % 2]);
+            let group = LOG_GROUP.min(rows - start);
+            // SAFETY: this function's contract: the CPU has V's features.
+            let ln8 = unsafe { V::ln8(s) };
+            let mut ln_sum = [V::Elem::ZERO; LOG_GROUP];
+            for k in 0..group {
+                ln_sum[k] = V::Elem::from_f64(ln8[k]);
+            }
+            for k in 0..group {
+                finish(start + k, m[k], ln_sum[k]);
+            }
         }
-        start += group;
     }
 }
 
@@ -2226,7 +2269,7 @@ pub(crate) unsafe fn log_softmax_write<V: Storage<M>, M>(x: *const M, y: *mut M,
 /// alone, in a group or fused.
 #[inline(always)]
 pub(crate) fn row_ln<V: Vector>(sum: f64) -> f64 {
-    if size_of::<V>() == 64 {
+    if V::INLINE_LN {
         ln(sum)
     } else {
         sum.ln()
