@@ -2171,8 +2171,8 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
 
 /// Log-softmax of rows `0..rows` in groups of [`LOG_GROUP`]: `sum` of each
 /// row of a group (its shift m and sum exp(x - m)), then the group's
-/// logarithms ([`row_ln`]) one after another, then `finish` of each row
-/// with m and ln(sum). Below AVX-512 the logarithm is a call into the C
+/// logarithms ([`Vector::ln8`], each [`row_ln`]'s), then `finish` of each
+/// row with m and ln(sum). Below AVX-512 the logarithm is a call into the C
 /// library, which clobbers every vector register: within a group the calls
 /// follow each other with no vector state to save and restore around them,
 /// and their latencies overlap. At AVX-512 the group's eight are computed in
@@ -2181,6 +2181,8 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
 /// row gets the same operations as alone: results are bit-identical. A
 /// group's rows are all summed before any is finished: `sum` may write row
 /// i's output (a copy of x), `finish` reads row i's input or that copy.
+/// Finishing a group after the next one's sums keeps this, since each
+/// output row is its input row or disjoint from every row.
 ///
 /// # Safety
 /// The CPU must have the instruction set of `V`.
@@ -2189,7 +2191,7 @@ unsafe fn log_softmax_groups<V: Vector>(rows: usize, mut sum: impl FnMut(usize) 
     if !V::INLINE_LN {
         // The C library's logarithms, between the group's sums and its last
         // pass. At AVX2, a group late they measured 0.97-1.04x this loop's
-        // time, and the loop below without its lag 1.02-1.14x (issue 11,
+        // time, and the loop below without its lag 1.03-1.14x (issue 11,
         // round 42).
         let mut start = 0;
         while start < rows {
