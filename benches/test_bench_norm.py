@@ -44,6 +44,14 @@ def test_copy(benchmark, data):
     benchmark(np.copyto, data["y"], data["x"])
 
 
+def test_copy_two(benchmark, data):
+    """The fused forms' yardstick: x -> y and r -> s, the four arrays they
+    read and write (twice one copy of x would keep half the bytes in L3)."""
+    _group(benchmark, "numpy.copyto x2 (x -> y, r -> s)")
+    benchmark.extra_info["bytes"] = 4 * ROWS * COLS * 4
+    benchmark(lambda: (np.copyto(data["y"], data["x"]), np.copyto(data["s"], data["r"])))
+
+
 def test_rms_norm(benchmark, data):
     _group(benchmark, "normkit.rms_norm")
     benchmark(normkit.rms_norm, data["x"], out=data["y"])
@@ -71,11 +79,13 @@ def test_crms_norm(benchmark, data):
 
 def test_add_rms_norm(benchmark, data):
     _group(benchmark, "normkit.add_rms_norm weight")
+    benchmark.extra_info["bytes"] = 4 * ROWS * COLS * 4
     benchmark(normkit.add_rms_norm, data["x"], data["r"], data["w"], out=(data["y"], data["s"]))
 
 
 def test_add_layer_norm(benchmark, data):
     _group(benchmark, "normkit.add_layer_norm weight+bias")
+    benchmark.extra_info["bytes"] = 4 * ROWS * COLS * 4
     benchmark(normkit.add_layer_norm, data["x"], data["r"], data["w"], data["b"], out=(data["y"], data["s"]))
 
 
