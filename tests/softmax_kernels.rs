@@ -221,17 +221,20 @@ fn log_softmax_matches_f64_on_every_isa() {
 /// term the float32 pair form may flush), those far below (and below
 /// -2^18, where the kernels clamp) must give what float64 gives, in
 /// softmax, log_softmax and logsumexp, float32 and float64, the row
-/// crossing register boundaries (37 entries).
+/// crossing register boundaries (37 entries), and in a row of 7, which
+/// log-softmax sums in the plain form exp(x - m) at every vector level
+/// (at most two registers).
 #[test]
 fn rows_with_maxima_near_the_pair_form_limits() {
     let below = [0.0, 0.5, 3.0, 87.3, 87.6, 88.0, 88.7, 89.0, 100.0, 150.0, 1000.0, 1e5, 3e38, f64::INFINITY];
     let limit = 262_144.0 - 2048.0;
-    for m in [limit - 1.0, limit, limit + 1.0, 1e5, 0.0, -1e5, -limit - 1.0, -limit, -limit + 1.0] {
-        let row: Vec<f32> = (0..37).map(|i| (m - below[(i * 5) % below.len()]) as f32).collect();
+    let maxima = [limit - 1.0, limit, limit + 1.0, 1e5, 0.0, -1e5, -limit - 1.0, -limit, -limit + 1.0];
+    for (m, len) in maxima.into_iter().flat_map(|m| [(m, 37), (m, 7)]) {
+        let row: Vec<f32> = (0..len).map(|i| (m - below[(i * 5) % below.len()]) as f32).collect();
         let x64: Vec<f64> = row.iter().map(|&v| v as f64).collect();
         for isa in dispatch::available() {
             for algorithm in Algorithm::ALL {
-                let what = format!("{isa} {} m = {m}", algorithm.name());
+                let what = format!("{isa} {} m = {m}, {len} entries", algorithm.name());
                 assert_close(&what, &row, &run(isa, algorithm, &row), tolerance::<f32>());
                 assert_close(&format!("{what} f64"), &x64, &run(isa, algorithm, &x64), tolerance::<f64>());
             }
@@ -241,11 +244,17 @@ fn rows_with_maxima_near_the_pair_form_limits() {
             for (i, (&g, &w)) in y.iter().zip(&want).enumerate() {
                 let w = w as f32 as f64;
                 let ok = if w.is_infinite() { g as f64 == w } else { (g as f64 - w).abs() <= log_softmax_tolerance::<f32>(w) };
-                assert!(ok, "{isa} log_softmax m = {m}: [{i}] = {g}, want {w}");
+                assert!(ok, "{isa} log_softmax m = {m}, {len} entries: [{i}] = {g}, want {w}");
+            }
+            let mut y64 = vec![0.0f64; row.len()];
+            softmax::log_softmax(isa, &x64, &mut y64);
+            for (i, (&g, &w)) in y64.iter().zip(&want).enumerate() {
+                let ok = if w.is_infinite() { g == w } else { (g - w).abs() <= log_softmax_tolerance::<f64>(w) };
+                assert!(ok, "{isa} log_softmax f64 m = {m}, {len} entries: [{i}] = {g}, want {w}");
             }
             let want = reference::logsumexp(&x64);
             let got = softmax::logsumexp(isa, &row);
-            assert!((got - want).abs() <= 2e-7 + 2f64.powi(-24) * want.abs(), "{isa} logsumexp m = {m}: {got}, want {want}");
+            assert!((got - want).abs() <= 2e-7 + 2f64.powi(-24) * want.abs(), "{isa} logsumexp m = {m}, {len} entries: {got}, want {want}");
         }
     }
 }

@@ -561,6 +561,31 @@ fn is_short<V: Vector>(n: usize) -> bool {
     n <= SHORT_REGS * V::LANES
 }
 
+/// Whether log-softmax sums a short row ([`is_short`]) of `n` elements in
+/// the plain form exp(x - m) ([`ShiftedExp::plain`]) rather than the pair
+/// form: for rows of at most two registers. The plain form costs a few
+/// more operations per register (x - m, a clamp, the degree-6 polynomial
+/// in float32) but needs no row constant c, whose exponential and division
+/// are a row cost (issue 11, round 43). exp(0) is exactly 1, as c / c
+/// was, so a one-element row's result is exactly 0 and every sum is at
+/// least 1. Measured on AMD Zen 4 (issue 11, round 44; log-softmax through
+/// the binding, both builds and a copy of main's in one process, medians of
+/// 11 rounds at six stack depths, one run in each order; time / main's):
+/// AVX-512 float32 rows of 8 0.91, of 16 0.93-0.96, of 32 1.00, float64
+/// rows of 4 and 8 0.79-0.80, of 16 0.91-0.92; AVX2 float32 rows of 8
+/// 0.75-0.78, of 16 0.87-0.89, float64 rows of 4 0.84-0.86, of 8 1.02.
+/// Longer short rows in the plain form as well (a build not kept, against
+/// main): AVX-512 float32 rows of three and four registers 1.08-1.12; AVX2
+/// float32 rows of four 1.04-1.05, float64 of three 1.09 and of four
+/// 1.23-1.24. Only
+/// AVX-512 float64 would have gained there (three and four registers
+/// 0.95-0.98); one rule for every level keeps it simple. NEON: not
+/// measured.
+#[inline(always)]
+fn log_sums_plain<V: Vector>(n: usize) -> bool {
+    n <= 2 * V::LANES
+}
+
 /// A short row ([`is_short`]) in registers, and its max.
 #[derive(Clone, Copy)]
 struct ShortRow<V: Vector> {
@@ -618,7 +643,8 @@ impl<V: Vector> ShortRow<V> {
 
     /// Log-softmax's shift m and sum exp(x - m), as [`log_softmax_max`]
     /// and [`log_softmax_sum`] compute them but with the sum in
-    /// [`ShortRow::exp_sum`]'s order.
+    /// [`ShortRow::exp_sum`]'s order, and in the plain form for rows of at
+    /// most two registers ([`log_sums_plain`]).
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`.
@@ -626,6 +652,11 @@ impl<V: Vector> ShortRow<V> {
     unsafe fn log_sum(&self) -> (V::Elem, f64) {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
+            if log_sums_plain::<V>(self.n) {
+                let m = if self.m.is_finite() { self.m } else { V::Elem::ZERO };
+                let (_, sum) = self.exps_and_sum(&ShiftedExp::<V>::plain(m));
+                return (m, sum);
+            }
             let (m, f) = log_softmax_shift::<V>(self.m, self.n);
             let (_, scaled) = self.exps_and_sum(&f);
             (m, scaled / f.row_constant().to_f64())
