@@ -563,12 +563,14 @@ fn is_short<V: Vector>(n: usize) -> bool {
 
 /// Whether log-softmax sums a short row ([`is_short`]) of `n` elements in
 /// the plain form exp(x - m) ([`ShiftedExp::plain`]) rather than the pair
-/// form: for rows of at most two registers. The plain form costs a few
-/// more operations per register (x - m, a clamp, the degree-6 polynomial
-/// in float32) but needs no row constant c, whose exponential and division
-/// are a row cost (issue 11, round 43). exp(0) is exactly 1, as c / c
-/// was, so a one-element row's result is exactly 0 and every sum is at
-/// least 1. Measured on AMD Zen 4 (issue 11, round 44; log-softmax through
+/// form: for rows of at most two registers. Per register the plain form
+/// costs x - m and a clamp more. At AVX-512 float32, whose pair form has
+/// the same polynomial, its exponentials also wait for the row max, which
+/// the pair form needs only for its last scaling; at AVX2 the pair form is
+/// a table lookup and a shorter polynomial. But it needs no row constant c,
+/// whose exponential and division are a row cost (issue 11, round 43).
+/// exp(0) is exactly 1, as c / c was, so a one-element row's result is
+/// exactly 0 and every sum is at least 1. Measured on AMD Zen 4 (issue 11, round 44; log-softmax through
 /// the binding, both builds and a copy of main's in one process, medians of
 /// 11 rounds at six stack depths, one run in each order; time / main's):
 /// AVX-512 float32 rows of 8 0.91, of 16 0.93-0.96, of 32 1.00, float64
