@@ -20,6 +20,12 @@
 //! per element of the passes (the exp + store + sum pass above all)
 //! without memory traffic. Criterion reports elements per second.
 //!
+//! `softmax_f32_short_rows/<n>`: 65536 float32 rows of n = 8, 16, 32 and
+//! 64 elements (2 to 16 MiB), softmax (`auto`) and log_softmax of the whole
+//! batch as the binding runs it (`softmax_rows`, `log_softmax_rows`), at
+//! every instruction set, next to a copy: the per-row costs of the rows
+//! kept in registers, where log_softmax's row constant and logarithm show.
+//!
 //! `cargo bench --bench softmax` (all), or a filter such as
 //! `cargo bench --bench softmax -- 'avx512/two_pass'`.
 
@@ -140,5 +146,24 @@ fn in_cache(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench, split_row, in_cache);
+fn short_rows(c: &mut Criterion) {
+    const ROWS: usize = 1 << 16;
+    let mut rng = SmallRng::seed_from_u64(13);
+    let mut group = c.benchmark_group("softmax_f32_short_rows");
+    group.sample_size(10).warm_up_time(Duration::from_millis(300)).measurement_time(Duration::from_secs(1));
+    for n in [8, 16, 32, 64] {
+        let x: Vec<f32> = (0..ROWS * n).map(|_| rng.random_range(-8.0..8.0)).collect();
+        let mut y = vec![0f32; x.len()];
+        group.throughput(Throughput::Bytes((2 * x.len() * std::mem::size_of::<f32>()) as u64));
+        group.bench_function(format!("copy/{n}"), |b| b.iter(|| y.copy_from_slice(black_box(&x))));
+        for isa in dispatch::available() {
+            let auto = Algorithm::auto(AutoCall { len: n, rows: ROWS, threads: 1 }, 4, isa);
+            group.bench_function(format!("{isa}/softmax/{n}"), |b| b.iter(|| softmax::softmax_rows(isa, auto, black_box(&x), &mut y, n)));
+            group.bench_function(format!("{isa}/log_softmax/{n}"), |b| b.iter(|| softmax::log_softmax_rows(isa, black_box(&x), &mut y, n)));
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, bench, split_row, in_cache, short_rows);
 common::criterion_main_with_machine!(benches);
