@@ -563,26 +563,26 @@ fn is_short<V: Vector>(n: usize) -> bool {
 
 /// Whether log-softmax sums a short row ([`is_short`]) of `n` elements in
 /// the plain form exp(x - m) ([`ShiftedExp::plain`]) rather than the pair
-/// form: for rows of at most two registers. Per register the plain form
-/// costs x - m and a clamp more. At AVX-512 float32, whose pair form has
-/// the same polynomial, its exponentials also wait for the row max, which
-/// the pair form needs only for its last scaling; at AVX2 the pair form is
-/// a table lookup and a shorter polynomial. But it needs no row constant c,
-/// whose exponential and division are a row cost (issue 11, round 43).
-/// exp(0) is exactly 1, as c / c was, so a one-element row's result is
-/// exactly 0 and every sum is at least 1. Measured on AMD Zen 4 (issue 11, round 44; log-softmax through
-/// the binding, both builds and a copy of main's in one process, medians of
-/// 11 rounds at six stack depths, one run in each order; time / main's):
-/// AVX-512 float32 rows of 8 0.91, of 16 0.93-0.96, of 32 1.00, float64
-/// rows of 4 and 8 0.79-0.80, of 16 0.91-0.92; AVX2 float32 rows of 8
-/// 0.75-0.78, of 16 0.87-0.89, float64 rows of 4 0.84-0.86, of 8 1.02.
-/// Longer short rows in the plain form as well (a build not kept, against
-/// main): AVX-512 float32 rows of three and four registers 1.08-1.12; AVX2
-/// float32 rows of four 1.04-1.05, float64 of three 1.09 and of four
-/// 1.23-1.24. Only
-/// AVX-512 float64 would have gained there (three and four registers
-/// 0.95-0.98); one rule for every level keeps it simple. NEON: not
-/// measured.
+/// form: for rows of at most two registers. At AVX-512 float32, whose pair
+/// form has the same polynomial, the plain form takes one operation more
+/// per register (x - m and a two-sided clamp, against a one-sided clamp and
+/// k - n), and its exponentials also wait for the row max, which the pair
+/// form needs only for its last scaling; at AVX2 the pair form is a table
+/// lookup and a shorter polynomial. But it needs no row constant c, whose
+/// exponential and division are a row cost (issue 11, round 43). exp(0) is
+/// exactly 1, as c / c was, so a one-element row's result is exactly 0 and
+/// every sum is at least 1. Measured on AMD Zen 4 (issue 11, round 44;
+/// log-softmax through the binding, both builds and a copy of the first in
+/// one process, medians of 11 rounds at six stack depths, one run in each
+/// order; time / main's): AVX-512 float32 rows of 8 0.91, of 16 0.93-0.96,
+/// of 32 1.00, float64 rows of 4 and 8 0.79-0.80, of 16 0.91-0.92; AVX2
+/// float32 rows of 8 0.75-0.78, of 16 0.87-0.89, float64 rows of 4
+/// 0.84-0.86, of 8 1.02. Longer short rows in the plain form as well (a
+/// build not kept, against main): AVX-512 float32 rows of three and four
+/// registers 1.08-1.12; AVX2 float32 rows of three 0.99, of four 1.04-1.05,
+/// float64 of three 1.09 and of four 1.23-1.24. Only AVX-512 float64 would
+/// have gained there (three and four registers 0.95-0.98); one rule for
+/// every level keeps it simple. NEON: not measured.
 #[inline(always)]
 fn log_sums_plain<V: Vector>(n: usize) -> bool {
     n <= 2 * V::LANES
