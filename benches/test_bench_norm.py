@@ -46,7 +46,8 @@ def test_copy(benchmark, data):
 
 def test_copy_two(benchmark, data):
     """The fused forms' yardstick: x -> y and r -> s, the four arrays they
-    read and write (twice one copy of x would keep half the bytes in L3)."""
+    read and write (twice one copy of x touches half their bytes, which
+    the L3 can partly keep between calls)."""
     _group(benchmark, "numpy.copyto x2 (x -> y, r -> s)")
     benchmark.extra_info["bytes"] = 4 * ROWS * COLS * 4
     benchmark(lambda: (np.copyto(data["y"], data["x"]), np.copyto(data["s"], data["r"])))
