@@ -33,10 +33,12 @@ def data():
     }
 
 
-def _group(benchmark, name):
+def _group(benchmark, name, arrays=2):
+    """``arrays``: how many arrays of ROWS x COLS the call reads or writes
+    (the fused forms and their yardstick: four)."""
     benchmark.group = f"norm {ROWS}x{COLS} float32"
     benchmark.name = name
-    benchmark.extra_info["bytes"] = 2 * ROWS * COLS * 4
+    benchmark.extra_info["bytes"] = arrays * ROWS * COLS * 4
 
 
 def test_copy(benchmark, data):
@@ -48,8 +50,7 @@ def test_copy_two(benchmark, data):
     """The fused forms' yardstick: x -> y and r -> s, the four arrays they
     read and write (twice one copy of x touches half their bytes, which
     the L3 can partly keep between calls)."""
-    _group(benchmark, "numpy.copyto x2 (x -> y, r -> s)")
-    benchmark.extra_info["bytes"] = 4 * ROWS * COLS * 4
+    _group(benchmark, "numpy.copyto x2 (x -> y, r -> s)", arrays=4)
     benchmark(lambda: (np.copyto(data["y"], data["x"]), np.copyto(data["s"], data["r"])))
 
 
@@ -79,14 +80,12 @@ def test_crms_norm(benchmark, data):
 
 
 def test_add_rms_norm(benchmark, data):
-    _group(benchmark, "normkit.add_rms_norm weight")
-    benchmark.extra_info["bytes"] = 4 * ROWS * COLS * 4
+    _group(benchmark, "normkit.add_rms_norm weight", arrays=4)
     benchmark(normkit.add_rms_norm, data["x"], data["r"], data["w"], out=(data["y"], data["s"]))
 
 
 def test_add_layer_norm(benchmark, data):
-    _group(benchmark, "normkit.add_layer_norm weight+bias")
-    benchmark.extra_info["bytes"] = 4 * ROWS * COLS * 4
+    _group(benchmark, "normkit.add_layer_norm weight+bias", arrays=4)
     benchmark(normkit.add_layer_norm, data["x"], data["r"], data["w"], data["b"], out=(data["y"], data["s"]))
 
 

@@ -655,6 +655,13 @@ impl<V: Vector> ShortRow<V> {
         // SAFETY: this function's contract: the CPU has the instruction set of V.
         unsafe {
             if log_sums_plain::<V>(self.n) {
+                // Here rather than in log_softmax_shift, which would then
+                // return the plain form too and leave the division by
+                // c = 1 below: that build gave the same bits but took
+                // 1.04-1.06x this one's time on AVX-512 rows of one
+                // register (0.97-0.99 on two) and 1.12-1.21x on AVX2 rows
+                // of one and two (issue 11, round 44, one run; why was not
+                // examined).
                 let m = if self.m.is_finite() { self.m } else { V::Elem::ZERO };
                 let (_, sum) = self.exps_and_sum(&ShiftedExp::<V>::plain(m));
                 return (m, sum);
