@@ -588,6 +588,43 @@ fn log_sums_plain<V: Vector>(n: usize) -> bool {
     n <= 2 * V::LANES
 }
 
+/// The registers of a short row of `n` elements ([`is_short`]) that hold
+/// elements of it.
+#[inline(always)]
+fn short_regs<V: Vector>(n: usize) -> usize {
+    n.div_ceil(V::LANES)
+}
+
+/// The max of a short row's registers `regs` (as [`ShortRow::load`] loads
+/// them), over the registers that hold elements of the row: the others
+/// hold -inf, and leaving them out shortens each row's chain (max is
+/// exact, so the value does not depend on the order).
+#[inline(always)]
+fn short_max<V: Vector>(regs: &[V; SHORT_REGS], n: usize) -> V::Elem {
+    const { assert!(SHORT_REGS == 4) };
+    match short_regs::<V>(n) {
+        0 | 1 => regs[0].reduce_max(),
+        2 => regs[0].max(regs[1]).reduce_max(),
+        3 => regs[0].max(regs[1]).max(regs[2]).reduce_max(),
+        _ => max_of_chains(*regs),
+    }
+}
+
+/// The lane sums of a short row's exponentials `e` (registers past the
+/// row hold 0), in two chains over the registers that hold elements of the
+/// row, (e0 + e2) + (e1 + e3). Adding a register of zeros would change no
+/// bit of a sum of terms >= 0 but lengthen each row's chain (the order
+/// differs from sum_map's for rows of fewer than four whole registers).
+#[inline(always)]
+fn short_sum<V: Vector>(e: &[V; SHORT_REGS], n: usize) -> V {
+    match short_regs::<V>(n) {
+        0 | 1 => e[0],
+        2 => e[0].add(e[1]),
+        3 => e[0].add(e[2]).add(e[1]),
+        _ => e[0].add(e[2]).add(e[1].add(e[3])),
+    }
+}
+
 /// A short row ([`is_short`]) in registers, and its max.
 #[derive(Clone, Copy)]
 struct ShortRow<V: Vector> {
@@ -618,10 +655,7 @@ impl<V: Vector> ShortRow<V> {
         unsafe {
             prefetch::Ahead::current().fetch(x, SHORT_REGS * V::LANES * size_of::<M>());
             let regs = V::load_registers::<SHORT_REGS>(x, n, V::Elem::NEG_INFINITY);
-            // Combined as row_max combines its four chains.
-            const { assert!(SHORT_REGS == 4) };
-            let m = max_of_chains(regs);
-            ShortRow { regs, m, n }
+            ShortRow { regs, m: short_max(&regs, n), n }
         }
     }
 
@@ -683,13 +717,7 @@ impl<V: Vector> ShortRow<V> {
         unsafe {
             const { assert!(SHORT_REGS * V::LANES < N_FIRST_MIN, "a short row takes the pair form, not the n-first one") };
             let e = if f.pairs { self.exps::<true>(f) } else { self.exps::<false>(f) };
-            // In two chains (the order differs from sum_map's for rows of
-            // fewer than four whole registers: it adds those into one).
-            let mut s = [V::splat(V::Elem::ZERO); 2];
-            for (c, &ec) in e.iter().enumerate() {
-                s[c % 2] = s[c % 2].add(ec);
-            }
-            (e, s[0].add(s[1]).reduce_add().to_f64())
+            (e, short_sum(&e, self.n).reduce_add().to_f64())
         }
     }
 
