@@ -596,27 +596,36 @@ fn short_regs<V: Vector>(n: usize) -> usize {
 }
 
 /// The max of a short row's registers `regs` (as [`ShortRow::load`] loads
-/// them), over the registers that hold elements of the row: the others
-/// hold -inf, and leaving them out shortens each row's chain (max is
-/// exact, so the value does not depend on the order).
+/// them), over the registers that hold elements of the row when those are
+/// one or two: the others hold -inf, and max(a, -inf) is a for every a but
+/// NaN, so leaving them out shortens the row's chain by two maxes and
+/// changes no bit of the max of a row without NaN. In a row with NaN the
+/// max may differ (NaN, or below the largest element); softmax fills such
+/// a row with NaN either way, and the plain form of log-softmax's rows of
+/// at most two registers gives NaN of the same bits for any shift.
+/// Rows of three and four registers combine all four as [`row_max`]
+/// does: three registers and -inf take as many steps, and a different
+/// max there could switch log-softmax's form and with it a NaN's sign.
 #[inline(always)]
 fn short_max<V: Vector>(regs: &[V; SHORT_REGS], n: usize) -> V::Elem {
     const { assert!(SHORT_REGS == 4) };
     match short_regs::<V>(n) {
         0 | 1 => regs[0].reduce_max(),
         2 => regs[0].max(regs[1]).reduce_max(),
-        3 => regs[0].max(regs[1]).max(regs[2]).reduce_max(),
         _ => max_of_chains(*regs),
     }
 }
 
 /// The lane sums of a short row's exponentials `e` (registers past the
 /// row hold 0), in two chains over the registers that hold elements of the
-/// row, (e0 + e2) + (e1 + e3). Adding a register of zeros would change no
-/// bit of a sum of terms >= 0 but lengthen each row's chain (the order
-/// differs from sum_map's for rows of fewer than four whole registers).
+/// row, (e0 + e2) + (e1 + e3). Every exponential is NaN, +0 or positive
+/// (no form gives -0), so adding the zero registers, as this did before
+/// (each chain began at 0), changes no bit; it only lengthens each row's
+/// chain. For rows of more than two registers the order differs from
+/// [`sum_map`]'s, which adds the whole registers in one chain.
 #[inline(always)]
 fn short_sum<V: Vector>(e: &[V; SHORT_REGS], n: usize) -> V {
+    const { assert!(SHORT_REGS == 4) };
     match short_regs::<V>(n) {
         0 | 1 => e[0],
         2 => e[0].add(e[1]),
@@ -678,9 +687,10 @@ impl<V: Vector> ShortRow<V> {
     }
 
     /// Log-softmax's shift m and sum exp(x - m), as [`log_softmax_max`]
-    /// and [`log_softmax_sum`] compute them but with the sum in
-    /// [`ShortRow::exp_sum`]'s order, and in the plain form for rows of at
-    /// most two registers ([`log_sums_plain`]).
+    /// and [`log_softmax_sum`] compute them but with the max and the sum in
+    /// [`ShortRow::exp_sum`]'s order ([`short_max`], whose max of a row
+    /// with NaN may differ from [`row_max`]'s), and in the plain form for
+    /// rows of at most two registers ([`log_sums_plain`]).
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`.
@@ -2687,6 +2697,94 @@ mod tests {
         }
         check::<f32>(&[65, 100, 128, 129, 200, 255]);
         check::<f64>(&[33, 50, 64, 65, 100, 128]);
+    }
+
+    /// [`short_max`] and [`short_sum`] over the registers that hold a short
+    /// row's elements against all four registers (the padding: -inf in x,
+    /// 0 among the exponentials; the sum from zero in two chains, as before
+    /// round 45), bit for bit, at every vector level, for every length up
+    /// to four registers: rows without NaN holding +-0, -inf and values
+    /// far apart, and all -inf rows.
+    struct ShortReductions<'a, T> {
+        x: &'a [T],
+    }
+
+    impl<T: Element<Real = T> + Real> Kernel for ShortReductions<'_, T> {
+        type Output = ();
+
+        fn scalar(self) {
+            unreachable!("short rows are the vector kernels'")
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) {
+            type V<S, T> = <T as Element>::Vector<S>;
+            let (x, n) = (self.x.as_ptr(), self.x.len());
+            let lane_bits = |v: V<S, T>| {
+                let mut out = vec![T::ZERO; V::<S, T>::LANES];
+                // SAFETY: out holds LANES elements; the token proves the CPU
+                // has S.
+                unsafe { v.store_to(out.as_mut_ptr()) };
+                out.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>()
+            };
+            // SAFETY: x holds n <= SHORT_REGS * LANES elements; the token
+            // proves the CPU has S.
+            unsafe {
+                let row = ShortRow::<V<S, T>>::load(x, n);
+                assert_eq!(row.m.to_f64().to_bits(), max_of_chains(row.regs).to_f64().to_bits(), "n={n}");
+                if !row.m.is_finite() {
+                    return;
+                }
+                let e = row.exps::<true>(&ShiftedExp::new(row.m, n));
+                let mut chains = [V::<S, T>::splat(T::ZERO); 2];
+                for (c, &ec) in e.iter().enumerate() {
+                    chains[c % 2] = chains[c % 2].add(ec);
+                }
+                assert_eq!(lane_bits(short_sum(&e, n)), lane_bits(chains[0].add(chains[1])), "n={n}");
+            }
+        }
+    }
+
+    #[test]
+    fn short_rows_reduce_over_their_registers_as_over_all_four() {
+        fn check<T: Element<Real = T> + Real>() {
+            for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+                // The longest short row at this level.
+                let longest = dispatch::run(isa, ShortLen::<T>(std::marker::PhantomData));
+                for n in 0..=longest {
+                    let mut x: Vec<T> = (0..n).map(|i| T::from_f64(((i * 7919) % 6007) as f64 / 100.0 - 30.0)).collect();
+                    for (i, v) in x.iter_mut().enumerate() {
+                        match i % 7 {
+                            1 => *v = T::ZERO,
+                            3 => *v = T::from_f64(-0.0),
+                            5 => *v = T::NEG_INFINITY,
+                            _ => {}
+                        }
+                    }
+                    dispatch::run(isa, ShortReductions { x: &x });
+                    let neg_inf = vec![T::NEG_INFINITY; n];
+                    dispatch::run(isa, ShortReductions { x: &neg_inf });
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// [`is_short`]'s longest row at a level.
+    struct ShortLen<T>(std::marker::PhantomData<T>);
+
+    impl<T: Element> Kernel for ShortLen<T> {
+        type Output = usize;
+
+        fn scalar(self) -> usize {
+            0
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) -> usize {
+            SHORT_REGS * <T::Vector<S> as Vector>::LANES
+        }
     }
 
     /// [`row_block`] at each level: the lengths the test above checks are
