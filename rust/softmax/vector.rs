@@ -598,11 +598,12 @@ fn short_regs<V: Vector>(n: usize) -> usize {
 /// The max of a short row's registers `regs` (as [`ShortRow::load`] loads
 /// them), over the registers that hold elements of the row when those are
 /// one or two: the others hold -inf, and max(a, -inf) is a for every a but
-/// NaN, so leaving them out shortens the row's chain by two maxes and
-/// changes no bit of the max of a row without NaN. In a row with NaN the
-/// max may differ (NaN, or below the largest element); softmax fills such
-/// a row with NaN either way, and the plain form of log-softmax's rows of
-/// at most two registers gives NaN of the same bits for any shift.
+/// NaN, so leaving them out shortens the row's chain by one or two
+/// maxes and changes no bit of the max of a row without NaN. In a row
+/// with NaN the max may differ (NaN, or below the largest element);
+/// softmax fills such a row with NaN either way, and the plain form of
+/// log-softmax's rows of at most two registers gives NaN of the same bits
+/// for any shift.
 /// Rows of three and four registers combine all four as [`row_max`]
 /// does: three registers and -inf take as many steps, and a different
 /// max there could switch log-softmax's form and with it a NaN's sign.
@@ -2712,7 +2713,7 @@ mod tests {
     /// 0 among the exponentials; the sum from zero in two chains, as before
     /// round 45), bit for bit, at every vector level, for every length up
     /// to four registers: rows without NaN holding +-0, -inf and values
-    /// far apart, and all -inf rows.
+    /// from -30 to 30 (the pair form), and all -inf rows.
     struct ShortReductions<'a, T> {
         x: &'a [T],
     }
