@@ -2708,12 +2708,8 @@ mod tests {
         check::<f64>(&[33, 50, 64, 65, 100, 128]);
     }
 
-    /// [`short_max`] and [`short_sum`] over the registers that hold a short
-    /// row's elements against all four registers (the padding: -inf in x,
-    /// 0 among the exponentials; the sum from zero in two chains, as before
-    /// round 45), bit for bit, at every vector level, for every length up
-    /// to four registers: rows without NaN holding +-0, -inf and values
-    /// from -30 to 30 (the pair form), and all -inf rows.
+    /// One short row's [`short_max`] and [`short_sum`] against the same
+    /// reductions over all four registers, at a vector level.
     struct ShortReductions<'a, T> {
         x: &'a [T],
     }
@@ -2754,6 +2750,12 @@ mod tests {
         }
     }
 
+    /// [`short_max`] and [`short_sum`] over the registers that hold a short
+    /// row's elements against all four registers (the padding: -inf in x,
+    /// 0 among the exponentials; the sum from zero in two chains, as before
+    /// round 45), bit for bit, at every vector level, for every length up
+    /// to four registers: rows without NaN holding +-0, -inf and values
+    /// from -30 to 30 (the pair form), and all -inf rows.
     #[test]
     fn short_rows_reduce_over_their_registers_as_over_all_four() {
         fn check<T: Element<Real = T> + Real>() {
