@@ -52,6 +52,51 @@ macro_rules! avx512 {
     };
 }
 
+/// The sum of a `__m128`'s four f32 lanes in the last two steps of AVX2's and
+/// AVX-512's [`Vector::reduce_add`]: lanes i and i + 2, then lanes 0 and 1.
+///
+/// # Safety
+/// The CPU must have SSE3.
+#[inline(always)]
+unsafe fn sum_last_steps_ps(q: __m128) -> f32 {
+    // SAFETY: the caller has SSE3 (this function's contract), which
+    // AVX-512 includes.
+    unsafe {
+        let p = _mm_add_ps(q, _mm_movehl_ps(q, q));
+        _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)))
+    }
+}
+
+/// [`sum_last_steps_ps`] with max for add ([`Vector::reduce_max`]).
+///
+/// # Safety
+/// The CPU must have SSE3.
+#[inline(always)]
+unsafe fn max_last_steps_ps(q: __m128) -> f32 {
+    // SAFETY: the caller has SSE3 (this function's contract).
+    unsafe {
+        let p = _mm_max_ps(q, _mm_movehl_ps(q, q));
+        _mm_cvtss_f32(_mm_max_ss(p, _mm_movehdup_ps(p)))
+    }
+}
+
+/// The sum of a `__m128d`'s two f64 lanes, the last step of AVX2's and
+/// AVX-512's [`Vector::reduce_add`].
+#[inline(always)]
+fn sum_last_step_pd(s: __m128d) -> f64 {
+    // SAFETY: SSE2, which every x86-64 CPU has (a target feature of the
+    // build, so this function needs no contract).
+    unsafe { _mm_cvtsd_f64(_mm_add_sd(s, _mm_unpackhi_pd(s, s))) }
+}
+
+/// [`sum_last_step_pd`] with max for add ([`Vector::reduce_max`]).
+#[inline(always)]
+fn max_last_step_pd(s: __m128d) -> f64 {
+    // SAFETY: SSE2, which every x86-64 CPU has (a target feature of the
+    // build, so this function needs no contract).
+    unsafe { _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s))) }
+}
+
 // SAFETY: F16C and AVX-512 F are part of the level's features
 // (`dispatch`), and each method reads or writes exactly sixteen 16-bit
 // values.
@@ -197,6 +242,7 @@ unsafe impl Vector for F32x16 {
     fn scale_down_pow2(self, n: Self) -> Self {
         avx512!(Self(_mm512_scalef_ps(self.0, n.0)))
     }
+    const PART_REDUCTIONS: bool = true;
     /// Lanes i and i + 8 added, then i and i + 4, i and i + 2, 0 and 1:
     /// written out (as stdarch's `_mm512_reduce_add_ps` adds them today,
     /// an order Intel does not specify) because `reduce_add16` must add in
@@ -205,9 +251,20 @@ unsafe impl Vector for F32x16 {
     fn reduce_add(self) -> f32 {
         avx512!({
             let h = _mm256_add_ps(_mm512_castps512_ps256(self.0), _mm512_extractf32x8_ps::<1>(self.0));
-            let q = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h));
-            let p = _mm_add_ps(q, _mm_movehl_ps(q, q));
-            _mm_cvtss_f32(_mm_add_ss(p, _mm_movehdup_ps(p)))
+            sum_last_steps_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)))
+        })
+    }
+    /// PART 2: the lower 256 bits alone, AVX2's three steps; PART 4: the
+    /// lower 128 bits, two steps.
+    #[inline(always)]
+    fn reduce_add_part<const PART: usize>(self) -> f32 {
+        avx512!(match PART {
+            4 => sum_last_steps_ps(_mm512_castps512_ps128(self.0)),
+            2 => {
+                let h = _mm512_castps512_ps256(self.0);
+                sum_last_steps_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)))
+            }
+            _ => self.reduce_add(),
         })
     }
     /// Sixteen sums in four levels of shuffles and adds and one permute
@@ -256,6 +313,19 @@ unsafe impl Vector for F32x16 {
     #[inline(always)]
     fn reduce_max(self) -> f32 {
         avx512!(_mm512_reduce_max_ps(self.0))
+    }
+    /// As `reduce_add_part`; `_mm512_reduce_max_ps` ends in
+    /// [`max_last_steps_ps`]'s steps.
+    #[inline(always)]
+    fn reduce_max_part<const PART: usize>(self) -> f32 {
+        avx512!(match PART {
+            4 => max_last_steps_ps(_mm512_castps512_ps128(self.0)),
+            2 => {
+                let h = _mm512_castps512_ps256(self.0);
+                max_last_steps_ps(_mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)))
+            }
+            _ => self.reduce_max(),
+        })
     }
     #[inline(always)]
     fn first_lane(self) -> f32 {
@@ -410,9 +480,36 @@ unsafe impl Vector for F64x8 {
     fn reduce_add(self) -> f64 {
         avx512!(_mm512_reduce_add_pd(self.0))
     }
+    const PART_REDUCTIONS: bool = true;
+    /// PART 2: the lower 256 bits alone, AVX2's two steps; PART 4: the
+    /// lower 128 bits, one step.
+    /// `_mm512_reduce_add_pd` ends in [`sum_last_step_pd`]'s step.
+    #[inline(always)]
+    fn reduce_add_part<const PART: usize>(self) -> f64 {
+        avx512!(match PART {
+            4 => sum_last_step_pd(_mm512_castpd512_pd128(self.0)),
+            2 => {
+                let h = _mm512_castpd512_pd256(self.0);
+                sum_last_step_pd(_mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h)))
+            }
+            _ => self.reduce_add(),
+        })
+    }
     #[inline(always)]
     fn reduce_max(self) -> f64 {
         avx512!(_mm512_reduce_max_pd(self.0))
+    }
+    /// As `reduce_add_part`.
+    #[inline(always)]
+    fn reduce_max_part<const PART: usize>(self) -> f64 {
+        avx512!(match PART {
+            4 => max_last_step_pd(_mm512_castpd512_pd128(self.0)),
+            2 => {
+                let h = _mm512_castpd512_pd256(self.0);
+                max_last_step_pd(_mm_max_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h)))
+            }
+            _ => self.reduce_max(),
+        })
     }
     #[inline(always)]
     fn first_lane(self) -> f64 {

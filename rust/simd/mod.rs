@@ -382,6 +382,39 @@ pub unsafe trait Vector: Copy {
         sums
     }
     fn reduce_max(self) -> Self::Elem;
+    /// Whether [`Vector::reduce_add_part`] and [`Vector::reduce_max_part`]
+    /// take fewer steps than the whole register's reductions, so that
+    /// loops over short rows are worth a copy for each part
+    /// (`softmax::vector::register_part`): AVX-512 only. AVX2 has the
+    /// defaults: with the copies (and the lower 128 bits for PART 2 and
+    /// 4), softmax rows of 8 to 32 float32 and 4 to 8 float64, which the
+    /// parts do not shorten, took 1.03-1.13x the time, and the hot loop of
+    /// rows of 16 moved registers to and from the stack (15 sampled
+    /// instructions, against 2); rows of at most 4 float32 and 2 float64
+    /// took 0.70-0.73x, log-softmax 0.34-0.92x (issue 11, round 46, one
+    /// run in each order).
+    const PART_REDUCTIONS: bool = false;
+    /// [`Vector::reduce_add`] of a register whose lanes from LANES / `PART`
+    /// on hold +0 (`PART` 1, 2 or 4), without the halving steps that would
+    /// add only those zeros (AVX-512: one or two of a short row's
+    /// reduction). The same bits unless a lane holds -0 (x + 0 is x for
+    /// every other x, so a zero sum may differ in sign) or two lanes hold
+    /// NaNs of different payloads (which one a sum passes on is the
+    /// compiler's choice).
+    #[inline(always)]
+    fn reduce_add_part<const PART: usize>(self) -> Self::Elem {
+        self.reduce_add()
+    }
+    /// [`Vector::reduce_max`] of a register whose lanes from LANES / `PART`
+    /// on hold -inf, without the halving steps that would take the max
+    /// with only those. The same bits in a register without NaN (max(a,
+    /// -inf) is a); with NaN, either may be NaN or below the largest
+    /// element (x86's max returns its second operand if one is NaN, so
+    /// max(NaN, -inf) drops the NaN).
+    #[inline(always)]
+    fn reduce_max_part<const PART: usize>(self) -> Self::Elem {
+        self.reduce_max()
+    }
     fn reduce_min(self) -> Self::Elem;
     /// Lane 0: the value of a register whose lanes are all equal, without
     /// a reduction's chain of shuffles.
@@ -578,6 +611,88 @@ mod tests {
                         // promise them, and no kernel result depends on them.
                         let (got, want) = (got.to_f64(), want.to_f64());
                         assert!(got.to_bits() == want.to_bits() || (got.is_nan() && want.is_nan()), "{isa} {} bits, round {round}, register {j}: {got:e} against {want:e}", T::MANTISSA_DIGITS);
+                    }
+                }
+            }
+        }
+        check::<f32>();
+        check::<f64>();
+    }
+
+    /// [`Vector::reduce_add_part`] and [`Vector::reduce_max_part`] of the
+    /// first LANES / PART lanes, for PART 1, 2 and 4, against
+    /// [`Vector::reduce_add`] and [`Vector::reduce_max`] of the register
+    /// padded with +0 and -inf.
+    struct ReducePart<'a, T> {
+        lanes: &'a [T; 16],
+    }
+
+    impl<T: Float> Kernel for ReducePart<'_, T> {
+        /// (lanes used, sum of those, sum of the padded register, max of
+        /// those, max of the padded register)
+        type Output = Vec<(usize, T, T, T, T)>;
+
+        fn scalar(self) -> Self::Output {
+            Vec::new()
+        }
+
+        #[inline(always)]
+        fn vector<S: Simd>(self, _: S) -> Self::Output {
+            let padded = |n: usize, pad: f64| -> [T; 16] { std::array::from_fn(|i| if i < n { self.lanes[i] } else { T::from_f64(pad) }) };
+            let n = |part: usize| <T::Vector<S>>::LANES / part;
+            let (z1, z2, z4) = (padded(n(1), 0.0), padded(n(2), 0.0), padded(n(4), 0.0));
+            let (m1, m2, m4) = (padded(n(1), f64::NEG_INFINITY), padded(n(2), f64::NEG_INFINITY), padded(n(4), f64::NEG_INFINITY));
+            // SAFETY: the token proves the CPU has S; each register is
+            // loaded from an array of 16 >= LANES elements.
+            unsafe {
+                let load = |lanes: &[T; 16]| <T::Vector<S>>::load(lanes.as_ptr());
+                let (z1, z2, z4) = (load(&z1), load(&z2), load(&z4));
+                let (m1, m2, m4) = (load(&m1), load(&m2), load(&m4));
+                vec![
+                    (n(1), z1.reduce_add_part::<1>(), z1.reduce_add(), m1.reduce_max_part::<1>(), m1.reduce_max()),
+                    (n(2), z2.reduce_add_part::<2>(), z2.reduce_add(), m2.reduce_max_part::<2>(), m2.reduce_max()),
+                    (n(4), z4.reduce_add_part::<4>(), z4.reduce_add(), m4.reduce_max_part::<4>(), m4.reduce_max()),
+                ]
+            }
+        }
+    }
+
+    /// Bit for bit, on every level and both types, with lanes of every
+    /// magnitude, cancellations, +0, infinities and (in the sums) NaN; -0
+    /// in the maxes only (its sum with a padding +0 is +0, the reductions'
+    /// documented exception), where max(+0, -0) is its second operand, so
+    /// that the order of the steps shows in the bits. No NaN in the maxes.
+    #[test]
+    fn reduce_part_is_reduce_of_the_padded_register() {
+        fn check<T: Float>() {
+            let mut rng = SmallRng::seed_from_u64(0x51_7cc1_b727_220a);
+            let specials = [0.0, f64::INFINITY, f64::NEG_INFINITY, 1e30, -1e30, 3.0e-39, f64::NAN];
+            for round in 0..if cfg!(miri) { 4 } else { 400 } {
+                let lanes: [T; 16] = std::array::from_fn(|i| {
+                    let r: u64 = rng.random();
+                    let v = ((r >> 11) as f64 / (1u64 << 53) as f64 - 0.5) * 2f64.powi((r % 60) as i32 - 30);
+                    T::from_f64(if round % 3 == 0 && (r >> 8) % 4 == 1 { specials[(i + round) % specials.len()] } else { v })
+                });
+                // The same lanes with every other lane a signed zero, for
+                // the maxes.
+                let zeros: [T; 16] = std::array::from_fn(|i| match (i + round) % 4 {
+                    0 => T::from_f64(-0.0),
+                    2 => T::ZERO,
+                    _ if lanes[i].to_f64().is_nan() => T::ZERO,
+                    _ => lanes[i],
+                });
+                for isa in dispatch::available().into_iter().filter(|&isa| isa != Isa::Scalar) {
+                    for (n, _, _, max_part, max) in dispatch::run(isa, ReducePart { lanes: &zeros }) {
+                        let what = format!("{isa} {} bits, round {round}, n={n}, signed zeros", T::MANTISSA_DIGITS);
+                        assert_eq!(max_part.to_f64().to_bits(), max.to_f64().to_bits(), "{what}: max {:e} against {:e}", max_part.to_f64(), max.to_f64());
+                    }
+                    for (n, sum_part, sum, max_part, max) in dispatch::run(isa, ReducePart { lanes: &lanes }) {
+                        let same = |a: T, b: T| a.to_f64().to_bits() == b.to_f64().to_bits() || (a.to_f64().is_nan() && b.to_f64().is_nan());
+                        let what = format!("{isa} {} bits, round {round}, n={n}", T::MANTISSA_DIGITS);
+                        assert!(same(sum_part, sum), "{what}: sum {:e} against {:e}", sum_part.to_f64(), sum.to_f64());
+                        if !lanes[..n].iter().any(|v| v.to_f64().is_nan()) {
+                            assert!(same(max_part, max), "{what}: max {:e} against {:e}", max_part.to_f64(), max.to_f64());
+                        }
                     }
                 }
             }

@@ -595,12 +595,37 @@ fn short_regs<V: Vector>(n: usize) -> usize {
     n.div_ceil(V::LANES)
 }
 
+/// How much of one register a short row of `n` elements fills, as the
+/// `PART` of [`Vector::reduce_add_part`] and [`ShortRow`]: 4 for at most a
+/// quarter of its lanes, 2 for at most half, 1 otherwise, and 1 at levels
+/// where the parts take no fewer steps ([`Vector::PART_REDUCTIONS`]). The
+/// batch loops take it as a constant, once per batch: chosen row by row
+/// (a `match` on `n` in the reductions), the same reductions left AVX-512
+/// softmax on float32 rows of 8 at 0.97-1.00x the time and on rows of 16,
+/// which they do not shorten, at 1.10-1.14x (issue 11, round 46, one run
+/// in each order of two builds).
+#[inline(always)]
+fn register_part<V: Vector>(n: usize) -> usize {
+    if !V::PART_REDUCTIONS {
+        1
+    } else if n <= V::LANES / 4 {
+        4
+    } else if n <= V::LANES / 2 {
+        2
+    } else {
+        1
+    }
+}
+
 /// The max of a short row's registers `regs` (as [`ShortRow::load`] loads
 /// them), over the registers that hold elements of the row when those are
 /// one or two: the others hold -inf, and max(a, -inf) is a for every a but
 /// NaN, so leaving them out shortens the row's chain by one or two
-/// maxes and changes no bit of the max of a row without NaN. In a row
-/// with NaN the max may differ (NaN, or below the largest element);
+/// maxes and changes no bit of the max of a row without NaN. A row that
+/// fills at most LANES / `PART` lanes of one register leaves out the
+/// halving steps over the other lanes too ([`Vector::reduce_max_part`]).
+/// In a row with NaN the max may differ (NaN, or below the largest
+/// element);
 /// softmax fills such a row with NaN either way, and the plain form of
 /// log-softmax's rows of at most two registers gives NaN of the same bits
 /// for any shift.
@@ -608,10 +633,10 @@ fn short_regs<V: Vector>(n: usize) -> usize {
 /// does: three registers and -inf take as many steps, and a different
 /// max there could switch log-softmax's form and with it a NaN's sign.
 #[inline(always)]
-fn short_max<V: Vector>(regs: &[V; SHORT_REGS], n: usize) -> V::Elem {
+fn short_max<V: Vector, const PART: usize>(regs: &[V; SHORT_REGS], n: usize) -> V::Elem {
     const { assert!(SHORT_REGS == 4) };
     match short_regs::<V>(n) {
-        0 | 1 => regs[0].reduce_max(),
+        0 | 1 => regs[0].reduce_max_part::<PART>(),
         2 => regs[0].max(regs[1]).reduce_max(),
         _ => max_of_chains(*regs),
     }
@@ -643,9 +668,11 @@ fn short_sum<V: Vector>(e: &[V; SHORT_REGS], n: usize) -> V {
     }
 }
 
-/// A short row ([`is_short`]) in registers, and its max.
+/// A short row ([`is_short`]) in registers, and its max. `PART` > 1 for
+/// rows that fill at most LANES / `PART` lanes of one register
+/// ([`register_part`]), whose max and sum take fewer steps.
 #[derive(Clone, Copy)]
-struct ShortRow<V: Vector> {
+struct ShortRow<V: Vector, const PART: usize = 1> {
     /// Register c holds x[c LANES..]; lanes past n hold -inf, whose
     /// exponential is 0.
     regs: [V; SHORT_REGS],
@@ -657,8 +684,9 @@ struct ShortRow<V: Vector> {
 /// sum; `None` for a row whose softmax is NaN.
 type ShortExp<V> = Option<([V; SHORT_REGS], <V as Vector>::Elem)>;
 
-impl<V: Vector> ShortRow<V> {
-    /// Loads the row `x` of `n` elements and takes its max.
+impl<V: Vector, const PART: usize> ShortRow<V, PART> {
+    /// Loads the row `x` of `n` elements and takes its max. `n` must be at
+    /// most LANES / `PART` if `PART` > 1, or the max may miss elements.
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`; `x` must be valid for
@@ -673,7 +701,8 @@ impl<V: Vector> ShortRow<V> {
         unsafe {
             prefetch::Ahead::current().fetch(x, SHORT_REGS * V::LANES * size_of::<M>());
             let regs = V::load_registers::<SHORT_REGS>(x, n, V::Elem::NEG_INFINITY);
-            ShortRow { regs, m: short_max(&regs, n), n }
+            debug_assert!(PART == 1 || n <= V::LANES / PART);
+            ShortRow { regs, m: short_max::<V, PART>(&regs, n), n }
         }
     }
 
@@ -736,7 +765,7 @@ impl<V: Vector> ShortRow<V> {
         unsafe {
             const { assert!(SHORT_REGS * V::LANES < N_FIRST_MIN, "a short row takes the pair form, not the n-first one") };
             let e = if f.pairs { self.exps::<true>(f) } else { self.exps::<false>(f) };
-            (e, short_sum(&e, self.n).reduce_add().to_f64())
+            (e, short_sum(&e, self.n).reduce_add_part::<PART>().to_f64())
         }
     }
 
@@ -759,7 +788,9 @@ impl<V: Vector> ShortRow<V> {
             e
         }
     }
+}
 
+impl<V: Vector> ShortRow<V> {
     /// Writes the row: each exponential times 1 / sum, or NaN.
     ///
     /// # Safety
@@ -832,6 +863,23 @@ impl<V: Vector> ShortRow<V> {
 /// As for [`softmax_rows`]; the rows are short ([`is_short`]).
 #[inline(always)]
 unsafe fn short_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
+    // SAFETY: this function's contract.
+    unsafe {
+        match register_part::<V>(batch.n) {
+            4 => short_reload_rows::<V, M, 4>(batch),
+            2 => short_reload_rows::<V, M, 2>(batch),
+            _ => short_reload_rows::<V, M, 1>(batch),
+        }
+    }
+}
+
+/// [`short_reload_pipeline`] for rows of [`register_part`] `PART` (with
+/// another part, the rows' max and sum may miss elements).
+///
+/// # Safety
+/// As for [`short_reload_pipeline`].
+#[inline(always)]
+unsafe fn short_reload_rows<V: Storage<M>, M, const PART: usize>(batch: &RowBatch<M>) {
     // SAFETY: this function's contract: the CPU has the instruction set of V,
     // and every access below stays inside the rows the caller vouched for.
     unsafe {
@@ -839,7 +887,7 @@ unsafe fn short_reload_pipeline<V: Storage<M>, M>(batch: &RowBatch<M>) {
         staggered_rows(
             batch.rows,
             #[inline(always)]
-            |i| ShortRow::<V>::load(batch.x_row(i), n),
+            |i| ShortRow::<V, PART>::load(batch.x_row(i), n),
             #[inline(always)]
             |_, row| row.exp_sum(),
             #[inline(always)]
@@ -2190,6 +2238,33 @@ const LOG_FUSED_MIN_BYTES: usize = 1024;
 /// more of L1.
 const LOG_GROUP_MAX_BYTES: usize = 2048;
 
+/// Log-softmax of the short rows of `batch` ([`is_short`], more than one)
+/// in groups ([`log_softmax_groups`]), loaded into registers for the sum
+/// and again for the write: no loops, and no copy of x. `PART` is
+/// [`register_part`] of the rows (with another, their max and sum may
+/// miss elements).
+///
+/// # Safety
+/// As for [`log_softmax_rows`].
+#[inline(always)]
+unsafe fn short_log_groups<V: Storage<M>, M, const PART: usize>(batch: &RowBatch<M>) {
+    // SAFETY: this function's contract: the CPU has the instruction set of V,
+    // and rows i < batch.rows are valid with the aliasing it names.
+    unsafe {
+        let n = batch.n;
+        log_softmax_groups::<V>(
+            batch.rows,
+            #[inline(always)]
+            |i| ShortRow::<V, PART>::load(batch.x_row(i), n).log_sum(),
+            #[inline(always)]
+            |i, m, ln_sum| {
+                let regs = V::load_registers::<SHORT_REGS>(batch.x_row(i), n, V::Elem::NEG_INFINITY);
+                ShortRow::<V>::write_log(regs, batch.y_row(i), n, m, ln_sum)
+            },
+        );
+    }
+}
+
 /// Rows per group of [`log_softmax_groups`]. Measured only on a variant
 /// not kept, with short rows in registers (`benches/ab`, AVX-512, float32,
 /// time / groups of 8): 65536 rows of 64 (from memory) 2: 1.18, 4: 1.06,
@@ -2213,18 +2288,13 @@ pub unsafe fn log_softmax_rows<V: Storage<M>, M>(batch: RowBatch<M>) {
         let (rows, n) = (batch.rows, batch.n);
         let bytes = n * size_of::<M>();
         if rows > 1 && is_short::<V>(n) {
-            // Short rows in groups too, loaded into registers for the sum
-            // and again for the write: no loops, and no copy of x.
-            return log_softmax_groups::<V>(
-                rows,
-                #[inline(always)]
-                |i| ShortRow::<V>::load(batch.x_row(i), n).log_sum(),
-                #[inline(always)]
-                |i, m, ln_sum| {
-                    let regs = V::load_registers::<SHORT_REGS>(batch.x_row(i), n, V::Elem::NEG_INFINITY);
-                    ShortRow::write_log(regs, batch.y_row(i), n, m, ln_sum)
-                },
-            );
+            // Short rows in groups too, each batch with its rows' part of
+            // a register as a constant.
+            return match register_part::<V>(n) {
+                4 => short_log_groups::<V, M, 4>(&batch),
+                2 => short_log_groups::<V, M, 2>(&batch),
+                _ => short_log_groups::<V, M, 1>(&batch),
+            };
         }
         if rows > 1 && bytes > LOG_FUSED_MIN_BYTES && log_fuses_rows::<M>(n) && copies_input::<V, M>(n) {
             return fused_rows::<V, M, _>(
@@ -2708,10 +2778,52 @@ mod tests {
         check::<f64>(&[33, 50, 64, 65, 100, 128]);
     }
 
-    /// One short row's [`short_max`] and [`short_sum`] against the same
-    /// reductions over all four registers, at a vector level.
+    /// One short row's [`short_max`] and [`short_sum`] (and its sum, as
+    /// [`ShortRow::exps_and_sum`] takes it) against the same reductions
+    /// over all four registers, at a vector level, for each `PART` of a
+    /// register the row fits ([`register_part`]).
     struct ShortReductions<'a, T> {
         x: &'a [T],
+    }
+
+    impl<T: Element<Real = T> + Real> ShortReductions<'_, T> {
+        /// The checks for rows loaded as `ShortRow<_, PART>`, which hold at
+        /// most LANES / `PART` elements if `PART` > 1.
+        ///
+        /// # Safety
+        /// The CPU must have S.
+        #[inline(always)]
+        unsafe fn check_part<S: Simd, const PART: usize>(&self) {
+            type V<S, T> = <T as Element>::Vector<S>;
+            let (x, n) = (self.x.as_ptr(), self.x.len());
+            let lane_bits = |v: V<S, T>| {
+                let mut out = vec![T::ZERO; V::<S, T>::LANES];
+                // SAFETY: out holds LANES elements; the caller has S.
+                unsafe { v.store_to(out.as_mut_ptr()) };
+                out.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>()
+            };
+            // SAFETY: x holds n <= SHORT_REGS * LANES elements; the caller
+            // has S.
+            unsafe {
+                let row = ShortRow::<V<S, T>, PART>::load(x, n);
+                assert_eq!(row.m.to_f64().to_bits(), max_of_chains(row.regs).to_f64().to_bits(), "n={n}, part {PART}");
+                if !row.m.is_finite() {
+                    return;
+                }
+                // Softmax's pair form and log-softmax's plain form.
+                for f in [ShiftedExp::new(row.m, n), ShiftedExp::plain(row.m)] {
+                    let e = if f.pairs { row.exps::<true>(&f) } else { row.exps::<false>(&f) };
+                    let mut chains = [V::<S, T>::splat(T::ZERO); 2];
+                    for (c, &ec) in e.iter().enumerate() {
+                        chains[c % 2] = chains[c % 2].add(ec);
+                    }
+                    let all_four = chains[0].add(chains[1]);
+                    assert_eq!(lane_bits(short_sum(&e, n)), lane_bits(all_four), "n={n}, pairs {}", f.pairs);
+                    let (_, sum) = row.exps_and_sum(&f);
+                    assert_eq!(sum.to_bits(), all_four.reduce_add().to_f64().to_bits(), "n={n}, part {PART}, pairs {}, sum", f.pairs);
+                }
+            }
+        }
     }
 
     impl<T: Element<Real = T> + Real> Kernel for ShortReductions<'_, T> {
@@ -2723,29 +2835,18 @@ mod tests {
 
         #[inline(always)]
         fn vector<S: Simd>(self, _: S) {
-            type V<S, T> = <T as Element>::Vector<S>;
-            let (x, n) = (self.x.as_ptr(), self.x.len());
-            let lane_bits = |v: V<S, T>| {
-                let mut out = vec![T::ZERO; V::<S, T>::LANES];
-                // SAFETY: out holds LANES elements; the token proves the CPU
-                // has S.
-                unsafe { v.store_to(out.as_mut_ptr()) };
-                out.iter().map(|e| e.to_f64().to_bits()).collect::<Vec<_>>()
-            };
-            // SAFETY: x holds n <= SHORT_REGS * LANES elements; the token
-            // proves the CPU has S.
+            let n = self.x.len();
+            let lanes = <T as Element>::Vector::<S>::LANES;
+            // SAFETY: the token proves the CPU has S; each part is checked
+            // only for rows that fit it.
             unsafe {
-                let row = ShortRow::<V<S, T>>::load(x, n);
-                assert_eq!(row.m.to_f64().to_bits(), max_of_chains(row.regs).to_f64().to_bits(), "n={n}");
-                if !row.m.is_finite() {
-                    return;
+                self.check_part::<S, 1>();
+                if n <= lanes / 2 {
+                    self.check_part::<S, 2>();
                 }
-                let e = row.exps::<true>(&ShiftedExp::new(row.m, n));
-                let mut chains = [V::<S, T>::splat(T::ZERO); 2];
-                for (c, &ec) in e.iter().enumerate() {
-                    chains[c % 2] = chains[c % 2].add(ec);
+                if n <= lanes / 4 {
+                    self.check_part::<S, 4>();
                 }
-                assert_eq!(lane_bits(short_sum(&e, n)), lane_bits(chains[0].add(chains[1])), "n={n}");
             }
         }
     }
@@ -2755,7 +2856,9 @@ mod tests {
     /// 0 among the exponentials; the sum from zero in two chains, as before
     /// round 45), bit for bit, at every vector level, for every length up
     /// to four registers: rows without NaN holding +-0, -inf and values
-    /// from -30 to 30 (the pair form), and all -inf rows.
+    /// from -30 to 30, and all -inf rows; the sums in softmax's pair form
+    /// and log-softmax's plain form, and for each part of a register the
+    /// row fits ([`register_part`]).
     #[test]
     fn short_rows_reduce_over_their_registers_as_over_all_four() {
         fn check<T: Element<Real = T> + Real>() {
