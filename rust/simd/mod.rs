@@ -391,7 +391,7 @@ pub unsafe trait Vector: Copy {
     /// parts do not shorten, took 1.03-1.13x the time, and the hot loop of
     /// rows of 16 moved registers to and from the stack (15 sampled
     /// instructions, against 2); rows of at most 4 float32 and 2 float64
-    /// took 0.70-0.73x, log-softmax 0.34-0.92x (issue 11, round 46, one
+    /// took 0.70-0.73x, log-softmax 0.33-0.92x (issue 11, round 46, one
     /// run in each order).
     const PART_REDUCTIONS: bool = false;
     /// [`Vector::reduce_add`] of a register whose lanes from LANES / `PART`
