@@ -388,9 +388,9 @@ pub unsafe trait Vector: Copy {
     /// (`softmax::vector::register_part`): AVX-512 only. AVX2 has the
     /// defaults: with the copies (and the lower 128 bits for PART 2 and
     /// 4), softmax rows of 8 to 32 float32 and 4 to 8 float64, which the
-    /// parts do not shorten, took 1.03-1.13x the time, and the hot loop of
-    /// rows of 16 moved registers to and from the stack (15 sampled
-    /// instructions, against 2); rows of at most 4 float32 and 2 float64
+    /// parts do not shorten, took 1.03-1.13x the time, and in the hot loop
+    /// of rows of 16, 15 sampled instructions had a ymm register and a
+    /// stack operand, against 2; rows of at most 4 float32 and 2 float64
     /// took 0.70-0.73x, log-softmax 0.33-0.92x (issue 11, round 46, one
     /// run in each order).
     const PART_REDUCTIONS: bool = false;
