@@ -625,10 +625,9 @@ fn register_part<V: Vector>(n: usize) -> usize {
 /// fills at most LANES / `PART` lanes of one register leaves out the
 /// halving steps over the other lanes too ([`Vector::reduce_max_part`]).
 /// In a row with NaN the max may differ (NaN, or below the largest
-/// element);
-/// softmax fills such a row with NaN either way, and the plain form of
-/// log-softmax's rows of at most two registers gives NaN of the same bits
-/// for any shift.
+/// element); softmax fills such a row with NaN either way, and the plain
+/// form of log-softmax's rows of at most two registers gives NaN of the
+/// same bits for any shift.
 /// Rows of three and four registers combine all four as [`row_max`]
 /// does: three registers and -inf take as many steps, and a different
 /// max there could switch log-softmax's form and with it a NaN's sign.
@@ -686,7 +685,8 @@ type ShortExp<V> = Option<([V; SHORT_REGS], <V as Vector>::Elem)>;
 
 impl<V: Vector, const PART: usize> ShortRow<V, PART> {
     /// Loads the row `x` of `n` elements and takes its max. `n` must be at
-    /// most LANES / `PART` if `PART` > 1, or the max may miss elements.
+    /// most LANES / `PART` if `PART` > 1, or the max and the sum may miss
+    /// elements.
     ///
     /// # Safety
     /// The CPU must have the instruction set of `V`; `x` must be valid for
@@ -790,6 +790,7 @@ impl<V: Vector, const PART: usize> ShortRow<V, PART> {
     }
 }
 
+/// The writes, which do not depend on `PART`.
 impl<V: Vector> ShortRow<V> {
     /// Writes the row: each exponential times 1 / sum, or NaN.
     ///
@@ -2837,8 +2838,8 @@ mod tests {
         fn vector<S: Simd>(self, _: S) {
             let n = self.x.len();
             let lanes = <T as Element>::Vector::<S>::LANES;
-            // SAFETY: the token proves the CPU has S; each part is checked
-            // only for rows that fit it.
+            // SAFETY: the token proves the CPU has S. (Each part is checked
+            // only on rows that fit it.)
             unsafe {
                 self.check_part::<S, 1>();
                 if n <= lanes / 2 {
