@@ -97,6 +97,49 @@ fn max_last_step_pd(s: __m128d) -> f64 {
     unsafe { _mm_cvtsd_f64(_mm_max_sd(s, _mm_unpackhi_pd(s, s))) }
 }
 
+/// The sum of a `__m256`'s eight f32 lanes as AVX2's and AVX-512's
+/// [`Vector::reduce_add`] add them from there: lanes i and i + 4, then
+/// [`sum_last_steps_ps`].
+///
+/// # Safety
+/// The CPU must have AVX.
+#[inline(always)]
+unsafe fn sum_half_ps(h: __m256) -> f32 {
+    // SAFETY: the caller has AVX (this function's contract).
+    unsafe { sum_last_steps_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))) }
+}
+
+/// [`sum_half_ps`] with max for add ([`Vector::reduce_max`]).
+///
+/// # Safety
+/// The CPU must have AVX.
+#[inline(always)]
+unsafe fn max_half_ps(h: __m256) -> f32 {
+    // SAFETY: the caller has AVX (this function's contract).
+    unsafe { max_last_steps_ps(_mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h))) }
+}
+
+/// The sum of a `__m256d`'s four f64 lanes: lanes i and i + 2, then
+/// [`sum_last_step_pd`].
+///
+/// # Safety
+/// The CPU must have AVX.
+#[inline(always)]
+unsafe fn sum_half_pd(h: __m256d) -> f64 {
+    // SAFETY: the caller has AVX (this function's contract).
+    unsafe { sum_last_step_pd(_mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h))) }
+}
+
+/// [`sum_half_pd`] with max for add ([`Vector::reduce_max`]).
+///
+/// # Safety
+/// The CPU must have AVX.
+#[inline(always)]
+unsafe fn max_half_pd(h: __m256d) -> f64 {
+    // SAFETY: the caller has AVX (this function's contract).
+    unsafe { max_last_step_pd(_mm_max_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h))) }
+}
+
 // SAFETY: F16C and AVX-512 F are part of the level's features
 // (`dispatch`), and each method reads or writes exactly sixteen 16-bit
 // values.
@@ -250,8 +293,7 @@ unsafe impl Vector for F32x16 {
     #[inline(always)]
     fn reduce_add(self) -> f32 {
         avx512!({
-            let h = _mm256_add_ps(_mm512_castps512_ps256(self.0), _mm512_extractf32x8_ps::<1>(self.0));
-            sum_last_steps_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)))
+            sum_half_ps(_mm256_add_ps(_mm512_castps512_ps256(self.0), _mm512_extractf32x8_ps::<1>(self.0)))
         })
     }
     /// PART 2: the lower 256 bits alone, AVX2's three steps; PART 4: the
@@ -260,10 +302,7 @@ unsafe impl Vector for F32x16 {
     fn reduce_add_part<const PART: usize>(self) -> f32 {
         avx512!(match PART {
             4 => sum_last_steps_ps(_mm512_castps512_ps128(self.0)),
-            2 => {
-                let h = _mm512_castps512_ps256(self.0);
-                sum_last_steps_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)))
-            }
+            2 => sum_half_ps(_mm512_castps512_ps256(self.0)),
             _ => self.reduce_add(),
         })
     }
@@ -320,10 +359,7 @@ unsafe impl Vector for F32x16 {
     fn reduce_max_part<const PART: usize>(self) -> f32 {
         avx512!(match PART {
             4 => max_last_steps_ps(_mm512_castps512_ps128(self.0)),
-            2 => {
-                let h = _mm512_castps512_ps256(self.0);
-                max_last_steps_ps(_mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps::<1>(h)))
-            }
+            2 => max_half_ps(_mm512_castps512_ps256(self.0)),
             _ => self.reduce_max(),
         })
     }
@@ -488,10 +524,7 @@ unsafe impl Vector for F64x8 {
     fn reduce_add_part<const PART: usize>(self) -> f64 {
         avx512!(match PART {
             4 => sum_last_step_pd(_mm512_castpd512_pd128(self.0)),
-            2 => {
-                let h = _mm512_castpd512_pd256(self.0);
-                sum_last_step_pd(_mm_add_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h)))
-            }
+            2 => sum_half_pd(_mm512_castpd512_pd256(self.0)),
             _ => self.reduce_add(),
         })
     }
@@ -504,10 +537,7 @@ unsafe impl Vector for F64x8 {
     fn reduce_max_part<const PART: usize>(self) -> f64 {
         avx512!(match PART {
             4 => max_last_step_pd(_mm512_castpd512_pd128(self.0)),
-            2 => {
-                let h = _mm512_castpd512_pd256(self.0);
-                max_last_step_pd(_mm_max_pd(_mm256_castpd256_pd128(h), _mm256_extractf128_pd::<1>(h)))
-            }
+            2 => max_half_pd(_mm512_castpd512_pd256(self.0)),
             _ => self.reduce_max(),
         })
     }
